@@ -1,0 +1,287 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Client side of the brokerd socket. Synchronous by design (the CLI and simple orchestrator
+ * glue want "call and get the answer"): tagmem_client_call() reads until the reply with its
+ * id arrives and parks events that come in between, in order, for tagmem_client_next_event().
+ */
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <json-c/json.h>
+
+#include "private.h"
+
+/* Replies can be large (a list of 10,000 tags); the daemon is trusted more than a client,
+ * but not without bound. */
+#define CLIENT_MAX_REPLY (256u << 20)
+
+struct event_node {
+	struct json_object *msg;
+	struct event_node *next;
+};
+
+struct tagmem_client {
+	struct tagmem_ctx *ctx;
+	int fd;
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	uint64_t next_id;
+	char *buf; /* received bytes not yet split into lines */
+	size_t len, cap;
+	struct event_node *events_head, *events_tail;
+};
+
+TAGMEM_EXPORT int tagmem_client_connect(struct tagmem_ctx *ctx, const char *path,
+					struct tagmem_client **ret_client)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	_cleanup_close_ int fd = -1;
+	struct tagmem_client *c;
+
+	if (!ret_client)
+		return -EINVAL;
+	if (!path)
+		path = secure_getenv("TAGMEM_SOCKET");
+	if (!path || !*path)
+		path = TAGMEM_DEFAULT_SOCKET;
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, path);
+
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		tm_dbg(ctx, "connect %s: %m\n", path);
+		return -errno;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->ctx = tagmem_ref(ctx);
+	c->fd = TAKE_FD(fd);
+	c->next_id = 1;
+	strcpy(c->path, path);
+	*ret_client = c;
+	return 0;
+}
+
+TAGMEM_EXPORT struct tagmem_client *tagmem_client_unref(struct tagmem_client *c)
+{
+	if (!c)
+		return NULL;
+	while (c->events_head) {
+		struct event_node *n = c->events_head;
+		c->events_head = n->next;
+		json_object_put(n->msg);
+		free(n);
+	}
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c->buf);
+	tagmem_unref(c->ctx);
+	free(c);
+	return NULL;
+}
+
+TAGMEM_EXPORT int tagmem_client_get_fd(struct tagmem_client *c)
+{
+	return c ? c->fd : -EINVAL;
+}
+
+TAGMEM_EXPORT const char *tagmem_client_get_path(struct tagmem_client *c)
+{
+	return c ? c->path : NULL;
+}
+
+/* Pop one complete line from the buffer as a parsed message: 1 got one, 0 none yet. */
+static int take_message(struct tagmem_client *c, struct json_object **ret_msg)
+{
+	char *nl = memchr(c->buf, '\n', c->len);
+	size_t line_len;
+	int r;
+
+	if (!nl)
+		return 0;
+	line_len = (size_t)(nl - c->buf);
+	r = tagmem_msg_parse(c->buf, line_len, CLIENT_MAX_REPLY, ret_msg);
+	memmove(c->buf, nl + 1, c->len - line_len - 1);
+	c->len -= line_len + 1;
+	if (r < 0) {
+		tm_err(c->ctx, "malformed message from brokerd: %s\n", strerror(-r));
+		return -EPROTO;
+	}
+	return 1;
+}
+
+/* Wait until more bytes arrive; -ETIMEDOUT, -ECONNRESET at EOF. */
+static int fill(struct tagmem_client *c, int timeout_ms)
+{
+	struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+	ssize_t n;
+	int r;
+
+	if (c->len == c->cap) {
+		size_t ncap = c->cap ? c->cap * 2 : 65536;
+		char *nbuf;
+
+		if (ncap > CLIENT_MAX_REPLY)
+			return -EMSGSIZE;
+		nbuf = realloc(c->buf, ncap);
+		if (!nbuf)
+			return -ENOMEM;
+		c->buf = nbuf;
+		c->cap = ncap;
+	}
+	do
+		r = poll(&pfd, 1, timeout_ms);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return -errno;
+	if (r == 0)
+		return -ETIMEDOUT;
+	n = read(c->fd, c->buf + c->len, c->cap - c->len);
+	if (n < 0)
+		return errno == EINTR || errno == EAGAIN ? 0 : -errno;
+	if (n == 0)
+		return -ECONNRESET;
+	c->len += (size_t)n;
+	return 0;
+}
+
+static int queue_event(struct tagmem_client *c, struct json_object *msg)
+{
+	struct event_node *n = calloc(1, sizeof(*n));
+
+	if (!n)
+		return -ENOMEM;
+	n->msg = msg;
+	if (c->events_tail)
+		c->events_tail->next = n;
+	else
+		c->events_head = n;
+	c->events_tail = n;
+	return 0;
+}
+
+static int deadline_left(uint64_t deadline, int timeout_ms)
+{
+	uint64_t now;
+
+	if (timeout_ms < 0)
+		return -1;
+	now = now_usec();
+	return now >= deadline ? 0 : (int)((deadline - now + 999) / 1000);
+}
+
+TAGMEM_EXPORT int tagmem_client_call(struct tagmem_client *c, struct json_object *request,
+				     int timeout_ms, struct json_object **ret_reply)
+{
+	uint64_t id, deadline;
+	_cleanup_free_ char *line = NULL;
+	size_t len;
+	int r;
+
+	if (!c || !request || !ret_reply)
+		return -EINVAL;
+	id = c->next_id++;
+	json_object_object_add(request, "id", json_object_new_uint64(id));
+	line = tagmem_msg_format(request, &len);
+	if (!line)
+		return -ENOMEM;
+	r = write_all(c->fd, line, len);
+	if (r < 0)
+		return r == -EPIPE ? -ECONNRESET : r;
+
+	deadline = now_usec() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000u;
+	for (;;) {
+		struct json_object *msg = NULL, *vid;
+
+		r = take_message(c, &msg);
+		if (r < 0)
+			return r;
+		if (r == 0) {
+			int left = deadline_left(deadline, timeout_ms);
+			if (left == 0)
+				return -ETIMEDOUT;
+			r = fill(c, left);
+			if (r < 0)
+				return r;
+			continue;
+		}
+		if (json_object_object_get_ex(msg, "event", NULL)) {
+			r = queue_event(c, msg);
+			if (r < 0) {
+				json_object_put(msg);
+				return r;
+			}
+			continue;
+		}
+		if (json_object_object_get_ex(msg, "id", &vid) &&
+		    json_object_is_type(vid, json_type_int) && json_object_get_uint64(vid) == id) {
+			*ret_reply = msg;
+			return 0;
+		}
+		/* A reply to an earlier, timed-out call: nobody waits for it any more. */
+		json_object_put(msg);
+	}
+}
+
+TAGMEM_EXPORT int tagmem_client_call_result(struct tagmem_client *c,
+					    struct json_object *request, int timeout_ms,
+					    struct json_object **ret_reply)
+{
+	_cleanup_json_ struct json_object *reply = NULL;
+	const char *code, *message;
+	int r;
+
+	r = tagmem_client_call(c, request, timeout_ms, &reply);
+	if (r < 0)
+		return r;
+	r = tagmem_reply_error(reply, &code, &message);
+	if (r == -EREMOTEIO)
+		tm_err(c->ctx, "%s (%s)\n", message, code);
+	if (r < 0)
+		return r;
+	*ret_reply = TAKE_PTR(reply);
+	return 0;
+}
+
+TAGMEM_EXPORT int tagmem_client_next_event(struct tagmem_client *c, int timeout_ms,
+					   struct json_object **ret_event)
+{
+	uint64_t deadline = now_usec() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000u;
+	int r;
+
+	if (!c || !ret_event)
+		return -EINVAL;
+	for (;;) {
+		struct json_object *msg = NULL;
+
+		if (c->events_head) {
+			struct event_node *n = c->events_head;
+			c->events_head = n->next;
+			if (!c->events_head)
+				c->events_tail = NULL;
+			*ret_event = n->msg;
+			free(n);
+			return 0;
+		}
+		r = take_message(c, &msg);
+		if (r < 0)
+			return r;
+		if (r > 0) {
+			if (json_object_object_get_ex(msg, "event", NULL)) {
+				*ret_event = msg;
+				return 0;
+			}
+			json_object_put(msg); /* stale reply */
+			continue;
+		}
+		r = fill(c, deadline_left(deadline, timeout_ms));
+		if (r < 0)
+			return r;
+	}
+}

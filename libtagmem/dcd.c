@@ -1,0 +1,197 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "dcd.h"
+#include "util.h"
+
+int dcd_read_extent(struct sysfs *s, unsigned region, unsigned id, struct dcd_extent *ret)
+{
+	char dir[128], path[160];
+	struct dcd_extent e = { .region = region, .id = id };
+	int r;
+
+	snprintf(dir, sizeof(dir), DCD_CXL_DEVICES "/dax_region%u/extent%u.%u", region, region, id);
+	snprintf(path, sizeof(path), "%s/offset", dir);
+	r = sysfs_read_u64(s, path, &e.offset);
+	if (r < 0)
+		return r;
+	snprintf(path, sizeof(path), "%s/length", dir);
+	r = sysfs_read_u64(s, path, &e.length);
+	if (r < 0)
+		return r;
+	if (e.length == 0 || e.offset % DCD_ALIGN || e.length % DCD_ALIGN ||
+	    e.offset + e.length < e.offset)
+		return -EINVAL;
+
+	snprintf(path, sizeof(path), "%s/uuid", dir);
+	r = sysfs_read_tag(s, path, &e.tag, &e.tagged);
+	if (r == -ENOENT) {
+		snprintf(path, sizeof(path), "%s/tag", dir);
+		r = sysfs_read_tag(s, path, &e.tag, &e.tagged);
+	}
+	if (r == -ENOENT) /* untagged extents hide the attribute */
+		r = 0, e.tagged = false;
+	if (r < 0)
+		return r;
+	*ret = e;
+	return 0;
+}
+
+int dcd_read_daxdev(struct sysfs *s, const char *name, struct dcd_daxdev *ret)
+{
+	struct dcd_daxdev d = { 0 };
+	char path[160];
+	int r;
+
+	if (strlen(name) >= sizeof(d.name))
+		return -EINVAL;
+	r = sysfs_parse_dotted(name, "dax", &d.region, &d.id);
+	if (r < 0)
+		return r;
+	strcpy(d.name, name);
+	snprintf(path, sizeof(path), DCD_DAX_DEVICES "/%s/size", name);
+	r = sysfs_read_u64(s, path, &d.size);
+	if (r < 0)
+		return r;
+	snprintf(path, sizeof(path), DCD_DAX_DEVICES "/%s/uuid", name);
+	r = sysfs_read_tag(s, path, &d.tag, &d.tagged);
+	if (r == -ENOENT) /* dax devices of non-DCD regions have no uuid */
+		r = 0, d.tagged = false;
+	if (r < 0)
+		return r;
+	*ret = d;
+	return 0;
+}
+
+int dcd_read_region(struct sysfs *s, unsigned region, struct dcd_region *ret)
+{
+	struct dcd_region rg = { .id = region };
+	char path[160];
+	uint64_t v = 0;
+	int r;
+
+	snprintf(path, sizeof(path), DCD_CXL_DEVICES "/dax_region%u/dax_region/seed", region);
+	r = sysfs_read(s, path, rg.seed, sizeof(rg.seed));
+	if (r == -ENOENT)
+		rg.seed[0] = '\0'; /* a region with no seed cannot make devices, but exists */
+	else if (r < 0)
+		return r;
+	snprintf(path, sizeof(path), DCD_CXL_DEVICES "/dax_region%u/sharable", region);
+	r = sysfs_read_u64(s, path, &v);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	rg.sharable = v != 0;
+	*ret = rg;
+	return 0;
+}
+
+#define GROW(arr, n, cap)                                                                  \
+	({                                                                                 \
+		int _r = 0;                                                                \
+		if ((n) == (cap)) {                                                        \
+			size_t _nc = (cap) ? (cap) * 2 : 16;                               \
+			void *_p = realloc((arr), _nc * sizeof(*(arr)));                   \
+			if (_p) {                                                          \
+				(arr) = _p;                                                \
+				(cap) = _nc;                                               \
+			} else                                                             \
+				_r = -ENOMEM;                                              \
+		}                                                                          \
+		_r;                                                                        \
+	})
+
+int dcd_scan_region_extents(struct sysfs *s, unsigned region, struct dcd_snapshot *snap)
+{
+	char dir[96], prefix[32];
+	char **names = NULL;
+	size_t n = 0, cap = snap->nextents;
+	int r;
+
+	snprintf(dir, sizeof(dir), DCD_CXL_DEVICES "/dax_region%u", region);
+	snprintf(prefix, sizeof(prefix), "extent%u.", region);
+	r = sysfs_list(s, dir, prefix, &names, &n);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		struct dcd_extent e;
+		unsigned a, b;
+
+		if (sysfs_parse_dotted(names[i], "extent", &a, &b) < 0 || a != region ||
+		    dcd_read_extent(s, region, b, &e) < 0) {
+			snap->skipped++;
+			continue;
+		}
+		r = GROW(snap->extents, snap->nextents, cap);
+		if (r < 0)
+			break;
+		snap->extents[snap->nextents++] = e;
+	}
+	sysfs_names_free(names, n);
+	return r;
+}
+
+int dcd_scan(struct sysfs *s, struct dcd_snapshot *ret)
+{
+	struct dcd_snapshot snap = { 0 };
+	char **names = NULL;
+	size_t n = 0, cap = 0;
+	int r;
+
+	r = sysfs_list(s, DCD_CXL_DEVICES, "dax_region", &names, &n);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n && r >= 0; i++) {
+		struct dcd_region rg;
+		unsigned long id;
+		char *end;
+
+		id = strtoul(names[i] + strlen("dax_region"), &end, 10);
+		if (*end || end == names[i] + strlen("dax_region") || id > INT_MAX ||
+		    dcd_read_region(s, (unsigned)id, &rg) < 0) {
+			snap.skipped++;
+			continue;
+		}
+		r = GROW(snap.regions, snap.nregions, cap);
+		if (r >= 0) {
+			snap.regions[snap.nregions++] = rg;
+			r = dcd_scan_region_extents(s, rg.id, &snap);
+		}
+	}
+	sysfs_names_free(names, n);
+	if (r < 0)
+		goto fail;
+
+	r = sysfs_list(s, DCD_DAX_DEVICES, "dax", &names, &n);
+	if (r < 0)
+		goto fail;
+	cap = 0;
+	for (size_t i = 0; i < n && r >= 0; i++) {
+		struct dcd_daxdev d;
+
+		if (dcd_read_daxdev(s, names[i], &d) < 0) {
+			snap.skipped++;
+			continue;
+		}
+		r = GROW(snap.devs, snap.ndevs, cap);
+		if (r >= 0)
+			snap.devs[snap.ndevs++] = d;
+	}
+	sysfs_names_free(names, n);
+	if (r < 0)
+		goto fail;
+	*ret = snap;
+	return 0;
+fail:
+	dcd_snapshot_clear(&snap);
+	return r;
+}
+
+void dcd_snapshot_clear(struct dcd_snapshot *snap)
+{
+	free(snap->regions);
+	free(snap->extents);
+	free(snap->devs);
+	memset(snap, 0, sizeof(*snap));
+}

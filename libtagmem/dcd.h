@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The kernel's view of Dynamic Capacity, read from a sysfs tree (see sysfs.h) exactly as
+ * DESIGN.md describes it:
+ *   sys/bus/cxl/devices/dax_regionX/extentX.Y/{offset,length,uuid|tag}
+ *   sys/bus/cxl/devices/dax_regionX/dax_region/seed      name of the seed dax device
+ *   sys/bus/dax/devices/daxX.Y/{size,uuid}               a dax device and the tag it claimed
+ *   dev/daxX.Y                                           its character device
+ * Shared by brokerd's backends and daemonless resolution. Internal; not installed.
+ */
+#ifndef TAGMEM_DCD_H
+#define TAGMEM_DCD_H
+
+#include "sysfs.h"
+
+#define DCD_CXL_DEVICES "sys/bus/cxl/devices"
+#define DCD_DAX_DEVICES "sys/bus/dax/devices"
+#define DCD_ALIGN (2u << 20) /* extents are 2 MiB aligned */
+#define DCD_NAME_MAX 32
+
+struct dcd_extent {
+	unsigned region, id;
+	uint64_t offset, length;
+	bool tagged;
+	tagmem_tag tag;
+};
+
+struct dcd_daxdev {
+	char name[DCD_NAME_MAX]; /* "dax3.1" */
+	unsigned region, id;
+	uint64_t size;
+	bool tagged;
+	tagmem_tag tag;
+};
+
+struct dcd_region {
+	unsigned id;
+	bool sharable; /* capacity other hosts see too: must stay devdax and carry a tag */
+	char seed[DCD_NAME_MAX];
+};
+
+/*
+ * One extent. Generation differences are absorbed here: the tag attribute is "uuid" (v9+)
+ * or "tag" (v3–v8); an absent attribute means the extent is untagged. Offsets and lengths
+ * must be 2 MiB aligned and non-empty, or the extent is refused (-EINVAL).
+ */
+int dcd_read_extent(struct sysfs *s, unsigned region, unsigned id, struct dcd_extent *ret);
+int dcd_read_daxdev(struct sysfs *s, const char *name, struct dcd_daxdev *ret);
+int dcd_read_region(struct sysfs *s, unsigned region, struct dcd_region *ret);
+
+/* Everything at once. Unreadable entries are skipped (and counted in *ret_skipped). */
+struct dcd_snapshot {
+	struct dcd_region *regions;
+	size_t nregions;
+	struct dcd_extent *extents;
+	size_t nextents;
+	struct dcd_daxdev *devs;
+	size_t ndevs;
+	size_t skipped;
+};
+
+int dcd_scan(struct sysfs *s, struct dcd_snapshot *ret);
+/* Only the extents of one region (what a trace event for that region asks to re-read). */
+int dcd_scan_region_extents(struct sysfs *s, unsigned region, struct dcd_snapshot *snap);
+void dcd_snapshot_clear(struct dcd_snapshot *snap);
+
+#endif

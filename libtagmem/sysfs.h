@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * A small sysfs reader rooted at a configurable directory: "/" on a host, the simulator's
+ * sandbox (or a test fixture) otherwise. libcxl/libdaxctl hard-code /sys and know nothing of
+ * DCD extents, so DCD attributes are read here. Internal to tagmem (libtagmem, brokerd,
+ * tests); not installed.
+ *
+ * Attributes are hostile input: values are size-bounded, must be printable text, and numbers
+ * must parse completely.
+ */
+#ifndef TAGMEM_SYSFS_H
+#define TAGMEM_SYSFS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tagmem.h"
+
+#define SYSFS_ATTR_MAX 4096
+
+struct sysfs;
+
+int sysfs_open(const char *root, struct sysfs **ret_sysfs);
+struct sysfs *sysfs_close(struct sysfs *s);
+const char *sysfs_root(struct sysfs *s);
+int sysfs_root_fd(struct sysfs *s);
+
+/* Read an attribute (path relative to the root) without its trailing newline. */
+int sysfs_read(struct sysfs *s, const char *path, char *buf, size_t size);
+/* Decimal or 0x-prefixed hex ("%#llx", as DCD extents print); nothing else. */
+int sysfs_read_u64(struct sysfs *s, const char *path, uint64_t *ret_val);
+/* A UUID attribute. An empty or all-zero value means "no tag": *ret_tagged = false. */
+int sysfs_read_tag(struct sysfs *s, const char *path, tagmem_tag *ret_tag, bool *ret_tagged);
+int sysfs_write(struct sysfs *s, const char *path, const char *value);
+bool sysfs_exists(struct sysfs *s, const char *path);
+/*
+ * Names of the entries of dir that start with prefix, sorted naturally ("x2" < "x10").
+ * Free with sysfs_names_free(). A missing dir is an empty list.
+ */
+int sysfs_list(struct sysfs *s, const char *dir, const char *prefix, char ***ret_names,
+	       size_t *ret_count);
+void sysfs_names_free(char **names, size_t count);
+
+/* "extent3.12" with prefix "extent" → 3, 12. Strict: -EINVAL on anything else. */
+int sysfs_parse_dotted(const char *name, const char *prefix, unsigned *ret_a, unsigned *ret_b);
+
+#endif
