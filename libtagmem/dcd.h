@@ -48,6 +48,26 @@ int dcd_read_extent(struct sysfs *s, unsigned region, unsigned id, struct dcd_ex
 int dcd_read_daxdev(struct sysfs *s, const char *name, struct dcd_daxdev *ret);
 int dcd_read_region(struct sysfs *s, unsigned region, struct dcd_region *ret);
 
+/*
+ * One record of the cxl:cxl_dynamic_capacity trace event (or the simulator's equivalent).
+ * Values are the kernel's; the backend re-reads sysfs to learn what they mean.
+ */
+enum dcd_event_type {
+	DCD_EVENT_ADD = 0,
+	DCD_EVENT_RELEASE = 1,
+	DCD_EVENT_FORCED_RELEASE = 2,
+	DCD_EVENT_REGION_CONFIG = 3,
+};
+
+struct dcd_event {
+	enum dcd_event_type type;
+	unsigned region;
+	uint64_t dpa_start, length;
+	bool tagged;
+	tagmem_tag tag;
+	unsigned sh_extent_seq;
+};
+
 /* Everything at once. Unreadable entries are skipped (and counted in *ret_skipped). */
 struct dcd_snapshot {
 	struct dcd_region *regions;

@@ -48,7 +48,7 @@ TAGMEM_EXPORT int tagmem_msg_parse(const char *line, size_t len, size_t max_len,
 TAGMEM_EXPORT char *tagmem_msg_format(struct json_object *msg, size_t *ret_len)
 {
 	size_t len;
-	const char *s = json_object_to_json_string_length(msg, JSON_C_TO_STRING_PLAIN, &len);
+	const char *s = json_object_to_json_string_length(msg, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
 	char *out;
 
 	if (!s)

@@ -1,0 +1,406 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The broker: the tag state machine between backends (what capacity exists) and clients
+ * (who holds it). Backends report through broker_tag_*(); state changes become events.
+ *
+ *   added ──materialise──▶ ready ◀──release── claimed
+ *                            │  ──claim──────▶   │
+ *                            ▼                   ▼ fabric manager asks for it back
+ *                   (released: gone)     release_pending ──owner releases──▶ gone
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <json-c/json.h>
+
+#include "backend.h"
+#include "brokerd.h"
+#include "loop.h"
+#include "util.h"
+
+static void attach_boot_claim(struct broker *b, struct tag_entry *e);
+
+void broker_settings_defaults(struct broker_settings *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->socket_path = TAGMEM_DEFAULT_SOCKET;
+	s->state_dir = TAGMEM_STATEDIR_DEFAULT;
+	s->backend = "sim";
+	s->sim_root = TAGMEM_RUNSTATEDIR_DEFAULT "/sim";
+	s->sim_region_size = 64ull << 30;
+	s->max_clients = 4096;
+	s->max_line = TAGMEM_MAX_LINE_DEFAULT;
+	s->max_subscribers = 256;
+	s->max_output = 64u << 20;
+	s->request_timeout_ms = 10000;
+	s->max_tags = 1u << 20;
+	s->max_name = 127;
+}
+
+void broker_emit_event(struct broker *b, struct json_object *event)
+{
+	_cleanup_free_ char *line = NULL;
+	size_t len;
+
+	if (b->nsubscribers) {
+		line = tagmem_msg_format(event, &len);
+		if (line)
+			server_broadcast(b, line, len);
+	}
+	json_object_put(event);
+}
+
+void broker_emit_tag_event(struct broker *b, const char *name, const struct tag_entry *e)
+{
+	struct json_object *ev;
+
+	if (!b->nsubscribers)
+		return; /* nobody listens: do not even build it */
+	ev = json_object_new_object();
+	json_object_object_add(ev, "event", json_object_new_string(name));
+	json_object_object_add(ev, "tag", tag_to_json(e));
+	broker_emit_event(b, ev);
+}
+
+uint64_t broker_persist(struct broker *b)
+{
+	size_t len;
+	char *data = registry_serialize(&b->tags, &len);
+
+	if (!data) {
+		log_err("Failed to serialise the registry: out of memory");
+		return UINT64_MAX; /* a generation that never completes: callers reply an error */
+	}
+	b->persist_gen = persister_submit(b->persister, data, len);
+	return b->persist_gen;
+}
+
+void broker_tag_seen(struct broker *b, const tagmem_tag *tag, unsigned region, bool shared,
+		     uint64_t size, unsigned nextents)
+{
+	struct tag_entry *e = tag_table_find(&b->tags, tag);
+
+	if (!e) {
+		if (b->tags.count >= b->settings.max_tags) {
+			char s[TAGMEM_TAG_STRING_MAX];
+			log_err("Tag limit (%u) reached; tag %s not tracked, ignoring",
+				b->settings.max_tags, tagmem_tag_format(tag, s));
+			return;
+		}
+		if (tag_table_add(&b->tags, tag, &e) < 0) {
+			log_err("Out of memory tracking a tag, ignoring");
+			return;
+		}
+		e->state = TAG_ADDED;
+		e->region = region;
+		e->shared = shared;
+		e->size = size;
+		e->nextents = nextents;
+		attach_boot_claim(b, e);
+		broker_emit_tag_event(b, "tag_added", e);
+		return;
+	}
+	if (e->size != size || e->nextents != nextents) {
+		e->size = size;
+		e->nextents = nextents;
+		if (e->state != TAG_ADDED)
+			log_warn("Tag %s changed size to %llu while it has a device", e->tag_str,
+				 (unsigned long long)size);
+	}
+}
+
+void broker_tag_device(struct broker *b, const tagmem_tag *tag, const char *device,
+		       const char *path)
+{
+	struct tag_entry *e = tag_table_find(&b->tags, tag);
+	char *p;
+
+	if (!e)
+		return;
+	p = strdup(path);
+	if (!p)
+		return;
+	free(e->path);
+	e->path = p;
+	snprintf(e->device, sizeof(e->device), "%s", device);
+	if (e->state == TAG_ADDED) {
+		e->state = e->claimed ? TAG_CLAIMED : TAG_READY;
+		broker_emit_tag_event(b, "tag_ready", e);
+	}
+}
+
+void broker_tag_release_requested(struct broker *b, const tagmem_tag *tag)
+{
+	struct tag_entry *e = tag_table_find(&b->tags, tag);
+	int r;
+
+	if (!e || e->release_requested)
+		return;
+	e->release_requested = true;
+	if (e->claimed) {
+		/* The owner still uses it: the kernel keeps it until the owner lets go. */
+		e->state = TAG_RELEASE_PENDING;
+		broker_emit_tag_event(b, "tag_release_pending", e);
+		return;
+	}
+	if (e->state == TAG_READY) {
+		/* Nobody holds the device: take it down so the release can complete. */
+		r = b->backend->ops->destroy(b->backend, e);
+		if (r < 0)
+			log_err("Failed to tear down the device of released tag %s: %s", e->tag_str,
+				strerror(-r));
+	}
+}
+
+void broker_tag_gone(struct broker *b, const tagmem_tag *tag)
+{
+	struct tag_entry *e = tag_table_find(&b->tags, tag);
+	bool was_claimed;
+
+	if (!e)
+		return;
+	was_claimed = e->claimed;
+	e->claimed = false;
+	broker_emit_tag_event(b, "tag_released", e);
+	tag_table_remove(&b->tags, e);
+	if (was_claimed)
+		broker_persist(b); /* forced release: the claim is gone with the memory */
+}
+
+void broker_untagged(struct broker *b, int64_t delta)
+{
+	struct json_object *ev;
+
+	if (delta < 0 && (uint64_t)-delta > b->untagged_bytes)
+		b->untagged_bytes = 0;
+	else
+		b->untagged_bytes += (uint64_t)delta;
+	if (!b->nsubscribers)
+		return;
+	ev = json_object_new_object();
+	json_object_object_add(ev, "event", json_object_new_string(
+		delta >= 0 ? "untagged_added" : "untagged_released"));
+	json_object_object_add(ev, "size",
+			       json_object_new_uint64((uint64_t)(delta < 0 ? -delta : delta)));
+	json_object_object_add(ev, "untagged_bytes", json_object_new_uint64(b->untagged_bytes));
+	broker_emit_event(b, ev);
+}
+
+void broker_settle(struct broker *b)
+{
+	struct tag_entry *e, *next;
+
+	for (e = b->tags.head; e; e = next) {
+		int r;
+
+		next = e->next;
+		if (e->state != TAG_ADDED || e->release_requested)
+			continue;
+		r = b->backend->ops->materialise(b->backend, e);
+		if (r < 0)
+			log_err("Failed to make a device for tag %s: %s", e->tag_str, strerror(-r));
+	}
+}
+
+static int cmp_claim(const void *a, const void *b)
+{
+	return tagmem_tag_compare(&((const struct registry_claim *)a)->tag,
+				  &((const struct registry_claim *)b)->tag);
+}
+
+/*
+ * Claims are loaded before the cold-plug scan, so that a tag is known as claimed from the
+ * moment the scan reports it: a release the fabric manager asked for while we were down
+ * must not tear down a device somebody still holds.
+ */
+static int load_boot_claims(struct broker *b)
+{
+	int r = registry_load(b->settings.state_dir, &b->boot_claims, &b->nboot_claims);
+
+	if (r == -EBADMSG) {
+		log_err("The registry %s/%s is not valid. Refusing to start rather than forget "
+			"claims: repair or move it away, then start again.",
+			b->settings.state_dir, REGISTRY_FILE);
+		return r;
+	}
+	if (r < 0) {
+		log_err("Failed to read the registry in %s: %s", b->settings.state_dir,
+			strerror(-r));
+		return r;
+	}
+	if (b->nboot_claims)
+		qsort(b->boot_claims, b->nboot_claims, sizeof(*b->boot_claims), cmp_claim);
+	return 0;
+}
+
+static void attach_boot_claim(struct broker *b, struct tag_entry *e)
+{
+	struct registry_claim key = { .tag = e->tag }, *c;
+
+	if (!b->nboot_claims)
+		return;
+	c = bsearch(&key, b->boot_claims, b->nboot_claims, sizeof(key), cmp_claim);
+	if (!c)
+		return;
+	e->claimed = true;
+	e->owner = c->owner;
+	c->owner.uid = (uid_t)-1; /* matched */
+}
+
+/* After the scan: claims whose capacity did not come back are dropped, loudly. */
+static void finish_boot_claims(struct broker *b)
+{
+	size_t dropped = 0;
+
+	for (size_t i = 0; i < b->nboot_claims; i++) {
+		char s[TAGMEM_TAG_STRING_MAX];
+
+		if (b->boot_claims[i].owner.uid == (uid_t)-1)
+			continue;
+		log_warn("Claim on tag %s (uid %u) dropped: its capacity is gone",
+			 tagmem_tag_format(&b->boot_claims[i].tag, s), b->boot_claims[i].owner.uid);
+		dropped++;
+	}
+	log_info("Reconciled %zu claim(s) with %zu tag(s) seen; %zu dropped",
+		 b->nboot_claims - dropped, b->tags.count, dropped);
+	free(b->boot_claims);
+	b->boot_claims = NULL;
+	b->nboot_claims = 0;
+	if (dropped)
+		broker_persist(b);
+}
+
+static void persister_ready(struct loop *l, int fd, uint32_t events, void *data)
+{
+	struct broker *b = data;
+	uint64_t gen;
+	int err;
+
+	persister_completed(b->persister, &gen, &err);
+	if (err < 0)
+		log_err("Failed to write the registry in %s: %s", b->settings.state_dir,
+			strerror(-err));
+	if (gen > b->persist_done_gen) {
+		b->persist_done_gen = gen;
+		server_persist_done(b, gen, err);
+	}
+}
+
+static void signal_ready(struct loop *l, int fd, uint32_t events, void *data)
+{
+	struct signalfd_siginfo si;
+
+	if (read(fd, &si, sizeof(si)) == sizeof(si))
+		log_info("Signal %u received, shutting down", si.ssi_signo);
+	loop_stop(l);
+}
+
+static int make_dir(const char *path, mode_t mode)
+{
+	if (mkdir(path, mode) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+int broker_init(struct broker *b, const struct broker_settings *settings)
+{
+	struct rlimit rl;
+	int r;
+
+	memset(b, 0, sizeof(*b));
+	b->settings = *settings;
+	b->listen_fd = -1;
+	b->uid = geteuid();
+	b->started_usec = now_usec();
+
+	/* 1,000 clients at once need 1,000 descriptors: raise the soft limit as far as we may. */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	r = tagmem_new(&b->ctx);
+	if (r < 0)
+		return r;
+	r = tag_table_init(&b->tags);
+	if (r < 0)
+		return r;
+	r = make_dir(settings->state_dir, 0755);
+	if (r < 0) {
+		log_err("Failed to create state directory %s: %s", settings->state_dir,
+			strerror(-r));
+		return r;
+	}
+	if (strcmp(settings->backend, "sim") != 0) {
+		log_err("Unknown backend '%s' (this build has: sim)", settings->backend);
+		return -EINVAL;
+	}
+	r = backend_sim_new(b, &b->backend);
+	if (r < 0) {
+		log_err("Failed to open the simulated DCD at %s: %s", settings->sim_root,
+			strerror(-r));
+		return r;
+	}
+	r = persister_start(settings->state_dir, &b->persister);
+	if (r < 0)
+		return r;
+	r = loop_new(&b->loop);
+	if (r < 0)
+		return r;
+	r = load_boot_claims(b);
+	if (r < 0)
+		return r;
+	r = b->backend->ops->scan(b->backend);
+	if (r < 0) {
+		log_err("Failed to scan %s: %s", b->backend->ops->root(b->backend), strerror(-r));
+		return r;
+	}
+	finish_boot_claims(b);
+	broker_settle(b);
+	return loop_add_fd(b->loop, persister_fd(b->persister), EPOLLIN, persister_ready, b);
+}
+
+int broker_run(struct broker *b, void (*ready)(void))
+{
+	sigset_t mask;
+	int sfd, r;
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sfd < 0)
+		return -errno;
+	r = loop_add_fd(b->loop, sfd, EPOLLIN, signal_ready, b);
+	if (r < 0)
+		return r;
+	r = server_listen(b);
+	if (r < 0)
+		return r;
+	log_info("Serving %zu tag(s) from the %s backend at %s", b->tags.count,
+		 b->backend->ops->name, b->backend->ops->root(b->backend));
+	if (ready)
+		ready();
+	r = loop_run(b->loop);
+	loop_del_fd(b->loop, sfd);
+	close(sfd);
+	return r;
+}
+
+void broker_fini(struct broker *b)
+{
+	server_close_all(b);
+	/* stopping the persister writes the last queued snapshot */
+	persister_stop(b->persister);
+	if (b->backend)
+		b->backend->ops->free(b->backend);
+	tag_table_clear(&b->tags);
+	loop_free(b->loop);
+	tagmem_unref(b->ctx);
+}

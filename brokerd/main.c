@@ -1,0 +1,169 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* brokerd: command line, service-manager integration, and the main loop. */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "brokerd.h"
+#include "util.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: brokerd [OPTIONS]\n"
+		"Tagged-capacity broker for CXL Dynamic Capacity Devices.\n\n"
+		"  -s, --socket PATH           listening socket [%s]\n"
+		"  -d, --state-dir DIR         registry directory [%s]\n"
+		"  -b, --backend NAME          capacity source: sim [sim]\n"
+		"      --sim-root DIR          simulator sandbox [%s/sim]\n"
+		"      --sim-region-size SIZE  capacity of each simulated region [64G]\n"
+		"      --max-clients N         connections served at once [4096]\n"
+		"      --max-line BYTES        longest request line [%d]\n"
+		"      --max-subscribers N     event subscribers at once [256]\n"
+		"      --max-output BYTES      reply bytes queued per client before dropping it [64M]\n"
+		"      --request-timeout MS    close a client stalled mid-line after MS [10000]\n"
+		"      --max-tags N            tags tracked [1048576]\n"
+		"  -v, --verbose               log debug messages\n"
+		"  -h, --help                  show this help\n"
+		"      --version               print the version\n\n"
+		"Socket-activated when started with LISTEN_FDS; notifies readiness via NOTIFY_SOCKET.\n"
+		"See brokerd(8) and docs/protocol.md.\n",
+		TAGMEM_DEFAULT_SOCKET, TAGMEM_STATEDIR_DEFAULT, TAGMEM_RUNSTATEDIR_DEFAULT,
+		TAGMEM_MAX_LINE_DEFAULT);
+}
+
+static int parse_count(const char *opt, const char *arg, uint64_t min, uint64_t max,
+		       uint64_t *ret)
+{
+	uint64_t v;
+
+	if (parse_size(arg, &v) < 0 || v < min || v > max) {
+		fprintf(stderr, "brokerd: --%s: '%s' is not a number from %llu to %llu\n", opt, arg,
+			(unsigned long long)min, (unsigned long long)max);
+		return -EINVAL;
+	}
+	*ret = v;
+	return 0;
+}
+
+/* Type=notify: tell systemd we serve. Written by hand to avoid a libsystemd dependency. */
+static void notify_ready(void)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	static const char msg[] = "READY=1\nSTATUS=Serving tagged capacity";
+	socklen_t salen;
+	int fd;
+
+	if (!path || (path[0] != '/' && path[0] != '@') || strlen(path) >= sizeof(sa.sun_path))
+		return;
+	strcpy(sa.sun_path, path);
+	if (path[0] == '@')
+		sa.sun_path[0] = '\0';
+	salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path));
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	if (sendto(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL, (struct sockaddr *)&sa, salen) < 0)
+		log_warn("Failed to notify the service manager: %m, ignoring");
+	close(fd);
+}
+
+enum {
+	OPT_SIM_ROOT = 256, OPT_SIM_REGION_SIZE, OPT_MAX_CLIENTS, OPT_MAX_LINE,
+	OPT_MAX_SUBSCRIBERS, OPT_MAX_OUTPUT, OPT_REQUEST_TIMEOUT, OPT_MAX_TAGS, OPT_VERSION,
+};
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "state-dir", required_argument, NULL, 'd' },
+		{ "backend", required_argument, NULL, 'b' },
+		{ "sim-root", required_argument, NULL, OPT_SIM_ROOT },
+		{ "sim-region-size", required_argument, NULL, OPT_SIM_REGION_SIZE },
+		{ "max-clients", required_argument, NULL, OPT_MAX_CLIENTS },
+		{ "max-line", required_argument, NULL, OPT_MAX_LINE },
+		{ "max-subscribers", required_argument, NULL, OPT_MAX_SUBSCRIBERS },
+		{ "max-output", required_argument, NULL, OPT_MAX_OUTPUT },
+		{ "request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT },
+		{ "max-tags", required_argument, NULL, OPT_MAX_TAGS },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, OPT_VERSION },
+		{}
+	};
+	struct broker_settings settings;
+	struct broker b;
+	uint64_t v;
+	int opt, r;
+
+	broker_settings_defaults(&settings);
+	while ((opt = getopt_long(argc, argv, "s:d:b:vh", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 's': settings.socket_path = optarg; break;
+		case 'd': settings.state_dir = optarg; break;
+		case 'b': settings.backend = optarg; break;
+		case OPT_SIM_ROOT: settings.sim_root = optarg; break;
+		case OPT_SIM_REGION_SIZE:
+			if (parse_count("sim-region-size", optarg, 2u << 20, 1ull << 50, &v) < 0)
+				return 2;
+			if (v % (2u << 20)) {
+				fprintf(stderr, "brokerd: --sim-region-size must be a multiple of 2M\n");
+				return 2;
+			}
+			settings.sim_region_size = v;
+			break;
+		case OPT_MAX_CLIENTS:
+			if (parse_count("max-clients", optarg, 1, 1u << 20, &v) < 0)
+				return 2;
+			settings.max_clients = (unsigned)v;
+			break;
+		case OPT_MAX_LINE:
+			if (parse_count("max-line", optarg, 256, 64u << 20, &v) < 0)
+				return 2;
+			settings.max_line = v;
+			break;
+		case OPT_MAX_SUBSCRIBERS:
+			if (parse_count("max-subscribers", optarg, 0, 1u << 20, &v) < 0)
+				return 2;
+			settings.max_subscribers = (unsigned)v;
+			break;
+		case OPT_MAX_OUTPUT:
+			if (parse_count("max-output", optarg, 65536, 1ull << 34, &v) < 0)
+				return 2;
+			settings.max_output = v;
+			break;
+		case OPT_REQUEST_TIMEOUT:
+			if (parse_count("request-timeout", optarg, 10, 3600000, &v) < 0)
+				return 2;
+			settings.request_timeout_ms = (unsigned)v;
+			break;
+		case OPT_MAX_TAGS:
+			if (parse_count("max-tags", optarg, 1, 1u << 24, &v) < 0)
+				return 2;
+			settings.max_tags = (unsigned)v;
+			break;
+		case 'v': log_set_max_priority(7); break;
+		case 'h': usage(stdout); return 0;
+		case OPT_VERSION: printf("brokerd %s\n", TAGMEM_VERSION); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "brokerd: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+
+	r = broker_init(&b, &settings);
+	if (r >= 0)
+		r = broker_run(&b, notify_ready);
+	broker_fini(&b);
+	if (r < 0) {
+		log_err("Exiting: %s", strerror(-r));
+		return 1;
+	}
+	return 0;
+}

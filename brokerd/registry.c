@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The persistent registry: what the kernel does not remember (claims and their owners).
+ *
+ *   {"version":1,"claims":[{"tag":"…","uid":1000,"pid":42,"name":"vm1","since":1790000000}]}
+ *
+ * It is replaced atomically (temp file, fsync, rename, directory fsync), so after a crash the
+ * file is either the old or the new snapshot, never a mixture. A file that does not parse is
+ * refused as a whole: silently dropping claims would hand somebody's memory to somebody else.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <json-c/json.h>
+
+#include "brokerd.h"
+#include "util.h"
+
+#define REGISTRY_VERSION 1
+#define REGISTRY_MAX_SIZE (64u << 20)
+
+static int parse_claim(struct json_object *o, struct registry_claim *c)
+{
+	const char *name;
+	uint64_t v;
+	int64_t since;
+	struct json_object *js;
+
+	memset(c, 0, sizeof(*c));
+	if (!json_object_is_type(o, json_type_object))
+		return -EBADMSG;
+	if (tagmem_json_get_tag(o, "tag", &c->tag) < 0)
+		return -EBADMSG;
+	if (tagmem_json_get_u64(o, "uid", &v) < 0 || v > UINT32_MAX - 1)
+		return -EBADMSG;
+	c->owner.uid = (uid_t)v;
+	if (tagmem_json_get_u64(o, "pid", &v) == 0 && v <= INT32_MAX)
+		c->owner.pid = (pid_t)v;
+	switch (tagmem_json_get_string(o, "name", &name)) {
+	case 0:
+		if (strlen(name) >= sizeof(c->owner.name))
+			return -EBADMSG;
+		strcpy(c->owner.name, name);
+		break;
+	case -ENOENT:
+		break;
+	default:
+		return -EBADMSG;
+	}
+	if (json_object_object_get_ex(o, "since", &js)) {
+		if (!json_object_is_type(js, json_type_int))
+			return -EBADMSG;
+		since = json_object_get_int64(js);
+		c->owner.since = since;
+	}
+	return 0;
+}
+
+int registry_parse(const char *text, size_t len, struct registry_claim **ret_claims,
+		   size_t *ret_count)
+{
+	_cleanup_json_ struct json_object *root = NULL;
+	struct registry_claim *claims;
+	struct json_object *arr;
+	uint64_t version;
+	size_t n;
+
+	if (tagmem_msg_parse(text, len, REGISTRY_MAX_SIZE, &root) < 0)
+		return -EBADMSG;
+	if (tagmem_json_get_u64(root, "version", &version) < 0 || version != REGISTRY_VERSION)
+		return -EBADMSG;
+	if (!json_object_object_get_ex(root, "claims", &arr) ||
+	    !json_object_is_type(arr, json_type_array))
+		return -EBADMSG;
+	n = json_object_array_length(arr);
+	claims = calloc(n ? n : 1, sizeof(*claims));
+	if (!claims)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		if (parse_claim(json_object_array_get_idx(arr, i), &claims[i]) < 0) {
+			free(claims);
+			return -EBADMSG;
+		}
+		for (size_t k = 0; k < i; k++)
+			if (!tagmem_tag_compare(&claims[k].tag, &claims[i].tag)) {
+				free(claims);
+				return -EBADMSG; /* one tag, one owner */
+			}
+	}
+	*ret_claims = claims;
+	*ret_count = n;
+	return 0;
+}
+
+int registry_load(const char *state_dir, struct registry_claim **ret_claims, size_t *ret_count)
+{
+	_cleanup_close_ int dfd = -1, fd = -1;
+	_cleanup_free_ char *buf = NULL;
+	struct stat st;
+	size_t len = 0;
+
+	dfd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	fd = openat(dfd, REGISTRY_FILE, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		if (errno != ENOENT)
+			return -errno;
+		*ret_claims = NULL; /* first start */
+		*ret_count = 0;
+		return 0;
+	}
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode) || st.st_size > REGISTRY_MAX_SIZE)
+		return -EBADMSG;
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf)
+		return -ENOMEM;
+	while (len < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + len, (size_t)st.st_size - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	/* strip the trailing newline the writer adds */
+	while (len && (buf[len - 1] == '\n'))
+		len--;
+	return registry_parse(buf, len, ret_claims, ret_count);
+}
+
+char *registry_serialize(struct tag_table *t, size_t *ret_len)
+{
+	_cleanup_json_ struct json_object *root = json_object_new_object();
+	struct json_object *arr = json_object_new_array();
+
+	if (!root || !arr) {
+		json_object_put(arr);
+		return NULL;
+	}
+	json_object_object_add(root, "version", json_object_new_int(REGISTRY_VERSION));
+	json_object_object_add(root, "claims", arr);
+	for (struct tag_entry *e = t->head; e; e = e->next) {
+		struct json_object *c;
+
+		if (!e->claimed)
+			continue;
+		c = json_object_new_object();
+		json_object_object_add(c, "tag", json_object_new_string(e->tag_str));
+		json_object_object_add(c, "uid", json_object_new_uint64(e->owner.uid));
+		if (e->owner.pid > 0)
+			json_object_object_add(c, "pid", json_object_new_int(e->owner.pid));
+		if (e->owner.name[0])
+			json_object_object_add(c, "name", json_object_new_string(e->owner.name));
+		json_object_object_add(c, "since", json_object_new_int64(e->owner.since));
+		json_object_array_add(arr, c);
+	}
+	return tagmem_msg_format(root, ret_len);
+}
+
+int registry_write_atomic(const char *state_dir, const char *data, size_t len)
+{
+	_cleanup_close_ int dfd = -1, fd = -1;
+	const char *tmp = REGISTRY_FILE ".tmp";
+	int r;
+
+	dfd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return -errno;
+	r = write_all(fd, data, len);
+	/* The data must be on disk before the name points at it, or a crash leaves an empty
+	 * registry behind a valid name. */
+	if (r >= 0 && fsync(fd) < 0)
+		r = -errno;
+	if (r < 0) {
+		unlinkat(dfd, tmp, 0);
+		return r;
+	}
+	if (renameat(dfd, tmp, dfd, REGISTRY_FILE) < 0) {
+		r = -errno;
+		unlinkat(dfd, tmp, 0);
+		return r;
+	}
+	/* And the rename itself must be durable before we acknowledge anything. */
+	if (fsync(dfd) < 0)
+		return -errno;
+	return 0;
+}

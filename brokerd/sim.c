@@ -1,0 +1,603 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "sim.h"
+#include "util.h"
+
+struct sim_region {
+	bool sharable;
+	unsigned next_extent; /* extent ids grow: their order is the sequence order */
+	unsigned seed;        /* id of the seed dax device */
+};
+
+struct sim {
+	struct sysfs *fs;
+	int rootfd;
+	struct sim_options opts;
+	struct sim_region regions[SIM_REGIONS];
+	struct dcd_extent *extents; /* every extent in the tree, the allocation map */
+	size_t nextents, capextents;
+	struct dcd_event *events;   /* queued trace records */
+	size_t nevents, capevents, headevent;
+};
+
+/* ---- file helpers (relative to the sandbox root) ---- */
+
+static int put_file(struct sim *sim, const char *path, const char *value)
+{
+	_cleanup_close_ int fd = openat(sim->rootfd, path,
+					O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	return write_all(fd, value, strlen(value));
+}
+
+static int put_u64(struct sim *sim, const char *path, bool hex, uint64_t v)
+{
+	char buf[32];
+
+	/* extents print "%#llx" like the kernel, sizes print decimal */
+	if (hex)
+		snprintf(buf, sizeof(buf), "%#" PRIx64 "\n", v);
+	else
+		snprintf(buf, sizeof(buf), "%" PRIu64 "\n", v);
+	return put_file(sim, path, buf);
+}
+
+static int mkdir_p(struct sim *sim, const char *path)
+{
+	char buf[PATH_MAX];
+
+	if (strlen(path) >= sizeof(buf))
+		return -ENAMETOOLONG;
+	strcpy(buf, path);
+	for (char *p = buf;; p++) {
+		if (*p == '/' || *p == '\0') {
+			char c = *p;
+			*p = '\0';
+			if (*buf && mkdirat(sim->rootfd, buf, 0755) < 0 && errno != EEXIST)
+				return -errno;
+			*p = c;
+			if (!c)
+				break;
+		}
+	}
+	return 0;
+}
+
+/* Remove a directory of plain files (a device or extent: no subdirectories). */
+static int rm_flat_dir(struct sim *sim, const char *dir)
+{
+	char **names = NULL;
+	size_t n = 0;
+	int r = sysfs_list(sim->fs, dir, "", &names, &n);
+
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		char path[PATH_MAX];
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		if (unlinkat(sim->rootfd, path, 0) < 0 && errno != ENOENT)
+			r = -errno;
+	}
+	sysfs_names_free(names, n);
+	if (unlinkat(sim->rootfd, dir, AT_REMOVEDIR) < 0 && errno != ENOENT)
+		r = -errno;
+	return r;
+}
+
+static void dev_dir(char *buf, size_t len, unsigned region, unsigned id)
+{
+	snprintf(buf, len, DCD_DAX_DEVICES "/dax%u.%u", region, id);
+}
+
+static void pending_path(char *buf, size_t len, const tagmem_tag *tag)
+{
+	char s[TAGMEM_TAG_STRING_MAX];
+
+	snprintf(buf, len, "sim/pending/%s", tagmem_tag_format(tag, s));
+}
+
+/* ---- tree creation and loading ---- */
+
+static int make_seed(struct sim *sim, unsigned region, unsigned id)
+{
+	char dir[96], path[160], seed[32];
+	int r;
+
+	dev_dir(dir, sizeof(dir), region, id);
+	r = mkdir_p(sim, dir);
+	if (r < 0)
+		return r;
+	snprintf(path, sizeof(path), "%s/size", dir);
+	r = put_file(sim, path, "0\n");
+	if (r < 0)
+		return r;
+	snprintf(path, sizeof(path), "%s/uuid", dir);
+	r = put_file(sim, path, "\n");
+	if (r < 0)
+		return r;
+	snprintf(path, sizeof(path), DCD_CXL_DEVICES "/dax_region%u/dax_region/seed", region);
+	snprintf(seed, sizeof(seed), "dax%u.%u\n", region, id);
+	r = put_file(sim, path, seed);
+	if (r < 0)
+		return r;
+	sim->regions[region].seed = id;
+	return 0;
+}
+
+static int create_tree(struct sim *sim)
+{
+	char path[160];
+	int r;
+
+	for (unsigned rg = 0; rg < SIM_REGIONS; rg++) {
+		snprintf(path, sizeof(path), DCD_CXL_DEVICES "/dax_region%u/dax_region", rg);
+		r = mkdir_p(sim, path);
+		if (r < 0)
+			return r;
+		snprintf(path, sizeof(path), DCD_CXL_DEVICES "/dax_region%u/sharable", rg);
+		r = put_file(sim, path, rg == 1 ? "1\n" : "0\n");
+		if (r < 0)
+			return r;
+		r = make_seed(sim, rg, 0);
+		if (r < 0)
+			return r;
+	}
+	r = mkdir_p(sim, "dev");
+	if (r < 0)
+		return r;
+	r = mkdir_p(sim, "sim/pending");
+	if (r < 0)
+		return r;
+	return put_u64(sim, "sim/region_size", false, sim->opts.region_size);
+}
+
+static int add_extent_record(struct sim *sim, const struct dcd_extent *e)
+{
+	if (sim->nextents == sim->capextents) {
+		size_t nc = sim->capextents ? sim->capextents * 2 : 64;
+		void *p = realloc(sim->extents, nc * sizeof(*sim->extents));
+		if (!p)
+			return -ENOMEM;
+		sim->extents = p;
+		sim->capextents = nc;
+	}
+	sim->extents[sim->nextents++] = *e;
+	return 0;
+}
+
+static int load_tree(struct sim *sim)
+{
+	struct dcd_snapshot snap;
+	int r = dcd_scan(sim->fs, &snap);
+
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < snap.nregions; i++) {
+		struct dcd_region *rg = &snap.regions[i];
+		unsigned a, b;
+
+		if (rg->id >= SIM_REGIONS ||
+		    sysfs_parse_dotted(rg->seed, "dax", &a, &b) < 0 || a != rg->id) {
+			r = -EUCLEAN;
+			goto out;
+		}
+		sim->regions[rg->id].sharable = rg->sharable;
+		sim->regions[rg->id].seed = b;
+	}
+	for (size_t i = 0; i < snap.nextents && r >= 0; i++) {
+		struct dcd_extent *e = &snap.extents[i];
+		if (e->region >= SIM_REGIONS)
+			continue;
+		r = add_extent_record(sim, e);
+		if (e->id >= sim->regions[e->region].next_extent)
+			sim->regions[e->region].next_extent = e->id + 1;
+	}
+out:
+	dcd_snapshot_clear(&snap);
+	return r;
+}
+
+int sim_open(const char *root, const struct sim_options *opts, struct sim **ret_sim)
+{
+	struct sim *sim;
+	uint64_t size;
+	int r;
+
+	if (opts->region_size == 0 || opts->region_size % DCD_ALIGN)
+		return -EINVAL;
+	if (mkdir(root, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	sim = calloc(1, sizeof(*sim));
+	if (!sim)
+		return -ENOMEM;
+	sim->opts = *opts;
+	r = sysfs_open(root, &sim->fs);
+	if (r < 0)
+		goto fail;
+	sim->rootfd = sysfs_root_fd(sim->fs);
+	sim->regions[1].sharable = true;
+
+	if (sysfs_read_u64(sim->fs, "sim/region_size", &size) == 0) {
+		/* An existing sandbox keeps its geometry: capacity already handed out stays valid. */
+		sim->opts.region_size = size;
+		r = load_tree(sim);
+	} else {
+		r = create_tree(sim);
+	}
+	if (r < 0)
+		goto fail;
+	*ret_sim = sim;
+	return 0;
+fail:
+	sim_close(sim);
+	return r;
+}
+
+struct sim *sim_close(struct sim *sim)
+{
+	if (!sim)
+		return NULL;
+	sysfs_close(sim->fs);
+	free(sim->extents);
+	free(sim->events);
+	free(sim);
+	return NULL;
+}
+
+const char *sim_root(struct sim *sim)
+{
+	return sysfs_root(sim->fs);
+}
+
+uint64_t sim_region_size(struct sim *sim)
+{
+	return sim->opts.region_size;
+}
+
+/* ---- trace records ---- */
+
+static int queue_event(struct sim *sim, enum dcd_event_type type, const struct dcd_extent *e)
+{
+	struct dcd_event ev = {
+		.type = type, .region = e->region, .dpa_start = e->offset,
+		.length = e->length, .tagged = e->tagged, .tag = e->tag,
+	};
+
+	if (sim->headevent == sim->nevents)
+		sim->headevent = sim->nevents = 0;
+	if (sim->nevents == sim->capevents) {
+		size_t nc = sim->capevents ? sim->capevents * 2 : 16;
+		void *p = realloc(sim->events, nc * sizeof(*sim->events));
+		if (!p)
+			return -ENOMEM;
+		sim->events = p;
+		sim->capevents = nc;
+	}
+	sim->events[sim->nevents++] = ev;
+	return 0;
+}
+
+int sim_next_event(struct sim *sim, struct dcd_event *ret_event)
+{
+	if (sim->headevent == sim->nevents)
+		return 0;
+	*ret_event = sim->events[sim->headevent++];
+	return 1;
+}
+
+/* ---- fabric manager ---- */
+
+static int cmp_offset(const void *a, const void *b)
+{
+	const struct dcd_extent *x = a, *y = b;
+
+	return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+/* First-fit over the holes of a region; fills chunks[] with (offset, length). */
+static int plan_allocation(struct sim *sim, unsigned region, uint64_t size,
+			   struct dcd_extent **ret_chunks, size_t *ret_n)
+{
+	_cleanup_free_ struct dcd_extent *used = NULL;
+	struct dcd_extent *chunks = NULL;
+	size_t nused = 0, n = 0, cap = 0;
+	uint64_t cursor = 0, left = size;
+
+	used = calloc(sim->nextents + 1, sizeof(*used));
+	if (!used)
+		return -ENOMEM;
+	for (size_t i = 0; i < sim->nextents; i++)
+		if (sim->extents[i].region == region)
+			used[nused++] = sim->extents[i];
+	qsort(used, nused, sizeof(*used), cmp_offset);
+	/* sentinel: the end of the region */
+	used[nused].offset = sim->opts.region_size;
+	used[nused].length = 0;
+
+	for (size_t i = 0; i <= nused && left; i++) {
+		while (cursor < used[i].offset && left) {
+			uint64_t len = MIN(MIN(used[i].offset - cursor, left), SIM_MAX_EXTENT);
+			if (n == cap) {
+				cap = cap ? cap * 2 : 4;
+				void *p = realloc(chunks, cap * sizeof(*chunks));
+				if (!p) {
+					free(chunks);
+					return -ENOMEM;
+				}
+				chunks = p;
+			}
+			chunks[n++] = (struct dcd_extent){ .region = region, .offset = cursor,
+							   .length = len };
+			cursor += len;
+			left -= len;
+		}
+		cursor = MAX(cursor, used[i].offset + used[i].length);
+	}
+	if (left) {
+		free(chunks);
+		return -ENOSPC;
+	}
+	*ret_chunks = chunks;
+	*ret_n = n;
+	return 0;
+}
+
+/* Build the extent in a hidden directory and rename it into place, so that a reader never
+ * sees an extent without its offset, length or tag. */
+static int write_extent(struct sim *sim, const struct dcd_extent *e)
+{
+	char tmp[128], dir[128], path[192], tagstr[TAGMEM_TAG_STRING_MAX];
+	int r;
+
+	snprintf(dir, sizeof(dir), DCD_CXL_DEVICES "/dax_region%u/extent%u.%u", e->region,
+		 e->region, e->id);
+	snprintf(tmp, sizeof(tmp), DCD_CXL_DEVICES "/dax_region%u/.extent%u.%u.new", e->region,
+		 e->region, e->id);
+	rm_flat_dir(sim, tmp);
+	if (mkdirat(sim->rootfd, tmp, 0755) < 0)
+		return -errno;
+	snprintf(path, sizeof(path), "%s/offset", tmp);
+	r = put_u64(sim, path, true, e->offset);
+	if (r < 0)
+		return r;
+	snprintf(path, sizeof(path), "%s/length", tmp);
+	r = put_u64(sim, path, true, e->length);
+	if (r < 0)
+		return r;
+	if (e->tagged) {
+		char line[TAGMEM_TAG_STRING_MAX + 1];
+		snprintf(path, sizeof(path), "%s/%s", tmp, sim->opts.legacy_tag_attr ? "tag" : "uuid");
+		snprintf(line, sizeof(line), "%s\n", tagmem_tag_format(&e->tag, tagstr));
+		r = put_file(sim, path, line);
+		if (r < 0)
+			return r;
+	}
+	if (renameat(sim->rootfd, tmp, sim->rootfd, dir) < 0)
+		return -errno;
+	return 0;
+}
+
+static bool tag_in_use(struct sim *sim, const tagmem_tag *tag)
+{
+	for (size_t i = 0; i < sim->nextents; i++)
+		if (sim->extents[i].tagged && !tagmem_tag_compare(&sim->extents[i].tag, tag))
+			return true;
+	return false;
+}
+
+int sim_fm_add(struct sim *sim, uint64_t size, const tagmem_tag *tag, bool shared,
+	       struct sim_alloc *ret_alloc)
+{
+	unsigned region = shared ? 1 : 0;
+	struct dcd_extent *chunks = NULL;
+	size_t n = 0;
+	int r;
+
+	if (size == 0 || size % DCD_ALIGN)
+		return -EINVAL;
+	if (shared && !tag) /* other hosts find shared capacity only by its tag */
+		return -EINVAL;
+	if (tag && (tagmem_tag_is_null(tag) || tag_in_use(sim, tag)))
+		return -EEXIST;
+	r = plan_allocation(sim, region, size, &chunks, &n);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n && r >= 0; i++) {
+		struct dcd_extent *e = &chunks[i];
+
+		e->id = sim->regions[region].next_extent++;
+		e->tagged = tag != NULL;
+		if (tag)
+			e->tag = *tag;
+		r = write_extent(sim, e);
+		if (r >= 0)
+			r = add_extent_record(sim, e);
+		if (r >= 0)
+			r = queue_event(sim, DCD_EVENT_ADD, e);
+	}
+	free(chunks);
+	if (r < 0)
+		return r;
+	ret_alloc->region = region;
+	ret_alloc->nextents = (unsigned)n;
+	ret_alloc->size = size;
+	return 0;
+}
+
+/* The device (if any) that claimed a tag. */
+static int find_device(struct sim *sim, unsigned region, const tagmem_tag *tag,
+		       struct dcd_daxdev *ret)
+{
+	char **names = NULL, prefix[32];
+	size_t n = 0;
+	int r;
+
+	snprintf(prefix, sizeof(prefix), "dax%u.", region);
+	r = sysfs_list(sim->fs, DCD_DAX_DEVICES, prefix, &names, &n);
+	if (r < 0)
+		return r;
+	r = -ENOENT;
+	for (size_t i = 0; i < n; i++) {
+		struct dcd_daxdev d;
+		if (dcd_read_daxdev(sim->fs, names[i], &d) == 0 && d.tagged && d.size &&
+		    !tagmem_tag_compare(&d.tag, tag)) {
+			*ret = d;
+			r = 0;
+			break;
+		}
+	}
+	sysfs_names_free(names, n);
+	return r;
+}
+
+static int remove_tag_extents(struct sim *sim, const tagmem_tag *tag)
+{
+	int r = 0;
+
+	for (size_t i = 0; i < sim->nextents;) {
+		struct dcd_extent *e = &sim->extents[i];
+		char dir[128];
+
+		if (!e->tagged || tagmem_tag_compare(&e->tag, tag)) {
+			i++;
+			continue;
+		}
+		snprintf(dir, sizeof(dir), DCD_CXL_DEVICES "/dax_region%u/extent%u.%u", e->region,
+			 e->region, e->id);
+		r = rm_flat_dir(sim, dir);
+		if (r < 0)
+			return r;
+		*e = sim->extents[--sim->nextents];
+	}
+	return r;
+}
+
+int sim_fm_release(struct sim *sim, const tagmem_tag *tag)
+{
+	struct dcd_daxdev dev;
+	bool found = false;
+	unsigned region = 0;
+	char path[96];
+	int r;
+
+	for (size_t i = 0; i < sim->nextents; i++) {
+		struct dcd_extent *e = &sim->extents[i];
+		if (e->tagged && !tagmem_tag_compare(&e->tag, tag)) {
+			region = e->region;
+			found = true;
+			r = queue_event(sim, DCD_EVENT_RELEASE, e);
+			if (r < 0)
+				return r;
+		}
+	}
+	if (!found)
+		return -ENOENT;
+	if (find_device(sim, region, tag, &dev) == 0) {
+		/* In use: the kernel keeps the extents until the device goes away. */
+		pending_path(path, sizeof(path), tag);
+		r = put_file(sim, path, "");
+		return r < 0 ? r : 1;
+	}
+	r = remove_tag_extents(sim, tag);
+	return r < 0 ? r : 0;
+}
+
+bool sim_release_pending(struct sim *sim, const tagmem_tag *tag)
+{
+	char path[96];
+
+	pending_path(path, sizeof(path), tag);
+	return sysfs_exists(sim->fs, path);
+}
+
+/* ---- kernel emulation ---- */
+
+int sim_kernel_seed_written(struct sim *sim, unsigned region)
+{
+	char dir[96], path[160];
+	struct dcd_daxdev other;
+	_cleanup_close_ int fd = -1;
+	unsigned seed;
+	uint64_t size = 0;
+	tagmem_tag tag;
+	bool tagged;
+	int r;
+
+	if (region >= SIM_REGIONS)
+		return -ENXIO;
+	seed = sim->regions[region].seed;
+	dev_dir(dir, sizeof(dir), region, seed);
+	snprintf(path, sizeof(path), "%s/uuid", dir);
+	r = sysfs_read_tag(sim->fs, path, &tag, &tagged);
+	if (r < 0 || !tagged) {
+		r = r < 0 ? r : -EINVAL;
+		goto reject;
+	}
+	if (find_device(sim, region, &tag, &other) == 0) {
+		r = -EBUSY;
+		goto reject;
+	}
+	/* all extents of the tag, in sequence order (ids grow with the sequence) */
+	for (size_t i = 0; i < sim->nextents; i++) {
+		struct dcd_extent *e = &sim->extents[i];
+		if (e->region == region && e->tagged && !tagmem_tag_compare(&e->tag, &tag))
+			size += e->length;
+	}
+	if (size == 0) {
+		r = -ENOENT;
+		goto reject;
+	}
+	snprintf(path, sizeof(path), "dev/dax%u.%u", region, seed);
+	fd = openat(sim->rootfd, path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || ftruncate(fd, (off_t)size) < 0) {
+		r = -errno;
+		goto reject;
+	}
+	snprintf(path, sizeof(path), "%s/size", dir);
+	r = put_u64(sim, path, false, size);
+	if (r < 0)
+		goto reject;
+	return make_seed(sim, region, seed + 1);
+reject:
+	/* a failed sysfs write leaves the attribute as it was */
+	snprintf(path, sizeof(path), "%s/uuid", dir);
+	put_file(sim, path, "\n");
+	return r;
+}
+
+int sim_kernel_size_written(struct sim *sim, const char *device)
+{
+	struct dcd_daxdev d;
+	char dir[96], path[160];
+	int r;
+
+	r = dcd_read_daxdev(sim->fs, device, &d);
+	if (r < 0)
+		return r;
+	if (d.size != 0) /* resizing a DCD device is not part of the emulated ABI */
+		return -EINVAL;
+	if (d.id == sim->regions[d.region].seed)
+		return 0;
+	snprintf(path, sizeof(path), "dev/%s", device);
+	if (unlinkat(sim->rootfd, path, 0) < 0 && errno != ENOENT)
+		return -errno;
+	dev_dir(dir, sizeof(dir), d.region, d.id);
+	r = rm_flat_dir(sim, dir);
+	if (r < 0)
+		return r;
+	if (d.tagged && sim_release_pending(sim, &d.tag)) {
+		r = remove_tag_extents(sim, &d.tag);
+		if (r < 0)
+			return r;
+		pending_path(path, sizeof(path), &d.tag);
+		unlinkat(sim->rootfd, path, 0);
+	}
+	return 0;
+}

@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The embedded simulated DCD: a fabric manager and an emulation of the kernel's DCD ABI
+ * (DESIGN.md) inside a sandbox directory. Its state *is* the tree it writes, like the
+ * kernel's is sysfs, so it survives a brokerd restart and daemonless lookups can read it:
+ *
+ *   <root>/sys/bus/cxl/devices/dax_regionN/{sharable,dax_region/seed,extentN.M/...}
+ *   <root>/sys/bus/dax/devices/daxN.M/{size,uuid}
+ *   <root>/dev/daxN.M               regular file standing in for the devdax node
+ *   <root>/sim/{region_size,pending/<tag>}   the emulation's own bookkeeping
+ *
+ * Region 0 holds private capacity, region 1 sharable capacity (always tagged).
+ * Internal to brokerd.
+ */
+#ifndef BROKERD_SIM_H
+#define BROKERD_SIM_H
+
+#include "dcd.h"
+
+#define SIM_REGIONS 2
+#define SIM_MAX_EXTENT (1ull << 30) /* one allocation may span several extents */
+
+struct sim;
+
+struct sim_options {
+	uint64_t region_size;
+	bool legacy_tag_attr; /* write extent tags as "tag" (DCD v3–v8) instead of "uuid" */
+};
+
+int sim_open(const char *root, const struct sim_options *opts, struct sim **ret_sim);
+struct sim *sim_close(struct sim *sim);
+const char *sim_root(struct sim *sim);
+uint64_t sim_region_size(struct sim *sim);
+
+/* ---- fabric-manager side ---- */
+struct sim_alloc {
+	unsigned region;
+	unsigned nextents;
+	uint64_t size;
+};
+/* tag NULL: untagged (private only). -ENOSPC, -EINVAL (size, shared without tag), -EEXIST. */
+int sim_fm_add(struct sim *sim, uint64_t size, const tagmem_tag *tag, bool shared,
+	       struct sim_alloc *ret_alloc);
+/* Returns 0 released now, 1 deferred (a device holds the tag), -ENOENT unknown tag. */
+int sim_fm_release(struct sim *sim, const tagmem_tag *tag);
+bool sim_release_pending(struct sim *sim, const tagmem_tag *tag);
+
+/* ---- kernel side: what the kernel does after a sysfs write ---- */
+/* The broker wrote a tag to the region's seed device "uuid": -ENOENT, -EBUSY as the kernel. */
+int sim_kernel_seed_written(struct sim *sim, unsigned region);
+/* The broker wrote the device's "size": 0 destroys it (and completes a deferred release). */
+int sim_kernel_size_written(struct sim *sim, const char *device);
+
+/* ---- trace records for the backend: 1 one returned, 0 none queued ---- */
+int sim_next_event(struct sim *sim, struct dcd_event *ret_event);
+
+#endif
