@@ -166,6 +166,7 @@ void broker_tag_gone(struct broker *b, const tagmem_tag *tag)
 		return;
 	was_claimed = e->claimed;
 	e->claimed = false;
+	e->state = TAG_RELEASED;
 	broker_emit_tag_event(b, "tag_released", e);
 	tag_table_remove(&b->tags, e);
 	if (was_claimed)

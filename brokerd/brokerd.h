@@ -58,7 +58,9 @@ enum tag_state {
 	TAG_READY,           /* device materialised, nobody holds it */
 	TAG_CLAIMED,         /* held by an owner */
 	TAG_RELEASE_PENDING, /* fabric manager wants it back; waits for the owner */
+	TAG_RELEASED,        /* gone: only ever seen in the tag_released event */
 };
+#define TAG_STATE_COUNT 5
 
 struct tag_owner {
 	uid_t uid;

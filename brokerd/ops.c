@@ -122,14 +122,14 @@ static void op_status(struct request *rq)
 {
 	struct broker *b = rq->b;
 	struct json_object *res = json_object_new_object(), *states = json_object_new_object();
-	unsigned count[4] = { 0 };
+	unsigned count[TAG_STATE_COUNT] = { 0 };
 	uint64_t tagged = 0;
 
 	for (struct tag_entry *e = b->tags.head; e; e = e->next) {
 		count[e->state]++;
 		tagged += e->size;
 	}
-	for (unsigned i = 0; i < 4; i++)
+	for (unsigned i = 0; i < TAG_RELEASED; i++)
 		json_object_object_add(states, tag_state_name(i), json_object_new_uint64(count[i]));
 	json_object_object_add(res, "version", json_object_new_string(TAGMEM_VERSION));
 	json_object_object_add(res, "backend", json_object_new_string(b->backend->ops->name));

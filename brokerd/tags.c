@@ -123,6 +123,7 @@ const char *tag_state_name(enum tag_state s)
 	case TAG_READY: return "ready";
 	case TAG_CLAIMED: return "claimed";
 	case TAG_RELEASE_PENDING: return "release_pending";
+	case TAG_RELEASED: return "released";
 	}
 	return "unknown";
 }

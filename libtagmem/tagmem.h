@@ -100,6 +100,10 @@ int tagmem_client_connect(struct tagmem_ctx *ctx, const char *path,
 			  struct tagmem_client **ret_client);
 struct tagmem_client *tagmem_client_unref(struct tagmem_client *client);
 int tagmem_client_get_fd(struct tagmem_client *client);
+static inline void tagmem_client_unrefp(struct tagmem_client **c)
+{
+	tagmem_client_unref(*c);
+}
 const char *tagmem_client_get_path(struct tagmem_client *client);
 /*
  * Send request (an "id" is assigned; the object is not consumed) and wait up to timeout_ms

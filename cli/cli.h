@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The tagmem command: shared state and helpers for the subcommands (one file each). */
+#ifndef TAGMEM_CLI_H
+#define TAGMEM_CLI_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include <json-c/json.h>
+
+#include "tagmem.h"
+#include "util.h"
+
+/* Exit codes every subcommand uses. */
+enum {
+	EXIT_OK = 0,
+	EXIT_FAIL = 1,        /* the request failed, or (lookup) the tag was not found */
+	EXIT_USAGE = 2,
+	EXIT_UNREACHABLE = 3, /* brokerd could not be reached (and nothing else answered) */
+};
+
+struct cli {
+	struct tagmem_ctx *ctx;
+	const char *socket;  /* NULL: $TAGMEM_SOCKET or the default */
+	bool json;
+	int timeout_ms;
+	const char *prog;
+};
+
+struct cli_command {
+	const char *name;
+	int (*fn)(struct cli *cli, int argc, char **argv);
+	const char *summary;
+};
+
+int cmd_lookup(struct cli *cli, int argc, char **argv);
+int cmd_list(struct cli *cli, int argc, char **argv);
+int cmd_show(struct cli *cli, int argc, char **argv);
+int cmd_watch(struct cli *cli, int argc, char **argv);
+int cmd_claim(struct cli *cli, int argc, char **argv);
+int cmd_release(struct cli *cli, int argc, char **argv);
+int cmd_fm(struct cli *cli, int argc, char **argv);
+int cmd_status(struct cli *cli, int argc, char **argv);
+
+/* Connect, or say why not (and how to fix it) and return EXIT_UNREACHABLE via *ret_exit. */
+int cli_connect(struct cli *cli, struct tagmem_client **ret_client, bool quiet);
+/*
+ * One request/response. On success *ret_result is the result (owned by *ret_reply).
+ * Errors are printed ("tagmem: <message>") and mapped to an exit code, returned negative:
+ * -EXIT_FAIL, -EXIT_UNREACHABLE.
+ */
+int cli_call(struct cli *cli, struct json_object *request, struct json_object **ret_reply,
+	     struct json_object **ret_result);
+/* Print a JSON value the way --json promises: pretty, no slash escapes, newline. */
+void cli_print_json(struct json_object *o);
+/* Parse a tag argument or print why it is not one. */
+int cli_parse_tag(struct cli *cli, const char *arg, tagmem_tag *ret_tag);
+void cli_err(struct cli *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Human line for a tag object: used by list, show and watch. */
+void cli_print_tag_row(struct json_object *tag);
+void cli_print_tag_header(void);
+/* A standard "[OPTIONS]" help for a subcommand, or an unknown-option complaint. */
+int cli_usage(struct cli *cli, const char *cmd, const char *synopsis, bool error);
+
+#endif

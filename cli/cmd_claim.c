@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* tagmem claim <uuid> [--name NAME]: take a ready tag for the calling user. */
+#include <getopt.h>
+
+#include "cli.h"
+
+int cmd_claim(struct cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "name", required_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' },
+		{}
+	};
+	static const char synopsis[] = "<uuid> [--name NAME]";
+	_cleanup_json_ struct json_object *req = NULL, *reply = NULL;
+	char tagstr[TAGMEM_TAG_STRING_MAX];
+	struct json_object *result;
+	const char *name = NULL, *path = "";
+	tagmem_tag tag;
+	int opt, r;
+
+	while ((opt = getopt_long(argc, argv, "n:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'n': name = optarg; break;
+		case 'h': return cli_usage(cli, "claim", synopsis, false);
+		default: return cli_usage(cli, "claim", synopsis, true);
+		}
+	}
+	if (argc - optind != 1)
+		return cli_usage(cli, "claim", synopsis, true);
+	if (cli_parse_tag(cli, argv[optind], &tag) < 0)
+		return EXIT_USAGE;
+	req = tagmem_request_new("claim");
+	json_object_object_add(req, "tag", json_object_new_string(tagmem_tag_format(&tag, tagstr)));
+	if (name)
+		json_object_object_add(req, "name", json_object_new_string(name));
+	r = cli_call(cli, req, &reply, &result);
+	if (r < 0)
+		return -r;
+	if (cli->json)
+		cli_print_json(result);
+	else {
+		tagmem_json_get_string(result, "path", &path);
+		printf("claimed %s: %s\n", tagstr, path);
+	}
+	return EXIT_OK;
+}

@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* tagmem show <uuid>: everything brokerd knows about one tag. */
+#include <getopt.h>
+#include <string.h>
+
+#include "cli.h"
+
+int cmd_show(struct cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = { { "help", no_argument, NULL, 'h' }, {} };
+	_cleanup_json_ struct json_object *req = NULL, *reply = NULL;
+	char tagstr[TAGMEM_TAG_STRING_MAX];
+	struct json_object *result;
+	tagmem_tag tag;
+	int opt, r;
+
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1)
+		return cli_usage(cli, "show", "<uuid> [--json]", opt != 'h');
+	if (argc - optind != 1)
+		return cli_usage(cli, "show", "<uuid> [--json]", true);
+	if (cli_parse_tag(cli, argv[optind], &tag) < 0)
+		return EXIT_USAGE;
+	req = tagmem_request_new("show");
+	json_object_object_add(req, "tag", json_object_new_string(tagmem_tag_format(&tag, tagstr)));
+	r = cli_call(cli, req, &reply, &result);
+	if (r < 0)
+		return -r;
+	if (cli->json) {
+		cli_print_json(result);
+		return EXIT_OK;
+	}
+	/* One "key: value" per line, nested owner flattened: easy for people and for grep. */
+	json_object_object_foreach(result, key, val) {
+		if (json_object_is_type(val, json_type_object)) {
+			json_object_object_foreach(val, k2, v2)
+				printf("%s.%s: %s\n", key, k2, json_object_get_string(v2));
+		} else if (!strcmp(key, "size")) {
+			char buf[32];
+			uint64_t v = 0;
+			tagmem_json_get_u64(result, "size", &v);
+			printf("size: %s (%s bytes)\n", format_size(v, buf, sizeof(buf)),
+			       json_object_get_string(val));
+		} else {
+			printf("%s: %s\n", key, json_object_get_string(val));
+		}
+	}
+	return EXIT_OK;
+}

@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* tagmem status: is brokerd up, what backend, how many tags in which state. */
+#include <getopt.h>
+
+#include "cli.h"
+
+int cmd_status(struct cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = { { "help", no_argument, NULL, 'h' }, {} };
+	_cleanup_json_ struct json_object *req = NULL, *reply = NULL;
+	struct json_object *result, *states;
+	const char *s;
+	uint64_t v;
+	char buf[32];
+	int opt, r;
+
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1)
+		return cli_usage(cli, "status", "[--json]", opt != 'h');
+	req = tagmem_request_new("status");
+	r = cli_call(cli, req, &reply, &result);
+	if (r < 0)
+		return -r;
+	if (cli->json) {
+		cli_print_json(result);
+		return EXIT_OK;
+	}
+	if (tagmem_json_get_string(result, "version", &s) == 0)
+		printf("brokerd %s", s);
+	if (tagmem_json_get_string(result, "backend", &s) == 0)
+		printf(", %s backend", s);
+	if (tagmem_json_get_string(result, "root", &s) == 0)
+		printf(" at %s", s);
+	if (tagmem_json_get_u64(result, "uptime_ms", &v) == 0)
+		printf(", up %llus", (unsigned long long)(v / 1000));
+	printf("\n");
+	if (tagmem_json_get_u64(result, "tags", &v) == 0)
+		printf("tags: %llu", (unsigned long long)v);
+	if (json_object_object_get_ex(result, "states", &states)) {
+		json_object_object_foreach(states, k, val)
+			printf(", %s %s", k, json_object_get_string(val));
+	}
+	printf("\n");
+	if (tagmem_json_get_u64(result, "tagged_bytes", &v) == 0)
+		printf("tagged capacity: %s\n", format_size(v, buf, sizeof(buf)));
+	if (tagmem_json_get_u64(result, "untagged_bytes", &v) == 0)
+		printf("untagged capacity: %s\n", format_size(v, buf, sizeof(buf)));
+	if (tagmem_json_get_u64(result, "clients", &v) == 0)
+		printf("clients: %llu", (unsigned long long)v);
+	if (tagmem_json_get_u64(result, "subscribers", &v) == 0)
+		printf(", subscribers: %llu", (unsigned long long)v);
+	printf("\n");
+	return EXIT_OK;
+}

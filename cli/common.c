@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <stdarg.h>
+#include <string.h>
+
+#include "cli.h"
+
+void cli_err(struct cli *cli, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", cli->prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int cli_usage(struct cli *cli, const char *cmd, const char *synopsis, bool error)
+{
+	fprintf(error ? stderr : stdout, "Usage: %s %s %s\n", cli->prog, cmd, synopsis);
+	return error ? EXIT_USAGE : EXIT_OK;
+}
+
+int cli_connect(struct cli *cli, struct tagmem_client **ret_client, bool quiet)
+{
+	const char *path = cli->socket ? cli->socket : getenv("TAGMEM_SOCKET");
+	int r;
+
+	if (!path || !*path)
+		path = TAGMEM_DEFAULT_SOCKET;
+	r = tagmem_client_connect(cli->ctx, path, ret_client);
+	if (r < 0 && !quiet)
+		cli_err(cli, "cannot reach brokerd at %s: %s (is it running? start it with "
+			"'systemctl start tagmem-brokerd' or pass --socket)", path, strerror(-r));
+	return r;
+}
+
+int cli_call(struct cli *cli, struct json_object *request, struct json_object **ret_reply,
+	     struct json_object **ret_result)
+{
+	_cleanup_(tagmem_client_unrefp) struct tagmem_client *client = NULL;
+	struct json_object *reply = NULL;
+	const char *code, *message;
+	int r;
+
+	if (cli_connect(cli, &client, false) < 0)
+		return -EXIT_UNREACHABLE;
+	r = tagmem_client_call(client, request, cli->timeout_ms, &reply);
+	if (r < 0) {
+		cli_err(cli, "brokerd did not answer: %s", strerror(-r));
+		return -EXIT_UNREACHABLE;
+	}
+	r = tagmem_reply_error(reply, &code, &message);
+	if (r == -EREMOTEIO) {
+		if (cli->json)
+			cli_print_json(reply);
+		cli_err(cli, "%s", message);
+		json_object_put(reply);
+		return -EXIT_FAIL;
+	}
+	if (r < 0) {
+		cli_err(cli, "brokerd sent a malformed reply");
+		json_object_put(reply);
+		return -EXIT_FAIL;
+	}
+	*ret_reply = reply;
+	*ret_result = tagmem_reply_result(reply);
+	return 0;
+}
+
+void cli_print_json(struct json_object *o)
+{
+	puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+						       JSON_C_TO_STRING_SPACED |
+						       JSON_C_TO_STRING_NOSLASHESCAPE));
+}
+
+int cli_parse_tag(struct cli *cli, const char *arg, tagmem_tag *ret_tag)
+{
+	if (!arg) {
+		cli_err(cli, "a tag (UUID) is required");
+		return -EINVAL;
+	}
+	if (tagmem_tag_parse(arg, ret_tag) < 0) {
+		cli_err(cli, "'%s' is not a tag: expected a UUID like "
+			"6f1c2a9e-0b7d-4c1e-9a51-3d2f8e7b4c10", arg);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static const char *str(struct json_object *o, const char *key, const char *dflt)
+{
+	const char *s;
+
+	return tagmem_json_get_string(o, key, &s) == 0 ? s : dflt;
+}
+
+void cli_print_tag_header(void)
+{
+	printf("%-36s  %-15s  %10s  %-8s  %s\n", "TAG", "STATE", "SIZE", "DEVICE", "OWNER");
+}
+
+void cli_print_tag_row(struct json_object *tag)
+{
+	struct json_object *owner;
+	char size[32] = "-", who[192] = "-";
+	uint64_t v;
+
+	if (tagmem_json_get_u64(tag, "size", &v) == 0)
+		format_size(v, size, sizeof(size));
+	if (json_object_object_get_ex(tag, "owner", &owner)) {
+		uint64_t uid = 0;
+		tagmem_json_get_u64(owner, "uid", &uid);
+		snprintf(who, sizeof(who), "uid %llu%s%s", (unsigned long long)uid,
+			 *str(owner, "name", "") ? " " : "", str(owner, "name", ""));
+	}
+	printf("%-36s  %-15s  %10s  %-8s  %s\n", str(tag, "tag", "?"), str(tag, "state", "?"),
+	       size, str(tag, "device", "-"), who);
+}
