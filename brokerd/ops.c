@@ -271,6 +271,9 @@ static void op_claim(struct request *rq)
 		return;
 	case TAG_READY:
 		break;
+	case TAG_RELEASED:
+		reply_error(rq, "not_found", "tag %s was released", e->tag_str);
+		return;
 	}
 	if (e->release_requested) {
 		reply_error(rq, "release_pending", "tag %s is being released", e->tag_str);
