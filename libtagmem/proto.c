@@ -16,7 +16,7 @@ TAGMEM_EXPORT int tagmem_msg_parse(const char *line, size_t len, size_t max_len,
 	_cleanup_json_ struct json_object *obj = NULL;
 	struct json_tokener *tok;
 	enum json_tokener_error jerr;
-	size_t consumed;
+	size_t consumed = 0;
 
 	if (!line || !ret_msg)
 		return -EINVAL;
@@ -31,7 +31,15 @@ TAGMEM_EXPORT int tagmem_msg_parse(const char *line, size_t len, size_t max_len,
 		return -ENOMEM;
 	obj = json_tokener_parse_ex(tok, line, (int)len);
 	jerr = json_tokener_get_error(tok);
-	consumed = json_tokener_get_parse_end(tok);
+	/* A bare number may "continue"; the line has ended, so say so with a NUL byte. */
+	if (!obj && jerr == json_tokener_continue) {
+		obj = json_tokener_parse_ex(tok, "", 1);
+		jerr = json_tokener_get_error(tok);
+		if (obj)
+			consumed = len;
+	}
+	if (jerr == json_tokener_success && consumed == 0)
+		consumed = json_tokener_get_parse_end(tok);
 	json_tokener_free(tok);
 	if (!obj || jerr != json_tokener_success)
 		return -EBADMSG;

@@ -5,7 +5,7 @@
 set -euo pipefail
 
 TAGMEM_BUILD_PKGS=(build-essential cmake pkg-config libjson-c-dev uuid-dev libudev-dev
-                   libcxl-dev libdaxctl-dev libcmocka-dev jq)
+                   libcxl-dev libdaxctl-dev libcmocka-dev jq python3)
 
 tagmem_missing_pkgs() {
 	local p

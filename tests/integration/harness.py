@@ -1,0 +1,137 @@
+"""Shared helpers for the Python integration tests: a private brokerd in a temp dir, and a
+raw line client (the point of these tests is to send what the real client never would)."""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+BROKERD = os.environ.get("BROKERD")
+TAGMEM = os.environ.get("TAGMEM")
+if not BROKERD or not TAGMEM:
+    sys.exit("BROKERD and TAGMEM must be set (ctest sets them)")
+
+
+class Broker:
+    def __init__(self, *extra):
+        self.dir = tempfile.mkdtemp(prefix="tagmem-test.")
+        self.sock = os.path.join(self.dir, "brokerd.sock")
+        self.state = os.path.join(self.dir, "state")
+        self.sim = os.path.join(self.dir, "sim")
+        self.log = open(os.path.join(self.dir, "brokerd.log"), "ab")
+        self.extra = list(extra)
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [BROKERD, "--socket", self.sock, "--state-dir", self.state, "--sim-root",
+             self.sim, "--sim-region-size", "16G"] + self.extra,
+            stdout=self.log, stderr=self.log)
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError("brokerd exited at start:\n" + self.log_text())
+            try:
+                c = Client(self.sock)
+                c.call("hello")
+                c.close()
+                return
+            except OSError:
+                time.sleep(0.02)
+        raise AssertionError("brokerd did not come up")
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def log_text(self):
+        with open(os.path.join(self.dir, "brokerd.log"), errors="replace") as f:
+            return f.read()[-4000:]
+
+    def cleanup(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Client:
+    def __init__(self, path, timeout=10):
+        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.s.settimeout(timeout)
+        self.s.connect(path)
+        self.buf = b""
+        self.next_id = 1
+
+    def send_raw(self, data):
+        self.s.sendall(data)
+
+    def read_msg(self):
+        while b"\n" not in self.buf:
+            chunk = self.s.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed by brokerd")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def read_reply(self):
+        while True:
+            m = self.read_msg()
+            if "event" not in m:
+                return m
+
+    def call(self, op, **args):
+        rid = self.next_id
+        self.next_id += 1
+        self.send_raw((json.dumps(dict(id=rid, op=op, **args)) + "\n").encode())
+        m = self.read_reply()
+        assert m.get("id") == rid, m
+        return m
+
+    def closed(self):
+        """True if brokerd closed this connection (after any queued replies)."""
+        try:
+            while True:
+                chunk = self.s.recv(65536)
+                if not chunk:
+                    return True
+                self.buf += chunk
+        except socket.timeout:
+            return False
+        except ConnectionError:
+            return True
+
+    def close(self):
+        self.s.close()
+
+
+def check(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+def run(main):
+    """Run a test body with a fresh broker; print the log on failure."""
+    b = None
+    try:
+        b = Broker()
+        main(b)
+    except BaseException:
+        if b:
+            sys.stderr.write("--- brokerd log ---\n" + b.log_text())
+        raise
+    finally:
+        if b:
+            b.cleanup()

@@ -1,0 +1,138 @@
+/* Unit tests: the registry format and its atomic replacement. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include "brokerd.h"
+#include "fixture.h"
+
+#define T1 "6f1c2a9e-0b7d-4c1e-9a51-3d2f8e7b4c10"
+#define T2 "11111111-2222-4333-8444-555555555555"
+
+static int parse(const char *s, struct registry_claim **c, size_t *n)
+{
+	return registry_parse(s, strlen(s), c, n);
+}
+
+static void parses_valid(void **state)
+{
+	struct registry_claim *c;
+	size_t n;
+
+	assert_int_equal(parse("{\"version\":1,\"claims\":[{\"tag\":\"" T1 "\",\"uid\":1000,"
+			       "\"pid\":42,\"name\":\"vm1\",\"since\":1700000000},"
+			       "{\"tag\":\"" T2 "\",\"uid\":0,\"future_key\":true}]}", &c, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(c[0].owner.uid, 1000);
+	assert_int_equal(c[0].owner.pid, 42);
+	assert_string_equal(c[0].owner.name, "vm1");
+	assert_int_equal(c[1].owner.uid, 0);
+	free(c);
+}
+
+static void rejects_invalid(void **state)
+{
+	static const char *bad[] = {
+		"", "{", "[]", "{\"claims\":[]}", "{\"version\":2,\"claims\":[]}",
+		"{\"version\":1}", "{\"version\":1,\"claims\":{}}",
+		"{\"version\":1,\"claims\":[5]}",
+		"{\"version\":1,\"claims\":[{\"uid\":0}]}",
+		"{\"version\":1,\"claims\":[{\"tag\":\"zz\",\"uid\":0}]}",
+		"{\"version\":1,\"claims\":[{\"tag\":\"" T1 "\"}]}",
+		"{\"version\":1,\"claims\":[{\"tag\":\"" T1 "\",\"uid\":-1}]}",
+		"{\"version\":1,\"claims\":[{\"tag\":\"" T1 "\",\"uid\":0,\"name\":7}]}",
+		"{\"version\":1,\"claims\":[{\"tag\":\"" T1 "\",\"uid\":0,\"since\":\"x\"}]}",
+		"{\"version\":1,\"claims\":[{\"tag\":\"" T1 "\",\"uid\":0},"
+		"{\"tag\":\"" T1 "\",\"uid\":1}]}", /* two owners of one tag */
+	};
+	struct registry_claim *c = (void *)0x1;
+	size_t n = 77;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(parse(bad[i], &c, &n), -EBADMSG);
+		assert_ptr_equal(c, (void *)0x1);
+		assert_int_equal(n, 77);
+	}
+}
+
+static void round_trip_through_disk(void **state)
+{
+	char *dir = fixture_dir();
+	struct tag_table t;
+	struct tag_entry *e;
+	struct registry_claim *c;
+	tagmem_tag tag;
+	size_t n, len;
+	char *text;
+
+	/* no file yet: a first start, not an error */
+	assert_int_equal(registry_load(dir, &c, &n), 0);
+	assert_int_equal(n, 0);
+
+	assert_int_equal(tag_table_init(&t), 0);
+	assert_int_equal(tagmem_tag_parse(T1, &tag), 0);
+	assert_int_equal(tag_table_add(&t, &tag, &e), 0);
+	e->claimed = true;
+	e->owner.uid = 1234;
+	strcpy(e->owner.name, "vm \"quoted\"");
+	assert_int_equal(tagmem_tag_parse(T2, &tag), 0);
+	assert_int_equal(tag_table_add(&t, &tag, &e), 0); /* unclaimed: not persisted */
+
+	text = registry_serialize(&t, &len);
+	assert_non_null(text);
+	assert_int_equal(registry_write_atomic(dir, text, len), 0);
+	free(text);
+	assert_int_equal(registry_load(dir, &c, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(c[0].owner.uid, 1234);
+	assert_string_equal(c[0].owner.name, "vm \"quoted\"");
+	free(c);
+
+	/* no temp file is left behind */
+	char tmp[PATH_MAX];
+	snprintf(tmp, sizeof(tmp), "%s/" REGISTRY_FILE ".tmp", dir);
+	assert_int_equal(access(tmp, F_OK), -1);
+	tag_table_clear(&t);
+
+	/* a corrupt file is reported, not half-read */
+	fixture_put(dir, REGISTRY_FILE, "{\"version\":1,\"claims\":[");
+	assert_int_equal(registry_load(dir, &c, &n), -EBADMSG);
+	fixture_rm(dir);
+	free(dir);
+}
+
+static void tag_table_grows_and_removes(void **state)
+{
+	struct tag_table t;
+	struct tag_entry *e;
+	tagmem_tag tags[2000];
+
+	assert_int_equal(tag_table_init(&t), 0);
+	for (unsigned i = 0; i < 2000; i++) {
+		tagmem_tag_generate(&tags[i]);
+		assert_int_equal(tag_table_add(&t, &tags[i], &e), 0);
+	}
+	for (unsigned i = 0; i < 2000; i += 2)
+		tag_table_remove(&t, tag_table_find(&t, &tags[i]));
+	assert_int_equal(t.count, 1000);
+	for (unsigned i = 0; i < 2000; i++)
+		assert_true((tag_table_find(&t, &tags[i]) != NULL) == (i % 2 == 1));
+	/* list order is arrival order */
+	assert_int_equal(tagmem_tag_compare(&t.head->tag, &tags[1]), 0);
+	assert_int_equal(tagmem_tag_compare(&t.tail->tag, &tags[1999]), 0);
+	tag_table_clear(&t);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(parses_valid),
+		cmocka_unit_test(rejects_invalid),
+		cmocka_unit_test(round_trip_through_disk),
+		cmocka_unit_test(tag_table_grows_and_removes),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
