@@ -50,19 +50,19 @@ static void *run(void *arg)
 		;
 	while (!stop) {
 		uint64_t t0 = now_ns();
-		size_t got = 0;
 		if (write(fd, request, reqlen) != (ssize_t)reqlen) {
 			w->failed = 1;
 			break;
 		}
+		/* One reply is one line, of any size (a list of 10,000 tags is megabytes): read
+		 * until a chunk ends the line. */
 		for (;;) {
-			ssize_t r = read(fd, buf + got, sizeof(buf) - got);
+			ssize_t r = read(fd, buf, sizeof(buf));
 			if (r <= 0) {
 				w->failed = 1;
 				goto out;
 			}
-			got += (size_t)r;
-			if (buf[got - 1] == '\n')
+			if (buf[r - 1] == '\n')
 				break;
 		}
 		if (w->n == w->cap) {

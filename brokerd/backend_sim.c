@@ -12,10 +12,21 @@
 #include "sim.h"
 #include "util.h"
 
+/*
+ * The extents the backend has read, so that an event costs what it names and not a re-read
+ * of the region: a 10,000-extent region must not turn every add into 30,000 file reads.
+ */
+struct extent_index {
+	struct dcd_extent *ext;
+	size_t n, cap;
+	unsigned next_id[SIM_REGIONS]; /* where the next new extent is most likely named */
+};
+
 struct backend_sim {
 	struct backend be;
 	struct sim *sim;
 	struct sysfs *fs; /* the broker's own reader, separate from the simulator's */
+	struct extent_index idx;
 };
 
 #define to_sim(be) ((struct backend_sim *)(be))
@@ -25,27 +36,109 @@ static void device_path(struct backend_sim *bs, const char *device, char *buf, s
 	snprintf(buf, len, "%s/dev/%s", sysfs_root(bs->fs), device);
 }
 
-/* Sum the extents of one tag as sysfs shows them now. */
-static int tag_extents(struct backend_sim *bs, const tagmem_tag *tag, unsigned region,
-		       uint64_t *ret_size, unsigned *ret_n)
+static int index_add(struct extent_index *x, const struct dcd_extent *e)
 {
-	struct dcd_snapshot snap = { 0 };
+	if (x->n == x->cap) {
+		size_t nc = x->cap ? x->cap * 2 : 256;
+		void *p = realloc(x->ext, nc * sizeof(*x->ext));
+		if (!p)
+			return -ENOMEM;
+		x->ext = p;
+		x->cap = nc;
+	}
+	x->ext[x->n++] = *e;
+	if (e->region < SIM_REGIONS && e->id >= x->next_id[e->region])
+		x->next_id[e->region] = e->id + 1;
+	return 0;
+}
+
+static struct dcd_extent *index_find_dpa(struct extent_index *x, unsigned region,
+					 uint64_t offset)
+{
+	for (size_t i = 0; i < x->n; i++)
+		if (x->ext[i].region == region && x->ext[i].offset == offset)
+			return &x->ext[i];
+	return NULL;
+}
+
+static bool index_has_id(struct extent_index *x, unsigned region, unsigned id)
+{
+	for (size_t i = 0; i < x->n; i++)
+		if (x->ext[i].region == region && x->ext[i].id == id)
+			return true;
+	return false;
+}
+
+/* Sum a tag's extents as the index knows them. */
+static void index_tag_sum(struct extent_index *x, const tagmem_tag *tag, uint64_t *ret_size,
+			  unsigned *ret_n)
+{
 	uint64_t size = 0;
 	unsigned n = 0;
-	int r;
 
-	r = dcd_scan_region_extents(bs->fs, region, &snap);
-	if (r < 0)
-		return r;
-	for (size_t i = 0; i < snap.nextents; i++)
-		if (snap.extents[i].tagged && !tagmem_tag_compare(&snap.extents[i].tag, tag)) {
-			size += snap.extents[i].length;
+	for (size_t i = 0; i < x->n; i++)
+		if (x->ext[i].tagged && !tagmem_tag_compare(&x->ext[i].tag, tag)) {
+			size += x->ext[i].length;
 			n++;
 		}
-	dcd_snapshot_clear(&snap);
 	*ret_size = size;
 	*ret_n = n;
-	return 0;
+}
+
+/* Forget the tag's extents that are gone from sysfs. */
+static void index_prune_tag(struct backend_sim *bs, const tagmem_tag *tag)
+{
+	struct extent_index *x = &bs->idx;
+
+	for (size_t i = 0; i < x->n;) {
+		struct dcd_extent *e = &x->ext[i];
+		char dir[128];
+
+		if (e->tagged && !tagmem_tag_compare(&e->tag, tag)) {
+			snprintf(dir, sizeof(dir), DCD_CXL_DEVICES "/dax_region%u/extent%u.%u",
+				 e->region, e->region, e->id);
+			if (!sysfs_exists(bs->fs, dir)) {
+				*e = x->ext[--x->n];
+				continue;
+			}
+		}
+		i++;
+	}
+}
+
+/*
+ * An add record names a DPA range; find the extent that holds it. New extents are usually
+ * the next id, so try that first (checking it really is this range); otherwise list the
+ * region and read only the names the index does not know.
+ */
+static int learn_extent(struct backend_sim *bs, const struct dcd_event *ev)
+{
+	struct extent_index *x = &bs->idx;
+	struct dcd_extent e;
+	char dir[96], prefix[32];
+	char **names = NULL;
+	size_t n = 0;
+	int r;
+
+	if (index_find_dpa(x, ev->region, ev->dpa_start))
+		return 0;
+	if (ev->region < SIM_REGIONS &&
+	    dcd_read_extent(bs->fs, ev->region, x->next_id[ev->region], &e) == 0 &&
+	    e.offset == ev->dpa_start && e.length == ev->length)
+		return index_add(x, &e);
+
+	snprintf(dir, sizeof(dir), DCD_CXL_DEVICES "/dax_region%u", ev->region);
+	snprintf(prefix, sizeof(prefix), "extent%u.", ev->region);
+	r = sysfs_list(bs->fs, dir, prefix, &names, &n);
+	for (size_t i = 0; i < n && r >= 0; i++) {
+		unsigned a, id;
+		if (sysfs_parse_dotted(names[i], "extent", &a, &id) < 0 || a != ev->region ||
+		    index_has_id(x, a, id) || dcd_read_extent(bs->fs, a, id, &e) < 0)
+			continue;
+		r = index_add(x, &e);
+	}
+	sysfs_names_free(names, n);
+	return r;
 }
 
 static bool region_sharable(struct backend_sim *bs, unsigned region)
@@ -61,22 +154,31 @@ static void handle_event(struct backend_sim *bs, const struct dcd_event *ev)
 	struct broker *b = bs->be.broker;
 	uint64_t size;
 	unsigned n;
+	int r;
 
-	if (!ev->tagged) {
-		if (ev->type == DCD_EVENT_ADD)
-			broker_untagged(b, (int64_t)ev->length);
-		else
-			broker_untagged(b, -(int64_t)ev->length);
-		return;
-	}
-	if (tag_extents(bs, &ev->tag, ev->region, &size, &n) < 0)
-		return;
 	switch (ev->type) {
 	case DCD_EVENT_ADD:
+		r = learn_extent(bs, ev);
+		if (r < 0) {
+			log_err("Failed to read the extent at DPA %#llx of region %u: %s, ignoring",
+				(unsigned long long)ev->dpa_start, ev->region, strerror(-r));
+			return;
+		}
+		if (!ev->tagged) {
+			broker_untagged(b, (int64_t)ev->length);
+			return;
+		}
+		index_tag_sum(&bs->idx, &ev->tag, &size, &n);
 		broker_tag_seen(b, &ev->tag, ev->region, region_sharable(bs, ev->region), size, n);
 		break;
 	case DCD_EVENT_RELEASE:
 	case DCD_EVENT_FORCED_RELEASE:
+		if (!ev->tagged) {
+			broker_untagged(b, -(int64_t)ev->length);
+			return;
+		}
+		index_prune_tag(bs, &ev->tag);
+		index_tag_sum(&bs->idx, &ev->tag, &size, &n);
 		if (n == 0)
 			broker_tag_gone(b, &ev->tag);
 		else
@@ -110,6 +212,9 @@ static int sim_scan(struct backend *be)
 		struct dcd_extent *e = &snap.extents[i];
 		struct tag_entry *t;
 
+		r = index_add(&bs->idx, e);
+		if (r < 0)
+			break;
 		if (!e->tagged) {
 			broker_untagged(b, (int64_t)e->length);
 			continue;
@@ -181,7 +286,6 @@ static int sim_destroy(struct backend *be, struct tag_entry *e)
 {
 	struct backend_sim *bs = to_sim(be);
 	tagmem_tag tag = e->tag; /* e may be freed by the events below */
-	unsigned region = e->region;
 	char path[PATH_MAX];
 	uint64_t size;
 	unsigned n;
@@ -197,9 +301,8 @@ static int sim_destroy(struct backend *be, struct tag_entry *e)
 	if (r < 0)
 		return r;
 	/* A deferred release completes when the device goes: see whether the extents went. */
-	r = tag_extents(bs, &tag, region, &size, &n);
-	if (r < 0)
-		return r;
+	index_prune_tag(bs, &tag);
+	index_tag_sum(&bs->idx, &tag, &size, &n);
 	if (n == 0)
 		broker_tag_gone(be->broker, &tag);
 	return 0;
@@ -244,6 +347,7 @@ static void sim_free(struct backend *be)
 
 	sim_close(bs->sim);
 	sysfs_close(bs->fs);
+	free(bs->idx.ext);
 	free(bs);
 }
 

@@ -13,6 +13,13 @@ struct sim_region {
 	bool sharable;
 	unsigned next_extent; /* extent ids grow: their order is the sequence order */
 	unsigned seed;        /* id of the seed dax device */
+	uint64_t high;        /* end of the highest extent: allocation continues from here */
+};
+
+/* The kernel knows its devices without reading sysfs; so does its emulation. */
+struct sim_dev {
+	unsigned region, id;
+	tagmem_tag tag;
 };
 
 struct sim {
@@ -22,6 +29,8 @@ struct sim {
 	struct sim_region regions[SIM_REGIONS];
 	struct dcd_extent *extents; /* every extent in the tree, the allocation map */
 	size_t nextents, capextents;
+	struct sim_dev *devs;       /* devices that claimed a tag */
+	size_t ndevs, capdevs;
 	struct dcd_event *events;   /* queued trace records */
 	size_t nevents, capevents, headevent;
 };
@@ -158,8 +167,26 @@ static int create_tree(struct sim *sim)
 	return put_u64(sim, "sim/region_size", false, sim->opts.region_size);
 }
 
+static int add_dev_record(struct sim *sim, unsigned region, unsigned id, const tagmem_tag *tag)
+{
+	if (sim->ndevs == sim->capdevs) {
+		size_t nc = sim->capdevs ? sim->capdevs * 2 : 64;
+		void *p = realloc(sim->devs, nc * sizeof(*sim->devs));
+		if (!p)
+			return -ENOMEM;
+		sim->devs = p;
+		sim->capdevs = nc;
+	}
+	sim->devs[sim->ndevs++] = (struct sim_dev){ .region = region, .id = id, .tag = *tag };
+	return 0;
+}
+
 static int add_extent_record(struct sim *sim, const struct dcd_extent *e)
 {
+	struct sim_region *rg = &sim->regions[e->region];
+
+	if (e->offset + e->length > rg->high)
+		rg->high = e->offset + e->length;
 	if (sim->nextents == sim->capextents) {
 		size_t nc = sim->capextents ? sim->capextents * 2 : 64;
 		void *p = realloc(sim->extents, nc * sizeof(*sim->extents));
@@ -198,6 +225,11 @@ static int load_tree(struct sim *sim)
 		r = add_extent_record(sim, e);
 		if (e->id >= sim->regions[e->region].next_extent)
 			sim->regions[e->region].next_extent = e->id + 1;
+	}
+	for (size_t i = 0; i < snap.ndevs && r >= 0; i++) {
+		struct dcd_daxdev *d = &snap.devs[i];
+		if (d->region < SIM_REGIONS && d->tagged && d->size)
+			r = add_dev_record(sim, d->region, d->id, &d->tag);
 	}
 out:
 	dcd_snapshot_clear(&snap);
@@ -246,6 +278,7 @@ struct sim *sim_close(struct sim *sim)
 		return NULL;
 	sysfs_close(sim->fs);
 	free(sim->extents);
+	free(sim->devs);
 	free(sim->events);
 	free(sim);
 	return NULL;
@@ -309,6 +342,25 @@ static int plan_allocation(struct sim *sim, unsigned region, uint64_t size,
 	struct dcd_extent *chunks = NULL;
 	size_t nused = 0, n = 0, cap = 0;
 	uint64_t cursor = 0, left = size;
+	uint64_t high = sim->regions[region].high;
+
+	/* Fast path: room after the highest extent. Holes are searched only when there is not,
+	 * so adding capacity costs O(extents of the allocation), not O(extents in the region). */
+	if (high <= sim->opts.region_size && sim->opts.region_size - high >= size) {
+		n = (size + SIM_MAX_EXTENT - 1) / SIM_MAX_EXTENT;
+		chunks = calloc(n, sizeof(*chunks));
+		if (!chunks)
+			return -ENOMEM;
+		for (size_t i = 0; i < n; i++) {
+			uint64_t len = MIN(left, SIM_MAX_EXTENT);
+			chunks[i] = (struct dcd_extent){ .region = region, .offset = high, .length = len };
+			high += len;
+			left -= len;
+		}
+		*ret_chunks = chunks;
+		*ret_n = n;
+		return 0;
+	}
 
 	used = calloc(sim->nextents + 1, sizeof(*used));
 	if (!used)
@@ -431,30 +483,13 @@ int sim_fm_add(struct sim *sim, uint64_t size, const tagmem_tag *tag, bool share
 	return 0;
 }
 
-/* The device (if any) that claimed a tag. */
-static int find_device(struct sim *sim, unsigned region, const tagmem_tag *tag,
-		       struct dcd_daxdev *ret)
+/* The device (if any) that claimed a tag; its index in sim->devs. */
+static int find_device(struct sim *sim, unsigned region, const tagmem_tag *tag)
 {
-	char **names = NULL, prefix[32];
-	size_t n = 0;
-	int r;
-
-	snprintf(prefix, sizeof(prefix), "dax%u.", region);
-	r = sysfs_list(sim->fs, DCD_DAX_DEVICES, prefix, &names, &n);
-	if (r < 0)
-		return r;
-	r = -ENOENT;
-	for (size_t i = 0; i < n; i++) {
-		struct dcd_daxdev d;
-		if (dcd_read_daxdev(sim->fs, names[i], &d) == 0 && d.tagged && d.size &&
-		    !tagmem_tag_compare(&d.tag, tag)) {
-			*ret = d;
-			r = 0;
-			break;
-		}
-	}
-	sysfs_names_free(names, n);
-	return r;
+	for (size_t i = 0; i < sim->ndevs; i++)
+		if (sim->devs[i].region == region && !tagmem_tag_compare(&sim->devs[i].tag, tag))
+			return (int)i;
+	return -ENOENT;
 }
 
 static int remove_tag_extents(struct sim *sim, const tagmem_tag *tag)
@@ -481,7 +516,6 @@ static int remove_tag_extents(struct sim *sim, const tagmem_tag *tag)
 
 int sim_fm_release(struct sim *sim, const tagmem_tag *tag)
 {
-	struct dcd_daxdev dev;
 	bool found = false;
 	unsigned region = 0;
 	char path[96];
@@ -499,7 +533,7 @@ int sim_fm_release(struct sim *sim, const tagmem_tag *tag)
 	}
 	if (!found)
 		return -ENOENT;
-	if (find_device(sim, region, tag, &dev) == 0) {
+	if (find_device(sim, region, tag) >= 0) {
 		/* In use: the kernel keeps the extents until the device goes away. */
 		pending_path(path, sizeof(path), tag);
 		r = put_file(sim, path, "");
@@ -522,7 +556,6 @@ bool sim_release_pending(struct sim *sim, const tagmem_tag *tag)
 int sim_kernel_seed_written(struct sim *sim, unsigned region)
 {
 	char dir[96], path[160];
-	struct dcd_daxdev other;
 	_cleanup_close_ int fd = -1;
 	unsigned seed;
 	uint64_t size = 0;
@@ -540,7 +573,7 @@ int sim_kernel_seed_written(struct sim *sim, unsigned region)
 		r = r < 0 ? r : -EINVAL;
 		goto reject;
 	}
-	if (find_device(sim, region, &tag, &other) == 0) {
+	if (find_device(sim, region, &tag) >= 0) {
 		r = -EBUSY;
 		goto reject;
 	}
@@ -562,6 +595,9 @@ int sim_kernel_seed_written(struct sim *sim, unsigned region)
 	}
 	snprintf(path, sizeof(path), "%s/size", dir);
 	r = put_u64(sim, path, false, size);
+	if (r < 0)
+		goto reject;
+	r = add_dev_record(sim, region, seed, &tag);
 	if (r < 0)
 		goto reject;
 	return make_seed(sim, region, seed + 1);
@@ -592,6 +628,11 @@ int sim_kernel_size_written(struct sim *sim, const char *device)
 	r = rm_flat_dir(sim, dir);
 	if (r < 0)
 		return r;
+	for (size_t i = 0; i < sim->ndevs; i++)
+		if (sim->devs[i].region == d.region && sim->devs[i].id == d.id) {
+			sim->devs[i] = sim->devs[--sim->ndevs];
+			break;
+		}
 	if (d.tagged && sim_release_pending(sim, &d.tag)) {
 		r = remove_tag_extents(sim, &d.tag);
 		if (r < 0)

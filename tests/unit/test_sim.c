@@ -171,8 +171,9 @@ static void allocation_rules(void **state)
 	assert_int_equal(sim_fm_add(c->sim, 2 * MiB, NULL, false, &a), -ENOSPC);
 }
 
-/* Freed holes are reused first-fit, so one allocation can span scattered extents. */
-static void first_fit_reuses_holes(void **state)
+/* Allocation continues after the highest extent; once the region's end is reached, freed
+ * holes are reused first-fit, so one allocation can span scattered extents. */
+static void full_region_reuses_holes(void **state)
 {
 	struct ctx *c = *state;
 	struct sim_alloc a;
@@ -184,9 +185,11 @@ static void first_fit_reuses_holes(void **state)
 	}
 	assert_int_equal(sim_fm_release(c->sim, &t[0]), 0);
 	assert_int_equal(sim_fm_release(c->sim, &t[2]), 0);
+	assert_int_equal(sim_fm_add(c->sim, 4 * GiB - 6 * MiB, NULL, false, &a), 0); /* the end */
 	tagmem_tag_generate(&big);
-	assert_int_equal(sim_fm_add(c->sim, 6 * MiB, &big, false, &a), 0);
-	assert_int_equal(a.nextents, 2); /* the hole at 0 and the space from 4 MiB on */
+	assert_int_equal(sim_fm_add(c->sim, 6 * MiB, &big, false, &a), -ENOSPC);
+	assert_int_equal(sim_fm_add(c->sim, 4 * MiB, &big, false, &a), 0);
+	assert_int_equal(a.nextents, 2); /* the holes at 0 and at 4 MiB */
 }
 
 int main(void)
@@ -196,7 +199,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(add_splits_and_claims, setup, teardown),
 		cmocka_unit_test_setup_teardown(release_is_deferred_while_in_use, setup, teardown),
 		cmocka_unit_test_setup_teardown(allocation_rules, setup, teardown),
-		cmocka_unit_test_setup_teardown(first_fit_reuses_holes, setup, teardown),
+		cmocka_unit_test_setup_teardown(full_region_reuses_holes, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
