@@ -38,14 +38,8 @@ static void device_path(struct backend_sim *bs, const char *device, char *buf, s
 
 static int index_add(struct extent_index *x, const struct dcd_extent *e)
 {
-	if (x->n == x->cap) {
-		size_t nc = x->cap ? x->cap * 2 : 256;
-		void *p = realloc(x->ext, nc * sizeof(*x->ext));
-		if (!p)
-			return -ENOMEM;
-		x->ext = p;
-		x->cap = nc;
-	}
+	if (grow_array(&x->ext, &x->cap, x->n, sizeof(*x->ext)) < 0)
+		return -ENOMEM;
 	x->ext[x->n++] = *e;
 	if (e->region < SIM_REGIONS && e->id >= x->next_id[e->region])
 		x->next_id[e->region] = e->id + 1;

@@ -169,14 +169,8 @@ static int create_tree(struct sim *sim)
 
 static int add_dev_record(struct sim *sim, unsigned region, unsigned id, const tagmem_tag *tag)
 {
-	if (sim->ndevs == sim->capdevs) {
-		size_t nc = sim->capdevs ? sim->capdevs * 2 : 64;
-		void *p = realloc(sim->devs, nc * sizeof(*sim->devs));
-		if (!p)
-			return -ENOMEM;
-		sim->devs = p;
-		sim->capdevs = nc;
-	}
+	if (grow_array(&sim->devs, &sim->capdevs, sim->ndevs, sizeof(*sim->devs)) < 0)
+		return -ENOMEM;
 	sim->devs[sim->ndevs++] = (struct sim_dev){ .region = region, .id = id, .tag = *tag };
 	return 0;
 }
@@ -187,14 +181,8 @@ static int add_extent_record(struct sim *sim, const struct dcd_extent *e)
 
 	if (e->offset + e->length > rg->high)
 		rg->high = e->offset + e->length;
-	if (sim->nextents == sim->capextents) {
-		size_t nc = sim->capextents ? sim->capextents * 2 : 64;
-		void *p = realloc(sim->extents, nc * sizeof(*sim->extents));
-		if (!p)
-			return -ENOMEM;
-		sim->extents = p;
-		sim->capextents = nc;
-	}
+	if (grow_array(&sim->extents, &sim->capextents, sim->nextents, sizeof(*sim->extents)) < 0)
+		return -ENOMEM;
 	sim->extents[sim->nextents++] = *e;
 	return 0;
 }
@@ -305,14 +293,8 @@ static int queue_event(struct sim *sim, enum dcd_event_type type, const struct d
 
 	if (sim->headevent == sim->nevents)
 		sim->headevent = sim->nevents = 0;
-	if (sim->nevents == sim->capevents) {
-		size_t nc = sim->capevents ? sim->capevents * 2 : 16;
-		void *p = realloc(sim->events, nc * sizeof(*sim->events));
-		if (!p)
-			return -ENOMEM;
-		sim->events = p;
-		sim->capevents = nc;
-	}
+	if (grow_array(&sim->events, &sim->capevents, sim->nevents, sizeof(*sim->events)) < 0)
+		return -ENOMEM;
 	sim->events[sim->nevents++] = ev;
 	return 0;
 }
@@ -376,14 +358,9 @@ static int plan_allocation(struct sim *sim, unsigned region, uint64_t size,
 	for (size_t i = 0; i <= nused && left; i++) {
 		while (cursor < used[i].offset && left) {
 			uint64_t len = MIN(MIN(used[i].offset - cursor, left), SIM_MAX_EXTENT);
-			if (n == cap) {
-				cap = cap ? cap * 2 : 4;
-				void *p = realloc(chunks, cap * sizeof(*chunks));
-				if (!p) {
-					free(chunks);
-					return -ENOMEM;
-				}
-				chunks = p;
+			if (grow_array(&chunks, &cap, n, sizeof(*chunks)) < 0) {
+				free(chunks);
+				return -ENOMEM;
 			}
 			chunks[n++] = (struct dcd_extent){ .region = region, .offset = cursor,
 							   .length = len };

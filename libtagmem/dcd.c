@@ -87,21 +87,6 @@ int dcd_read_region(struct sysfs *s, unsigned region, struct dcd_region *ret)
 	return 0;
 }
 
-#define GROW(arr, n, cap)                                                                  \
-	({                                                                                 \
-		int _r = 0;                                                                \
-		if ((n) == (cap)) {                                                        \
-			size_t _nc = (cap) ? (cap) * 2 : 16;                               \
-			void *_p = realloc((arr), _nc * sizeof(*(arr)));                   \
-			if (_p) {                                                          \
-				(arr) = _p;                                                \
-				(cap) = _nc;                                               \
-			} else                                                             \
-				_r = -ENOMEM;                                              \
-		}                                                                          \
-		_r;                                                                        \
-	})
-
 int dcd_scan_region_extents(struct sysfs *s, unsigned region, struct dcd_snapshot *snap)
 {
 	char dir[96], prefix[32];
@@ -123,7 +108,7 @@ int dcd_scan_region_extents(struct sysfs *s, unsigned region, struct dcd_snapsho
 			snap->skipped++;
 			continue;
 		}
-		r = GROW(snap->extents, snap->nextents, cap);
+		r = grow_array(&snap->extents, &cap, snap->nextents, sizeof(*snap->extents));
 		if (r < 0)
 			break;
 		snap->extents[snap->nextents++] = e;
@@ -153,7 +138,7 @@ int dcd_scan(struct sysfs *s, struct dcd_snapshot *ret)
 			snap.skipped++;
 			continue;
 		}
-		r = GROW(snap.regions, snap.nregions, cap);
+		r = grow_array(&snap.regions, &cap, snap.nregions, sizeof(*snap.regions));
 		if (r >= 0) {
 			snap.regions[snap.nregions++] = rg;
 			r = dcd_scan_region_extents(s, rg.id, &snap);
@@ -174,7 +159,7 @@ int dcd_scan(struct sysfs *s, struct dcd_snapshot *ret)
 			snap.skipped++;
 			continue;
 		}
-		r = GROW(snap.devs, snap.ndevs, cap);
+		r = grow_array(&snap.devs, &cap, snap.ndevs, sizeof(*snap.devs));
 		if (r >= 0)
 			snap.devs[snap.ndevs++] = d;
 	}

@@ -15,6 +15,23 @@ void json_object_putp(struct json_object **o)
 		json_object_put(*o);
 }
 
+int grow_array(void *arrayp, size_t *cap, size_t count, size_t elem_size)
+{
+	void **array = arrayp;
+	size_t ncap;
+	void *p;
+
+	if (count < *cap)
+		return 0;
+	ncap = *cap ? *cap * 2 : 16;
+	p = realloc(*array, ncap * elem_size);
+	if (!p)
+		return -ENOMEM;
+	*array = p;
+	*cap = ncap;
+	return 0;
+}
+
 uint64_t now_usec(void)
 {
 	struct timespec ts;

@@ -55,6 +55,9 @@ struct json_object;
 void json_object_putp(struct json_object **o);
 #define _cleanup_json_ _cleanup_(json_object_putp)
 
+/* Make room for one more element in a growable array (doubling); -ENOMEM. */
+int grow_array(void *arrayp, size_t *cap, size_t count, size_t elem_size);
+
 /* Monotonic clock in microseconds. */
 uint64_t now_usec(void);
 
