@@ -51,6 +51,14 @@ int cli_connect(struct cli *cli, struct tagmem_client **ret_client, bool quiet);
  */
 int cli_call(struct cli *cli, struct json_object *request, struct json_object **ret_reply,
 	     struct json_object **ret_result);
+/*
+ * The common shape of a tag command: validate the UUID argument, send {"op": op, "tag": …}
+ * plus args (may be NULL; consumed), and return like cli_call (-EXIT_USAGE for a bad tag).
+ * ret_tag receives the canonical tag string.
+ */
+int cli_call_tag(struct cli *cli, const char *op, const char *tagarg, struct json_object *args,
+		 char ret_tag[TAGMEM_TAG_STRING_MAX], struct json_object **ret_reply,
+		 struct json_object **ret_result);
 /* Print a JSON value the way --json promises: pretty, no slash escapes, newline. */
 void cli_print_json(struct json_object *o);
 /* Parse a tag argument or print why it is not one. */

@@ -12,11 +12,10 @@ int cmd_claim(struct cli *cli, int argc, char **argv)
 		{}
 	};
 	static const char synopsis[] = "<uuid> [--name NAME]";
-	_cleanup_json_ struct json_object *req = NULL, *reply = NULL;
+	_cleanup_json_ struct json_object *reply = NULL;
 	char tagstr[TAGMEM_TAG_STRING_MAX];
-	struct json_object *result;
+	struct json_object *result, *args;
 	const char *name = NULL, *path = "";
-	tagmem_tag tag;
 	int opt, r;
 
 	while ((opt = getopt_long(argc, argv, "n:h", opts, NULL)) != -1) {
@@ -28,13 +27,10 @@ int cmd_claim(struct cli *cli, int argc, char **argv)
 	}
 	if (argc - optind != 1)
 		return cli_usage(cli, "claim", synopsis, true);
-	if (cli_parse_tag(cli, argv[optind], &tag) < 0)
-		return EXIT_USAGE;
-	req = tagmem_request_new("claim");
-	json_object_object_add(req, "tag", json_object_new_string(tagmem_tag_format(&tag, tagstr)));
+	args = json_object_new_object();
 	if (name)
-		json_object_object_add(req, "name", json_object_new_string(name));
-	r = cli_call(cli, req, &reply, &result);
+		json_object_object_add(args, "name", json_object_new_string(name));
+	r = cli_call_tag(cli, "claim", argv[optind], args, tagstr, &reply, &result);
 	if (r < 0)
 		return -r;
 	if (cli->json)

@@ -79,11 +79,10 @@ static int fm_release(struct cli *cli, int argc, char **argv)
 		{}
 	};
 	static const char synopsis[] = "release --tag UUID";
-	_cleanup_json_ struct json_object *req = NULL, *reply = NULL;
+	_cleanup_json_ struct json_object *reply = NULL;
 	char tagstr[TAGMEM_TAG_STRING_MAX];
 	struct json_object *result;
 	const char *tagarg = NULL, *state = "?";
-	tagmem_tag tag;
 	int opt, r;
 
 	while ((opt = getopt_long(argc, argv, "t:h", opts, NULL)) != -1) {
@@ -97,11 +96,7 @@ static int fm_release(struct cli *cli, int argc, char **argv)
 		tagarg = argv[optind++];
 	if (!tagarg || optind != argc)
 		return cli_usage(cli, "fm", synopsis, true);
-	if (cli_parse_tag(cli, tagarg, &tag) < 0)
-		return EXIT_USAGE;
-	req = tagmem_request_new("fm_release");
-	json_object_object_add(req, "tag", json_object_new_string(tagmem_tag_format(&tag, tagstr)));
-	r = cli_call(cli, req, &reply, &result);
+	r = cli_call_tag(cli, "fm_release", tagarg, NULL, tagstr, &reply, &result);
 	if (r < 0)
 		return -r;
 	if (cli->json) {

@@ -8,21 +8,16 @@
 int cmd_show(struct cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = { { "help", no_argument, NULL, 'h' }, {} };
-	_cleanup_json_ struct json_object *req = NULL, *reply = NULL;
+	_cleanup_json_ struct json_object *reply = NULL;
 	char tagstr[TAGMEM_TAG_STRING_MAX];
 	struct json_object *result;
-	tagmem_tag tag;
 	int opt, r;
 
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1)
 		return cli_usage(cli, "show", "<uuid> [--json]", opt != 'h');
 	if (argc - optind != 1)
 		return cli_usage(cli, "show", "<uuid> [--json]", true);
-	if (cli_parse_tag(cli, argv[optind], &tag) < 0)
-		return EXIT_USAGE;
-	req = tagmem_request_new("show");
-	json_object_object_add(req, "tag", json_object_new_string(tagmem_tag_format(&tag, tagstr)));
-	r = cli_call(cli, req, &reply, &result);
+	r = cli_call_tag(cli, "show", argv[optind], NULL, tagstr, &reply, &result);
 	if (r < 0)
 		return -r;
 	if (cli->json) {

@@ -68,6 +68,22 @@ int cli_call(struct cli *cli, struct json_object *request, struct json_object **
 	return 0;
 }
 
+int cli_call_tag(struct cli *cli, const char *op, const char *tagarg, struct json_object *args,
+		 char ret_tag[TAGMEM_TAG_STRING_MAX], struct json_object **ret_reply,
+		 struct json_object **ret_result)
+{
+	_cleanup_json_ struct json_object *req = args;
+	tagmem_tag tag;
+
+	if (cli_parse_tag(cli, tagarg, &tag) < 0)
+		return -EXIT_USAGE;
+	if (!req)
+		req = json_object_new_object();
+	json_object_object_add(req, "op", json_object_new_string(op));
+	json_object_object_add(req, "tag", json_object_new_string(tagmem_tag_format(&tag, ret_tag)));
+	return cli_call(cli, req, ret_reply, ret_result);
+}
+
 void cli_print_json(struct json_object *o)
 {
 	puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
