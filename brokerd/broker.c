@@ -276,6 +276,17 @@ static void finish_boot_claims(struct broker *b)
 		broker_persist(b);
 }
 
+/* After a failed write, keep trying until memory and disk agree again. */
+static int64_t persist_retry(struct loop *l, void *data)
+{
+	struct broker *b = data;
+
+	b->persist_retry_armed = false;
+	if (b->persist_failed && b->persist_done_gen == b->persist_gen)
+		broker_persist(b);
+	return -1;
+}
+
 static void persister_ready(struct loop *l, int fd, uint32_t events, void *data)
 {
 	struct broker *b = data;
@@ -283,9 +294,16 @@ static void persister_ready(struct loop *l, int fd, uint32_t events, void *data)
 	int err;
 
 	persister_completed(b->persister, &gen, &err);
-	if (err < 0)
-		log_err("Failed to write the registry in %s: %s", b->settings.state_dir,
-			strerror(-err));
+	if (err < 0 && !b->persist_failed)
+		log_err("Failed to write the registry in %s: %s; retrying every second",
+			b->settings.state_dir, strerror(-err));
+	else if (err == 0 && b->persist_failed)
+		log_info("The registry in %s is written again", b->settings.state_dir);
+	if (gen == b->persist_gen || err < 0)
+		b->persist_failed = err < 0;
+	if (b->persist_failed && !b->persist_retry_armed &&
+	    loop_add_timer(b->loop, 1000, persist_retry, b) == 0)
+		b->persist_retry_armed = true;
 	if (gen > b->persist_done_gen) {
 		b->persist_done_gen = gen;
 		server_persist_done(b, gen, err);

@@ -139,6 +139,8 @@ struct broker {
 	uint64_t untagged_bytes;      /* capacity without a tag: a host may online it as RAM */
 	uint64_t persist_gen;         /* newest registry snapshot submitted */
 	uint64_t persist_done_gen;    /* newest one known durable */
+	bool persist_failed;          /* the last write failed: memory is ahead of the disk */
+	bool persist_retry_armed;     /* a retry timer is pending */
 	int listen_fd;
 	bool listen_fd_inherited;
 	struct client *clients;

@@ -263,7 +263,9 @@ static void op_claim(struct request *rq)
 		return;
 	case TAG_CLAIMED:
 		if (e->owner.uid == ci->uid && !strcmp(e->owner.name, name)) {
-			reply_result(rq, tag_to_json(e), b->persist_gen); /* idempotent */
+			/* Idempotent, but only durable state may be acknowledged: the claim may be
+			 * the one whose write just failed, so write it (again) and wait for that. */
+			reply_result(rq, tag_to_json(e), broker_persist(b));
 			return;
 		}
 		reply_error(rq, "busy", "tag %s is claimed by uid %u%s%s", e->tag_str,
