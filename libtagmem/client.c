@@ -99,10 +99,13 @@ TAGMEM_EXPORT const char *tagmem_client_get_path(struct tagmem_client *c)
 /* Pop one complete line from the buffer as a parsed message: 1 got one, 0 none yet. */
 static int take_message(struct tagmem_client *c, struct json_object **ret_msg)
 {
-	char *nl = memchr(c->buf, '\n', c->len);
+	char *nl;
 	size_t line_len;
 	int r;
 
+	if (!c->len)
+		return 0; /* nothing buffered yet (and buf may still be NULL) */
+	nl = memchr(c->buf, '\n', c->len);
 	if (!nl)
 		return 0;
 	line_len = (size_t)(nl - c->buf);

@@ -71,11 +71,12 @@ expect_rc() {
 	[ "$rc" = "$want" ] || fail "'$*' exited $rc, expected $want; stderr: $(cat "$T/err")"
 }
 
-# wait_for COMMAND...: poll a condition for up to 5 s (events are asynchronous to the CLI).
+# wait_for 'SHELL CONDITION': poll for up to 10 s (events are asynchronous to the CLI). The
+# condition is a string, evaluated afresh each time, so "$(...)" inside it is re-run.
 wait_for() {
-	for _ in $(seq 1 250); do
-		if "$@" >/dev/null 2>&1; then return 0; fi
+	for _ in $(seq 1 500); do
+		if eval "$1" >/dev/null 2>&1; then return 0; fi
 		sleep 0.02
 	done
-	fail "timed out waiting for: $*"
+	fail "timed out waiting for: $1"
 }

@@ -30,7 +30,10 @@ int main(void)
 C
 inc=$(find "$T/root" -name tagmem.h -printf '%h\n' | head -1)
 libdir=$(dirname "$prefix")
-cc -o "$T/consumer" "$T/consumer.c" -I"$inc" -L"$libdir" -ltagmem $(pkg-config --libs json-c)
+# a sanitizer build of the library needs a sanitizer build of its consumer
+san=""
+ldd "$lib" | grep -q libasan && san="-fsanitize=address,undefined"
+cc $san -o "$T/consumer" "$T/consumer.c" -I"$inc" -L"$libdir" -ltagmem $(pkg-config --libs json-c)
 out=$(LD_LIBRARY_PATH=$libdir "$T/consumer")
 [ "$out" = 6f1c2a9e-0b7d-4c1e-9a51-3d2f8e7b4c10 ] || { echo "FAIL: consumer printed $out"; exit 1; }
 grep -q '^Requires: json-c' "$prefix/libtagmem.pc" || { echo "FAIL: .pc lacks json-c"; exit 1; }

@@ -7,7 +7,7 @@ U=2b0c6a3e-8f4d-4d7a-b1e2-0a9c8d7e6f51
 start_brokerd
 "$TAGMEM" --json watch --count 7 >"$T/events" &
 WATCH_PID=$!
-wait_for test "$("$TAGMEM" --json status | jq -r .subscribers)" = 1
+wait_for '[ "$("$TAGMEM" --json status | jq -r .subscribers)" = 1 ]'
 
 "$TAGMEM" fm add --size 4M --tag "$U" >/dev/null
 "$TAGMEM" claim "$U" >/dev/null

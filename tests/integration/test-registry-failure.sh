@@ -25,7 +25,7 @@ grep -q "Failed to write the registry.*retrying" "$T/brokerd.log" || fail "no lo
 # fault gone: brokerd's own retry brings the disk up to date, and a client's retry of the
 # same claim is acknowledged once it is on disk
 rmdir "$T/state/registry.json.tmp"
-wait_for grep -q "is written again" "$T/brokerd.log"
+wait_for 'grep -q "is written again" "$T/brokerd.log"'
 "$TAGMEM" claim "$B" --name second >/dev/null
 expect_eq "$(jq -r '[.claims[].name] | sort | join(",")' "$T/state/registry.json")" first,second "registry after retry"
 kill9_brokerd

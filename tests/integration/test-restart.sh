@@ -28,7 +28,7 @@ expect_eq "$("$TAGMEM" --json show "$A" | jq -r '.state + " " + .owner.name')" "
 expect_eq "$("$TAGMEM" --json show "$B" | jq -r .state)" release_pending "pending release after restart"
 expect_rc 1 "$TAGMEM" show "$C"
 grep -q "Claim on tag $C (uid $(id -u)) dropped" "$T/brokerd.log" || fail "no log line for the dropped claim"
-wait_for test "$(jq '.claims | length' "$T/state/registry.json")" = 2
+wait_for '[ "$(jq ".claims | length" "$T/state/registry.json")" = 2 ]'
 # the pending release completes when its owner lets go, after the restart too
 expect_eq "$("$TAGMEM" --json release "$B" | jq -r .capacity_released)" true "release B"
 expect_rc 1 "$TAGMEM" show "$B"
