@@ -316,7 +316,8 @@ static void on_client_io(struct broker *b, struct client *c, uint32_t events)
 					c->in_cap = nc;
 				}
 			}
-			n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, MSG_DONTWAIT);
+			size_t room = c->in_cap - c->in_len;
+			n = recv(c->fd, c->in + c->in_len, room, MSG_DONTWAIT);
 			if (n < 0) {
 				if (errno == EINTR)
 					continue;
@@ -333,6 +334,10 @@ static void on_client_io(struct broker *b, struct client *c, uint32_t events)
 			c->in_len += (size_t)n;
 			if (client_process(b, c) < 0)
 				return;
+			/* A short read drained the socket; epoll is level-triggered and will say when
+			 * more arrives, so skip the recv() that would only return EAGAIN. */
+			if ((size_t)n < room)
+				break;
 		}
 	}
 }
