@@ -32,5 +32,6 @@ struct backend {
 };
 
 int backend_sim_new(struct broker *b, struct backend **ret);
+int backend_host_new(struct broker *b, struct backend **ret);
 
 #endif

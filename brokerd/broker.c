@@ -31,6 +31,8 @@ void broker_settings_defaults(struct broker_settings *s)
 	s->socket_path = TAGMEM_DEFAULT_SOCKET;
 	s->state_dir = TAGMEM_STATEDIR_DEFAULT;
 	s->backend = "sim";
+	s->host_root = "/";
+	s->nd_policy = ND_POLICY_TAGMEM;
 	s->sim_root = TAGMEM_RUNSTATEDIR_DEFAULT "/sim";
 	s->sim_region_size = 64ull << 30;
 	s->max_clients = 4096;
@@ -354,20 +356,30 @@ int broker_init(struct broker *b, const struct broker_settings *settings)
 			strerror(-r));
 		return r;
 	}
-	if (strcmp(settings->backend, "sim") != 0) {
-		log_err("Unknown backend '%s' (this build has: sim)", settings->backend);
-		return -EINVAL;
-	}
-	r = backend_sim_new(b, &b->backend);
-	if (r < 0) {
-		log_err("Failed to open the simulated DCD at %s: %s", settings->sim_root,
-			strerror(-r));
-		return r;
-	}
-	r = persister_start(settings->state_dir, &b->persister);
+	/* the loop first: backends register their event sources on it */
+	r = loop_new(&b->loop);
 	if (r < 0)
 		return r;
-	r = loop_new(&b->loop);
+	if (!strcmp(settings->backend, "sim")) {
+		r = backend_sim_new(b, &b->backend);
+		if (r < 0) {
+			log_err("Failed to open the simulated DCD at %s: %s", settings->sim_root,
+				strerror(-r));
+			return r;
+		}
+	} else if (!strcmp(settings->backend, "host")) {
+		r = backend_host_new(b, &b->backend);
+		if (r < 0) {
+			log_err("Failed to open the sysfs tree at %s: %s", settings->host_root,
+				strerror(-r));
+			return r;
+		}
+	} else {
+		log_err("Unknown backend '%s': use sim (the simulated fabric) or host (this "
+			"kernel's CXL and NVDIMM devices)", settings->backend);
+		return -EINVAL;
+	}
+	r = persister_start(settings->state_dir, &b->persister);
 	if (r < 0)
 		return r;
 	r = load_boot_claims(b);

@@ -33,11 +33,19 @@ void log_set_max_priority(int priority);
 #define log_info(...) log_msg(6, __VA_ARGS__)
 #define log_debug(...) log_msg(7, __VA_ARGS__)
 
+enum nd_policy {
+	ND_POLICY_TAGMEM, /* namespaces whose label name starts with "tagmem" */
+	ND_POLICY_ALL,    /* every namespace with a uuid */
+	ND_POLICY_NONE,
+};
+
 /* Every limit a client can push against is a named setting (brokerd --help lists them). */
 struct broker_settings {
 	const char *socket_path;      /* listening socket (ignored when socket-activated) */
 	const char *state_dir;        /* registry lives here */
-	const char *backend;          /* "sim" */
+	const char *backend;          /* "sim" or "host" */
+	const char *host_root;        /* sysfs root of the host backend ("/"; a fixture in tests) */
+	enum nd_policy nd_policy;     /* which NVDIMM namespaces are tagged capacity */
 	const char *sim_root;         /* simulator sandbox: sysfs-like tree + backing files */
 	uint64_t sim_region_size;     /* capacity of each simulated DCD region */
 	unsigned max_clients;         /* connections served at once; more are told and closed */

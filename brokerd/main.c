@@ -16,7 +16,11 @@ static void usage(FILE *f)
 		"Tagged-capacity broker for CXL Dynamic Capacity Devices.\n\n"
 		"  -s, --socket PATH           listening socket [%s]\n"
 		"  -d, --state-dir DIR         registry directory [%s]\n"
-		"  -b, --backend NAME          capacity source: sim [sim]\n"
+		"  -b, --backend NAME          capacity source: sim (simulated fabric) or host [sim]\n"
+		"      --host-root DIR         sysfs root for the host backend [/]\n"
+		"      --nd-namespaces POLICY  NVDIMM namespaces that count as tagged capacity:\n"
+		"                              tagmem (label name starts with \"tagmem\"), all, none\n"
+		"                              [tagmem]\n"
 		"      --sim-root DIR          simulator sandbox [%s/sim]\n"
 		"      --sim-region-size SIZE  capacity of each simulated region [64G]\n"
 		"      --max-clients N         connections served at once [4096]\n"
@@ -72,6 +76,7 @@ static void notify_ready(void)
 }
 
 enum {
+	OPT_HOST_ROOT = 300, OPT_ND_NAMESPACES,
 	OPT_SIM_ROOT = 256, OPT_SIM_REGION_SIZE, OPT_MAX_CLIENTS, OPT_MAX_LINE,
 	OPT_MAX_SUBSCRIBERS, OPT_MAX_OUTPUT, OPT_REQUEST_TIMEOUT, OPT_MAX_TAGS, OPT_VERSION,
 };
@@ -83,6 +88,8 @@ int main(int argc, char **argv)
 		{ "state-dir", required_argument, NULL, 'd' },
 		{ "backend", required_argument, NULL, 'b' },
 		{ "sim-root", required_argument, NULL, OPT_SIM_ROOT },
+		{ "host-root", required_argument, NULL, OPT_HOST_ROOT },
+		{ "nd-namespaces", required_argument, NULL, OPT_ND_NAMESPACES },
 		{ "sim-region-size", required_argument, NULL, OPT_SIM_REGION_SIZE },
 		{ "max-clients", required_argument, NULL, OPT_MAX_CLIENTS },
 		{ "max-line", required_argument, NULL, OPT_MAX_LINE },
@@ -107,6 +114,19 @@ int main(int argc, char **argv)
 		case 'd': settings.state_dir = optarg; break;
 		case 'b': settings.backend = optarg; break;
 		case OPT_SIM_ROOT: settings.sim_root = optarg; break;
+		case OPT_HOST_ROOT: settings.host_root = optarg; break;
+		case OPT_ND_NAMESPACES:
+			if (!strcmp(optarg, "tagmem"))
+				settings.nd_policy = ND_POLICY_TAGMEM;
+			else if (!strcmp(optarg, "all"))
+				settings.nd_policy = ND_POLICY_ALL;
+			else if (!strcmp(optarg, "none"))
+				settings.nd_policy = ND_POLICY_NONE;
+			else {
+				fprintf(stderr, "brokerd: --nd-namespaces takes tagmem, all or none\n");
+				return 2;
+			}
+			break;
 		case OPT_SIM_REGION_SIZE:
 			if (parse_count("sim-region-size", optarg, 2u << 20, 1ull << 50, &v) < 0)
 				return 2;

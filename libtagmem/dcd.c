@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <ctype.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -65,12 +66,28 @@ int dcd_read_daxdev(struct sysfs *s, const char *name, struct dcd_daxdev *ret)
 	return 0;
 }
 
+bool dcd_partition_is_dynamic(const char *mode)
+{
+	if (!strncmp(mode, "dc", 2) && mode[2] >= '0' && mode[2] <= '9') {
+		for (const char *p = mode + 2; *p; p++)
+			if (*p < '0' || *p > '9')
+				return false;
+		return true;
+	}
+	return !strcmp(mode, "dynamic_ram_a") || !strcmp(mode, "dynamic_ram_1");
+}
+
 int dcd_read_region(struct sysfs *s, unsigned region, struct dcd_region *ret)
 {
 	struct dcd_region rg = { .id = region };
 	char path[160];
 	uint64_t v = 0;
 	int r;
+
+	/* the dax region sits under its CXL region, whose mode names the partition */
+	snprintf(path, sizeof(path), DCD_CXL_DEVICES "/dax_region%u/../mode", region);
+	if (sysfs_read(s, path, rg.partition, sizeof(rg.partition)) < 0)
+		rg.partition[0] = '\0';
 
 	snprintf(path, sizeof(path), DCD_CXL_DEVICES "/dax_region%u/dax_region/seed", region);
 	r = sysfs_read(s, path, rg.seed, sizeof(rg.seed));
@@ -179,4 +196,91 @@ void dcd_snapshot_clear(struct dcd_snapshot *snap)
 	free(snap->extents);
 	free(snap->devs);
 	memset(snap, 0, sizeof(*snap));
+}
+
+/* The value of " key=" in a trace line: quoted ('…') or up to the next space. */
+static bool trace_field(const char *line, const char *key, char *buf, size_t len)
+{
+	size_t klen = strlen(key);
+	const char *p = line;
+
+	while ((p = strstr(p, key))) {
+		if ((p == line || p[-1] == ' ') && p[klen] == '=') {
+			const char *v = p + klen + 1, *end;
+			size_t n;
+
+			if (*v == '\'') {
+				v++;
+				end = strchr(v, '\'');
+				if (!end)
+					return false; /* truncated */
+			} else {
+				end = v + strcspn(v, " \n");
+			}
+			n = (size_t)(end - v);
+			if (n >= len)
+				return false;
+			memcpy(buf, v, n);
+			buf[n] = '\0';
+			return true;
+		}
+		p += klen;
+	}
+	return false;
+}
+
+static bool parse_hex(const char *s, uint64_t *ret)
+{
+	char *end;
+
+	if (!*s || !isxdigit((unsigned char)*s))
+		return false;
+	errno = 0;
+	*ret = strtoull(s, &end, 16);
+	return !errno && !*end;
+}
+
+int dcd_trace_parse(const char *line, struct dcd_event *ret)
+{
+	static const struct { const char *name; enum dcd_event_type type; } types[] = {
+		{ "Add capacity", DCD_EVENT_ADD },
+		{ "Release capacity", DCD_EVENT_RELEASE },
+		{ "Forced capacity release", DCD_EVENT_FORCED_RELEASE },
+		{ "Region Configuration Updated", DCD_EVENT_REGION_CONFIG },
+	};
+	struct dcd_event ev = { 0 };
+	const char *body = strstr(line, "cxl_dynamic_capacity:");
+	char buf[64];
+	bool known = false;
+	unsigned long v;
+	char *end;
+
+	if (!body)
+		return -ENOMSG;
+	if (!trace_field(body, "event_type", buf, sizeof(buf)))
+		return -EBADMSG;
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+		if (!strcmp(buf, types[i].name)) {
+			ev.type = types[i].type;
+			known = true;
+		}
+	if (!known)
+		return -EBADMSG;
+	if (!trace_field(body, "starting_dpa", buf, sizeof(buf)) || !parse_hex(buf, &ev.dpa_start) ||
+	    !trace_field(body, "length", buf, sizeof(buf)) || !parse_hex(buf, &ev.length))
+		return -EBADMSG;
+	if (!trace_field(body, "tag", buf, sizeof(buf)) || tagmem_tag_parse(buf, &ev.tag) < 0)
+		return -EBADMSG;
+	ev.tagged = !tagmem_tag_is_null(&ev.tag);
+	if (trace_field(body, "shared_extent_sequence", buf, sizeof(buf))) {
+		errno = 0;
+		v = strtoul(buf, &end, 10);
+		if (errno || *end || v > 0xffff)
+			return -EBADMSG;
+		ev.sh_extent_seq = (unsigned)v;
+	}
+	/* the record names no dax region: the backend re-reads the regions it affects */
+	ev.region = UINT32_MAX;
+	*ret = ev;
+	return 0;
 }

@@ -35,6 +35,7 @@ struct dcd_daxdev {
 
 struct dcd_region {
 	unsigned id;
+	char partition[24];  /* the parent CXL region's mode, "" when not stated */
 	bool sharable; /* capacity other hosts see too: must stay devdax and carry a tag */
 	char seed[DCD_NAME_MAX];
 };
@@ -67,6 +68,19 @@ struct dcd_event {
 	tagmem_tag tag;
 	unsigned sh_extent_seq;
 };
+
+/*
+ * Parse one line of trace output (trace_pipe) of the cxl:cxl_dynamic_capacity event. Both
+ * generations are understood: the extent tag is printed as "tag=<uuid>" (the header's
+ * "uuid=" names the record type, not the capacity); the region field was "region_id",
+ * "partition_id" or "updated_region_index". A null tag means untagged. Returns 0, -ENOMSG
+ * for a line of another event, -EBADMSG for a truncated or malformed record.
+ */
+int dcd_trace_parse(const char *line, struct dcd_event *ret);
+
+/* DCD partition names across generations: dcN (v1–v8), dynamic_ram_a (v9/v10),
+ * dynamic_ram_1 (v11). Anything else (ram, pmem, none) is not dynamic capacity. */
+bool dcd_partition_is_dynamic(const char *mode);
 
 /* Everything at once. Unreadable entries are skipped (and counted in *ret_skipped). */
 struct dcd_snapshot {

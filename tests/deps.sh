@@ -7,6 +7,9 @@ set -euo pipefail
 TAGMEM_BUILD_PKGS=(build-essential cmake pkg-config libjson-c-dev uuid-dev libudev-dev
                    libcxl-dev libdaxctl-dev libcmocka-dev jq python3)
 
+# For the real-kernel tests (tests/guest): QEMU, Debian's kernel and the guest's userland.
+TAGMEM_GUEST_PKGS=(qemu-system-x86 linux-image-amd64 busybox-static ndctl daxctl cpio kmod)
+
 tagmem_missing_pkgs() {
 	local p
 	for p in "$@"; do
@@ -29,5 +32,10 @@ tagmem_install_pkgs() {
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
-	tagmem_install_pkgs "${TAGMEM_BUILD_PKGS[@]}"
+	case "${1:-build}" in
+	build) tagmem_install_pkgs "${TAGMEM_BUILD_PKGS[@]}" ;;
+	guest) tagmem_install_pkgs "${TAGMEM_GUEST_PKGS[@]}" ;;
+	all) tagmem_install_pkgs "${TAGMEM_BUILD_PKGS[@]}" "${TAGMEM_GUEST_PKGS[@]}" ;;
+	*) echo "usage: deps.sh [build|guest|all]" >&2; exit 2 ;;
+	esac
 fi

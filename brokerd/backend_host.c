@@ -1,0 +1,446 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The host backend: tagged capacity as the running kernel shows it.
+ *   - CXL Dynamic Capacity: extents and dax devices through the shared sysfs/DCD reader
+ *     (DCD is not in libcxl/libdaxctl), learned about from the cxl:cxl_dynamic_capacity
+ *     trace event (extents have no bus, so udev never reports them) and from udev dax events.
+ *   - NVDIMM namespaces with a label uuid: what a guest sees when a host hands it a tagged
+ *     device, so brokerd and `tagmem lookup` work inside VMs too. Devdax sizes come from
+ *     libdaxctl.
+ * Anything missing (no CXL bus, no tracefs, no permission) is one log line, not a failure.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cxl/libcxl.h>
+#include <daxctl/libdaxctl.h>
+#include <libudev.h>
+
+#include "backend.h"
+#include "dcd.h"
+#include "loop.h"
+#include "nd.h"
+#include "util.h"
+
+#define TRACE_INSTANCE "instances/tagmem"
+
+struct backend_host {
+	struct backend be;
+	struct sysfs *fs;
+	bool real_sysfs;            /* root is "/": libcxl/libdaxctl see the same tree */
+	struct udev *udev;
+	struct udev_monitor *mon;
+	int trace_fd;
+	char trace_buf[8192];
+	size_t trace_len;
+};
+
+#define to_host(be) ((struct backend_host *)(be))
+
+/* ---- one view of everything tagged, rebuilt on each change ---- */
+
+struct view_tag {
+	tagmem_tag tag;
+	unsigned region;
+	bool shared;
+	uint64_t size;
+	unsigned nextents;
+	char device[32];
+	char path[64];
+};
+
+struct view {
+	struct view_tag *tags;
+	size_t n, cap;
+};
+
+static struct view_tag *view_get(struct view *v, const tagmem_tag *tag)
+{
+	for (size_t i = 0; i < v->n; i++)
+		if (!tagmem_tag_compare(&v->tags[i].tag, tag))
+			return &v->tags[i];
+	if (grow_array(&v->tags, &v->cap, v->n, sizeof(*v->tags)) < 0)
+		return NULL;
+	memset(&v->tags[v->n], 0, sizeof(v->tags[0]));
+	v->tags[v->n].tag = *tag;
+	return &v->tags[v->n++];
+}
+
+static bool nd_policy_allows(struct broker *b, const struct nd_namespace *ns)
+{
+	switch (b->settings.nd_policy) {
+	case ND_POLICY_ALL: return true;
+	case ND_POLICY_NONE: return false;
+	case ND_POLICY_TAGMEM: break;
+	}
+	return !strncmp(ns->alt_name, "tagmem", 6);
+}
+
+/* libdaxctl's idea of a devdax device's size (it reads /sys itself). */
+static uint64_t daxctl_size(const char *devname)
+{
+	struct daxctl_ctx *ctx;
+	struct daxctl_region *region;
+	struct daxctl_dev *dev;
+	uint64_t size = 0;
+
+	if (daxctl_new(&ctx) < 0)
+		return 0;
+	daxctl_region_foreach(ctx, region)
+		daxctl_dev_foreach(region, dev)
+			if (!strcmp(daxctl_dev_get_devname(dev), devname))
+				size = daxctl_dev_get_size(dev);
+	daxctl_unref(ctx);
+	return size;
+}
+
+static void view_add_namespaces(struct backend_host *bh, struct view *v)
+{
+	struct broker *b = bh->be.broker;
+	struct nd_namespace *ns = NULL;
+	size_t n = 0;
+
+	if (nd_scan(bh->fs, &ns, &n) < 0)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		struct view_tag *t;
+
+		if (!ns[i].tagged || !ns[i].device[0] || !nd_policy_allows(b, &ns[i]))
+			continue;
+		t = view_get(v, &ns[i].tag);
+		if (!t)
+			break;
+		t->size = ns[i].size;
+		if (ns[i].kind == ND_KIND_DAX) {
+			uint64_t sz = bh->real_sysfs ? daxctl_size(ns[i].device) : 0;
+			if (sz)
+				t->size = sz; /* usable size: the namespace minus its metadata */
+		} else {
+			char path[96];
+			uint64_t sectors;
+			snprintf(path, sizeof(path), "sys/class/block/%s/size", ns[i].device);
+			if (sysfs_read_u64(bh->fs, path, &sectors) == 0)
+				t->size = sectors * 512;
+		}
+		t->nextents = 1;
+		snprintf(t->device, sizeof(t->device), "%s", ns[i].device);
+		snprintf(t->path, sizeof(t->path), "/dev/%s", ns[i].device);
+	}
+	free(ns);
+}
+
+static void view_add_dcd(struct backend_host *bh, struct view *v)
+{
+	struct dcd_snapshot snap;
+
+	if (dcd_scan(bh->fs, &snap) < 0)
+		return;
+	for (size_t i = 0; i < snap.nextents; i++) {
+		struct dcd_extent *e = &snap.extents[i];
+		struct view_tag *t;
+
+		if (!e->tagged)
+			continue;
+		t = view_get(v, &e->tag);
+		if (!t)
+			break;
+		t->region = e->region;
+		t->size += e->length;
+		t->nextents++;
+		for (size_t k = 0; k < snap.nregions; k++)
+			if (snap.regions[k].id == e->region)
+				t->shared = snap.regions[k].sharable;
+	}
+	for (size_t i = 0; i < snap.ndevs; i++) {
+		struct dcd_daxdev *d = &snap.devs[i];
+		struct view_tag *t;
+
+		if (!d->tagged || !d->size)
+			continue;
+		for (t = v->tags; t < v->tags + v->n; t++)
+			if (!tagmem_tag_compare(&t->tag, &d->tag) && t->size == d->size) {
+				/* the device holds exactly the tag's extents: trust it */
+				snprintf(t->device, sizeof(t->device), "%s", d->name);
+				snprintf(t->path, sizeof(t->path), "/dev/%s", d->name);
+			}
+	}
+	dcd_snapshot_clear(&snap);
+}
+
+/* Report the view; tags the broker knows but the kernel no longer shows are gone. */
+static void host_rescan(struct backend_host *bh)
+{
+	struct broker *b = bh->be.broker;
+	struct view v = { 0 };
+
+	view_add_dcd(bh, &v);
+	view_add_namespaces(bh, &v);
+	for (size_t i = 0; i < v.n; i++) {
+		struct view_tag *t = &v.tags[i];
+		char path[PATH_MAX];
+
+		broker_tag_seen(b, &t->tag, t->region, t->shared, t->size, t->nextents);
+		if (t->device[0]) {
+			/* device nodes live under the same root as the tree (a test fixture's too) */
+			snprintf(path, sizeof(path), "%s%s", bh->real_sysfs ? "" : sysfs_root(bh->fs),
+				 t->path);
+			broker_tag_device(b, &t->tag, t->device, path);
+		}
+	}
+	for (struct tag_entry *e = b->tags.head, *next; e; e = next) {
+		bool present = false;
+
+		next = e->next;
+		for (size_t i = 0; i < v.n && !present; i++)
+			present = !tagmem_tag_compare(&v.tags[i].tag, &e->tag);
+		if (!present)
+			broker_tag_gone(b, &e->tag);
+	}
+	free(v.tags);
+}
+
+/* ---- event sources ---- */
+
+static void on_udev(struct loop *l, int fd, uint32_t events, void *data)
+{
+	struct backend_host *bh = data;
+	struct udev_device *dev;
+	unsigned n = 0;
+
+	while ((dev = udev_monitor_receive_device(bh->mon))) {
+		udev_device_unref(dev);
+		n++;
+	}
+	if (n) {
+		host_rescan(bh);
+		broker_settle(bh->be.broker);
+	}
+}
+
+static void on_trace(struct loop *l, int fd, uint32_t events, void *data)
+{
+	struct backend_host *bh = data;
+	bool changed = false;
+	ssize_t n;
+
+	for (;;) {
+		char *nl;
+
+		n = read(fd, bh->trace_buf + bh->trace_len, sizeof(bh->trace_buf) - 1 - bh->trace_len);
+		if (n <= 0)
+			break;
+		bh->trace_len += (size_t)n;
+		bh->trace_buf[bh->trace_len] = '\0';
+		while ((nl = strchr(bh->trace_buf, '\n'))) {
+			struct dcd_event ev;
+			*nl = '\0';
+			int r = dcd_trace_parse(bh->trace_buf, &ev);
+			if (r == 0)
+				changed = true;
+			else if (r == -EBADMSG)
+				log_warn("Malformed cxl_dynamic_capacity record, ignoring: %.200s",
+					 bh->trace_buf);
+			memmove(bh->trace_buf, nl + 1, bh->trace_len - (size_t)(nl + 1 - bh->trace_buf) + 1);
+			bh->trace_len -= (size_t)(nl + 1 - bh->trace_buf);
+		}
+		if (bh->trace_len == sizeof(bh->trace_buf) - 1) {
+			log_warn("Over-long trace line dropped");
+			bh->trace_len = 0;
+		}
+	}
+	/* A record says what changed; sysfs says what is true now. */
+	if (changed) {
+		host_rescan(bh);
+		broker_settle(bh->be.broker);
+	}
+}
+
+static void setup_udev(struct backend_host *bh)
+{
+	struct broker *b = bh->be.broker;
+
+	bh->udev = udev_new();
+	if (bh->udev)
+		bh->mon = udev_monitor_new_from_netlink(bh->udev, "udev");
+	if (!bh->mon) {
+		log_warn("No udev monitor: devices that appear later are not noticed until restart");
+		return;
+	}
+	udev_monitor_filter_add_match_subsystem_devtype(bh->mon, "dax", NULL);
+	udev_monitor_filter_add_match_subsystem_devtype(bh->mon, "nd", NULL);
+	udev_monitor_filter_add_match_subsystem_devtype(bh->mon, "cxl", NULL);
+	udev_monitor_filter_add_match_subsystem_devtype(bh->mon, "block", "disk");
+	if (udev_monitor_enable_receiving(bh->mon) < 0 ||
+	    loop_add_fd(b->loop, udev_monitor_get_fd(bh->mon), EPOLLIN, on_udev, bh) < 0) {
+		log_warn("Cannot listen to udev events: %m; hot-plugged devices are not noticed");
+		bh->mon = udev_monitor_unref(bh->mon);
+	}
+}
+
+static void setup_trace(struct backend_host *bh)
+{
+	static const char *mounts[] = { "/sys/kernel/tracing", "/sys/kernel/debug/tracing" };
+	struct broker *b = bh->be.broker;
+	char inst[128], path[256];
+	const char *tracefs = NULL;
+	int fd;
+
+	for (size_t i = 0; i < ARRAY_SIZE(mounts); i++)
+		if (access(mounts[i], F_OK) == 0) {
+			snprintf(path, sizeof(path), "%s/instances", mounts[i]);
+			if (access(path, F_OK) == 0) {
+				tracefs = mounts[i];
+				break;
+			}
+		}
+	if (!tracefs) {
+		log_info("No tracefs: CXL extent events are learned from udev dax events only");
+		return;
+	}
+	snprintf(inst, sizeof(inst), "%s/" TRACE_INSTANCE, tracefs);
+	if (mkdir(inst, 0700) < 0 && errno != EEXIST) {
+		log_info("Cannot create trace instance %s: %m; CXL extent events are learned from "
+			 "udev dax events only", inst);
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/events/cxl/cxl_dynamic_capacity/enable", inst);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0) {
+		log_info("This kernel has no cxl:cxl_dynamic_capacity trace event (no DCD support, "
+			 "or cxl_core not loaded)");
+		return;
+	}
+	if (write(fd, "1", 1) != 1)
+		log_warn("Cannot enable cxl:cxl_dynamic_capacity: %m");
+	close(fd);
+	snprintf(path, sizeof(path), "%s/trace_pipe", inst);
+	bh->trace_fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (bh->trace_fd < 0 || loop_add_fd(b->loop, bh->trace_fd, EPOLLIN, on_trace, bh) < 0) {
+		log_warn("Cannot read %s: %m", path);
+		if (bh->trace_fd >= 0)
+			close(bh->trace_fd);
+		bh->trace_fd = -1;
+		return;
+	}
+	log_info("Following cxl:cxl_dynamic_capacity in %s", inst);
+}
+
+static void report_cxl(struct backend_host *bh)
+{
+	struct cxl_ctx *ctx;
+	struct cxl_bus *bus;
+	struct cxl_memdev *md;
+	unsigned nbus = 0, nmem = 0;
+
+	if (!bh->real_sysfs)
+		return;
+	if (cxl_new(&ctx) < 0) {
+		log_info("libcxl unavailable: CXL enumeration skipped");
+		return;
+	}
+	cxl_bus_foreach(ctx, bus)
+		nbus++;
+	cxl_memdev_foreach(ctx, md)
+		nmem++;
+	cxl_unref(ctx);
+	if (!nbus)
+		log_info("No CXL bus on this host: serving NVDIMM namespaces only");
+	else
+		log_info("CXL: %u bus(es), %u memdev(s)", nbus, nmem);
+}
+
+/* ---- backend ops ---- */
+
+static int host_scan(struct backend *be)
+{
+	struct backend_host *bh = to_host(be);
+
+	report_cxl(bh);
+	setup_udev(bh);
+	setup_trace(bh);
+	host_rescan(bh);
+	return 0;
+}
+
+static int host_materialise(struct backend *be, struct tag_entry *e)
+{
+	struct backend_host *bh = to_host(be);
+	struct dcd_region rg;
+	char path[PATH_MAX];
+	int r;
+
+	/* Only DCD capacity is made into a device here; a namespace already is one. */
+	r = dcd_read_region(bh->fs, e->region, &rg);
+	if (r < 0 || !rg.seed[0])
+		return r < 0 ? r : -ENODEV;
+	snprintf(path, sizeof(path), DCD_DAX_DEVICES "/%s/uuid", rg.seed);
+	r = sysfs_write(bh->fs, path, e->tag_str); /* the kernel claims the tag's extents */
+	if (r < 0)
+		return r;
+	host_rescan(bh); /* the device reports itself once its size matches */
+	return 0;
+}
+
+static int host_destroy(struct backend *be, struct tag_entry *e)
+{
+	struct backend_host *bh = to_host(be);
+	char path[PATH_MAX];
+	int r;
+
+	if (!e->device[0] || strncmp(e->device, "dax", 3))
+		return -EOPNOTSUPP; /* namespaces are not ours to take apart */
+	snprintf(path, sizeof(path), DCD_DAX_DEVICES "/%s/size", e->device);
+	r = sysfs_write(bh->fs, path, "0");
+	if (r < 0)
+		return r;
+	host_rescan(bh);
+	return 0;
+}
+
+static const char *host_root(struct backend *be)
+{
+	return sysfs_root(to_host(be)->fs);
+}
+
+static void host_free(struct backend *be)
+{
+	struct backend_host *bh = to_host(be);
+
+	if (bh->trace_fd >= 0)
+		close(bh->trace_fd);
+	udev_monitor_unref(bh->mon);
+	udev_unref(bh->udev);
+	sysfs_close(bh->fs);
+	free(bh);
+}
+
+static const struct backend_ops host_ops = {
+	.name = "host",
+	.scan = host_scan,
+	.materialise = host_materialise,
+	.destroy = host_destroy,
+	.root = host_root,
+	.free = host_free,
+};
+
+int backend_host_new(struct broker *b, struct backend **ret)
+{
+	struct backend_host *bh = calloc(1, sizeof(*bh));
+	int r;
+
+	if (!bh)
+		return -ENOMEM;
+	bh->be.ops = &host_ops;
+	bh->be.broker = b;
+	bh->trace_fd = -1;
+	r = sysfs_open(b->settings.host_root, &bh->fs);
+	if (r < 0) {
+		free(bh);
+		return r;
+	}
+	bh->real_sysfs = !strcmp(b->settings.host_root, "/");
+	*ret = &bh->be;
+	return 0;
+}

@@ -1,0 +1,100 @@
+# Host side of the real-kernel tests. A test sources this, writes a guest check script, makes
+# backing files, and calls run_guest with the QEMU device arguments. The guest reports
+#   TAGMEM-CHECK ok|fail NAME [detail]      one line per check
+#   TAGMEM-GUEST-DONE rc=N                  when its script ended
+# over the serial console; this side fails the test on any failed check, a missing DONE, or a
+# timeout. Debian's own kernel boots under TCG (KVM guests hang on this machine type: KVM is
+# probed once and used only if a guest really comes up under it).
+set -euo pipefail
+
+: "${BUILD_DIR:?BUILD_DIR must point at the build tree (ctest sets it)}"
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+KVER=${TAGMEM_GUEST_KVER:-$(ls /lib/modules 2>/dev/null | sort -V | tail -1)}
+KERNEL=/boot/vmlinuz-$KVER
+
+guest_skip() {
+	echo "SKIP: $*" >&2
+	echo "SKIP: the real-kernel tests did NOT run on this machine: $*" >&2
+	exit 77
+}
+
+for need in qemu-system-x86_64 busybox ndctl cpio; do
+	command -v "$need" >/dev/null || guest_skip "$need is missing (tests/deps.sh guest installs it)"
+done
+[ -n "$KVER" ] && [ -r "$KERNEL" ] || guest_skip "no readable kernel in /boot (package linux-image-amd64)"
+
+G=$(mktemp -d /tmp/tagmem-guest.XXXXXX)
+trap 'rm -rf "$G"' EXIT
+
+# accel: tcg unless a KVM guest demonstrably boots here (cached per build tree).
+guest_accel() {
+	local cache=$BUILD_DIR/guest-accel
+	if [ -n "${TAGMEM_GUEST_ACCEL:-}" ]; then
+		echo "$TAGMEM_GUEST_ACCEL"
+		return
+	fi
+	if [ -f "$cache" ]; then
+		cat "$cache"
+		return
+	fi
+	local accel=tcg
+	if [ -w /dev/kvm ]; then
+		printf 'true\n' >"$G/probe.sh"
+		"$top/tests/guest/mkinitramfs.sh" "$G/probe.cpio.gz" "$BUILD_DIR" "$G/probe.sh"
+		if timeout 20 qemu-system-x86_64 -accel kvm -m 256M -nographic -no-reboot \
+			-kernel "$KERNEL" -initrd "$G/probe.cpio.gz" \
+			-append "console=ttyS0 panic=-1 quiet" 2>/dev/null | grep -q TAGMEM-GUEST-DONE; then
+			accel=kvm
+		fi
+	fi
+	echo "$accel" >"$cache"
+	echo "$accel"
+}
+
+# run_guest CHECK_SCRIPT TIMEOUT_S [QEMU ARGS…]: boot, run the checks, assert on the report.
+run_guest() {
+	local script=$1 limit=$2 accel start rc=0
+	shift 2
+	accel=$(guest_accel)
+	"$top/tests/guest/mkinitramfs.sh" "$G/initrd.cpio.gz" "$BUILD_DIR" "$script"
+	start=$(date +%s%N)
+	timeout "$limit" qemu-system-x86_64 -accel "$accel" -machine pc,nvdimm=on \
+		-m 512M,slots=8,maxmem=4G -smp 1 -nographic -no-reboot \
+		-kernel "$KERNEL" -initrd "$G/initrd.cpio.gz" \
+		-append "console=ttyS0 panic=-1 quiet" "$@" >"$G/console.log" 2>&1 || rc=$?
+	GUEST_MS=$((($(date +%s%N) - start) / 1000000))
+	tr -d '\r' <"$G/console.log" | grep -E '^TAGMEM-' >"$G/report" || true
+	if [ "$rc" = 124 ]; then
+		tail -n 40 "$G/console.log" >&2
+		echo "FAIL: the guest did not finish within ${limit}s" >&2
+		exit 1
+	fi
+	cat "$G/report"
+	if ! grep -q '^TAGMEM-GUEST-DONE' "$G/report"; then
+		tail -n 40 "$G/console.log" >&2
+		echo "FAIL: the guest never reported (qemu exit $rc)" >&2
+		exit 1
+	fi
+	if grep -q '^TAGMEM-CHECK fail' "$G/report"; then
+		tail -n 60 "$G/console.log" >&2
+		echo "FAIL: $(grep -c '^TAGMEM-CHECK fail' "$G/report") guest check(s) failed" >&2
+		exit 1
+	fi
+	local n
+	n=$(grep -c '^TAGMEM-CHECK ok' "$G/report" || true)
+	[ "$n" -gt 0 ] || { echo "FAIL: the guest ran no check" >&2; exit 1; }
+	echo "guest: $n checks passed on $KVER under $accel in ${GUEST_MS} ms"
+}
+
+# nvdimm_args ID IMAGE [label]: QEMU arguments for one nvdimm on a shared file backend, with a
+# 128 KiB label area (the default) or none (label-less).
+nvdimm_args() {
+	local id=$1 img=$2 slot=$3 label=${4:-label}
+	printf -- '-object\nmemory-backend-file,id=mem%s,share=on,mem-path=%s,size=%s\n' \
+		"$id" "$img" "$(stat -c %s "$img")"
+	if [ "$label" = label ]; then
+		printf -- '-device\nnvdimm,id=nv%s,memdev=mem%s,slot=%s,label-size=128K\n' "$id" "$id" "$slot"
+	else
+		printf -- '-device\nnvdimm,id=nv%s,memdev=mem%s,slot=%s\n' "$id" "$id" "$slot"
+	fi
+}
