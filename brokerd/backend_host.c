@@ -35,6 +35,7 @@ struct backend_host {
 	int trace_fd;
 	char trace_buf[8192];
 	size_t trace_len;
+	size_t last_skipped;        /* unreadable sysfs entries, logged when the count changes */
 };
 
 #define to_host(be) ((struct backend_host *)(be))
@@ -137,6 +138,12 @@ static void view_add_dcd(struct backend_host *bh, struct view *v)
 
 	if (dcd_scan(bh->fs, &snap) < 0)
 		return;
+	if (snap.skipped != bh->last_skipped) {
+		if (snap.skipped)
+			log_err("%zu unreadable CXL entries under %s skipped, ignoring", snap.skipped,
+				sysfs_root(bh->fs));
+		bh->last_skipped = snap.skipped;
+	}
 	for (size_t i = 0; i < snap.nextents; i++) {
 		struct dcd_extent *e = &snap.extents[i];
 		struct view_tag *t;
@@ -358,8 +365,14 @@ static int host_scan(struct backend *be)
 	struct backend_host *bh = to_host(be);
 
 	report_cxl(bh);
-	setup_udev(bh);
-	setup_trace(bh);
+	if (bh->real_sysfs) {
+		setup_udev(bh);
+		setup_trace(bh);
+	} else {
+		/* udev and tracefs describe this kernel, not a tree somewhere else */
+		log_info("Reading %s: kernel events are not followed for a root other than /",
+			 sysfs_root(bh->fs));
+	}
 	host_rescan(bh);
 	return 0;
 }

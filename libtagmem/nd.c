@@ -167,12 +167,16 @@ int device_tag(struct sysfs *s, const char *devpath, struct device_tag *ret)
 	else
 		return -ENODATA;
 
-	/* DCD: the dax device itself carries the tag it claimed */
+	/* DCD: the dax device itself carries the tag it claimed (a seed, size 0, has none yet
+	 * even when a tag was just written to it) */
 	if (t.kind == ND_KIND_DAX && strlen(base) < sizeof(name)) {
 		bool tagged = false;
+		uint64_t size = 0;
 		strcpy(name, base);
+		snprintf(attr, sizeof(attr), DCD_DAX_DEVICES "/%s/size", name);
+		sysfs_read_u64(s, attr, &size);
 		snprintf(attr, sizeof(attr), DCD_DAX_DEVICES "/%s/uuid", name);
-		if (sysfs_read_tag(s, attr, &t.tag, &tagged) == 0 && tagged) {
+		if (size && sysfs_read_tag(s, attr, &t.tag, &tagged) == 0 && tagged) {
 			t.source = "cxl";
 			*ret = t;
 			return 0;
