@@ -36,6 +36,7 @@ struct backend_host {
 	char trace_buf[8192];
 	size_t trace_len;
 	size_t last_skipped;        /* unreadable sysfs entries, logged when the count changes */
+	unsigned scan_mark;         /* generation of the last rescan, for the gone sweep */
 };
 
 #define to_host(be) ((struct backend_host *)(be))
@@ -53,15 +54,31 @@ struct view_tag {
 };
 
 struct view {
-	struct view_tag *tags;
+	struct view_tag *tags; /* sorted by tag: a rescan of 10,000 extents stays O(n log n) */
 	size_t n, cap;
 };
 
-static struct view_tag *view_get(struct view *v, const tagmem_tag *tag)
+static int cmp_extent_tag(const void *a, const void *b)
 {
-	for (size_t i = 0; i < v->n; i++)
-		if (!tagmem_tag_compare(&v->tags[i].tag, tag))
-			return &v->tags[i];
+	return tagmem_tag_compare(&((const struct dcd_extent *)a)->tag,
+				  &((const struct dcd_extent *)b)->tag);
+}
+
+static int cmp_view_tag(const void *a, const void *b)
+{
+	return tagmem_tag_compare(&((const struct view_tag *)a)->tag,
+				  &((const struct view_tag *)b)->tag);
+}
+
+static struct view_tag *view_find(struct view *v, const tagmem_tag *tag)
+{
+	struct view_tag key = { .tag = *tag };
+
+	return v->n ? bsearch(&key, v->tags, v->n, sizeof(key), cmp_view_tag) : NULL;
+}
+
+static struct view_tag *view_append(struct view *v, const tagmem_tag *tag)
+{
 	if (grow_array(&v->tags, &v->cap, v->n, sizeof(*v->tags)) < 0)
 		return NULL;
 	memset(&v->tags[v->n], 0, sizeof(v->tags[0]));
@@ -97,11 +114,61 @@ static uint64_t daxctl_size(const char *devname)
 	return size;
 }
 
+/* DCD: extents grouped by tag (sorted), then the devices that claimed them. */
+static void view_add_dcd(struct backend_host *bh, struct view *v)
+{
+	struct dcd_snapshot snap;
+
+	if (dcd_scan(bh->fs, &snap) < 0)
+		return;
+	if (snap.skipped != bh->last_skipped) {
+		if (snap.skipped)
+			log_err("%zu unreadable CXL entries under %s skipped, ignoring", snap.skipped,
+				sysfs_root(bh->fs));
+		bh->last_skipped = snap.skipped;
+	}
+	if (snap.nextents)
+		qsort(snap.extents, snap.nextents, sizeof(*snap.extents), cmp_extent_tag);
+	for (size_t i = 0; i < snap.nextents; i++) {
+		struct dcd_extent *e = &snap.extents[i];
+		struct view_tag *t = v->n ? &v->tags[v->n - 1] : NULL;
+
+		if (!e->tagged)
+			continue;
+		if (!t || tagmem_tag_compare(&t->tag, &e->tag)) {
+			t = view_append(v, &e->tag);
+			if (!t)
+				break;
+			t->region = e->region;
+			for (size_t k = 0; k < snap.nregions; k++)
+				if (snap.regions[k].id == e->region)
+					t->shared = snap.regions[k].sharable;
+		}
+		t->size += e->length;
+		t->nextents++;
+	}
+	for (size_t i = 0; i < snap.ndevs; i++) {
+		struct dcd_daxdev *d = &snap.devs[i];
+		struct view_tag *t;
+
+		if (!d->tagged || !d->size)
+			continue;
+		t = view_find(v, &d->tag);
+		if (t && t->size == d->size) {
+			/* the device holds exactly the tag's extents: trust it */
+			snprintf(t->device, sizeof(t->device), "%s", d->name);
+			snprintf(t->path, sizeof(t->path), "/dev/%s", d->name);
+		}
+	}
+	dcd_snapshot_clear(&snap);
+}
+
+/* NVDIMM namespaces (few): appended, then the whole view is sorted again. */
 static void view_add_namespaces(struct backend_host *bh, struct view *v)
 {
 	struct broker *b = bh->be.broker;
 	struct nd_namespace *ns = NULL;
-	size_t n = 0;
+	size_t n = 0, before = v->n;
 
 	if (nd_scan(bh->fs, &ns, &n) < 0)
 		return;
@@ -110,7 +177,9 @@ static void view_add_namespaces(struct backend_host *bh, struct view *v)
 
 		if (!ns[i].tagged || !ns[i].device[0] || !nd_policy_allows(b, &ns[i]))
 			continue;
-		t = view_get(v, &ns[i].tag);
+		if (view_find(v, &ns[i].tag))
+			continue; /* a DCD tag wins: the namespace would be a second name for it */
+		t = view_append(v, &ns[i].tag);
 		if (!t)
 			break;
 		t->size = ns[i].size;
@@ -130,50 +199,8 @@ static void view_add_namespaces(struct backend_host *bh, struct view *v)
 		snprintf(t->path, sizeof(t->path), "/dev/%s", ns[i].device);
 	}
 	free(ns);
-}
-
-static void view_add_dcd(struct backend_host *bh, struct view *v)
-{
-	struct dcd_snapshot snap;
-
-	if (dcd_scan(bh->fs, &snap) < 0)
-		return;
-	if (snap.skipped != bh->last_skipped) {
-		if (snap.skipped)
-			log_err("%zu unreadable CXL entries under %s skipped, ignoring", snap.skipped,
-				sysfs_root(bh->fs));
-		bh->last_skipped = snap.skipped;
-	}
-	for (size_t i = 0; i < snap.nextents; i++) {
-		struct dcd_extent *e = &snap.extents[i];
-		struct view_tag *t;
-
-		if (!e->tagged)
-			continue;
-		t = view_get(v, &e->tag);
-		if (!t)
-			break;
-		t->region = e->region;
-		t->size += e->length;
-		t->nextents++;
-		for (size_t k = 0; k < snap.nregions; k++)
-			if (snap.regions[k].id == e->region)
-				t->shared = snap.regions[k].sharable;
-	}
-	for (size_t i = 0; i < snap.ndevs; i++) {
-		struct dcd_daxdev *d = &snap.devs[i];
-		struct view_tag *t;
-
-		if (!d->tagged || !d->size)
-			continue;
-		for (t = v->tags; t < v->tags + v->n; t++)
-			if (!tagmem_tag_compare(&t->tag, &d->tag) && t->size == d->size) {
-				/* the device holds exactly the tag's extents: trust it */
-				snprintf(t->device, sizeof(t->device), "%s", d->name);
-				snprintf(t->path, sizeof(t->path), "/dev/%s", d->name);
-			}
-	}
-	dcd_snapshot_clear(&snap);
+	if (v->n != before)
+		qsort(v->tags, v->n, sizeof(*v->tags), cmp_view_tag);
 }
 
 /* Report the view; tags the broker knows but the kernel no longer shows are gone. */
@@ -181,11 +208,13 @@ static void host_rescan(struct backend_host *bh)
 {
 	struct broker *b = bh->be.broker;
 	struct view v = { 0 };
+	unsigned mark = ++bh->scan_mark;
 
 	view_add_dcd(bh, &v);
 	view_add_namespaces(bh, &v);
 	for (size_t i = 0; i < v.n; i++) {
 		struct view_tag *t = &v.tags[i];
+		struct tag_entry *e;
 		char path[PATH_MAX];
 
 		broker_tag_seen(b, &t->tag, t->region, t->shared, t->size, t->nextents);
@@ -195,14 +224,13 @@ static void host_rescan(struct backend_host *bh)
 				 t->path);
 			broker_tag_device(b, &t->tag, t->device, path);
 		}
+		e = tag_table_find(&b->tags, &t->tag);
+		if (e)
+			e->scan_mark = mark;
 	}
 	for (struct tag_entry *e = b->tags.head, *next; e; e = next) {
-		bool present = false;
-
 		next = e->next;
-		for (size_t i = 0; i < v.n && !present; i++)
-			present = !tagmem_tag_compare(&v.tags[i].tag, &e->tag);
-		if (!present)
+		if (e->scan_mark != mark)
 			broker_tag_gone(b, &e->tag);
 	}
 	free(v.tags);
@@ -389,11 +417,9 @@ static int host_materialise(struct backend *be, struct tag_entry *e)
 	if (r < 0 || !rg.seed[0])
 		return r < 0 ? r : -ENODEV;
 	snprintf(path, sizeof(path), DCD_DAX_DEVICES "/%s/uuid", rg.seed);
-	r = sysfs_write(bh->fs, path, e->tag_str); /* the kernel claims the tag's extents */
-	if (r < 0)
-		return r;
-	host_rescan(bh); /* the device reports itself once its size matches */
-	return 0;
+	/* The kernel claims the tag's extents and announces the device to udev; that event's
+	 * rescan reports it (one rescan for a burst, not one per tag). */
+	return sysfs_write(bh->fs, path, e->tag_str);
 }
 
 static int host_destroy(struct backend *be, struct tag_entry *e)

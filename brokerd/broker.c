@@ -110,6 +110,7 @@ void broker_tag_seen(struct broker *b, const tagmem_tag *tag, unsigned region, b
 	if (e->size != size || e->nextents != nextents) {
 		e->size = size;
 		e->nextents = nextents;
+		e->materialise_failed = false; /* something changed: worth another try */
 		if (e->state != TAG_ADDED)
 			log_warn("Tag %s changed size to %llu while it has a device", e->tag_str,
 				 (unsigned long long)size);
@@ -202,11 +203,14 @@ void broker_settle(struct broker *b)
 		int r;
 
 		next = e->next;
-		if (e->state != TAG_ADDED || e->release_requested)
+		if (e->state != TAG_ADDED || e->release_requested || e->materialise_failed)
 			continue;
 		r = b->backend->ops->materialise(b->backend, e);
-		if (r < 0)
-			log_err("Failed to make a device for tag %s: %s", e->tag_str, strerror(-r));
+		if (r < 0) {
+			log_err("Failed to make a device for tag %s: %s; retrying when its capacity "
+				"changes", e->tag_str, strerror(-r));
+			e->materialise_failed = true;
+		}
 	}
 }
 

@@ -90,6 +90,8 @@ struct tag_entry {
 	bool claimed;
 	struct tag_owner owner; /* valid when claimed */
 	bool release_requested; /* the fabric manager asked for it back */
+	bool materialise_failed; /* logged once; retried when the backend reports a change */
+	unsigned scan_mark;     /* backend bookkeeping: last rescan that saw this tag */
 	struct tag_entry *hnext;             /* hash chain */
 	struct tag_entry *prev, *next;       /* table order: oldest first */
 };
