@@ -362,6 +362,23 @@ static void setup_trace(struct backend_host *bh)
 	log_info("Following cxl:cxl_dynamic_capacity in %s", inst);
 }
 
+/* Records from a given file (a FIFO in tests, a replay of a recorded trace) instead of
+ * tracefs. Opened read-write so that a FIFO never reports end-of-file between writers. */
+static void setup_trace_file(struct backend_host *bh, const char *path)
+{
+	struct broker *b = bh->be.broker;
+
+	bh->trace_fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (bh->trace_fd < 0 || loop_add_fd(b->loop, bh->trace_fd, EPOLLIN, on_trace, bh) < 0) {
+		log_err("Cannot read trace records from %s: %m, ignoring", path);
+		if (bh->trace_fd >= 0)
+			close(bh->trace_fd);
+		bh->trace_fd = -1;
+		return;
+	}
+	log_info("Reading cxl_dynamic_capacity records from %s", path);
+}
+
 static void report_cxl(struct backend_host *bh)
 {
 	struct cxl_ctx *ctx;
@@ -393,9 +410,12 @@ static int host_scan(struct backend *be)
 	struct backend_host *bh = to_host(be);
 
 	report_cxl(bh);
+	if (bh->be.broker->settings.trace_pipe)
+		setup_trace_file(bh, bh->be.broker->settings.trace_pipe);
 	if (bh->real_sysfs) {
 		setup_udev(bh);
-		setup_trace(bh);
+		if (!bh->be.broker->settings.trace_pipe)
+			setup_trace(bh);
 	} else {
 		/* udev and tracefs describe this kernel, not a tree somewhere else */
 		log_info("Reading %s: kernel events are not followed for a root other than /",

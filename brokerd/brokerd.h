@@ -46,6 +46,7 @@ struct broker_settings {
 	const char *backend;          /* "sim" or "host" */
 	const char *host_root;        /* sysfs root of the host backend ("/"; a fixture in tests) */
 	enum nd_policy nd_policy;     /* which NVDIMM namespaces are tagged capacity */
+	const char *trace_pipe;       /* read DCD trace records from here instead of tracefs */
 	const char *sim_root;         /* simulator sandbox: sysfs-like tree + backing files */
 	uint64_t sim_region_size;     /* capacity of each simulated DCD region */
 	unsigned max_clients;         /* connections served at once; more are told and closed */

@@ -60,4 +60,28 @@ expect_eq "$(sed -n 's/^TAGMEM_KIND=//p' <<<"$out")" pmem "helper: kind"
 out=$("$HELPER" --root "$F" /devices/platform/cxl/region0/dax_region0/dax0.1)
 expect_eq "$(sed -n 's/^TAGMEM_SOURCE=//p' <<<"$out")" cxl "helper: DCD source"
 expect_eq "$("$HELPER" --root "$F" /devices/platform/cxl/region0/dax_region0/dax0.2)" "" "helper: seed has no tag"
+# hot-plug through trace records: capacity for tag D appears in the tree (as the kernel would
+# show it), and its cxl_dynamic_capacity record arrives in pieces, after a garbage record
+D=dddddddd-0000-4000-8000-000000000004
+mkfifo "$T/trace"
+start_brokerd --backend host --host-root "$F" --trace-pipe "$T/trace"
+"$TAGMEM" --json watch --count 2 >"$T/events" &
+WATCH_PID=$!
+wait_for '[ "$("$TAGMEM" --json status | jq -r .subscribers)" = 1 ]'
+put $R/dax_region0/extent0.4/offset 0x40000000; put $R/dax_region0/extent0.4/length 0x400000
+put $R/dax_region0/extent0.4/uuid $D
+put $R/dax_region0/dax0.3/size 4194304;         put $R/dax_region0/dax0.3/uuid $D
+ln -s ../../../devices/platform/cxl/region0/dax_region0/dax0.3 "$F/sys/bus/dax/devices/dax0.3"
+exec 7>"$T/trace"
+printf '%s\n' "  kworker/0:1-9 [000] 5.0: cxl_dynamic_capacity: memdev=mem0 : event_type='Add capacity' starting_dpa=zz" >&7
+printf '%s' "  kworker/0:1-9 [000] 5.1: cxl_dynamic_capacity: memdev=mem0 host=0000:0d:00.0 : event_type='Add capacity' host_id='0' " >&7
+sleep 0.2
+printf '%s\n' "updated_region_index='255' starting_dpa=40000000 length=400000 tag=$D shared_extent_sequence=0" >&7
+wait "$WATCH_PID"; WATCH_PID=
+expect_eq "$(jq -r '.event + " " + .tag.tag' "$T/events" | paste -sd,)" "tag_added $D,tag_ready $D" "events from a trace record"
+expect_eq "$("$TAGMEM" lookup $D)" "$F/dev/dax0.3" "lookup of the hot-plugged tag"
+grep -q "Malformed cxl_dynamic_capacity record" "$T/brokerd.log" || fail "garbage record not reported"
+"$TAGMEM" status >/dev/null || fail "brokerd died on a garbage record"
+exec 7>&-
+stop_brokerd
 echo "host-fixture: ok"
