@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The QEMU adapter: what it takes to hand tagged capacity to a QEMU 7.2 guest as an nvdimm
+ * whose namespace label carries the tag, so an unmodified guest finds it by tag.
+ *   - NVDIMM namespace labels, v1.1 (the format `ndctl init-labels` writes; Linux
+ *     drivers/nvdimm/label.h), in the last 128 KiB of the backend;
+ *   - the -object/-device arguments for memory-backend-file + nvdimm.
+ * Internal to tagmem (brokerd, the CLI and tests link it); see DESIGN.md for the facts.
+ */
+#ifndef TAGMEM_QEMU_H
+#define TAGMEM_QEMU_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tagmem.h"
+
+#define LABEL_AREA_SIZE (128u << 10)  /* QEMU nvdimm label-size; the kernel's minimum */
+#define LABEL_INDEX_SIZE 256u
+#define LABEL_SIZE 128u               /* v1.1 */
+#define LABEL_NSLOT ((LABEL_AREA_SIZE - 2 * LABEL_INDEX_SIZE) / LABEL_SIZE) /* 1020 */
+#define LABEL_NAME_MAX 64
+#define NVDIMM_MAX_SLOTS 256          /* QEMU's nvdimm slot range */
+#define NVDIMM_BACKEND_ALIGN (2u << 20)
+#define NVDIMM_REGION_ALIGN (16u << 20) /* the guest kernel's default region alignment */
+
+/*
+ * Labelled capacity layout: data at offset 0 (famfs and friends need tag offset 0 at device
+ * offset 0), then a 2 MiB tail whose last 128 KiB is the label area. With align=2M QEMU
+ * exposes ALIGN_DOWN(size - 128K, 2M) = the data part exactly.
+ */
+#define LABEL_TAIL (2u << 20)
+
+/* v1.1 interleave-set cookie of a QEMU nvdimm in slot N (DESIGN.md). */
+uint64_t label_isetcookie(unsigned slot);
+/* fletcher64 over len bytes (len a multiple of 4), little-endian 32-bit words. */
+uint64_t label_fletcher64(const void *buf, size_t len);
+
+struct label_info {
+	tagmem_tag tag;
+	char name[LABEL_NAME_MAX + 1];
+	uint64_t isetcookie, dpa, rawsize;
+	unsigned slot;      /* the label's slot in the area */
+};
+
+/*
+ * Build a label area holding one namespace label: uuid = tag, name, the cookie for nvdimm
+ * slot `dimm_slot`, dpa 0, rawsize. buf is LABEL_AREA_SIZE bytes. -EINVAL for a slot out
+ * of range, a null tag, a name too long, or a size not a multiple of 16 MiB.
+ */
+int label_area_build(uint8_t *buf, const tagmem_tag *tag, const char *name,
+		     unsigned dimm_slot, uint64_t rawsize);
+/*
+ * Parse a label area: the current index (by sequence), then its in-use labels (at most
+ * max). Returns the number of labels; 0 for an area that was never initialised (all zero);
+ * -EBADMSG when the index blocks are corrupt.
+ */
+int label_area_parse(const uint8_t *buf, struct label_info *ret, size_t max);
+
+/* Read or write the label area at the tail of a backing file. */
+int label_area_read_file(int fd, uint64_t file_size, uint8_t *buf);
+int label_area_write_file(int fd, uint64_t file_size, const uint8_t *buf);
+
+/*
+ * Write the label for tag into the tail of a labelled-capacity file (refusing cleanly:
+ * -EFBIG/-ENOSPC too small, -EINVAL misaligned or slot out of range, -EEXIST the area holds
+ * another namespace). The data part is file_size - LABEL_TAIL.
+ */
+int label_write_for_tag(int fd, uint64_t file_size, const tagmem_tag *tag, const char *name,
+			unsigned dimm_slot);
+
+/* ---- QEMU arguments ---- */
+
+struct qemu_dev_spec {
+	tagmem_tag tag;
+	const char *mem_path;
+	uint64_t size;        /* the whole backend */
+	bool devdax;          /* a /dev/daxN.M (align=2M) rather than a file */
+	bool labelled;        /* label-size=128K (the tail holds our label) */
+	unsigned slot;
+};
+
+/*
+ * The -object and -device values for one spec (without the "-object"/"-device" words).
+ * ids derive from the tag: "tm-<first 8 hex>" and "tmnv-<first 8 hex>".
+ */
+int qemu_args_build(const struct qemu_dev_spec *spec, char *object, size_t olen, char *device,
+		    size_t dlen);
+
+#endif
