@@ -230,7 +230,7 @@ static void host_rescan(struct backend_host *bh)
 	}
 	for (struct tag_entry *e = b->tags.head, *next; e; e = next) {
 		next = e->next;
-		if (e->scan_mark != mark)
+		if (e->scan_mark != mark && !e->image) /* images are the broker's own */
 			broker_tag_gone(b, &e->tag);
 	}
 	free(v.tags);

@@ -176,6 +176,33 @@ void broker_tag_gone(struct broker *b, const tagmem_tag *tag)
 		broker_persist(b); /* forced release: the claim is gone with the memory */
 }
 
+int broker_add_image(struct broker *b, const tagmem_tag *tag, const char *path,
+		     uint64_t file_size)
+{
+	struct tag_entry *e;
+	int r;
+
+	if (tag_table_find(&b->tags, tag))
+		return -EEXIST;
+	r = tag_table_add(&b->tags, tag, &e);
+	if (r < 0)
+		return r;
+	e->image = true;
+	e->file_size = file_size;
+	e->size = file_size - LABEL_TAIL_BYTES; /* the guest sees the data part */
+	e->path = strdup(path);
+	if (!e->path) {
+		tag_table_remove(&b->tags, e);
+		return -ENOMEM;
+	}
+	snprintf(e->device, sizeof(e->device), "image");
+	attach_boot_claim(b, e);
+	e->state = e->claimed ? TAG_CLAIMED : TAG_READY;
+	broker_emit_tag_event(b, "tag_added", e);
+	broker_emit_tag_event(b, "tag_ready", e);
+	return 0;
+}
+
 void broker_untagged(struct broker *b, int64_t delta)
 {
 	struct json_object *ev;
@@ -225,9 +252,12 @@ static int cmp_claim(const void *a, const void *b)
  * moment the scan reports it: a release the fabric manager asked for while we were down
  * must not tear down a device somebody still holds.
  */
+static void add_boot_images(struct broker *b, const struct registry *reg);
+
 static int load_boot_claims(struct broker *b)
 {
-	int r = registry_load(b->settings.state_dir, &b->boot_claims, &b->nboot_claims);
+	struct registry reg;
+	int r = registry_load(b->settings.state_dir, &reg);
 
 	if (r == -EBADMSG) {
 		log_err("The registry %s/%s is not valid. Refusing to start rather than forget "
@@ -240,6 +270,10 @@ static int load_boot_claims(struct broker *b)
 			strerror(-r));
 		return r;
 	}
+	b->boot_claims = TAKE_PTR(reg.claims);
+	b->nboot_claims = reg.nclaims;
+	add_boot_images(b, &reg);
+	registry_clear(&reg);
 	if (b->nboot_claims)
 		qsort(b->boot_claims, b->nboot_claims, sizeof(*b->boot_claims), cmp_claim);
 	return 0;
@@ -257,6 +291,25 @@ static void attach_boot_claim(struct broker *b, struct tag_entry *e)
 	e->claimed = true;
 	e->owner = c->owner;
 	c->owner.uid = (uid_t)-1; /* matched */
+}
+
+/* Images are the broker's own: they come back from the registry, if their file did. */
+static void add_boot_images(struct broker *b, const struct registry *reg)
+{
+	for (size_t i = 0; i < reg->nimages; i++) {
+		const struct registry_image *im = &reg->images[i];
+		char s[TAGMEM_TAG_STRING_MAX];
+		struct stat st;
+
+		if (stat(im->path, &st) < 0 || !S_ISREG(st.st_mode) ||
+		    (uint64_t)st.st_size != im->file_size) {
+			log_warn("Image %s of tag %s is gone or changed size; forgetting it", im->path,
+				 tagmem_tag_format(&im->tag, s));
+			continue;
+		}
+		if (broker_add_image(b, &im->tag, im->path, im->file_size) < 0)
+			log_err("Failed to restore image %s", im->path);
+	}
 }
 
 /* After the scan: claims whose capacity did not come back are dropped, loudly. */

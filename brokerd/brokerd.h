@@ -74,8 +74,9 @@ enum tag_state {
 struct tag_owner {
 	uid_t uid;
 	pid_t pid;
-	char name[128];
-	int64_t since; /* realtime seconds */
+	char name[128];  /* what the owner calls it; the VM name for QEMU attachments */
+	int64_t since;   /* realtime seconds */
+	int slot;        /* nvdimm slot in that VM, -1 when not attached to a VM */
 };
 
 struct tag_entry {
@@ -92,6 +93,8 @@ struct tag_entry {
 	struct tag_owner owner; /* valid when claimed */
 	bool release_requested; /* the fabric manager asked for it back */
 	bool materialise_failed; /* logged once; retried when the backend reports a change */
+	bool image;             /* a broker-owned image file, not something a backend reports */
+	uint64_t file_size;     /* images: data + label tail */
 	unsigned scan_mark;     /* backend bookkeeping: last rescan that saw this tag */
 	struct tag_entry *hnext;             /* hash chain */
 	struct tag_entry *prev, *next;       /* table order: oldest first */
@@ -118,10 +121,23 @@ struct registry_claim {
 	struct tag_owner owner;
 };
 
+struct registry_image {
+	tagmem_tag tag;
+	char path[PATH_MAX];
+	uint64_t file_size;
+};
+
+struct registry {
+	struct registry_claim *claims;
+	size_t nclaims;
+	struct registry_image *images;
+	size_t nimages;
+};
+
 /* Parse registry text; -EBADMSG on anything malformed (the file is never half-trusted). */
-int registry_parse(const char *text, size_t len, struct registry_claim **ret_claims,
-		   size_t *ret_count);
-int registry_load(const char *state_dir, struct registry_claim **ret_claims, size_t *ret_count);
+int registry_parse(const char *text, size_t len, struct registry *ret);
+int registry_load(const char *state_dir, struct registry *ret);
+void registry_clear(struct registry *r);
 /* Serialise the claims held in the table. Caller frees. */
 char *registry_serialize(struct tag_table *t, size_t *ret_len);
 /* temp file + fsync + rename + directory fsync. */
@@ -161,6 +177,8 @@ struct broker {
 	uid_t uid;                    /* the daemon's own uid: may drive the simulated FM */
 	struct registry_claim *boot_claims; /* registry claims during the start-up scan */
 	size_t nboot_claims;
+	const char *image_dirs[8];    /* images may only live below these */
+	unsigned nimage_dirs;
 };
 
 int broker_init(struct broker *b, const struct broker_settings *settings);
@@ -176,6 +194,10 @@ void broker_tag_device(struct broker *b, const tagmem_tag *tag, const char *devi
 void broker_tag_release_requested(struct broker *b, const tagmem_tag *tag);
 void broker_tag_gone(struct broker *b, const tagmem_tag *tag);
 void broker_untagged(struct broker *b, int64_t delta_bytes);
+/* A broker-owned image file (data + label tail) as tagged capacity. -EEXIST. */
+int broker_add_image(struct broker *b, const tagmem_tag *tag, const char *path,
+		     uint64_t file_size);
+#define LABEL_TAIL_BYTES (2u << 20) /* = LABEL_TAIL of qemu-plugin/qemu.h */
 /* After a backend call: materialise every tag that has extents but no device yet. */
 void broker_settle(struct broker *b);
 

@@ -287,6 +287,7 @@ static void op_claim(struct request *rq)
 	e->owner.pid = ci->pid;
 	snprintf(e->owner.name, sizeof(e->owner.name), "%s", name);
 	e->owner.since = (int64_t)time(NULL);
+	e->owner.slot = -1;
 	/* Acknowledged only once the registry holds it: a kill -9 must not lose the claim. */
 	uint64_t gen = broker_persist(b);
 	reply_result(rq, tag_to_json(e), gen);
@@ -318,6 +319,7 @@ static void op_release(struct request *rq)
 	pending = e->release_requested;
 	e->claimed = false;
 	memset(&e->owner, 0, sizeof(e->owner));
+	e->owner.slot = -1;
 	e->state = TAG_READY;
 	gen = broker_persist(b);
 	res = json_object_new_object();

@@ -2,7 +2,9 @@
 /*
  * The persistent registry: what the kernel does not remember (claims and their owners).
  *
- *   {"version":1,"claims":[{"tag":"…","uid":1000,"pid":42,"name":"vm1","since":1790000000}]}
+ *   {"version":1,
+ *    "claims":[{"tag":"…","uid":1000,"pid":42,"name":"vm1","since":1790000000,"slot":0}],
+ *    "images":[{"tag":"…","path":"/var/lib/tagmem/images/a.img","file_size":52428800}]}
  *
  * It is replaced atomically (temp file, fsync, rename, directory fsync), so after a crash the
  * file is either the old or the new snapshot, never a mixture. A file that does not parse is
@@ -30,6 +32,7 @@ static int parse_claim(struct json_object *o, struct registry_claim *c)
 	struct json_object *js;
 
 	memset(c, 0, sizeof(*c));
+	c->owner.slot = -1;
 	if (!json_object_is_type(o, json_type_object))
 		return -EBADMSG;
 	if (tagmem_json_get_tag(o, "tag", &c->tag) < 0)
@@ -56,14 +59,46 @@ static int parse_claim(struct json_object *o, struct registry_claim *c)
 		since = json_object_get_int64(js);
 		c->owner.since = since;
 	}
+	switch (tagmem_json_get_u64(o, "slot", &v)) {
+	case 0:
+		if (v >= 256)
+			return -EBADMSG;
+		c->owner.slot = (int)v;
+		break;
+	case -ENOENT:
+		break;
+	default:
+		return -EBADMSG;
+	}
 	return 0;
 }
 
-int registry_parse(const char *text, size_t len, struct registry_claim **ret_claims,
-		   size_t *ret_count)
+static int parse_image(struct json_object *o, struct registry_image *img)
+{
+	const char *path;
+
+	memset(img, 0, sizeof(*img));
+	if (!json_object_is_type(o, json_type_object) ||
+	    tagmem_json_get_tag(o, "tag", &img->tag) < 0 ||
+	    tagmem_json_get_string(o, "path", &path) < 0 || path[0] != '/' ||
+	    strlen(path) >= sizeof(img->path) ||
+	    tagmem_json_get_u64(o, "file_size", &img->file_size) < 0 || !img->file_size)
+		return -EBADMSG;
+	strcpy(img->path, path);
+	return 0;
+}
+
+void registry_clear(struct registry *r)
+{
+	free(r->claims);
+	free(r->images);
+	memset(r, 0, sizeof(*r));
+}
+
+int registry_parse(const char *text, size_t len, struct registry *ret)
 {
 	_cleanup_json_ struct json_object *root = NULL;
-	struct registry_claim *claims;
+	struct registry reg = { 0 };
 	struct json_object *arr;
 	uint64_t version;
 	size_t n;
@@ -76,26 +111,43 @@ int registry_parse(const char *text, size_t len, struct registry_claim **ret_cla
 	    !json_object_is_type(arr, json_type_array))
 		return -EBADMSG;
 	n = json_object_array_length(arr);
-	claims = calloc(n ? n : 1, sizeof(*claims));
-	if (!claims)
+	reg.claims = calloc(n ? n : 1, sizeof(*reg.claims));
+	if (!reg.claims)
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
-		if (parse_claim(json_object_array_get_idx(arr, i), &claims[i]) < 0) {
-			free(claims);
-			return -EBADMSG;
-		}
+		if (parse_claim(json_object_array_get_idx(arr, i), &reg.claims[i]) < 0)
+			goto bad;
 		for (size_t k = 0; k < i; k++)
-			if (!tagmem_tag_compare(&claims[k].tag, &claims[i].tag)) {
-				free(claims);
-				return -EBADMSG; /* one tag, one owner */
-			}
+			if (!tagmem_tag_compare(&reg.claims[k].tag, &reg.claims[i].tag))
+				goto bad; /* one tag, one owner */
 	}
-	*ret_claims = claims;
-	*ret_count = n;
+	reg.nclaims = n;
+	/* images came later: a registry without them is a registry without images */
+	if (json_object_object_get_ex(root, "images", &arr)) {
+		if (!json_object_is_type(arr, json_type_array))
+			goto bad;
+		n = json_object_array_length(arr);
+		reg.images = calloc(n ? n : 1, sizeof(*reg.images));
+		if (!reg.images)
+			goto bad;
+		for (size_t i = 0; i < n; i++) {
+			if (parse_image(json_object_array_get_idx(arr, i), &reg.images[i]) < 0)
+				goto bad;
+			for (size_t k = 0; k < i; k++)
+				if (!tagmem_tag_compare(&reg.images[k].tag, &reg.images[i].tag) ||
+				    !strcmp(reg.images[k].path, reg.images[i].path))
+					goto bad;
+		}
+		reg.nimages = n;
+	}
+	*ret = reg;
 	return 0;
+bad:
+	registry_clear(&reg);
+	return -EBADMSG;
 }
 
-int registry_load(const char *state_dir, struct registry_claim **ret_claims, size_t *ret_count)
+int registry_load(const char *state_dir, struct registry *ret)
 {
 	_cleanup_close_ int dfd = -1, fd = -1;
 	_cleanup_free_ char *buf = NULL;
@@ -109,8 +161,7 @@ int registry_load(const char *state_dir, struct registry_claim **ret_claims, siz
 	if (fd < 0) {
 		if (errno != ENOENT)
 			return -errno;
-		*ret_claims = NULL; /* first start */
-		*ret_count = 0;
+		memset(ret, 0, sizeof(*ret)); /* first start */
 		return 0;
 	}
 	if (fstat(fd, &st) < 0)
@@ -133,7 +184,7 @@ int registry_load(const char *state_dir, struct registry_claim **ret_claims, siz
 	/* strip the trailing newline the writer adds */
 	while (len && (buf[len - 1] == '\n'))
 		len--;
-	return registry_parse(buf, len, ret_claims, ret_count);
+	return registry_parse(buf, len, ret);
 }
 
 char *registry_serialize(struct tag_table *t, size_t *ret_len)
@@ -160,7 +211,22 @@ char *registry_serialize(struct tag_table *t, size_t *ret_len)
 		if (e->owner.name[0])
 			json_object_object_add(c, "name", json_object_new_string(e->owner.name));
 		json_object_object_add(c, "since", json_object_new_int64(e->owner.since));
+		if (e->owner.slot >= 0)
+			json_object_object_add(c, "slot", json_object_new_int(e->owner.slot));
 		json_object_array_add(arr, c);
+	}
+	struct json_object *imgs = json_object_new_array();
+	json_object_object_add(root, "images", imgs);
+	for (struct tag_entry *e = t->head; e; e = e->next) {
+		struct json_object *im;
+
+		if (!e->image)
+			continue;
+		im = json_object_new_object();
+		json_object_object_add(im, "tag", json_object_new_string(e->tag_str));
+		json_object_object_add(im, "path", json_object_new_string(e->path));
+		json_object_object_add(im, "file_size", json_object_new_uint64(e->file_size));
+		json_object_array_add(imgs, im);
 	}
 	return tagmem_msg_format(root, ret_len);
 }

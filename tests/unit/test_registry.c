@@ -8,29 +8,48 @@
 
 #include "brokerd.h"
 #include "fixture.h"
+#include "util.h"
 
 #define T1 "6f1c2a9e-0b7d-4c1e-9a51-3d2f8e7b4c10"
 #define T2 "11111111-2222-4333-8444-555555555555"
 
 static int parse(const char *s, struct registry_claim **c, size_t *n)
 {
-	return registry_parse(s, strlen(s), c, n);
+	struct registry reg;
+	int r = registry_parse(s, strlen(s), &reg);
+
+	if (r == 0) {
+		*c = TAKE_PTR(reg.claims);
+		*n = reg.nclaims;
+		registry_clear(&reg);
+	}
+	return r;
 }
 
 static void parses_valid(void **state)
 {
-	struct registry_claim *c;
-	size_t n;
+	struct registry_claim *c = NULL;
+	size_t n = 0;
 
 	assert_int_equal(parse("{\"version\":1,\"claims\":[{\"tag\":\"" T1 "\",\"uid\":1000,"
-			       "\"pid\":42,\"name\":\"vm1\",\"since\":1700000000},"
+			       "\"pid\":42,\"name\":\"vm1\",\"since\":1700000000,\"slot\":3},"
 			       "{\"tag\":\"" T2 "\",\"uid\":0,\"future_key\":true}]}", &c, &n), 0);
 	assert_int_equal(n, 2);
 	assert_int_equal(c[0].owner.uid, 1000);
 	assert_int_equal(c[0].owner.pid, 42);
 	assert_string_equal(c[0].owner.name, "vm1");
+	assert_int_equal(c[0].owner.slot, 3);
 	assert_int_equal(c[1].owner.uid, 0);
+	assert_int_equal(c[1].owner.slot, -1);
 	free(c);
+
+	struct registry reg;
+	const char *with_image = "{\"version\":1,\"claims\":[],\"images\":[{\"tag\":\"" T1
+				 "\",\"path\":\"/img/a\",\"file_size\":52428800}]}";
+	assert_int_equal(registry_parse(with_image, strlen(with_image), &reg), 0);
+	assert_int_equal(reg.nimages, 1);
+	assert_string_equal(reg.images[0].path, "/img/a");
+	registry_clear(&reg);
 }
 
 static void rejects_invalid(void **state)
@@ -47,6 +66,11 @@ static void rejects_invalid(void **state)
 		"{\"version\":1,\"claims\":[{\"tag\":\"" T1 "\",\"uid\":0,\"since\":\"x\"}]}",
 		"{\"version\":1,\"claims\":[{\"tag\":\"" T1 "\",\"uid\":0},"
 		"{\"tag\":\"" T1 "\",\"uid\":1}]}", /* two owners of one tag */
+		"{\"version\":1,\"claims\":[{\"tag\":\"" T1 "\",\"uid\":0,\"slot\":256}]}",
+		"{\"version\":1,\"claims\":[],\"images\":5}",
+		"{\"version\":1,\"claims\":[],\"images\":[{\"tag\":\"" T1 "\",\"path\":\"rel\","
+		"\"file_size\":1}]}",
+		"{\"version\":1,\"claims\":[],\"images\":[{\"tag\":\"" T1 "\",\"path\":\"/a\"}]}",
 	};
 	struct registry_claim *c = (void *)0x1;
 	size_t n = 77;
@@ -68,14 +92,17 @@ static void round_trip_through_disk(void **state)
 	size_t n, len;
 	char *text;
 
+	struct registry reg;
+
 	/* no file yet: a first start, not an error */
-	assert_int_equal(registry_load(dir, &c, &n), 0);
-	assert_int_equal(n, 0);
+	assert_int_equal(registry_load(dir, &reg), 0);
+	assert_int_equal(reg.nclaims, 0);
 
 	assert_int_equal(tag_table_init(&t), 0);
 	assert_int_equal(tagmem_tag_parse(T1, &tag), 0);
 	assert_int_equal(tag_table_add(&t, &tag, &e), 0);
 	e->claimed = true;
+	e->owner.slot = -1;
 	e->owner.uid = 1234;
 	strcpy(e->owner.name, "vm \"quoted\"");
 	assert_int_equal(tagmem_tag_parse(T2, &tag), 0);
@@ -85,11 +112,14 @@ static void round_trip_through_disk(void **state)
 	assert_non_null(text);
 	assert_int_equal(registry_write_atomic(dir, text, len), 0);
 	free(text);
-	assert_int_equal(registry_load(dir, &c, &n), 0);
+	assert_int_equal(registry_load(dir, &reg), 0);
+	assert_int_equal(reg.nclaims, 1);
+	c = reg.claims;
+	n = reg.nclaims;
 	assert_int_equal(n, 1);
 	assert_int_equal(c[0].owner.uid, 1234);
 	assert_string_equal(c[0].owner.name, "vm \"quoted\"");
-	free(c);
+	registry_clear(&reg);
 
 	/* no temp file is left behind */
 	char tmp[PATH_MAX];
@@ -99,7 +129,7 @@ static void round_trip_through_disk(void **state)
 
 	/* a corrupt file is reported, not half-read */
 	fixture_put(dir, REGISTRY_FILE, "{\"version\":1,\"claims\":[");
-	assert_int_equal(registry_load(dir, &c, &n), -EBADMSG);
+	assert_int_equal(registry_load(dir, &reg), -EBADMSG);
 	fixture_rm(dir);
 	free(dir);
 }
