@@ -413,6 +413,13 @@ int broker_init(struct broker *b, const struct broker_settings *settings)
 			strerror(-r));
 		return r;
 	}
+	if (!b->settings.nimage_dirs) {
+		/* the default image directory lives in the state directory */
+		static char dflt[PATH_MAX];
+		snprintf(dflt, sizeof(dflt), "%s/images", settings->state_dir);
+		b->settings.image_dirs[b->settings.nimage_dirs++] = dflt;
+		make_dir(dflt, 0700);
+	}
 	/* the loop first: backends register their event sources on it */
 	r = loop_new(&b->loop);
 	if (r < 0)

@@ -47,6 +47,8 @@ struct broker_settings {
 	const char *host_root;        /* sysfs root of the host backend ("/"; a fixture in tests) */
 	enum nd_policy nd_policy;     /* which NVDIMM namespaces are tagged capacity */
 	const char *trace_pipe;       /* read DCD trace records from here instead of tracefs */
+	const char *image_dirs[8];    /* images may only live directly in these */
+	unsigned nimage_dirs;         /* 0: <state_dir>/images */
 	const char *sim_root;         /* simulator sandbox: sysfs-like tree + backing files */
 	uint64_t sim_region_size;     /* capacity of each simulated DCD region */
 	unsigned max_clients;         /* connections served at once; more are told and closed */
@@ -177,8 +179,6 @@ struct broker {
 	uid_t uid;                    /* the daemon's own uid: may drive the simulated FM */
 	struct registry_claim *boot_claims; /* registry claims during the start-up scan */
 	size_t nboot_claims;
-	const char *image_dirs[8];    /* images may only live below these */
-	unsigned nimage_dirs;
 };
 
 int broker_init(struct broker *b, const struct broker_settings *settings);

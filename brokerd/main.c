@@ -18,6 +18,8 @@ static void usage(FILE *f)
 		"  -d, --state-dir DIR         registry directory [%s]\n"
 		"  -b, --backend NAME          capacity source: sim (simulated fabric) or host [sim]\n"
 		"      --host-root DIR         sysfs root for the host backend [/]\n"
+		"      --image-dir DIR         images may be created here (repeatable, up to 8)\n"
+		"                              [STATE_DIR/images]\n"
 		"      --trace-pipe FILE       read cxl_dynamic_capacity records from FILE (a FIFO or\n"
 		"                              a recorded trace) instead of tracefs\n"
 		"      --nd-namespaces POLICY  NVDIMM namespaces that count as tagged capacity:\n"
@@ -78,7 +80,7 @@ static void notify_ready(void)
 }
 
 enum {
-	OPT_HOST_ROOT = 300, OPT_ND_NAMESPACES, OPT_TRACE_PIPE,
+	OPT_HOST_ROOT = 300, OPT_ND_NAMESPACES, OPT_TRACE_PIPE, OPT_IMAGE_DIR,
 	OPT_SIM_ROOT = 256, OPT_SIM_REGION_SIZE, OPT_MAX_CLIENTS, OPT_MAX_LINE,
 	OPT_MAX_SUBSCRIBERS, OPT_MAX_OUTPUT, OPT_REQUEST_TIMEOUT, OPT_MAX_TAGS, OPT_VERSION,
 };
@@ -93,6 +95,7 @@ int main(int argc, char **argv)
 		{ "host-root", required_argument, NULL, OPT_HOST_ROOT },
 		{ "nd-namespaces", required_argument, NULL, OPT_ND_NAMESPACES },
 		{ "trace-pipe", required_argument, NULL, OPT_TRACE_PIPE },
+		{ "image-dir", required_argument, NULL, OPT_IMAGE_DIR },
 		{ "sim-region-size", required_argument, NULL, OPT_SIM_REGION_SIZE },
 		{ "max-clients", required_argument, NULL, OPT_MAX_CLIENTS },
 		{ "max-line", required_argument, NULL, OPT_MAX_LINE },
@@ -119,6 +122,14 @@ int main(int argc, char **argv)
 		case OPT_SIM_ROOT: settings.sim_root = optarg; break;
 		case OPT_HOST_ROOT: settings.host_root = optarg; break;
 		case OPT_TRACE_PIPE: settings.trace_pipe = optarg; break;
+		case OPT_IMAGE_DIR:
+			if (settings.nimage_dirs == ARRAY_SIZE(settings.image_dirs) || optarg[0] != '/') {
+				fprintf(stderr, "brokerd: --image-dir takes an absolute path, at most %zu "
+					"times\n", ARRAY_SIZE(settings.image_dirs));
+				return 2;
+			}
+			settings.image_dirs[settings.nimage_dirs++] = optarg;
+			break;
 		case OPT_ND_NAMESPACES:
 			if (!strcmp(optarg, "tagmem"))
 				settings.nd_policy = ND_POLICY_TAGMEM;

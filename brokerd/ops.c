@@ -11,16 +11,14 @@
 
 #include <json-c/json.h>
 
+#include <fcntl.h>
+
 #include "backend.h"
+#include "qemu.h"
 #include "brokerd.h"
 #include "util.h"
 
-struct request {
-	struct broker *b;
-	struct client *c;
-	struct json_object *msg;
-	struct json_object *id; /* borrowed from msg; NULL when absent */
-};
+#include "ops.h"
 
 static struct json_object *reply_new(struct request *rq)
 {
@@ -30,7 +28,7 @@ static struct json_object *reply_new(struct request *rq)
 	return reply;
 }
 
-static void reply_result(struct request *rq, struct json_object *result, uint64_t wait_gen)
+void reply_result(struct request *rq, struct json_object *result, uint64_t wait_gen)
 {
 	struct json_object *reply = reply_new(rq);
 
@@ -38,7 +36,7 @@ static void reply_result(struct request *rq, struct json_object *result, uint64_
 	client_reply(rq->b, rq->c, reply, wait_gen);
 }
 
-static void _printf_(3, 4) reply_error(struct request *rq, const char *code, const char *fmt, ...)
+void reply_error(struct request *rq, const char *code, const char *fmt, ...)
 {
 	struct json_object *reply = reply_new(rq), *err = json_object_new_object();
 	char msg[512];
@@ -55,7 +53,7 @@ static void _printf_(3, 4) reply_error(struct request *rq, const char *code, con
 }
 
 /* The "tag" argument every tag op takes; replies the error itself. */
-static struct tag_entry *arg_tag(struct request *rq, tagmem_tag *ret_tag, bool must_exist)
+struct tag_entry *arg_tag(struct request *rq, tagmem_tag *ret_tag, bool must_exist)
 {
 	tagmem_tag tag;
 	struct tag_entry *e;
@@ -81,7 +79,7 @@ static struct tag_entry *arg_tag(struct request *rq, tagmem_tag *ret_tag, bool m
 	return e;
 }
 
-static bool is_privileged(struct request *rq)
+bool is_privileged(struct request *rq)
 {
 	uid_t uid = client_info(rq->c)->uid;
 
@@ -205,12 +203,50 @@ static void op_list(struct request *rq)
 	client_reply_raw(rq->b, rq->c, sb.p, sb.len, 0);
 }
 
+/* What the label in an image's tail says (the reader the guest's kernel would agree with). */
+static struct json_object *image_label_json(const struct tag_entry *e)
+{
+	_cleanup_free_ uint8_t *area = malloc(LABEL_AREA_SIZE);
+	_cleanup_close_ int fd = open(e->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	struct json_object *o = json_object_new_object();
+	struct label_info li[2];
+	char s[TAGMEM_TAG_STRING_MAX], cookie[24];
+	int n;
+
+	if (fd < 0 || !area || label_area_read_file(fd, e->file_size, area) < 0) {
+		json_object_object_add(o, "error", json_object_new_string("unreadable"));
+		return o;
+	}
+	n = label_area_parse(area, li, 2);
+	if (n < 0) {
+		json_object_object_add(o, "error", json_object_new_string("corrupt"));
+		return o;
+	}
+	json_object_object_add(o, "labels", json_object_new_int(n));
+	if (n >= 1) {
+		json_object_object_add(o, "uuid", json_object_new_string(tagmem_tag_format(&li[0].tag, s)));
+		json_object_object_add(o, "name", json_object_new_string(li[0].name));
+		snprintf(cookie, sizeof(cookie), "%#llx", (unsigned long long)li[0].isetcookie);
+		json_object_object_add(o, "isetcookie", json_object_new_string(cookie));
+		for (unsigned slot = 0; slot < NVDIMM_MAX_SLOTS; slot++)
+			if (label_isetcookie(slot) == li[0].isetcookie)
+				json_object_object_add(o, "nvdimm_slot", json_object_new_int((int)slot));
+		json_object_object_add(o, "rawsize", json_object_new_uint64(li[0].rawsize));
+	}
+	return o;
+}
+
 static void op_show(struct request *rq)
 {
 	struct tag_entry *e = arg_tag(rq, NULL, true);
+	struct json_object *o;
 
-	if (e)
-		reply_result(rq, tag_to_json(e), 0);
+	if (!e)
+		return;
+	o = tag_to_json(e);
+	if (e->image)
+		json_object_object_add(o, "label", image_label_json(e));
+	reply_result(rq, o, 0);
 }
 
 static void op_lookup(struct request *rq)
@@ -486,6 +522,8 @@ static const struct op {
 	{ "unsubscribe", op_unsubscribe },
 	{ "fm_add", op_fm_add },
 	{ "fm_release", op_fm_release },
+	{ "image_create", op_image_create },
+	{ "qemu_args", op_qemu_args },
 };
 
 static void add_op_names(struct json_object *arr)

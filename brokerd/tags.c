@@ -164,7 +164,13 @@ struct json_object *tag_to_json(const struct tag_entry *e)
 		if (e->owner.name[0])
 			add_str(own, "name", e->owner.name);
 		json_object_object_add(own, "since", json_object_new_int64(e->owner.since));
+		if (e->owner.slot >= 0)
+			json_object_object_add(own, "slot", json_object_new_int(e->owner.slot));
 		json_object_object_add(o, "owner", own);
+	}
+	if (e->image) {
+		json_object_object_add(o, "image", json_object_new_boolean(true));
+		add_u64(o, "file_size", e->file_size);
 	}
 	if (e->release_requested)
 		json_object_object_add(o, "release_requested", json_object_new_boolean(true));

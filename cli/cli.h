@@ -41,6 +41,8 @@ int cmd_claim(struct cli *cli, int argc, char **argv);
 int cmd_release(struct cli *cli, int argc, char **argv);
 int cmd_fm(struct cli *cli, int argc, char **argv);
 int cmd_status(struct cli *cli, int argc, char **argv);
+int cmd_image(struct cli *cli, int argc, char **argv);
+int cmd_qemu_args(struct cli *cli, int argc, char **argv);
 
 /* Connect, or say why not (and how to fix it) and return EXIT_UNREACHABLE via *ret_exit. */
 int cli_connect(struct cli *cli, struct tagmem_client **ret_client, bool quiet);

@@ -13,6 +13,8 @@ static const struct cli_command commands[] = {
 	{ "release", cmd_release, "release a claimed tag" },
 	{ "fm", cmd_fm, "drive the simulated fabric manager (add, release)" },
 	{ "status", cmd_status, "summarise brokerd's state" },
+	{ "image", cmd_image, "create a fake-DAX image (tagged capacity in a file)" },
+	{ "qemu-args", cmd_qemu_args, "claim tags for a VM and print its QEMU arguments" },
 };
 
 static void usage(FILE *f, const char *prog)
@@ -20,7 +22,7 @@ static void usage(FILE *f, const char *prog)
 	fprintf(f, "Usage: %s [--json] [--socket PATH] [--timeout MS] <command> [ARGS]\n\n"
 		   "Commands:\n", prog);
 	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
-		fprintf(f, "  %-8s  %s\n", commands[i].name, commands[i].summary);
+		fprintf(f, "  %-10s  %s\n", commands[i].name, commands[i].summary);
 	fprintf(f, "\nOptions:\n"
 		   "  -j, --json          machine-readable output\n"
 		   "  -S, --socket PATH   brokerd socket [$TAGMEM_SOCKET or %s]\n"

@@ -1,0 +1,181 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Tagged capacity into QEMU guests. qemu_args claims tags for a VM, gives each a pinned
+ * nvdimm slot (the label's interleave-set cookie depends on it), writes the tag's label into
+ * capacity the broker owns (images), and returns the -object/-device arguments. Shared
+ * capacity is never labelled: other hosts use the same bytes, so it goes label-less.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <json-c/json.h>
+
+#include "ops.h"
+#include "qemu.h"
+
+#define VM_MAX_TAGS 32
+
+/* Lowest slot not used by another tag of this VM (same uid, same VM name). */
+static int free_slot(struct broker *b, uid_t uid, const char *vm, const bool *taken_now)
+{
+	bool used[NVDIMM_MAX_SLOTS] = { 0 };
+
+	for (struct tag_entry *e = b->tags.head; e; e = e->next)
+		if (e->claimed && e->owner.uid == uid && !strcmp(e->owner.name, vm) &&
+		    e->owner.slot >= 0)
+			used[e->owner.slot] = true;
+	for (int s = 0; s < NVDIMM_MAX_SLOTS; s++)
+		if (!used[s] && !taken_now[s])
+			return s;
+	return -ENOSPC;
+}
+
+static bool valid_vm_name(const char *vm)
+{
+	if (!*vm || strlen(vm) > 64)
+		return false;
+	for (const char *p = vm; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		      *p == '-' || *p == '_' || *p == '.'))
+			return false;
+	return true;
+}
+
+void op_qemu_args(struct request *rq)
+{
+	struct broker *b = rq->b;
+	uid_t uid = client_info(rq->c)->uid;
+	struct tag_entry *ents[VM_MAX_TAGS];
+	int slots[VM_MAX_TAGS];
+	bool taken_now[NVDIMM_MAX_SLOTS] = { 0 };
+	struct json_object *tags, *res, *argv, *devs;
+	const char *vm;
+	size_t n;
+
+	if (tagmem_json_get_string(rq->msg, "vm", &vm) < 0 || !valid_vm_name(vm)) {
+		reply_error(rq, "invalid_argument", "\"vm\" must be a name of 1-64 letters, digits, "
+			    "'-', '_' or '.'");
+		return;
+	}
+	if (!json_object_object_get_ex(rq->msg, "tags", &tags) ||
+	    !json_object_is_type(tags, json_type_array) || !(n = json_object_array_length(tags)) ||
+	    n > VM_MAX_TAGS) {
+		reply_error(rq, "invalid_argument", "\"tags\" must be an array of 1 to %d tags",
+			    VM_MAX_TAGS);
+		return;
+	}
+	/* Check everything first: a refused request changes nothing. */
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *v = json_object_array_get_idx(tags, i);
+		struct tag_entry *e;
+		tagmem_tag tag;
+
+		if (!json_object_is_type(v, json_type_string) ||
+		    tagmem_tag_parse(json_object_get_string(v), &tag) < 0) {
+			reply_error(rq, "invalid_argument", "tags[%zu] is not a UUID string", i);
+			return;
+		}
+		e = tag_table_find(&b->tags, &tag);
+		if (!e) {
+			reply_error(rq, "not_found", "no capacity carries tag %s",
+				    json_object_get_string(v));
+			return;
+		}
+		for (size_t k = 0; k < i; k++)
+			if (ents[k] == e) {
+				reply_error(rq, "invalid_argument", "tag %s is listed twice", e->tag_str);
+				return;
+			}
+		if (!e->path || e->state == TAG_ADDED) {
+			reply_error(rq, "not_ready", "tag %s has no device yet", e->tag_str);
+			return;
+		}
+		if (e->state == TAG_RELEASE_PENDING || e->release_requested) {
+			reply_error(rq, "release_pending", "tag %s is being released", e->tag_str);
+			return;
+		}
+		if (e->claimed && (e->owner.uid != uid || strcmp(e->owner.name, vm))) {
+			reply_error(rq, "busy", "tag %s is claimed by uid %u%s%s", e->tag_str,
+				    e->owner.uid, e->owner.name[0] ? " as " : "", e->owner.name);
+			return;
+		}
+		if (strchr(e->path, ',')) {
+			reply_error(rq, "invalid_argument", "QEMU cannot take the path %s (comma)", e->path);
+			return;
+		}
+		ents[i] = e;
+		if (e->claimed && e->owner.slot >= 0) {
+			slots[i] = e->owner.slot; /* already this VM's: same slot, same cookie */
+		} else {
+			slots[i] = free_slot(b, uid, vm, taken_now);
+			if (slots[i] < 0) {
+				reply_error(rq, "no_space", "VM %s has no free nvdimm slot", vm);
+				return;
+			}
+		}
+		taken_now[slots[i]] = true;
+	}
+	/* Labels into broker-owned capacity: the one step that can fail after the checks. */
+	for (size_t i = 0; i < n; i++) {
+		_cleanup_close_ int fd = -1;
+		int r;
+
+		if (!ents[i]->image || ents[i]->shared)
+			continue;
+		fd = open(ents[i]->path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+		r = fd < 0 ? -errno : label_write_for_tag(fd, ents[i]->file_size, &ents[i]->tag,
+							  "tagmem", (unsigned)slots[i]);
+		if (r < 0) {
+			reply_error(rq, r == -EEXIST ? "busy" : "io_error",
+				    "cannot write the label of %s into %s: %s", ents[i]->tag_str,
+				    ents[i]->path, r == -EEXIST ? "it holds another namespace" :
+				    strerror(-r));
+			return;
+		}
+	}
+	res = json_object_new_object();
+	argv = json_object_new_array();
+	devs = json_object_new_array();
+	json_object_object_add(res, "vm", json_object_new_string(vm));
+	for (size_t i = 0; i < n; i++) {
+		struct tag_entry *e = ents[i];
+		struct qemu_dev_spec spec = {
+			.tag = e->tag, .mem_path = e->path, .slot = (unsigned)slots[i],
+			.size = e->image ? e->file_size : e->size,
+			.labelled = e->image && !e->shared,
+			.devdax = !e->image,
+		};
+		char object[PATH_MAX + 128], device[128];
+		struct json_object *d;
+
+		if (!e->claimed) {
+			e->claimed = true;
+			e->state = TAG_CLAIMED;
+			e->owner.uid = uid;
+			e->owner.pid = client_info(rq->c)->pid;
+			snprintf(e->owner.name, sizeof(e->owner.name), "%s", vm);
+			e->owner.since = (int64_t)time(NULL);
+			broker_emit_tag_event(b, "tag_claimed", e);
+		}
+		e->owner.slot = slots[i];
+		qemu_args_build(&spec, object, sizeof(object), device, sizeof(device));
+		json_object_array_add(argv, json_object_new_string("-object"));
+		json_object_array_add(argv, json_object_new_string(object));
+		json_object_array_add(argv, json_object_new_string("-device"));
+		json_object_array_add(argv, json_object_new_string(device));
+		d = json_object_new_object();
+		json_object_object_add(d, "tag", json_object_new_string(e->tag_str));
+		json_object_object_add(d, "slot", json_object_new_int(slots[i]));
+		json_object_object_add(d, "labelled", json_object_new_boolean(spec.labelled));
+		json_object_object_add(d, "object", json_object_new_string(object));
+		json_object_object_add(d, "device", json_object_new_string(device));
+		json_object_array_add(devs, d);
+	}
+	json_object_object_add(res, "args", argv);
+	json_object_object_add(res, "devices", devs);
+	/* what the machine needs for nvdimms at all */
+	json_object_object_add(res, "machine", json_object_new_string("nvdimm=on"));
+	reply_result(rq, res, broker_persist(b));
+}

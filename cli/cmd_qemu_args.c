@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * tagmem qemu-args UUID… [--vm NAME] [--shell]: claim the tags for a VM and print the QEMU
+ * arguments that hand them to it (one per line, or --shell: one shell-quoted line).
+ */
+#include <getopt.h>
+#include <string.h>
+
+#include "cli.h"
+
+/* Single-quote for POSIX shells: 'it'\''s' */
+static void print_quoted(const char *s)
+{
+	putchar('\'');
+	for (; *s; s++) {
+		if (*s == '\'')
+			fputs("'\\''", stdout);
+		else
+			putchar(*s);
+	}
+	putchar('\'');
+}
+
+int cmd_qemu_args(struct cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "vm", required_argument, NULL, 'v' },
+		{ "shell", no_argument, NULL, 's' },
+		{ "help", no_argument, NULL, 'h' },
+		{}
+	};
+	static const char synopsis[] = "UUID... [--vm NAME] [--shell]";
+	_cleanup_json_ struct json_object *req = NULL, *reply = NULL;
+	struct json_object *result, *tags, *args;
+	const char *vm = "default";
+	bool shell = false;
+	int opt, r;
+
+	while ((opt = getopt_long(argc, argv, "v:sh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'v': vm = optarg; break;
+		case 's': shell = true; break;
+		case 'h': return cli_usage(cli, "qemu-args", synopsis, false);
+		default: return cli_usage(cli, "qemu-args", synopsis, true);
+		}
+	}
+	if (optind == argc)
+		return cli_usage(cli, "qemu-args", synopsis, true);
+	tags = json_object_new_array();
+	for (int i = optind; i < argc; i++) {
+		char s[TAGMEM_TAG_STRING_MAX];
+		tagmem_tag t;
+		if (cli_parse_tag(cli, argv[i], &t) < 0) {
+			json_object_put(tags);
+			return EXIT_USAGE;
+		}
+		json_object_array_add(tags, json_object_new_string(tagmem_tag_format(&t, s)));
+	}
+	req = tagmem_request_new("qemu_args");
+	json_object_object_add(req, "vm", json_object_new_string(vm));
+	json_object_object_add(req, "tags", tags);
+	r = cli_call(cli, req, &reply, &result);
+	if (r < 0)
+		return -r;
+	if (cli->json) {
+		cli_print_json(result);
+		return EXIT_OK;
+	}
+	if (!json_object_object_get_ex(result, "args", &args) ||
+	    !json_object_is_type(args, json_type_array)) {
+		cli_err(cli, "brokerd sent a malformed reply");
+		return EXIT_FAIL;
+	}
+	for (size_t i = 0; i < json_object_array_length(args); i++) {
+		const char *a = json_object_get_string(json_object_array_get_idx(args, i));
+		if (shell) {
+			if (i)
+				putchar(' ');
+			print_quoted(a);
+		} else {
+			puts(a);
+		}
+	}
+	if (shell)
+		putchar('\n');
+	return EXIT_OK;
+}
