@@ -1,0 +1,200 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "qmp.h"
+#include "tagmem.h"
+#include "util.h"
+
+struct qmp {
+	int fd;
+	unsigned next_id;
+	char *buf;
+	size_t len, cap;
+};
+
+static int deadline_ms(uint64_t deadline)
+{
+	uint64_t now = now_usec();
+	return now >= deadline ? 0 : (int)((deadline - now + 999) / 1000);
+}
+
+/* Next message before the deadline. */
+static int read_msg(struct qmp *q, uint64_t deadline, struct json_object **ret)
+{
+	for (;;) {
+		char *nl = q->len ? memchr(q->buf, '\n', q->len) : NULL;
+		struct pollfd pfd = { .fd = q->fd, .events = POLLIN };
+		ssize_t n;
+		int r;
+
+		if (nl) {
+			size_t l = (size_t)(nl - q->buf);
+			r = tagmem_msg_parse(q->buf, l, QMP_MAX_MESSAGE, ret);
+			memmove(q->buf, nl + 1, q->len - l - 1);
+			q->len -= l + 1;
+			if (r < 0)
+				return -EPROTO;
+			return 0;
+		}
+		if (q->len == q->cap) {
+			size_t nc = q->cap ? q->cap * 2 : 8192;
+			char *p;
+			if (nc > QMP_MAX_MESSAGE)
+				return -EPROTO; /* QMP messages are small: this is not QMP */
+			p = realloc(q->buf, nc);
+			if (!p)
+				return -ENOMEM;
+			q->buf = p;
+			q->cap = nc;
+		}
+		r = poll(&pfd, 1, deadline_ms(deadline));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			return -ETIMEDOUT;
+		n = read(q->fd, q->buf + q->len, q->cap - q->len);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -ECONNRESET;
+		q->len += (size_t)n;
+	}
+}
+
+static bool is_event(struct json_object *m)
+{
+	return json_object_object_get_ex(m, "event", NULL);
+}
+
+int qmp_execute(struct qmp *q, const char *command, struct json_object *args, int timeout_ms,
+		struct json_object **ret_return, char *errclass, size_t classlen, char *errdesc,
+		size_t desclen)
+{
+	_cleanup_json_ struct json_object *cmd = json_object_new_object();
+	uint64_t deadline = now_usec() + (uint64_t)timeout_ms * 1000u;
+	unsigned id = ++q->next_id;
+	_cleanup_free_ char *line = NULL;
+	size_t len;
+	int r;
+
+	json_object_object_add(cmd, "execute", json_object_new_string(command));
+	if (args)
+		json_object_object_add(cmd, "arguments", json_object_get(args));
+	json_object_object_add(cmd, "id", json_object_new_int((int)id));
+	line = tagmem_msg_format(cmd, &len);
+	if (!line)
+		return -ENOMEM;
+	/* send(MSG_NOSIGNAL): a QEMU that exits under us is an error, not a SIGPIPE */
+	for (size_t off = 0; off < len;) {
+		ssize_t n = send(q->fd, line + off, len - off, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return errno == EPIPE ? -ECONNRESET : -errno;
+		off += (size_t)n;
+	}
+	for (;;) {
+		_cleanup_json_ struct json_object *m = NULL;
+		struct json_object *vid, *v, *cls, *desc;
+
+		r = read_msg(q, deadline, &m);
+		if (r < 0)
+			return r;
+		if (is_event(m))
+			continue; /* events interleave with replies; nobody here waits for them */
+		if (!json_object_object_get_ex(m, "id", &vid) || json_object_get_int(vid) != (int)id)
+			continue; /* a reply to something earlier that timed out */
+		if (json_object_object_get_ex(m, "return", &v)) {
+			if (ret_return)
+				*ret_return = json_object_get(v);
+			return 0;
+		}
+		if (json_object_object_get_ex(m, "error", &v)) {
+			if (errclass && classlen) {
+				snprintf(errclass, classlen, "%s",
+					 json_object_object_get_ex(v, "class", &cls) ?
+					 json_object_get_string(cls) : "unknown");
+			}
+			if (errdesc && desclen)
+				snprintf(errdesc, desclen, "%s",
+					 json_object_object_get_ex(v, "desc", &desc) ?
+					 json_object_get_string(desc) : "");
+			return -EREMOTEIO;
+		}
+		return -EPROTO;
+	}
+}
+
+int qmp_connect(const char *path, int timeout_ms, struct qmp **ret)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	uint64_t deadline = now_usec() + (uint64_t)timeout_ms * 1000u;
+	_cleanup_json_ struct json_object *greeting = NULL;
+	struct qmp *q;
+	int r;
+
+	if (!path || strlen(path) >= sizeof(sa.sun_path))
+		return -EINVAL;
+	strcpy(sa.sun_path, path);
+	q = calloc(1, sizeof(*q));
+	if (!q)
+		return -ENOMEM;
+	q->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (q->fd < 0 || connect(q->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	r = read_msg(q, deadline, &greeting);
+	if (r < 0)
+		goto fail;
+	if (!json_object_object_get_ex(greeting, "QMP", NULL)) {
+		r = -EPROTO; /* something answered, but it is not a QEMU monitor */
+		goto fail;
+	}
+	r = qmp_execute(q, "qmp_capabilities", NULL, deadline_ms(deadline), NULL, NULL, 0, NULL, 0);
+	if (r < 0)
+		goto fail;
+	*ret = q;
+	return 0;
+fail:
+	qmp_close(q);
+	return r;
+}
+
+void qmp_close(struct qmp *q)
+{
+	if (!q)
+		return;
+	if (q->fd >= 0)
+		close(q->fd);
+	free(q->buf);
+	free(q);
+}
+
+int qmp_fd(struct qmp *q)
+{
+	return q->fd;
+}
+
+int qmp_poll_events(struct qmp *q, int timeout_ms)
+{
+	_cleanup_json_ struct json_object *m = NULL;
+	int r = read_msg(q, now_usec() + (uint64_t)timeout_ms * 1000u, &m);
+
+	if (r == -ETIMEDOUT)
+		return 0;
+	return r < 0 ? r : 1;
+}
