@@ -22,6 +22,7 @@
 #include "brokerd.h"
 #include "loop.h"
 #include "util.h"
+#include "vm.h"
 
 static void attach_boot_claim(struct broker *b, struct tag_entry *e);
 
@@ -490,6 +491,7 @@ int broker_run(struct broker *b, void (*ready)(void))
 
 void broker_fini(struct broker *b)
 {
+	vm_stop_all(b);
 	server_close_all(b);
 	/* stopping the persister writes the last queued snapshot */
 	persister_stop(b->persister);

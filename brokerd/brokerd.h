@@ -23,6 +23,7 @@ struct loop;
 struct backend;
 struct persister;
 struct client;
+struct vm_monitor;
 
 /* ---- logging (log.c): stderr, with journald priority prefixes under systemd ---------- */
 
@@ -96,6 +97,9 @@ struct tag_entry {
 	bool release_requested; /* the fabric manager asked for it back */
 	bool materialise_failed; /* logged once; retried when the backend reports a change */
 	bool image;             /* a broker-owned image file, not something a backend reports */
+	bool attaching;         /* a hot-plug is in flight: claimed provisionally, not persisted */
+	bool attached;          /* hot-plugged through a VM monitor we hold */
+	bool detach_pending;    /* asked to detach; released when the VM exits */
 	uint64_t file_size;     /* images: data + label tail */
 	unsigned scan_mark;     /* backend bookkeeping: last rescan that saw this tag */
 	struct tag_entry *hnext;             /* hash chain */
@@ -177,6 +181,8 @@ struct broker {
 	uint64_t started_usec;
 	uint64_t requests, errors;
 	uid_t uid;                    /* the daemon's own uid: may drive the simulated FM */
+	struct vm_monitor *vms;       /* VMs with a live QMP connection (vm.c) */
+	uint64_t next_client_serial;
 	struct registry_claim *boot_claims; /* registry claims during the start-up scan */
 	size_t nboot_claims;
 };
@@ -198,6 +204,7 @@ void broker_untagged(struct broker *b, int64_t delta_bytes);
 int broker_add_image(struct broker *b, const tagmem_tag *tag, const char *path,
 		     uint64_t file_size);
 #define LABEL_TAIL_BYTES (2u << 20) /* = LABEL_TAIL of qemu-plugin/qemu.h */
+#define LABEL_AREA_SIZE_BYTES (128 << 10) /* = LABEL_AREA_SIZE */
 /* After a backend call: materialise every tag that has extents but no device yet. */
 void broker_settle(struct broker *b);
 
@@ -216,7 +223,9 @@ struct client_info {
 	uid_t uid;
 	pid_t pid;
 	bool subscribed;
+	uint64_t serial;        /* unique for the daemon's life: answers find their client */
 };
+struct client *server_find_client(struct broker *b, uint64_t serial);
 const struct client_info *client_info(const struct client *c);
 void client_set_subscribed(struct broker *b, struct client *c, bool on);
 /* Queue a reply; if wait_gen > 0 it is held until that registry generation is durable. */

@@ -278,6 +278,10 @@ static void op_claim(struct request *rq)
 
 	if (!e)
 		return;
+	if (e->attaching) {
+		reply_error(rq, "busy", "tag %s is being attached to a VM", e->tag_str);
+		return;
+	}
 	r = tagmem_json_get_string(rq->msg, "name", &name);
 	if (r == -EINVAL || (r == 0 && strlen(name) > b->settings.max_name)) {
 		reply_error(rq, "invalid_argument", "\"name\" must be a string of at most %u bytes",
@@ -524,6 +528,8 @@ static const struct op {
 	{ "fm_release", op_fm_release },
 	{ "image_create", op_image_create },
 	{ "qemu_args", op_qemu_args },
+	{ "attach", op_attach },
+	{ "detach", op_detach },
 };
 
 static void add_op_names(struct json_object *arr)

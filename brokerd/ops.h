@@ -23,5 +23,7 @@ bool is_privileged(struct request *rq);
 
 void op_image_create(struct request *rq);
 void op_qemu_args(struct request *rq);
+void op_attach(struct request *rq);
+void op_detach(struct request *rq);
 
 #endif

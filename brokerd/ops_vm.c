@@ -12,8 +12,10 @@
 
 #include <json-c/json.h>
 
+#include "backend.h"
 #include "ops.h"
 #include "qemu.h"
+#include "vm.h"
 
 #define VM_MAX_TAGS 32
 
@@ -178,4 +180,192 @@ void op_qemu_args(struct request *rq)
 	/* what the machine needs for nvdimms at all */
 	json_object_object_add(res, "machine", json_object_new_string("nvdimm=on"));
 	reply_result(rq, res, broker_persist(b));
+}
+
+/* ---- hot-plug through QMP ---- */
+
+static bool valid_qmp_path(const char *p)
+{
+	return p[0] == '/' && strlen(p) < 108;
+}
+
+static void unclaim(struct tag_entry *e)
+{
+	e->claimed = e->attaching = e->attached = e->detach_pending = false;
+	memset(&e->owner, 0, sizeof(e->owner));
+	e->owner.slot = -1;
+	e->state = e->release_requested ? TAG_RELEASE_PENDING : TAG_READY;
+}
+
+void op_attach(struct request *rq)
+{
+	struct broker *b = rq->b;
+	const struct client_info *ci = client_info(rq->c);
+	bool none[NVDIMM_MAX_SLOTS] = { 0 };
+	struct attach_job *job;
+	struct tag_entry *e;
+	const char *vm, *qmp;
+	int slot, r;
+
+	if (tagmem_json_get_string(rq->msg, "vm", &vm) < 0 || !valid_vm_name(vm)) {
+		reply_error(rq, "invalid_argument", "\"vm\" must be a name of 1-64 letters, digits, "
+			    "'-', '_' or '.'");
+		return;
+	}
+	if (tagmem_json_get_string(rq->msg, "qmp", &qmp) < 0 || !valid_qmp_path(qmp)) {
+		reply_error(rq, "invalid_argument", "\"qmp\" must be the absolute path of the VM's "
+			    "QMP socket (-qmp unix:PATH,server=on,wait=off)");
+		return;
+	}
+	e = arg_tag(rq, NULL, true);
+	if (!e)
+		return;
+	if (!e->path || e->state == TAG_ADDED) {
+		reply_error(rq, "not_ready", "tag %s has no device yet", e->tag_str);
+		return;
+	}
+	if (e->state == TAG_RELEASE_PENDING || e->release_requested) {
+		reply_error(rq, "release_pending", "tag %s is being released", e->tag_str);
+		return;
+	}
+	if (e->attaching) {
+		reply_error(rq, "busy", "tag %s is being attached already", e->tag_str);
+		return;
+	}
+	if (e->claimed) {
+		reply_error(rq, "busy", "tag %s is claimed by uid %u%s%s", e->tag_str, e->owner.uid,
+			    e->owner.name[0] ? " as " : "", e->owner.name);
+		return;
+	}
+	if (strchr(e->path, ',')) {
+		reply_error(rq, "invalid_argument", "QEMU cannot take the path %s (comma)", e->path);
+		return;
+	}
+	slot = free_slot(b, ci->uid, vm, none);
+	if (slot < 0) {
+		reply_error(rq, "no_space", "VM %s has no free nvdimm slot", vm);
+		return;
+	}
+	job = calloc(1, sizeof(*job));
+	if (!job) {
+		reply_error(rq, "internal", "out of memory");
+		return;
+	}
+	job->tag = e->tag;
+	snprintf(job->vm, sizeof(job->vm), "%s", vm);
+	snprintf(job->mem_path, sizeof(job->mem_path), "%s", e->path);
+	job->size = e->size;
+	job->file_size = e->file_size;
+	job->image = e->image;
+	job->labelled = e->image && !e->shared;
+	job->devdax = !e->image;
+	job->slot = (unsigned)slot;
+	job->client_serial = ci->serial;
+	job->req_id = json_object_get(rq->id);
+	/* provisional: held in memory, never persisted, until QEMU confirms */
+	e->claimed = e->attaching = true;
+	e->state = TAG_CLAIMED;
+	e->owner.uid = ci->uid;
+	e->owner.pid = ci->pid;
+	snprintf(e->owner.name, sizeof(e->owner.name), "%s", vm);
+	e->owner.since = (int64_t)time(NULL);
+	e->owner.slot = slot;
+	r = vm_attach(b, vm, ci->uid, qmp, job);
+	if (r < 0) {
+		unclaim(e);
+		json_object_put(job->req_id);
+		free(job);
+		reply_error(rq, r == -EBUSY ? "busy" : "internal",
+			    r == -EBUSY ? "VM %s is attached through another QMP socket" :
+			    "cannot start the monitor of VM %s", vm);
+	}
+	/* the answer comes from vm_job_done() */
+}
+
+void vm_job_done(struct broker *b, struct attach_job *job)
+{
+	struct tag_entry *e = tag_table_find(&b->tags, &job->tag);
+	struct client *c = server_find_client(b, job->client_serial);
+	struct request rq = { .b = b, .c = c, .id = job->req_id };
+
+	if (job->error == 0 && e && e->attaching) {
+		struct json_object *res = json_object_new_object();
+		e->attaching = false;
+		e->attached = true;
+		json_object_object_add(res, "tag", json_object_new_string(e->tag_str));
+		json_object_object_add(res, "vm", json_object_new_string(job->vm));
+		json_object_object_add(res, "slot", json_object_new_int((int)job->slot));
+		json_object_object_add(res, "labelled", json_object_new_boolean(job->labelled));
+		json_object_object_add(res, "qmp_usec", json_object_new_uint64(job->qmp_usec));
+		log_info("Attached tag %s to VM %s at nvdimm slot %u", e->tag_str, job->vm, job->slot);
+		broker_emit_tag_event(b, "tag_attached", e);
+		uint64_t gen = broker_persist(b); /* confirmed by QEMU: now it is the registry's */
+		if (c)
+			reply_result(&rq, res, gen);
+		else
+			json_object_put(res);
+	} else {
+		if (e && e->attaching)
+			unclaim(e);
+		if (job->error == 0)
+			snprintf(job->errmsg, sizeof(job->errmsg), "the tag changed while attaching"),
+				snprintf(job->errcode, sizeof(job->errcode), "busy");
+		if (c)
+			reply_error(&rq, job->errcode, "%s", job->errmsg);
+	}
+	json_object_put(job->req_id);
+	free(job);
+}
+
+void vm_exited(struct broker *b, const char *vm, uid_t uid)
+{
+	unsigned n = 0;
+
+	for (struct tag_entry *e = b->tags.head, *next; e; e = next) {
+		bool pending_release;
+
+		next = e->next;
+		if (!e->claimed || !e->attached || e->owner.uid != uid || strcmp(e->owner.name, vm))
+			continue;
+		pending_release = e->release_requested;
+		unclaim(e);
+		broker_emit_tag_event(b, "tag_unclaimed", e);
+		n++;
+		if (pending_release && b->backend->ops->destroy(b->backend, e) < 0)
+			log_err("Failed to complete the release of a tag of VM %s", vm);
+	}
+	if (n) {
+		log_info("VM %s exited: %u attached tag(s) released", vm, n);
+		broker_persist(b);
+	}
+}
+
+void op_detach(struct request *rq)
+{
+	const struct client_info *ci = client_info(rq->c);
+	struct tag_entry *e = arg_tag(rq, NULL, true);
+	struct json_object *res;
+
+	if (!e)
+		return;
+	if (!e->attached) {
+		reply_error(rq, "not_attached", "tag %s was not hot-plugged by brokerd; once its VM has "
+			    "stopped, give it back with 'tagmem release'", e->tag_str);
+		return;
+	}
+	if (ci->uid != 0 && ci->uid != e->owner.uid) {
+		reply_error(rq, "permission_denied", "tag %s belongs to uid %u", e->tag_str,
+			    e->owner.uid);
+		return;
+	}
+	/* QEMU 7.2 cannot unplug an nvdimm: the capacity stays in the VM until it exits. */
+	e->detach_pending = true;
+	e->state = TAG_RELEASE_PENDING;
+	broker_emit_tag_event(rq->b, "tag_detach_pending", e);
+	res = json_object_new_object();
+	json_object_object_add(res, "tag", json_object_new_string(e->tag_str));
+	json_object_object_add(res, "detached", json_object_new_boolean(false));
+	json_object_object_add(res, "pending_until", json_object_new_string("vm_exit"));
+	json_object_object_add(res, "vm", json_object_new_string(e->owner.name));
+	reply_result(rq, res, 0);
 }

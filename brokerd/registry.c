@@ -201,7 +201,7 @@ char *registry_serialize(struct tag_table *t, size_t *ret_len)
 	for (struct tag_entry *e = t->head; e; e = e->next) {
 		struct json_object *c;
 
-		if (!e->claimed)
+		if (!e->claimed || e->attaching) /* provisional until QEMU confirms */
 			continue;
 		c = json_object_new_object();
 		json_object_object_add(c, "tag", json_object_new_string(e->tag_str));

@@ -45,6 +45,14 @@ const struct client_info *client_info(const struct client *c)
 	return &c->info;
 }
 
+struct client *server_find_client(struct broker *b, uint64_t serial)
+{
+	for (struct client *c = b->clients; c; c = c->next)
+		if (c->info.serial == serial && !c->closing)
+			return c;
+	return NULL;
+}
+
 static void client_free(struct broker *b, struct client *c)
 {
 	loop_del_fd(b->loop, c->fd);
@@ -159,6 +167,9 @@ void client_reply_raw(struct broker *b, struct client *c, char *data, size_t len
 	}
 	client_queue(b, c, data, len);
 	free(data);
+	/* Replies may be made outside request processing (a hot-plug finishing on a worker):
+	 * ask for write-readiness so they go out without waiting for the client to speak. */
+	update_interest(b, c);
 }
 
 void client_reply(struct broker *b, struct client *c, struct json_object *reply,
@@ -389,6 +400,7 @@ static void on_accept(struct loop *l, int lfd, uint32_t events, void *data)
 		c->fd = fd;
 		c->info.uid = cred.uid;
 		c->info.pid = cred.pid;
+		c->info.serial = ++b->next_client_serial;
 		if (loop_add_fd(b->loop, fd, EPOLLIN, on_client, c) < 0) {
 			close(fd);
 			free(c);

@@ -172,6 +172,10 @@ struct json_object *tag_to_json(const struct tag_entry *e)
 		json_object_object_add(o, "image", json_object_new_boolean(true));
 		add_u64(o, "file_size", e->file_size);
 	}
+	if (e->attached)
+		json_object_object_add(o, "attached", json_object_new_boolean(true));
+	if (e->detach_pending)
+		json_object_object_add(o, "detach_pending", json_object_new_boolean(true));
 	if (e->release_requested)
 		json_object_object_add(o, "release_requested", json_object_new_boolean(true));
 	return o;

@@ -43,6 +43,8 @@ int cmd_fm(struct cli *cli, int argc, char **argv);
 int cmd_status(struct cli *cli, int argc, char **argv);
 int cmd_image(struct cli *cli, int argc, char **argv);
 int cmd_qemu_args(struct cli *cli, int argc, char **argv);
+int cmd_attach(struct cli *cli, int argc, char **argv);
+int cmd_detach(struct cli *cli, int argc, char **argv);
 
 /* Connect, or say why not (and how to fix it) and return EXIT_UNREACHABLE via *ret_exit. */
 int cli_connect(struct cli *cli, struct tagmem_client **ret_client, bool quiet);

@@ -15,6 +15,8 @@ static const struct cli_command commands[] = {
 	{ "status", cmd_status, "summarise brokerd's state" },
 	{ "image", cmd_image, "create a fake-DAX image (tagged capacity in a file)" },
 	{ "qemu-args", cmd_qemu_args, "claim tags for a VM and print its QEMU arguments" },
+	{ "attach", cmd_attach, "hot-plug a tag into a running VM over QMP" },
+	{ "detach", cmd_detach, "mark an attached tag for release when its VM exits" },
 };
 
 static void usage(FILE *f, const char *prog)

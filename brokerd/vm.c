@@ -1,0 +1,347 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+
+#include <json-c/json.h>
+
+#include "loop.h"
+#include "qemu.h"
+#include "qmp.h"
+#include "util.h"
+#include "vm.h"
+
+#define QMP_TIMEOUT_MS 10000
+
+struct vm_monitor {
+	struct broker *b;
+	char vm[65];
+	uid_t uid;
+	char qmp_path[108];
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int wake[2];                 /* tells the worker to look at its queue */
+	int efd;                     /* tells the loop that results are ready */
+	bool stop;
+	struct attach_job *todo, *done; /* guarded by lock */
+	bool exited;                 /* the VM went away: guarded by lock */
+	struct vm_monitor *next;
+};
+
+static void job_fail(struct attach_job *j, int error, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void job_fail(struct attach_job *j, int error, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+
+	j->error = error;
+	snprintf(j->errcode, sizeof(j->errcode), "%s", code);
+	va_start(ap, fmt);
+	vsnprintf(j->errmsg, sizeof(j->errmsg), fmt, ap);
+	va_end(ap);
+}
+
+static int timed_execute(struct qmp *q, struct attach_job *j, const char *cmd,
+			 struct json_object *args, struct json_object **ret, char *cls, char *desc)
+{
+	uint64_t t0 = now_usec();
+	int r = qmp_execute(q, cmd, args, QMP_TIMEOUT_MS, ret, cls, 64, desc, 160);
+
+	j->qmp_usec += now_usec() - t0;
+	return r;
+}
+
+/* One hot-plug, all in QEMU's terms. On failure nothing is left behind in the VM. */
+static void run_job(struct vm_monitor *m, struct qmp *q, struct attach_job *j)
+{
+	_cleanup_json_ struct json_object *args = NULL, *ret = NULL;
+	char cls[64] = "", desc[160] = "", tag[TAGMEM_TAG_STRING_MAX], oid[32], did[32];
+	int r;
+
+	tagmem_tag_format(&j->tag, tag);
+	snprintf(oid, sizeof(oid), "tm-%.8s", tag);
+	snprintf(did, sizeof(did), "tmnv-%.8s", tag);
+
+	/* nvdimm hot-plug needs -machine nvdimm=on: ask, rather than learn it from a failure */
+	args = json_object_new_object();
+	json_object_object_add(args, "path", json_object_new_string("/machine"));
+	json_object_object_add(args, "property", json_object_new_string("nvdimm"));
+	r = timed_execute(q, j, "qom-get", args, &ret, cls, desc);
+	if (r == -EREMOTEIO || (r == 0 && !json_object_get_boolean(ret))) {
+		job_fail(j, -EOPNOTSUPP, "unsupported", "VM %s has no nvdimm support: start QEMU "
+			 "with -machine nvdimm=on and -m SIZE,slots=N,maxmem=MAX", m->vm);
+		return;
+	}
+	if (r < 0) {
+		job_fail(j, r, "qemu_error", "QMP qom-get failed: %s", strerror(-r));
+		return;
+	}
+	if (j->labelled) {
+		/* the label makes the tag visible in the guest; its cookie needs the slot */
+		_cleanup_close_ int fd = open(j->mem_path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+		r = fd < 0 ? -errno : label_write_for_tag(fd, j->file_size, &j->tag, "tagmem", j->slot);
+		if (r < 0) {
+			job_fail(j, r, r == -EEXIST ? "busy" : "io_error", "cannot label %s: %s",
+				 j->mem_path, r == -EEXIST ? "it holds another namespace" : strerror(-r));
+			return;
+		}
+	}
+	json_object_put(args);
+	args = json_object_new_object();
+	json_object_object_add(args, "qom-type", json_object_new_string("memory-backend-file"));
+	json_object_object_add(args, "id", json_object_new_string(oid));
+	json_object_object_add(args, "mem-path", json_object_new_string(j->mem_path));
+	json_object_object_add(args, "size", json_object_new_uint64(j->image ? j->file_size : j->size));
+	json_object_object_add(args, "share", json_object_new_boolean(true));
+	if (j->labelled || j->devdax)
+		json_object_object_add(args, "align", json_object_new_uint64(2u << 20));
+	r = timed_execute(q, j, "object-add", args, NULL, cls, desc);
+	if (r < 0) {
+		job_fail(j, r, "qemu_error", "QEMU refused the memory backend (%s): %s",
+			 cls[0] ? cls : strerror(-r), desc);
+		return;
+	}
+	json_object_put(args);
+	args = json_object_new_object();
+	json_object_object_add(args, "driver", json_object_new_string("nvdimm"));
+	json_object_object_add(args, "id", json_object_new_string(did));
+	json_object_object_add(args, "memdev", json_object_new_string(oid));
+	json_object_object_add(args, "slot", json_object_new_int((int)j->slot));
+	if (j->labelled)
+		json_object_object_add(args, "label-size", json_object_new_int(LABEL_AREA_SIZE_BYTES));
+	r = timed_execute(q, j, "device_add", args, NULL, cls, desc);
+	if (r < 0) {
+		_cleanup_json_ struct json_object *del = json_object_new_object();
+		json_object_object_add(del, "id", json_object_new_string(oid));
+		timed_execute(q, j, "object-del", del, NULL, NULL, NULL); /* leave nothing behind */
+		job_fail(j, r, "qemu_error", "QEMU refused the nvdimm (%s): %s",
+			 cls[0] ? cls : strerror(-r), desc);
+		return;
+	}
+	j->error = 0;
+}
+
+static void post(struct vm_monitor *m, struct attach_job *j)
+{
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&m->lock);
+	if (j) {
+		j->next = m->done;
+		m->done = j;
+	}
+	pthread_mutex_unlock(&m->lock);
+	if (write(m->efd, &one, sizeof(one)) < 0) {
+		/* an eventfd counter does not overflow here */
+	}
+}
+
+static void *monitor_main(void *arg)
+{
+	struct vm_monitor *m = arg;
+	struct qmp *q = NULL;
+
+	for (;;) {
+		struct attach_job *j;
+		struct pollfd pfd[2] = { { .fd = m->wake[0], .events = POLLIN },
+					 { .fd = q ? qmp_fd(q) : -1, .events = POLLIN } };
+
+		pthread_mutex_lock(&m->lock);
+		j = m->todo;
+		if (j)
+			m->todo = j->next;
+		bool stop = m->stop;
+		pthread_mutex_unlock(&m->lock);
+		if (stop)
+			break;
+		if (j) {
+			int r = 0;
+			if (!q) {
+				r = qmp_connect(m->qmp_path, QMP_TIMEOUT_MS, &q);
+				if (r == -EPROTO)
+					job_fail(j, r, "invalid_argument", "%s does not speak QMP "
+						 "(is it a QEMU -qmp socket?)", m->qmp_path);
+				else if (r < 0)
+					job_fail(j, r, "unreachable", "cannot reach QEMU at %s: %s",
+						 m->qmp_path, strerror(-r));
+			}
+			if (r == 0)
+				run_job(m, q, j);
+			post(m, j);
+			if (r < 0) {
+				/* never connected: this monitor has nothing to watch */
+				pthread_mutex_lock(&m->lock);
+				m->exited = true;
+				pthread_mutex_unlock(&m->lock);
+				post(m, NULL);
+				break;
+			}
+			continue;
+		}
+		if (poll(pfd, q ? 2 : 1, -1) < 0 && errno != EINTR)
+			break;
+		if (pfd[0].revents & POLLIN) {
+			char buf[64];
+			if (read(m->wake[0], buf, sizeof(buf)) < 0) {
+				/* nothing: we look at the queue anyway */
+			}
+		}
+		if (q && (pfd[1].revents & (POLLIN | POLLHUP | POLLERR))) {
+			if (qmp_poll_events(q, 0) < 0) {
+				/* QEMU closed the monitor: the VM is gone */
+				pthread_mutex_lock(&m->lock);
+				m->exited = true;
+				pthread_mutex_unlock(&m->lock);
+				post(m, NULL);
+				break;
+			}
+		}
+	}
+	qmp_close(q);
+	return NULL;
+}
+
+static void monitor_free(struct broker *b, struct vm_monitor *m)
+{
+	struct vm_monitor **pp = &b->vms;
+
+	pthread_mutex_lock(&m->lock);
+	m->stop = true;
+	pthread_mutex_unlock(&m->lock);
+	if (write(m->wake[1], "x", 1) < 0) {
+		/* the worker may already be gone */
+	}
+	pthread_join(m->thread, NULL);
+	loop_del_fd(b->loop, m->efd);
+	while (m->todo) {
+		struct attach_job *j = m->todo;
+		m->todo = j->next;
+		job_fail(j, -ECANCELED, "internal", "brokerd is stopping");
+		vm_job_done(b, j);
+	}
+	while (*pp && *pp != m)
+		pp = &(*pp)->next;
+	if (*pp)
+		*pp = m->next;
+	close(m->efd);
+	close(m->wake[0]);
+	close(m->wake[1]);
+	pthread_mutex_destroy(&m->lock);
+	free(m);
+}
+
+/* The loop's side: finished jobs first, then (maybe) the news that the VM exited. */
+static void monitor_ready(struct loop *l, int fd, uint32_t events, void *data)
+{
+	struct vm_monitor *m = data;
+	struct broker *b = m->b;
+	struct attach_job *done;
+	uint64_t v;
+	bool exited;
+
+	if (read(fd, &v, sizeof(v)) < 0) {
+		/* spurious: look anyway */
+	}
+	pthread_mutex_lock(&m->lock);
+	done = m->done;
+	m->done = NULL;
+	exited = m->exited;
+	pthread_mutex_unlock(&m->lock);
+	/* the list is newest first: answer in order */
+	struct attach_job *rev = NULL;
+	while (done) {
+		struct attach_job *n = done->next;
+		done->next = rev;
+		rev = done;
+		done = n;
+	}
+	while (rev) {
+		struct attach_job *n = rev->next;
+		vm_job_done(b, rev);
+		rev = n;
+	}
+	if (exited) {
+		char vm[65];
+		uid_t uid = m->uid;
+		snprintf(vm, sizeof(vm), "%s", m->vm);
+		monitor_free(b, m);
+		vm_exited(b, vm, uid);
+	}
+}
+
+static struct vm_monitor *find(struct broker *b, const char *vm, uid_t uid)
+{
+	for (struct vm_monitor *m = b->vms; m; m = m->next)
+		if (m->uid == uid && !strcmp(m->vm, vm))
+			return m;
+	return NULL;
+}
+
+bool vm_monitored(struct broker *b, const char *vm, uid_t uid)
+{
+	return find(b, vm, uid) != NULL;
+}
+
+int vm_attach(struct broker *b, const char *vm, uid_t uid, const char *qmp_path,
+	      struct attach_job *job)
+{
+	struct vm_monitor *m = find(b, vm, uid);
+	int r;
+
+	if (m && strcmp(m->qmp_path, qmp_path))
+		return -EBUSY;
+	if (!m) {
+		m = calloc(1, sizeof(*m));
+		if (!m)
+			return -ENOMEM;
+		m->b = b;
+		m->uid = uid;
+		snprintf(m->vm, sizeof(m->vm), "%s", vm);
+		snprintf(m->qmp_path, sizeof(m->qmp_path), "%s", qmp_path);
+		pthread_mutex_init(&m->lock, NULL);
+		m->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (m->efd < 0 || pipe2(m->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
+			r = -errno;
+			if (m->efd >= 0)
+				close(m->efd);
+			free(m);
+			return r;
+		}
+		r = loop_add_fd(b->loop, m->efd, EPOLLIN, monitor_ready, m);
+		if (r == 0)
+			r = -pthread_create(&m->thread, NULL, monitor_main, m);
+		if (r < 0) {
+			close(m->efd);
+			close(m->wake[0]);
+			close(m->wake[1]);
+			free(m);
+			return r;
+		}
+		m->next = b->vms;
+		b->vms = m;
+	}
+	pthread_mutex_lock(&m->lock);
+	job->next = NULL;
+	struct attach_job **pp = &m->todo;
+	while (*pp)
+		pp = &(*pp)->next;
+	*pp = job;
+	pthread_mutex_unlock(&m->lock);
+	if (write(m->wake[1], "x", 1) < 0) {
+		/* a full pipe already says "look" */
+	}
+	return 0;
+}
+
+void vm_stop_all(struct broker *b)
+{
+	while (b->vms)
+		monitor_free(b, b->vms);
+}

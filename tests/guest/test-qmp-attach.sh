@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Theory of operation: `tagmem attach` against real QEMU 7.2 processes (paused with -S: the
+# monitor is all that matters here, so no guest kernel is needed). Refusals change nothing:
+# a missing socket, a socket that is not QMP, a VM without nvdimm support, a VM with no free
+# memory slot, a tag held by another VM. The success path: the tag is claimed for the VM at
+# a pinned slot only once QEMU confirmed, detach says plainly that QEMU 7.2 cannot unplug an
+# nvdimm, and when QEMU exits the broker notices the monitor closing and releases the tag.
+. "$(dirname "$0")/lib.sh"
+
+export TAGMEM_SOCKET=$G/brokerd.sock
+"$BUILD_DIR/brokerd/brokerd" --socket "$TAGMEM_SOCKET" --state-dir "$G/state" \
+	--sim-root "$G/sim" 2>"$G/brokerd.log" &
+BROKERD_PID=$!
+QEMUS=()
+cleanup() { kill "${QEMUS[@]}" $BROKERD_PID 2>/dev/null; wait 2>/dev/null; rm -rf "$G"; }
+trap cleanup EXIT
+tagmem() { "$BUILD_DIR/cli/tagmem" "$@"; }
+fail() { echo "FAIL: $*" >&2; tail -n 20 "$G/brokerd.log" >&2; exit 1; }
+until tagmem status >/dev/null 2>&1; do sleep 0.05; done
+
+A=a1a1a1a1-1111-4222-8333-444444444444
+B=b1b1b1b1-1111-4222-8333-444444444444
+tagmem image create "$G/state/images/a.img" --size 32M --tag $A >/dev/null
+tagmem image create "$G/state/images/b.img" --size 32M --tag $B >/dev/null
+snapshot() { jq -S -c '.claims' "$G/state/registry.json"; }
+before=$(snapshot)
+
+# qemu_paused NAME MACHINE MEM [ARGS…]: a paused QEMU with a QMP socket at $G/NAME.qmp
+qemu_paused() {
+	local name=$1 machine=$2 mem=$3
+	shift 3
+	qemu-system-x86_64 -accel tcg -machine "$machine" -m "$mem" -S -display none -nodefaults \
+		-qmp "unix:$G/$name.qmp,server=on,wait=off" "$@" &
+	QEMUS+=($!)
+	for _ in $(seq 1 200); do [ -S "$G/$name.qmp" ] && return 0; sleep 0.05; done
+	fail "QEMU $name did not open its monitor"
+}
+expect_error() { # CODE command…
+	local code=$1 out
+	shift
+	out=$(tagmem --json "$@" 2>/dev/null) && fail "'$*' succeeded"
+	[ "$(jq -r .error.code <<<"$out")" = "$code" ] || fail "'$*': expected $code, got: $out"
+	[ "$(tagmem --json show $A | jq -r .state)" = ready ] || fail "'$*' left A claimed"
+	[ "$(snapshot)" = "$before" ] || fail "'$*' changed the registry"
+}
+
+# the CLI refuses a socket path that does not exist; brokerd's own answer, over the socket:
+tagmem attach $A --vm v0 --qmp "$G/nothing.sock" 2>/dev/null && fail "attach to nothing succeeded"
+out=$(echo '{"id":1,"op":"attach","tag":"'$A'","vm":"v0","qmp":"'$G'/nothing.sock"}' |
+	python3 -c 'import socket,sys,os; s=socket.socket(socket.AF_UNIX); s.settimeout(20); s.connect(os.environ["TAGMEM_SOCKET"]); s.sendall(sys.stdin.buffer.read()); print(s.makefile().readline())')
+[ "$(jq -r .error.code <<<"$out")" = unreachable ] || fail "missing socket: $out"
+
+python3 -c '
+import socket, os, sys
+s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(4)
+while True:
+    c, _ = s.accept(); c.sendall(b"220 smtp.example ESMTP\n"); c.close()' "$G/notqmp.sock" &
+QEMUS+=($!)
+until [ -S "$G/notqmp.sock" ]; do sleep 0.05; done
+expect_error invalid_argument attach $A --vm v1 --qmp "$G/notqmp.sock"
+
+qemu_paused plain pc 256M,slots=2,maxmem=1G
+expect_error unsupported attach $A --vm plain --qmp "$G/plain.qmp"
+
+# a VM with one memory slot, already used by a cold-plugged nvdimm
+mapfile -t cold < <(tagmem qemu-args $B --vm full)
+qemu_paused full pc,nvdimm=on 256M,slots=1,maxmem=1G "${cold[@]}"
+before=$(snapshot)
+expect_error qemu_error attach $A --vm full --qmp "$G/full.qmp"
+grep -q "QEMU refused the nvdimm" <(tagmem attach $A --vm full --qmp "$G/full.qmp" 2>&1) ||
+	fail "the refusal does not say what QEMU refused"
+
+# success, then detach, then the VM exits
+qemu_paused good pc,nvdimm=on 256M,slots=4,maxmem=1G
+out=$(tagmem --json attach $A --vm good --qmp "$G/good.qmp") || fail "attach failed: $out"
+[ "$(jq -r .slot <<<"$out")" = 0 ] || fail "slot: $out"
+[ "$(tagmem --json show $A | jq -r '[.state, .owner.name, .attached] | join(" ")')" = "claimed good true" ] ||
+	fail "A after attach: $(tagmem --json show $A)"
+[ "$(jq -r --arg t $A '.claims[] | select(.tag == $t) | .name' "$G/state/registry.json")" = good ] ||
+	fail "the registry does not hold the attachment"
+[ "$(tagmem --json show $A | jq -r .label.nvdimm_slot)" = 0 ] || fail "label not written for slot 0"
+expect_busy=$(tagmem --json attach $A --vm other --qmp "$G/good.qmp" 2>/dev/null | jq -r .error.code || true)
+[ "$expect_busy" = busy ] || fail "a tag held by one VM went to another: $expect_busy"
+tagmem detach $A | grep -q "cannot unplug an nvdimm" || fail "detach did not say why"
+[ "$(tagmem --json show $A | jq -r .state)" = release_pending ] || fail "detach did not mark A"
+kill "${QEMUS[-1]}"
+for _ in $(seq 1 100); do
+	[ "$(tagmem --json show $A | jq -r .state)" = ready ] && break
+	sleep 0.05
+done
+[ "$(tagmem --json show $A | jq -r .state)" = ready ] || fail "A not released when its VM exited"
+grep -q "VM good exited" "$G/brokerd.log" || fail "no log line for the VM exit"
+[ -z "$(jq -r --arg t $A '.claims[] | select(.tag == $t) | .name' "$G/state/registry.json")" ] ||
+	fail "the registry still holds A"
+echo "qmp-attach: ok"
