@@ -51,18 +51,41 @@ guest_accel() {
 	echo "$accel"
 }
 
-# run_guest CHECK_SCRIPT TIMEOUT_S [QEMU ARGS…]: boot, run the checks, assert on the report.
-run_guest() {
-	local script=$1 limit=$2 accel start rc=0
+# start_guest CHECK_SCRIPT TIMEOUT_S [QEMU ARGS…]: boot in the background (console in
+# $G/console.log); finish_guest waits for it and asserts on the report.
+start_guest() {
+	local script=$1 limit=$2 accel
 	shift 2
 	accel=$(guest_accel)
+	GUEST_ACCEL=$accel
 	"$top/tests/guest/mkinitramfs.sh" "$G/initrd.cpio.gz" "$BUILD_DIR" "$script"
-	start=$(date +%s%N)
+	GUEST_START=$(date +%s%N)
+	: >"$G/console.log"
 	timeout "$limit" qemu-system-x86_64 -accel "$accel" -machine pc,nvdimm=on \
 		-m 512M,slots=8,maxmem=4G -smp 1 -nographic -no-reboot \
 		-kernel "$KERNEL" -initrd "$G/initrd.cpio.gz" \
-		-append "console=ttyS0 panic=-1 quiet" "$@" >"$G/console.log" 2>&1 || rc=$?
-	GUEST_MS=$((($(date +%s%N) - start) / 1000000))
+		-append "console=ttyS0 panic=-1 quiet" "$@" >"$G/console.log" 2>&1 &
+	GUEST_PID=$!
+}
+
+# wait_console PATTERN SECONDS: until the guest printed a line matching PATTERN.
+wait_console() {
+	local pattern=$1 limit=$2 end
+	end=$(($(date +%s) + limit))
+	while [ "$(date +%s)" -lt "$end" ]; do
+		grep -qE "$pattern" "$G/console.log" 2>/dev/null && return 0
+		kill -0 "$GUEST_PID" 2>/dev/null || break
+		sleep 0.005
+	done
+	tail -n 30 "$G/console.log" >&2
+	echo "FAIL: the guest never printed /$pattern/" >&2
+	exit 1
+}
+
+finish_guest() {
+	local limit=$1 rc=0 n
+	wait "$GUEST_PID" || rc=$?
+	GUEST_MS=$((($(date +%s%N) - GUEST_START) / 1000000))
 	tr -d '\r' <"$G/console.log" | grep -E '^TAGMEM-' >"$G/report" || true
 	if [ "$rc" = 124 ]; then
 		tail -n 40 "$G/console.log" >&2
@@ -80,10 +103,16 @@ run_guest() {
 		echo "FAIL: $(grep -c '^TAGMEM-CHECK fail' "$G/report") guest check(s) failed" >&2
 		exit 1
 	fi
-	local n
 	n=$(grep -c '^TAGMEM-CHECK ok' "$G/report" || true)
 	[ "$n" -gt 0 ] || { echo "FAIL: the guest ran no check" >&2; exit 1; }
-	echo "guest: $n checks passed on $KVER under $accel in ${GUEST_MS} ms"
+	echo "guest: $n checks passed on $KVER under $GUEST_ACCEL in ${GUEST_MS} ms"
+}
+
+# run_guest CHECK_SCRIPT TIMEOUT_S [QEMU ARGS…]: boot, run the checks, assert on the report.
+run_guest() {
+	local limit=$2
+	start_guest "$@"
+	finish_guest "$limit"
 }
 
 # nvdimm_args ID IMAGE [label]: QEMU arguments for one nvdimm on a shared file backend, with a
