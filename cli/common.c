@@ -126,10 +126,14 @@ void cli_print_tag_row(struct json_object *tag)
 	if (tagmem_json_get_u64(tag, "size", &v) == 0)
 		format_size(v, size, sizeof(size));
 	if (json_object_object_get_ex(tag, "owner", &owner)) {
-		uint64_t uid = 0;
+		uint64_t uid = 0, slot;
+		char where[32] = "";
 		tagmem_json_get_u64(owner, "uid", &uid);
-		snprintf(who, sizeof(who), "uid %llu%s%s", (unsigned long long)uid,
-			 *str(owner, "name", "") ? " " : "", str(owner, "name", ""));
+		/* a VM's tags say which nvdimm slot they sit in */
+		if (tagmem_json_get_u64(owner, "slot", &slot) == 0)
+			snprintf(where, sizeof(where), " slot %llu", (unsigned long long)slot);
+		snprintf(who, sizeof(who), "uid %llu%s%s%s", (unsigned long long)uid,
+			 *str(owner, "name", "") ? " " : "", str(owner, "name", ""), where);
 	}
 	printf("%-36s  %-15s  %10s  %-8s  %s\n", str(tag, "tag", "?"), str(tag, "state", "?"),
 	       size, str(tag, "device", "-"), who);

@@ -26,6 +26,8 @@ mapfile -t args < <(tagmem qemu-args $A $B --vm coldplug)
 	{ echo "FAIL: A not claimed for the VM at slot 0"; exit 1; }
 [ "$(tagmem --json show $B | jq -r .label.nvdimm_slot)" = 1 ] ||
 	{ echo "FAIL: B's label is not for slot 1"; exit 1; }
+tagmem list | grep -q "$B .*uid $(id -u) coldplug slot 1" ||
+	{ echo "FAIL: tagmem list does not show B in VM coldplug at slot 1"; tagmem list; exit 1; }
 
 cat >"$G/checks.sh" <<GUEST
 . /checks-lib.sh
