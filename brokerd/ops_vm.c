@@ -45,6 +45,28 @@ static bool valid_vm_name(const char *vm)
 	return true;
 }
 
+/* Can this tag be given to a VM at all? Replies the reason and returns false if not. */
+static bool vm_tag_usable(struct request *rq, struct tag_entry *e)
+{
+	if (!e->path || e->state == TAG_ADDED) {
+		reply_error(rq, "not_ready", "tag %s has no device yet", e->tag_str);
+		return false;
+	}
+	if (e->state == TAG_RELEASE_PENDING || e->release_requested) {
+		reply_error(rq, "release_pending", "tag %s is being released", e->tag_str);
+		return false;
+	}
+	if (e->attaching) {
+		reply_error(rq, "busy", "tag %s is being attached already", e->tag_str);
+		return false;
+	}
+	if (strchr(e->path, ',')) {
+		reply_error(rq, "invalid_argument", "QEMU cannot take the path %s (comma)", e->path);
+		return false;
+	}
+	return true;
+}
+
 void op_qemu_args(struct request *rq)
 {
 	struct broker *b = rq->b;
@@ -90,21 +112,11 @@ void op_qemu_args(struct request *rq)
 				reply_error(rq, "invalid_argument", "tag %s is listed twice", e->tag_str);
 				return;
 			}
-		if (!e->path || e->state == TAG_ADDED) {
-			reply_error(rq, "not_ready", "tag %s has no device yet", e->tag_str);
+		if (!vm_tag_usable(rq, e))
 			return;
-		}
-		if (e->state == TAG_RELEASE_PENDING || e->release_requested) {
-			reply_error(rq, "release_pending", "tag %s is being released", e->tag_str);
-			return;
-		}
 		if (e->claimed && (e->owner.uid != uid || strcmp(e->owner.name, vm))) {
 			reply_error(rq, "busy", "tag %s is claimed by uid %u%s%s", e->tag_str,
 				    e->owner.uid, e->owner.name[0] ? " as " : "", e->owner.name);
-			return;
-		}
-		if (strchr(e->path, ',')) {
-			reply_error(rq, "invalid_argument", "QEMU cannot take the path %s (comma)", e->path);
 			return;
 		}
 		ents[i] = e;
@@ -218,27 +230,11 @@ void op_attach(struct request *rq)
 		return;
 	}
 	e = arg_tag(rq, NULL, true);
-	if (!e)
+	if (!e || !vm_tag_usable(rq, e))
 		return;
-	if (!e->path || e->state == TAG_ADDED) {
-		reply_error(rq, "not_ready", "tag %s has no device yet", e->tag_str);
-		return;
-	}
-	if (e->state == TAG_RELEASE_PENDING || e->release_requested) {
-		reply_error(rq, "release_pending", "tag %s is being released", e->tag_str);
-		return;
-	}
-	if (e->attaching) {
-		reply_error(rq, "busy", "tag %s is being attached already", e->tag_str);
-		return;
-	}
 	if (e->claimed) {
 		reply_error(rq, "busy", "tag %s is claimed by uid %u%s%s", e->tag_str, e->owner.uid,
 			    e->owner.name[0] ? " as " : "", e->owner.name);
-		return;
-	}
-	if (strchr(e->path, ',')) {
-		reply_error(rq, "invalid_argument", "QEMU cannot take the path %s (comma)", e->path);
 		return;
 	}
 	slot = free_slot(b, ci->uid, vm, none);

@@ -71,6 +71,9 @@ void cli_err(struct cli *cli, const char *fmt, ...) __attribute__((format(printf
 /* Human line for a tag object: used by list, show and watch. */
 void cli_print_tag_row(struct json_object *tag);
 void cli_print_tag_header(void);
+/* Commands with sub-commands ("fm add", "image create"): dispatch on argv[1]. */
+int cli_dispatch(struct cli *cli, const char *cmd, const char *synopsis,
+		 const struct cli_command *subs, size_t nsubs, int argc, char **argv);
 /* A standard "[OPTIONS]" help for a subcommand, or an unknown-option complaint. */
 int cli_usage(struct cli *cli, const char *cmd, const char *synopsis, bool error);
 

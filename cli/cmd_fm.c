@@ -114,16 +114,11 @@ static int fm_release(struct cli *cli, int argc, char **argv)
 
 int cmd_fm(struct cli *cli, int argc, char **argv)
 {
-	static const char synopsis[] = "add --size SIZE [--tag UUID] [--shared] | release --tag UUID";
+	static const struct cli_command subs[] = {
+		{ "add", fm_add, NULL },
+		{ "release", fm_release, NULL },
+	};
 
-	if (argc < 2)
-		return cli_usage(cli, "fm", synopsis, true);
-	if (!strcmp(argv[1], "add"))
-		return fm_add(cli, argc - 1, argv + 1);
-	if (!strcmp(argv[1], "release"))
-		return fm_release(cli, argc - 1, argv + 1);
-	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))
-		return cli_usage(cli, "fm", synopsis, false);
-	cli_err(cli, "unknown fm command '%s'", argv[1]);
-	return cli_usage(cli, "fm", synopsis, true);
+	return cli_dispatch(cli, "fm", "add --size SIZE [--tag UUID] [--shared] | release --tag UUID",
+			    subs, ARRAY_SIZE(subs), argc, argv);
 }

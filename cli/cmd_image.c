@@ -70,14 +70,8 @@ static int image_create(struct cli *cli, int argc, char **argv)
 
 int cmd_image(struct cli *cli, int argc, char **argv)
 {
-	static const char synopsis[] = "create PATH --size SIZE [--tag UUID]";
+	static const struct cli_command subs[] = { { "create", image_create, NULL } };
 
-	if (argc < 2)
-		return cli_usage(cli, "image", synopsis, true);
-	if (!strcmp(argv[1], "create"))
-		return image_create(cli, argc - 1, argv + 1);
-	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))
-		return cli_usage(cli, "image", synopsis, false);
-	cli_err(cli, "unknown image command '%s'", argv[1]);
-	return cli_usage(cli, "image", synopsis, true);
+	return cli_dispatch(cli, "image", "create PATH --size SIZE [--tag UUID]", subs,
+			    ARRAY_SIZE(subs), argc, argv);
 }

@@ -21,6 +21,20 @@ int cli_usage(struct cli *cli, const char *cmd, const char *synopsis, bool error
 	return error ? EXIT_USAGE : EXIT_OK;
 }
 
+int cli_dispatch(struct cli *cli, const char *cmd, const char *synopsis,
+		 const struct cli_command *subs, size_t nsubs, int argc, char **argv)
+{
+	if (argc < 2)
+		return cli_usage(cli, cmd, synopsis, true);
+	for (size_t i = 0; i < nsubs; i++)
+		if (!strcmp(argv[1], subs[i].name))
+			return subs[i].fn(cli, argc - 1, argv + 1);
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))
+		return cli_usage(cli, cmd, synopsis, false);
+	cli_err(cli, "unknown %s command '%s'", cmd, argv[1]);
+	return cli_usage(cli, cmd, synopsis, true);
+}
+
 int cli_connect(struct cli *cli, struct tagmem_client **ret_client, bool quiet)
 {
 	const char *path = cli->socket ? cli->socket : getenv("TAGMEM_SOCKET");
