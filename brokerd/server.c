@@ -36,6 +36,7 @@ struct client {
 	size_t out_len, out_off, out_cap;
 	bool want_write;
 	bool closing;             /* flush out[] then close */
+	bool processing;          /* in client_process(): replies are flushed after it */
 	struct held_reply *held_head, *held_tail; /* in request order */
 	struct client *prev, *next;
 };
@@ -167,9 +168,10 @@ void client_reply_raw(struct broker *b, struct client *c, char *data, size_t len
 	}
 	client_queue(b, c, data, len);
 	free(data);
-	/* Replies may be made outside request processing (a hot-plug finishing on a worker):
-	 * ask for write-readiness so they go out without waiting for the client to speak. */
-	update_interest(b, c);
+	/* A reply made outside request processing (a hot-plug finishing on a worker) must ask
+	 * for write-readiness; inside it, client_process() flushes right after, for free. */
+	if (!c->processing)
+		update_interest(b, c);
 }
 
 void client_reply(struct broker *b, struct client *c, struct json_object *reply,
@@ -278,7 +280,9 @@ static int client_process(struct broker *b, struct client *c)
 			reply_fatal(b, c, "line_too_long", "request line exceeds the limit");
 			break;
 		}
+		c->processing = true;
 		ops_handle(b, c, c->in + start, len);
+		c->processing = false;
 		start += len + 1;
 		if (c->closing)
 			break;
