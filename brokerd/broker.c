@@ -273,10 +273,11 @@ static int load_boot_claims(struct broker *b)
 	}
 	b->boot_claims = TAKE_PTR(reg.claims);
 	b->nboot_claims = reg.nclaims;
-	add_boot_images(b, &reg);
-	registry_clear(&reg);
+	/* sorted before anything looks a claim up (images, then the scan, use bsearch) */
 	if (b->nboot_claims)
 		qsort(b->boot_claims, b->nboot_claims, sizeof(*b->boot_claims), cmp_claim);
+	add_boot_images(b, &reg);
+	registry_clear(&reg);
 	return 0;
 }
 

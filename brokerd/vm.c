@@ -223,7 +223,8 @@ static void monitor_free(struct broker *b, struct vm_monitor *m)
 	while (m->todo) {
 		struct attach_job *j = m->todo;
 		m->todo = j->next;
-		job_fail(j, -ECANCELED, "internal", "brokerd is stopping");
+		job_fail(j, -ECANCELED, "unreachable", "the monitor of VM %s went away before this "
+			 "attach ran (the VM exited, or brokerd is stopping); retry", m->vm);
 		vm_job_done(b, j);
 	}
 	while (*pp && *pp != m)

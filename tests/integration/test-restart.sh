@@ -34,6 +34,28 @@ expect_eq "$("$TAGMEM" --json release "$B" | jq -r .capacity_released)" true "re
 expect_rc 1 "$TAGMEM" show "$B"
 stop_brokerd
 
+# images and their claims come back too, however many (claims are looked up by tag)
+start_brokerd
+for i in 1 2 3 4 5 6; do
+	t=$(cat /proc/sys/kernel/random/uuid)
+	"$TAGMEM" image create "$T/state/images/i$i.img" --size 16M --tag "$t" >/dev/null
+	"$TAGMEM" claim "$t" --name "img$i" >/dev/null
+done
+"$TAGMEM" --json list | jq -r '.[] | select(.image) | .tag + " " + .owner.name' | sort >"$T/before"
+kill9_brokerd
+start_brokerd
+"$TAGMEM" --json list | jq -r '.[] | select(.image) | .tag + " " + (.owner.name // "UNCLAIMED")' | sort >"$T/after"
+diff "$T/before" "$T/after" >&2 || fail "image claims changed across a restart"
+expect_eq "$(wc -l <"$T/after")" 6 "images after restart"
+# an image whose file vanished while brokerd was down is forgotten, loudly
+gone=$(head -1 "$T/after" | cut -d' ' -f1)
+stop_brokerd
+rm "$(jq -r --arg t "$gone" '.images[] | select(.tag == $t) | .path' "$T/state/registry.json")"
+start_brokerd
+expect_rc 1 "$TAGMEM" show "$gone"
+grep -q "is gone or changed size; forgetting it" "$T/brokerd.log" || fail "no log line for the vanished image"
+stop_brokerd
+
 # a corrupt registry: refuse to start, say what to do, leave the file alone
 echo '{"version":1,"claims":[{"tag":"zz"}]}' >"$T/state/registry.json"
 cp "$T/state/registry.json" "$T/registry.bad"
