@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <json-c/json.h>
@@ -228,6 +229,16 @@ void op_attach(struct request *rq)
 		reply_error(rq, "invalid_argument", "\"qmp\" must be the absolute path of the VM's "
 			    "QMP socket (-qmp unix:PATH,server=on,wait=off)");
 		return;
+	}
+	/* brokerd runs as root and will connect wherever it is told: an unprivileged caller may
+	 * only point it at a socket of its own, never at somebody else's service */
+	if (ci->uid != 0) {
+		struct stat st;
+		if (lstat(qmp, &st) < 0 || !S_ISSOCK(st.st_mode) || st.st_uid != ci->uid) {
+			reply_error(rq, "permission_denied", "%s is not a socket owned by uid %u", qmp,
+				    ci->uid);
+			return;
+		}
 	}
 	e = arg_tag(rq, NULL, true);
 	if (!e || !vm_tag_usable(rq, e))

@@ -92,4 +92,13 @@ done
 grep -q "VM good exited" "$G/brokerd.log" || fail "no log line for the VM exit"
 [ -z "$(jq -r --arg t $A '.claims[] | select(.tag == $t) | .name' "$G/state/registry.json")" ] ||
 	fail "the registry still holds A"
+# an unprivileged user may only point brokerd at a QMP socket of its own
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+	chmod 755 "$G"
+	qemu_paused rootvm pc,nvdimm=on 256M,slots=4,maxmem=1G
+	out=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$BUILD_DIR/cli/tagmem" --json \
+		attach $B --vm x --qmp "$G/rootvm.qmp" 2>/dev/null || true)
+	[ "$(jq -r .error.code <<<"$out")" = permission_denied ] ||
+		fail "nobody pointed brokerd at root's QMP socket: $out"
+fi
 echo "qmp-attach: ok"
