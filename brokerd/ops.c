@@ -356,6 +356,14 @@ static void op_release(struct request *rq)
 			    e->tag_str, e->owner.uid);
 		return;
 	}
+	if (e->attached || e->attaching) {
+		/* the VM still maps it and QEMU 7.2 cannot unplug it: giving it to anyone else
+		 * now would put two VMs on the same memory */
+		reply_error(rq, "busy", "tag %s is plugged into VM %s, which QEMU cannot unplug; use "
+			    "'tagmem detach' and it is released when the VM exits", e->tag_str,
+			    e->owner.name);
+		return;
+	}
 	pending = e->release_requested;
 	e->claimed = false;
 	memset(&e->owner, 0, sizeof(e->owner));

@@ -81,6 +81,8 @@ out=$(tagmem --json attach $A --vm good --qmp "$G/good.qmp") || fail "attach fai
 [ "$(tagmem --json show $A | jq -r .label.nvdimm_slot)" = 0 ] || fail "label not written for slot 0"
 expect_busy=$(tagmem --json attach $A --vm other --qmp "$G/good.qmp" 2>/dev/null | jq -r .error.code || true)
 [ "$expect_busy" = busy ] || fail "a tag held by one VM went to another: $expect_busy"
+[ "$(tagmem --json release $A 2>/dev/null | jq -r .error.code || true)" = busy ] ||
+	fail "a hot-plugged tag was released while its VM still maps it"
 tagmem detach $A | grep -q "cannot unplug an nvdimm" || fail "detach did not say why"
 [ "$(tagmem --json show $A | jq -r .state)" = release_pending ] || fail "detach did not mark A"
 kill "${QEMUS[-1]}"
