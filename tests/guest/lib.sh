@@ -24,7 +24,16 @@ done
 [ -n "$KVER" ] && [ -r "$KERNEL" ] || guest_skip "no readable kernel in /boot (package linux-image-amd64)"
 
 G=$(mktemp -d /tmp/tagmem-guest.XXXXXX)
-trap 'rm -rf "$G"' EXIT
+HOST_BROKERD_PID= GUEST_PID=
+EXTRA_PIDS=()
+guest_cleanup() {
+	# set -e holds in traps too: nothing here may fail the test after its verdict
+	local pids="$HOST_BROKERD_PID $GUEST_PID ${EXTRA_PIDS[*]}"
+	[ -n "${pids// /}" ] && kill $pids 2>/dev/null || true
+	wait 2>/dev/null || true
+	rm -rf "$G"
+}
+trap guest_cleanup EXIT
 
 # accel: tcg unless a KVM guest demonstrably boots here (cached per build tree).
 guest_accel() {
@@ -50,6 +59,20 @@ guest_accel() {
 	echo "$accel" >"$cache"
 	echo "$accel"
 }
+
+# start_host_brokerd: a brokerd on the host side (simulated backend, state in $G/state,
+# images in $G/state/images) and a tagmem() that talks to it. Stopped when the test exits.
+start_host_brokerd() {
+	export TAGMEM_SOCKET=$G/brokerd.sock
+	"$BUILD_DIR/brokerd/brokerd" --socket "$TAGMEM_SOCKET" --state-dir "$G/state" \
+		--sim-root "$G/sim" 2>"$G/brokerd.log" &
+	HOST_BROKERD_PID=$!
+	until "$BUILD_DIR/cli/tagmem" status >/dev/null 2>&1; do
+		kill -0 "$HOST_BROKERD_PID" 2>/dev/null || { cat "$G/brokerd.log" >&2; exit 1; }
+		sleep 0.05
+	done
+}
+tagmem() { "$BUILD_DIR/cli/tagmem" "$@"; }
 
 # start_guest CHECK_SCRIPT TIMEOUT_S [QEMU ARGS…]: boot in the background (console in
 # $G/console.log); finish_guest waits for it and asserts on the report.

@@ -10,13 +10,7 @@
 
 A=a0a0a0a0-1111-4222-8333-444444444444
 B=b0b0b0b0-1111-4222-8333-444444444444
-export TAGMEM_SOCKET=$G/brokerd.sock
-"$BUILD_DIR/brokerd/brokerd" --socket "$TAGMEM_SOCKET" --state-dir "$G/state" \
-	--sim-root "$G/sim" 2>"$G/brokerd.log" &
-BROKERD_PID=$!
-trap 'kill $BROKERD_PID 2>/dev/null; rm -rf "$G"' EXIT
-until "$BUILD_DIR/cli/tagmem" status >/dev/null 2>&1; do sleep 0.05; done
-tagmem() { "$BUILD_DIR/cli/tagmem" "$@"; }
+start_host_brokerd
 
 tagmem image create "$G/state/images/a.img" --size 48M --tag $A >/dev/null
 tagmem image create "$G/state/images/b.img" --size 32M --tag $B >/dev/null

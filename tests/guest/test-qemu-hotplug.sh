@@ -9,13 +9,7 @@
 # monitor closing and releases the hot-plugged tags.
 . "$(dirname "$0")/lib.sh"
 
-export TAGMEM_SOCKET=$G/brokerd.sock
-"$BUILD_DIR/brokerd/brokerd" --socket "$TAGMEM_SOCKET" --state-dir "$G/state" \
-	--sim-root "$G/sim" 2>"$G/brokerd.log" &
-BROKERD_PID=$!
-trap 'kill $BROKERD_PID $GUEST_PID 2>/dev/null; rm -rf "$G"' EXIT
-until "$BUILD_DIR/cli/tagmem" status >/dev/null 2>&1; do sleep 0.05; done
-tagmem() { "$BUILD_DIR/cli/tagmem" "$@"; }
+start_host_brokerd
 
 COLD="c0c0c0c0-1111-4222-8333-444444444444 c1c1c1c1-1111-4222-8333-444444444444"
 HOT="d0d0d0d0-1111-4222-8333-444444444444 d1d1d1d1-1111-4222-8333-444444444444 d2d2d2d2-1111-4222-8333-444444444444"

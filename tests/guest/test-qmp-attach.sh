@@ -7,16 +7,8 @@
 # nvdimm, and when QEMU exits the broker notices the monitor closing and releases the tag.
 . "$(dirname "$0")/lib.sh"
 
-export TAGMEM_SOCKET=$G/brokerd.sock
-"$BUILD_DIR/brokerd/brokerd" --socket "$TAGMEM_SOCKET" --state-dir "$G/state" \
-	--sim-root "$G/sim" 2>"$G/brokerd.log" &
-BROKERD_PID=$!
-QEMUS=()
-cleanup() { kill "${QEMUS[@]}" $BROKERD_PID 2>/dev/null; wait 2>/dev/null; rm -rf "$G"; }
-trap cleanup EXIT
-tagmem() { "$BUILD_DIR/cli/tagmem" "$@"; }
+start_host_brokerd
 fail() { echo "FAIL: $*" >&2; tail -n 20 "$G/brokerd.log" >&2; exit 1; }
-until tagmem status >/dev/null 2>&1; do sleep 0.05; done
 
 A=a1a1a1a1-1111-4222-8333-444444444444
 B=b1b1b1b1-1111-4222-8333-444444444444
@@ -31,7 +23,7 @@ qemu_paused() {
 	shift 3
 	qemu-system-x86_64 -accel tcg -machine "$machine" -m "$mem" -S -display none -nodefaults \
 		-qmp "unix:$G/$name.qmp,server=on,wait=off" "$@" &
-	QEMUS+=($!)
+	EXTRA_PIDS+=($!)
 	for _ in $(seq 1 200); do [ -S "$G/$name.qmp" ] && return 0; sleep 0.05; done
 	fail "QEMU $name did not open its monitor"
 }
@@ -55,7 +47,7 @@ import socket, os, sys
 s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(4)
 while True:
     c, _ = s.accept(); c.sendall(b"220 smtp.example ESMTP\n"); c.close()' "$G/notqmp.sock" &
-QEMUS+=($!)
+EXTRA_PIDS+=($!)
 until [ -S "$G/notqmp.sock" ]; do sleep 0.05; done
 expect_error invalid_argument attach $A --vm v1 --qmp "$G/notqmp.sock"
 
@@ -85,7 +77,7 @@ expect_busy=$(tagmem --json attach $A --vm other --qmp "$G/good.qmp" 2>/dev/null
 	fail "a hot-plugged tag was released while its VM still maps it"
 tagmem detach $A | grep -q "cannot unplug an nvdimm" || fail "detach did not say why"
 [ "$(tagmem --json show $A | jq -r .state)" = release_pending ] || fail "detach did not mark A"
-kill "${QEMUS[-1]}"
+kill "${EXTRA_PIDS[-1]}"
 for _ in $(seq 1 100); do
 	[ "$(tagmem --json show $A | jq -r .state)" = ready ] && break
 	sleep 0.05
