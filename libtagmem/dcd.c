@@ -28,12 +28,10 @@ int dcd_read_extent(struct sysfs *s, unsigned region, unsigned id, struct dcd_ex
 
 	snprintf(path, sizeof(path), "%s/uuid", dir);
 	r = sysfs_read_tag(s, path, &e.tag, &e.tagged);
-	if (r == -ENOENT) {
+	if (r == -ENOENT) { /* DCD v3–v8 called it "tag"; untagged extents have neither */
 		snprintf(path, sizeof(path), "%s/tag", dir);
-		r = sysfs_read_tag(s, path, &e.tag, &e.tagged);
+		r = sysfs_read_tag_optional(s, path, &e.tag, &e.tagged);
 	}
-	if (r == -ENOENT) /* untagged extents hide the attribute */
-		r = 0, e.tagged = false;
 	if (r < 0)
 		return r;
 	*ret = e;
@@ -57,9 +55,7 @@ int dcd_read_daxdev(struct sysfs *s, const char *name, struct dcd_daxdev *ret)
 	if (r < 0)
 		return r;
 	snprintf(path, sizeof(path), DCD_DAX_DEVICES "/%s/uuid", name);
-	r = sysfs_read_tag(s, path, &d.tag, &d.tagged);
-	if (r == -ENOENT) /* dax devices of non-DCD regions have no uuid */
-		r = 0, d.tagged = false;
+	r = sysfs_read_tag_optional(s, path, &d.tag, &d.tagged); /* non-DCD devices have none */
 	if (r < 0)
 		return r;
 	*ret = d;

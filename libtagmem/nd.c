@@ -61,9 +61,7 @@ int nd_read_namespace(struct sysfs *s, const char *name, struct nd_namespace *re
 	if (r < 0)
 		return r;
 	snprintf(path, sizeof(path), ND_DEVICES "/%s/uuid", name);
-	r = sysfs_read_tag(s, path, &n.tag, &n.tagged);
-	if (r == -ENOENT) /* io namespaces (no label area) have no uuid */
-		r = 0, n.tagged = false;
+	r = sysfs_read_tag_optional(s, path, &n.tag, &n.tagged); /* io namespaces have none */
 	if (r < 0)
 		return r;
 	snprintf(path, sizeof(path), ND_DEVICES "/%s/alt_name", name);

@@ -140,6 +140,18 @@ int sysfs_read_tag(struct sysfs *s, const char *path, tagmem_tag *ret_tag, bool 
 	return 0;
 }
 
+int sysfs_read_tag_optional(struct sysfs *s, const char *path, tagmem_tag *ret_tag,
+			    bool *ret_tagged)
+{
+	int r = sysfs_read_tag(s, path, ret_tag, ret_tagged);
+
+	if (r == -ENOENT) {
+		*ret_tagged = false;
+		return 0;
+	}
+	return r;
+}
+
 int sysfs_write(struct sysfs *s, const char *path, const char *value)
 {
 	_cleanup_close_ int fd = -1;

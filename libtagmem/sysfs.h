@@ -32,6 +32,10 @@ int sysfs_read(struct sysfs *s, const char *path, char *buf, size_t size);
 int sysfs_read_u64(struct sysfs *s, const char *path, uint64_t *ret_val);
 /* A UUID attribute. An empty or all-zero value means "no tag": *ret_tagged = false. */
 int sysfs_read_tag(struct sysfs *s, const char *path, tagmem_tag *ret_tag, bool *ret_tagged);
+/* The same, for an attribute the kernel leaves out when there is no tag (untagged extents,
+ * non-DCD dax devices, label-less namespaces): absent means untagged, not an error. */
+int sysfs_read_tag_optional(struct sysfs *s, const char *path, tagmem_tag *ret_tag,
+			    bool *ret_tagged);
 int sysfs_write(struct sysfs *s, const char *path, const char *value);
 bool sysfs_exists(struct sysfs *s, const char *path);
 /*
