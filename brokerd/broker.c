@@ -21,6 +21,7 @@
 #include "backend.h"
 #include "brokerd.h"
 #include "loop.h"
+#include "qemu.h"
 #include "util.h"
 #include "vm.h"
 
@@ -190,7 +191,7 @@ int broker_add_image(struct broker *b, const tagmem_tag *tag, const char *path,
 		return r;
 	e->image = true;
 	e->file_size = file_size;
-	e->size = file_size - LABEL_TAIL_BYTES; /* the guest sees the data part */
+	e->size = file_size - LABEL_TAIL; /* the guest sees the data part */
 	e->path = strdup(path);
 	if (!e->path) {
 		tag_table_remove(&b->tags, e);

@@ -203,8 +203,6 @@ void broker_untagged(struct broker *b, int64_t delta_bytes);
 /* A broker-owned image file (data + label tail) as tagged capacity. -EEXIST. */
 int broker_add_image(struct broker *b, const tagmem_tag *tag, const char *path,
 		     uint64_t file_size);
-#define LABEL_TAIL_BYTES (2u << 20) /* = LABEL_TAIL of qemu-plugin/qemu.h */
-#define LABEL_AREA_SIZE_BYTES (128 << 10) /* = LABEL_AREA_SIZE */
 /* After a backend call: materialise every tag that has extents but no device yet. */
 void broker_settle(struct broker *b);
 

@@ -115,7 +115,7 @@ static void run_job(struct vm_monitor *m, struct qmp *q, struct attach_job *j)
 	json_object_object_add(args, "memdev", json_object_new_string(oid));
 	json_object_object_add(args, "slot", json_object_new_int((int)j->slot));
 	if (j->labelled)
-		json_object_object_add(args, "label-size", json_object_new_int(LABEL_AREA_SIZE_BYTES));
+		json_object_object_add(args, "label-size", json_object_new_int(LABEL_AREA_SIZE));
 	r = timed_execute(q, j, "device_add", args, NULL, cls, desc);
 	if (r < 0) {
 		_cleanup_json_ struct json_object *del = json_object_new_object();
