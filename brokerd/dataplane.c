@@ -1,0 +1,577 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The worker pool behind flush, evict, invalidate and the budgets (see dataplane.h).
+ *
+ * Each image has a queue of pending requests. An image is on the pool's run queue at most
+ * once and is served by one worker at a time; the worker takes *everything* pending at the
+ * moment it starts, so every flush that arrived before a writeback began is served by that
+ * writeback (coalescing), and requests arriving during it form the next batch. Different
+ * images are served in parallel.
+ */
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+
+#include <json-c/json.h>
+
+#include "dataplane.h"
+#include "util.h"
+
+#define MAX_WORKERS 16
+
+struct image_io {
+	atomic_uint refs;
+	int fd;
+	int barrier_fd;              /* -1: durability is fdatasync of the image */
+	dev_t dev;
+	ino_t ino;
+	uint64_t data_size;
+	pthread_mutex_t lock;        /* guards everything below */
+	struct dp_request *pending, *pending_tail;
+	bool queued, running, maintaining;
+	struct image_budgets budgets;
+	struct pc_counts last;
+	uint64_t batches;
+	struct image_io *runq_next;
+};
+
+struct dataplane {
+	pthread_t threads[MAX_WORKERS];
+	unsigned nthreads;
+	char proc_root[64];
+	int efd;
+	pthread_mutex_t lock;        /* guards the run queue, the done list and stop */
+	pthread_cond_t cond;
+	struct image_io *runq, *runq_tail;
+	struct dp_request *done, *done_tail;
+	bool stop;
+};
+
+/* ---- images ------------------------------------------------------------------------------ */
+
+int image_io_open(const char *path, uint64_t data_size, struct image_io **ret)
+{
+	_cleanup_close_ int fd = -1, dfd = -1;
+	char dir[PATH_MAX];
+	struct image_io *io;
+	struct stat st;
+
+	fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size < data_size)
+		return -EMEDIUMTYPE;
+	io = calloc(1, sizeof(*io));
+	if (!io)
+		return -ENOMEM;
+	atomic_init(&io->refs, 1);
+	pthread_mutex_init(&io->lock, NULL);
+	io->dev = st.st_dev;
+	io->ino = st.st_ino;
+	io->data_size = data_size;
+	io->barrier_fd = -1;
+	if (pc_fs_commits_in_order(fd)) {
+		snprintf(dir, sizeof(dir), "%s", path);
+		dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd >= 0) {
+			int r = pc_barrier_open(dfd);
+			io->barrier_fd = r >= 0 ? r : -1;
+		}
+	}
+	io->fd = TAKE_FD(fd);
+	*ret = io;
+	return 0;
+}
+
+struct image_io *image_io_ref(struct image_io *io)
+{
+	atomic_fetch_add(&io->refs, 1);
+	return io;
+}
+
+void image_io_unref(struct image_io *io)
+{
+	if (!io || atomic_fetch_sub(&io->refs, 1) != 1)
+		return;
+	close(io->fd);
+	if (io->barrier_fd >= 0)
+		close(io->barrier_fd);
+	pthread_mutex_destroy(&io->lock);
+	free(io);
+}
+
+dev_t image_io_dev(const struct image_io *io)
+{
+	return io->dev;
+}
+
+ino_t image_io_ino(const struct image_io *io)
+{
+	return io->ino;
+}
+
+bool image_io_deleted(const struct image_io *io)
+{
+	struct stat st;
+
+	return fstat(io->fd, &st) < 0 || st.st_nlink == 0;
+}
+
+void image_io_set_budgets(struct image_io *io, const struct image_budgets *bu)
+{
+	pthread_mutex_lock(&io->lock);
+	io->budgets = *bu;
+	pthread_mutex_unlock(&io->lock);
+}
+
+struct image_budgets image_io_budgets(struct image_io *io)
+{
+	struct image_budgets bu;
+
+	pthread_mutex_lock(&io->lock);
+	bu = io->budgets;
+	pthread_mutex_unlock(&io->lock);
+	return bu;
+}
+
+struct pc_counts image_io_last_counts(struct image_io *io)
+{
+	struct pc_counts c;
+
+	pthread_mutex_lock(&io->lock);
+	c = io->last;
+	pthread_mutex_unlock(&io->lock);
+	return c;
+}
+
+uint64_t image_io_batches(struct image_io *io)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&io->lock);
+	n = io->batches;
+	pthread_mutex_unlock(&io->lock);
+	return n;
+}
+
+bool dataplane_maintaining(struct image_io *io)
+{
+	bool m;
+
+	pthread_mutex_lock(&io->lock);
+	m = io->maintaining;
+	pthread_mutex_unlock(&io->lock);
+	return m;
+}
+
+struct dp_request *dp_request_new(enum dp_kind kind, struct image_io *io)
+{
+	struct dp_request *rq = calloc(1, sizeof(*rq));
+
+	if (!rq)
+		return NULL;
+	rq->kind = kind;
+	rq->io = image_io_ref(io);
+	rq->queued_usec = now_usec();
+	return rq;
+}
+
+void dp_request_free(struct dp_request *rq)
+{
+	if (!rq)
+		return;
+	json_object_put(rq->req_id);
+	image_io_unref(rq->io);
+	free(rq);
+}
+
+static void fail(struct dp_request *rq, int error, const char *what)
+{
+	rq->error = error;
+	snprintf(rq->errmsg, sizeof(rq->errmsg), "%s: %s", what, strerror(-error));
+}
+
+/* ---- the work ---------------------------------------------------------------------------- */
+
+static int cmp_range(const void *a, const void *b)
+{
+	const struct dp_request *x = *(struct dp_request *const *)a;
+	const struct dp_request *y = *(struct dp_request *const *)b;
+
+	return x->off < y->off ? -1 : x->off > y->off;
+}
+
+/* One writeback for every flush in the batch: the union of their ranges, then one
+ * durability point. Everyone in the batch gets the same outcome. */
+static void run_flushes(struct image_io *io, struct dp_request **fl, unsigned n)
+{
+	uint64_t batch, written = 0;
+	bool whole = io->barrier_fd < 0;
+	int r = 0;
+
+	pthread_mutex_lock(&io->lock);
+	batch = ++io->batches;
+	pthread_mutex_unlock(&io->lock);
+
+	for (unsigned i = 0; i < n; i++)
+		if (fl[i]->off == 0 && fl[i]->len >= io->data_size)
+			whole = true;
+	if (image_io_deleted(io)) {
+		r = -ENOENT;
+	} else if (whole) {
+		struct pc_counts c;
+
+		if (pc_cachestat(io->fd, 0, 0, &c) == 0)
+			written = c.dirty + c.writeback;
+		if (fdatasync(io->fd) < 0)
+			r = -errno;
+	} else {
+		qsort(fl, n, sizeof(*fl), cmp_range);
+		for (unsigned i = 0; i < n && r == 0;) {
+			uint64_t lo = fl[i]->off, hi = fl[i]->off + fl[i]->len;
+			struct pc_counts c;
+
+			/* merge overlapping and touching ranges into one write */
+			for (i++; i < n && fl[i]->off <= hi; i++)
+				hi = MAX(hi, fl[i]->off + fl[i]->len);
+			if (pc_cachestat(io->fd, lo, hi - lo, &c) == 0)
+				written += c.dirty + c.writeback;
+			r = pc_write_range(io->fd, lo, hi - lo);
+		}
+		if (r == 0)
+			r = pc_barrier(io->barrier_fd);
+	}
+	for (unsigned i = 0; i < n; i++) {
+		struct dp_request *rq = fl[i];
+
+		rq->batch = batch;
+		rq->batch_size = n;
+		rq->whole_file = whole;
+		rq->written = written;
+		if (r == -ENOENT)
+			snprintf(rq->errmsg, sizeof(rq->errmsg),
+				 "the image file was deleted: nothing left to make durable");
+		else if (r < 0)
+			fail(rq, r, "writeback failed; the data of this range may not be on disk");
+		rq->error = r;
+	}
+}
+
+static void run_invalidate(struct dataplane *dp, struct image_io *io, struct dp_request *rq)
+{
+	struct pc_mapping *maps = NULL;
+	size_t nmaps = 0;
+	int r;
+
+	r = pc_cachestat(io->fd, 0, 0, &rq->before);
+	if (r < 0)
+		return fail(rq, r, "cachestat");
+	if (rq->before.dirty || rq->before.writeback) {
+		rq->error = -EBUSY;
+		snprintf(rq->errmsg, sizeof(rq->errmsg), "%llu bytes are dirty or under writeback: "
+			 "flush the image first", (unsigned long long)(rq->before.dirty +
+								  rq->before.writeback));
+		return;
+	}
+	r = pc_find_mappings(dp->proc_root, io->dev, io->ino, &maps, &nmaps);
+	if (r == 0 && nmaps) {
+		rq->error = -EBUSY;
+		snprintf(rq->errmsg, sizeof(rq->errmsg), "process %d maps the image: a running VM "
+			 "would keep reading its own cache; stop it first", maps[0].pid);
+		free(maps);
+		return;
+	}
+	free(maps);
+	r = pc_drop(io->fd, 0, 0);
+	if (r == 0)
+		r = pc_cachestat(io->fd, 0, 0, &rq->after);
+	if (r < 0)
+		return fail(rq, r, "dropping the cache");
+	if (rq->after.cached) {
+		rq->error = -EAGAIN;
+		snprintf(rq->errmsg, sizeof(rq->errmsg), "%llu bytes stayed cached (written or "
+			 "read meanwhile); try again", (unsigned long long)rq->after.cached);
+	}
+}
+
+static void run_maintain(struct dataplane *dp, struct image_io *io, struct dp_request *rq)
+{
+	struct image_budgets bu = image_io_budgets(io);
+	int r = pc_cachestat(io->fd, 0, 0, &rq->before);
+
+	if (r < 0)
+		return fail(rq, r, "cachestat");
+	rq->after = rq->before;
+	/* start writeback early so that a flush (ours, or QEMU's whole-file fsync) finds
+	 * little to do; no waiting here, the kernel does the writing */
+	if (bu.dirty && rq->before.dirty > bu.dirty)
+		pc_start_writeback(io->fd, 0, 0);
+	if (bu.resident && rq->before.cached > bu.resident) {
+		r = evict_image(io->fd, io->dev, io->ino, dp->proc_root, bu.resident, &rq->before,
+				&rq->after, rq->errmsg, sizeof(rq->errmsg));
+		if (r < 0)
+			rq->error = r;
+	}
+}
+
+static void run_batch(struct dataplane *dp, struct image_io *io, struct dp_request *list)
+{
+	struct dp_request *fl[64], *rq;
+	unsigned nfl = 0;
+	uint64_t target = UINT64_MAX;
+	bool any_evict = false;
+	struct pc_counts eb = { 0 }, ea = { 0 };
+	char emsg[256] = "";
+	int er = 0;
+
+	for (rq = list; rq; rq = rq->next)
+		if (rq->kind == DP_FLUSH) {
+			if (nfl == ARRAY_SIZE(fl)) { /* an absurd batch: serve it in parts */
+				run_flushes(io, fl, nfl);
+				nfl = 0;
+			}
+			fl[nfl++] = rq;
+		}
+	if (nfl)
+		run_flushes(io, fl, nfl);
+
+	/* evictions coalesce too: the smallest target serves every one */
+	for (rq = list; rq; rq = rq->next)
+		if (rq->kind == DP_EVICT) {
+			any_evict = true;
+			target = MIN(target, rq->target);
+		}
+	if (any_evict)
+		er = evict_image(io->fd, io->dev, io->ino, dp->proc_root, target, &eb, &ea, emsg,
+				 sizeof(emsg));
+
+	for (rq = list; rq; rq = rq->next) {
+		switch (rq->kind) {
+		case DP_EVICT:
+			rq->before = eb;
+			rq->after = ea;
+			rq->error = er;
+			snprintf(rq->errmsg, sizeof(rq->errmsg), "%s", emsg);
+			break;
+		case DP_INVALIDATE:
+			run_invalidate(dp, io, rq);
+			break;
+		case DP_STAT: {
+			int r = pc_cachestat(io->fd, 0, 0, &rq->before);
+			if (r < 0)
+				fail(rq, r, "cachestat");
+			rq->after = rq->before;
+			break;
+		}
+		case DP_MAINTAIN:
+			run_maintain(dp, io, rq);
+			break;
+		case DP_FLUSH:
+			break;
+		}
+	}
+	/* the newest counters, for the loop's budget decisions */
+	struct pc_counts now;
+	if (pc_cachestat(io->fd, 0, 0, &now) == 0) {
+		pthread_mutex_lock(&io->lock);
+		io->last = now;
+		pthread_mutex_unlock(&io->lock);
+	}
+}
+
+static void runq_push(struct dataplane *dp, struct image_io *io)
+{
+	io->runq_next = NULL;
+	if (dp->runq_tail)
+		dp->runq_tail->runq_next = io;
+	else
+		dp->runq = io;
+	dp->runq_tail = io;
+	pthread_cond_signal(&dp->cond);
+}
+
+static void *worker(void *arg)
+{
+	struct dataplane *dp = arg;
+
+	for (;;) {
+		struct image_io *io;
+		struct dp_request *list, *last;
+		bool again, had_maintain = false;
+		uint64_t one = 1;
+
+		pthread_mutex_lock(&dp->lock);
+		while (!dp->runq && !dp->stop)
+			pthread_cond_wait(&dp->cond, &dp->lock);
+		if (dp->stop) {
+			pthread_mutex_unlock(&dp->lock);
+			return NULL;
+		}
+		io = dp->runq;
+		dp->runq = io->runq_next;
+		if (!dp->runq)
+			dp->runq_tail = NULL;
+		pthread_mutex_unlock(&dp->lock);
+
+		/* everything pending now is this batch */
+		pthread_mutex_lock(&io->lock);
+		list = io->pending;
+		io->pending = io->pending_tail = NULL;
+		io->queued = false;
+		io->running = true;
+		pthread_mutex_unlock(&io->lock);
+
+		run_batch(dp, io, list);
+
+		for (last = list; last; last = last->next) {
+			last->usec = now_usec() - last->queued_usec;
+			had_maintain |= last->kind == DP_MAINTAIN;
+		}
+		pthread_mutex_lock(&io->lock);
+		io->running = false;
+		if (had_maintain)
+			io->maintaining = false;
+		again = io->pending != NULL;
+		io->queued = again;
+		pthread_mutex_unlock(&io->lock);
+
+		pthread_mutex_lock(&dp->lock);
+		for (last = list; last && last->next; last = last->next)
+			;
+		if (list) {
+			if (dp->done_tail)
+				dp->done_tail->next = list;
+			else
+				dp->done = list;
+			dp->done_tail = last;
+		}
+		if (again)
+			runq_push(dp, image_io_ref(io));
+		pthread_mutex_unlock(&dp->lock);
+		if (write(dp->efd, &one, sizeof(one)) < 0) {
+			/* the counter cannot overflow in practice; the loop drains it */
+		}
+		image_io_unref(io); /* the run queue's reference */
+	}
+}
+
+/* ---- the pool ---------------------------------------------------------------------------- */
+
+int dataplane_start(unsigned workers, const char *proc_root, struct dataplane **ret)
+{
+	struct dataplane *dp = calloc(1, sizeof(*dp));
+	int r;
+
+	if (!dp)
+		return -ENOMEM;
+	if (!workers || workers > MAX_WORKERS) {
+		free(dp);
+		return -EINVAL;
+	}
+	snprintf(dp->proc_root, sizeof(dp->proc_root), "%s", proc_root);
+	pthread_mutex_init(&dp->lock, NULL);
+	pthread_cond_init(&dp->cond, NULL);
+	dp->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (dp->efd < 0) {
+		r = -errno;
+		free(dp);
+		return r;
+	}
+	for (unsigned i = 0; i < workers; i++) {
+		r = -pthread_create(&dp->threads[i], NULL, worker, dp);
+		if (r < 0) {
+			dataplane_stop(dp);
+			return r;
+		}
+		dp->nthreads++;
+	}
+	*ret = dp;
+	return 0;
+}
+
+void dataplane_stop(struct dataplane *dp)
+{
+	struct dp_request *rq;
+
+	if (!dp)
+		return;
+	pthread_mutex_lock(&dp->lock);
+	dp->stop = true;
+	pthread_cond_broadcast(&dp->cond);
+	pthread_mutex_unlock(&dp->lock);
+	for (unsigned i = 0; i < dp->nthreads; i++)
+		pthread_join(dp->threads[i], NULL);
+	/* work never started: its images are still queued with their requests */
+	while (dp->runq) {
+		struct image_io *io = dp->runq;
+
+		dp->runq = io->runq_next;
+		while ((rq = io->pending)) {
+			io->pending = rq->next;
+			dp_request_free(rq);
+		}
+		image_io_unref(io);
+	}
+	while ((rq = dp->done)) {
+		dp->done = rq->next;
+		dp_request_free(rq);
+	}
+	close(dp->efd);
+	pthread_cond_destroy(&dp->cond);
+	pthread_mutex_destroy(&dp->lock);
+	free(dp);
+}
+
+int dataplane_fd(struct dataplane *dp)
+{
+	return dp->efd;
+}
+
+void dataplane_submit(struct dataplane *dp, struct dp_request *rq)
+{
+	struct image_io *io = rq->io;
+	bool enqueue;
+
+	rq->next = NULL;
+	pthread_mutex_lock(&io->lock);
+	if (io->pending_tail)
+		io->pending_tail->next = rq;
+	else
+		io->pending = rq;
+	io->pending_tail = rq;
+	if (rq->kind == DP_MAINTAIN)
+		io->maintaining = true;
+	/* a running image is requeued by its worker when it finishes */
+	enqueue = !io->queued && !io->running;
+	if (enqueue)
+		io->queued = true;
+	pthread_mutex_unlock(&io->lock);
+	if (enqueue) {
+		pthread_mutex_lock(&dp->lock);
+		runq_push(dp, image_io_ref(io));
+		pthread_mutex_unlock(&dp->lock);
+	}
+}
+
+struct dp_request *dataplane_take_done(struct dataplane *dp)
+{
+	struct dp_request *list;
+	uint64_t n;
+
+	if (read(dp->efd, &n, sizeof(n)) < 0) {
+		/* EAGAIN: a previous call already took what was signalled */
+	}
+	pthread_mutex_lock(&dp->lock);
+	list = dp->done;
+	dp->done = dp->done_tail = NULL;
+	pthread_mutex_unlock(&dp->lock);
+	return list;
+}

@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The data plane of fake-DAX images: the host page cache is the guest's memory, so the
+ * broker makes it durable on request (flush), keeps it bounded (dirty and resident budgets)
+ * and gives it back under pressure (eviction). Internal to brokerd; front door of
+ * pagecache.c (kernel mechanisms, no broker state), dataplane.c (the worker pool and the
+ * per-image request queues) and evict.c (how an image is shrunk).
+ *
+ * Threads: every page-cache syscall runs on the pool's workers, never on the event loop.
+ * Requests go in from the loop, results come back through an eventfd (dataplane_fd()).
+ */
+#ifndef BROKERD_DATAPLANE_H
+#define BROKERD_DATAPLANE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* ---- page-cache mechanisms (pagecache.c) ---------------------------------------------- */
+
+struct pc_counts { /* bytes */
+	uint64_t cached, dirty, writeback, evicted;
+};
+
+/* cachestat(2) over [off, off+len); len 0 means to the end of the file. */
+int pc_cachestat(int fd, uint64_t off, uint64_t len, struct pc_counts *ret);
+/* Write the dirty pages of a range and wait for them (sync_file_range, all three flags):
+ * the bytes reached the device, which may still cache them. Reports writeback errors. */
+int pc_write_range(int fd, uint64_t off, uint64_t len);
+/* Start writeback of a range without waiting (background budget keeping). */
+int pc_start_writeback(int fd, uint64_t off, uint64_t len);
+/* Drop clean, unmapped cached pages of a range (POSIX_FADV_DONTNEED). */
+int pc_drop(int fd, uint64_t off, uint64_t len);
+
+/*
+ * The durability point after range writes without fdatasync of the whole file (which would
+ * write every other dirty page too). On filesystems whose journal commits in order (ext4,
+ * XFS), forcing a commit through a small barrier file commits every metadata change made
+ * before it, including the block allocations of the ranges just written, and flushes the
+ * device cache. Other filesystems get fdatasync of the image.
+ */
+bool pc_fs_commits_in_order(int fd);
+int pc_barrier_open(int dirfd);
+int pc_barrier(int barrier_fd);
+
+/* A process's mapping of a file, from /proc/PID/maps. */
+struct pc_mapping {
+	pid_t pid;
+	uint64_t start, end;  /* virtual addresses */
+	uint64_t file_off;    /* file offset mapped at start */
+};
+/* Every mapping of the file (dev, ino) by any process under proc_root ("/proc"). */
+int pc_find_mappings(const char *proc_root, dev_t dev, ino_t ino, struct pc_mapping **ret,
+		     size_t *ret_count);
+/* Parse one /proc/PID/maps line; false if it is not a file mapping of (dev, ino). */
+bool pc_parse_maps_line(const char *line, dev_t dev, ino_t ino, struct pc_mapping *ret);
+/* process_madvise(MADV_PAGEOUT) on the part of the mapping that shows file bytes
+ * [off, off+len). Clean pages only: write back first. */
+int pc_pageout(const struct pc_mapping *m, uint64_t off, uint64_t len);
+
+/* ---- images' I/O state and the worker pool (dataplane.c) ------------------------------- */
+
+struct broker;
+struct json_object;
+struct image_io;
+struct dataplane;
+
+enum dp_kind {
+	DP_FLUSH,      /* make [off, off+len) durable; coalesced per image */
+	DP_EVICT,      /* write back, then drop cached pages down to target bytes */
+	DP_INVALIDATE, /* drop every cached page; refuse if any is dirty or mapped */
+	DP_STAT,       /* read the counters */
+	DP_MAINTAIN,   /* keep the budgets (background) */
+};
+
+struct dp_request {
+	/* request, set by the loop */
+	enum dp_kind kind;
+	uint64_t id;                 /* flush id given to the client */
+	char tag_str[40];            /* the image's tag, for the answer */
+	uint64_t client_serial;      /* who to answer; 0 when nobody waits */
+	struct json_object *req_id;  /* the request's id (owned) when the client waits */
+	bool wait;                   /* answer when done instead of at once */
+	uint64_t off, len;           /* byte range of the image's data (DP_FLUSH) */
+	uint64_t target;             /* DP_EVICT: resident bytes to shrink to */
+	char reason[16];             /* DP_EVICT: "request", "budget", "pressure", "global" */
+	struct image_io *io;         /* referenced */
+	/* result, set by the worker */
+	int error;                   /* 0 or -errno */
+	char errmsg[256];
+	uint64_t batch;              /* the writeback that served this flush */
+	unsigned batch_size;         /* how many flushes it served */
+	bool whole_file;             /* the durability point was fdatasync of the image */
+	uint64_t written;            /* bytes that were dirty in the flushed ranges before */
+	uint64_t usec;               /* queue + work time */
+	uint64_t queued_usec;
+	struct pc_counts before, after;
+	struct dp_request *next;
+};
+
+struct image_budgets {
+	uint64_t dirty;    /* background writeback keeps dirty bytes at most this; 0: off */
+	uint64_t resident; /* cached bytes kept at most this; 0: no limit */
+};
+
+/* Open an image's file for I/O (O_NOFOLLOW, regular, the size the registry says). */
+int image_io_open(const char *path, uint64_t data_size, struct image_io **ret);
+struct image_io *image_io_ref(struct image_io *io);
+void image_io_unref(struct image_io *io);
+dev_t image_io_dev(const struct image_io *io);
+ino_t image_io_ino(const struct image_io *io);
+/* Has the file been unlinked underneath us? */
+bool image_io_deleted(const struct image_io *io);
+void image_io_set_budgets(struct image_io *io, const struct image_budgets *bu);
+struct image_budgets image_io_budgets(struct image_io *io);
+/* Newest counters a worker read (by DP_MAINTAIN or any other request). */
+struct pc_counts image_io_last_counts(struct image_io *io);
+/* Writebacks started for flushes of this image (each may serve many requests). */
+uint64_t image_io_batches(struct image_io *io);
+
+int dataplane_start(unsigned workers, const char *proc_root, struct dataplane **ret);
+void dataplane_stop(struct dataplane *dp);
+int dataplane_fd(struct dataplane *dp);
+/* Queue a request (ownership taken). Flushes of one image that arrive before its writeback
+ * starts are served by that one writeback. */
+void dataplane_submit(struct dataplane *dp, struct dp_request *rq);
+/* Finished requests, oldest first; the caller frees them with dp_request_free(). */
+struct dp_request *dataplane_take_done(struct dataplane *dp);
+struct dp_request *dp_request_new(enum dp_kind kind, struct image_io *io);
+void dp_request_free(struct dp_request *rq);
+/* Is a DP_MAINTAIN of this image queued or running? (one at a time is plenty) */
+bool dataplane_maintaining(struct image_io *io);
+
+/* ---- eviction (evict.c), run by workers ------------------------------------------------- */
+
+/* Write back, then drop clean pages (unmapped ones with fadvise, mapped ones with
+ * process_madvise on each mapping) until at most target bytes stay cached. */
+int evict_image(int fd, dev_t dev, ino_t ino, const char *proc_root, uint64_t target,
+		struct pc_counts *ret_before, struct pc_counts *ret_after, char *errmsg,
+		size_t errlen);
+
+#endif
