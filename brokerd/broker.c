@@ -44,6 +44,13 @@ void broker_settings_defaults(struct broker_settings *s)
 	s->request_timeout_ms = 10000;
 	s->max_tags = 1u << 20;
 	s->max_name = 127;
+	s->flush_workers = 2;
+	s->dirty_budget = 64ull << 20;
+	s->resident_budget = 0;
+	s->upkeep_interval_ms = 100;
+	/* a 2 s window: without CAP_SYS_RESOURCE the kernel accepts only multiples of 2 s */
+	s->pressure = "some 150000 2000000";
+	s->proc_root = "/proc";
 }
 
 void broker_emit_event(struct broker *b, struct json_object *event)
@@ -179,16 +186,30 @@ void broker_tag_gone(struct broker *b, const tagmem_tag *tag)
 }
 
 int broker_add_image(struct broker *b, const tagmem_tag *tag, const char *path,
-		     uint64_t file_size)
+		     uint64_t file_size, const struct image_budgets *budgets)
 {
+	struct image_io *io;
 	struct tag_entry *e;
 	int r;
 
 	if (tag_table_find(&b->tags, tag))
 		return -EEXIST;
-	r = tag_table_add(&b->tags, tag, &e);
+	r = image_io_open(path, file_size - LABEL_TAIL, &io);
 	if (r < 0)
 		return r;
+	if (broker_find_image_file(b, image_io_dev(io), image_io_ino(io))) {
+		image_io_unref(io);
+		return -EBUSY;
+	}
+	r = tag_table_add(&b->tags, tag, &e);
+	if (r < 0) {
+		image_io_unref(io);
+		return r;
+	}
+	e->io = io;
+	e->budgets = budgets ? *budgets
+			     : (struct image_budgets){ .dirty = b->settings.dirty_budget };
+	image_io_set_budgets(io, &e->budgets);
 	e->image = true;
 	e->file_size = file_size;
 	e->size = file_size - LABEL_TAIL; /* the guest sees the data part */
@@ -203,6 +224,14 @@ int broker_add_image(struct broker *b, const tagmem_tag *tag, const char *path,
 	broker_emit_tag_event(b, "tag_added", e);
 	broker_emit_tag_event(b, "tag_ready", e);
 	return 0;
+}
+
+struct tag_entry *broker_find_image_file(struct broker *b, dev_t dev, ino_t ino)
+{
+	for (struct tag_entry *e = b->tags.head; e; e = e->next)
+		if (e->io && image_io_dev(e->io) == dev && image_io_ino(e->io) == ino)
+			return e;
+	return NULL;
 }
 
 void broker_untagged(struct broker *b, int64_t delta)
@@ -303,6 +332,7 @@ static void add_boot_images(struct broker *b, const struct registry *reg)
 		const struct registry_image *im = &reg->images[i];
 		char s[TAGMEM_TAG_STRING_MAX];
 		struct stat st;
+		int r;
 
 		if (stat(im->path, &st) < 0 || !S_ISREG(st.st_mode) ||
 		    (uint64_t)st.st_size != im->file_size) {
@@ -310,8 +340,10 @@ static void add_boot_images(struct broker *b, const struct registry *reg)
 				 tagmem_tag_format(&im->tag, s));
 			continue;
 		}
-		if (broker_add_image(b, &im->tag, im->path, im->file_size) < 0)
-			log_err("Failed to restore image %s", im->path);
+		r = broker_add_image(b, &im->tag, im->path, im->file_size,
+				     im->has_budgets ? &im->budgets : NULL);
+		if (r < 0)
+			log_err("Failed to restore image %s: %s", im->path, strerror(-r));
 	}
 }
 
@@ -396,6 +428,7 @@ int broker_init(struct broker *b, const struct broker_settings *settings)
 	memset(b, 0, sizeof(*b));
 	b->settings = *settings;
 	b->listen_fd = -1;
+	b->psi_fd = -1;
 	b->uid = geteuid();
 	b->started_usec = now_usec();
 
@@ -449,6 +482,9 @@ int broker_init(struct broker *b, const struct broker_settings *settings)
 	r = persister_start(settings->state_dir, &b->persister);
 	if (r < 0)
 		return r;
+	r = dataplane_start(settings->flush_workers, settings->proc_root, &b->dp);
+	if (r < 0)
+		return r;
 	r = load_boot_claims(b);
 	if (r < 0)
 		return r;
@@ -459,6 +495,9 @@ int broker_init(struct broker *b, const struct broker_settings *settings)
 	}
 	finish_boot_claims(b);
 	broker_settle(b);
+	r = upkeep_start(b);
+	if (r < 0)
+		return r;
 	return loop_add_fd(b->loop, persister_fd(b->persister), EPOLLIN, persister_ready, b);
 }
 
@@ -494,6 +533,9 @@ int broker_run(struct broker *b, void (*ready)(void))
 void broker_fini(struct broker *b)
 {
 	vm_stop_all(b);
+	upkeep_stop(b);
+	dataplane_stop(b->dp);
+	b->dp = NULL;
 	server_close_all(b);
 	/* stopping the persister writes the last queued snapshot */
 	persister_stop(b->persister);

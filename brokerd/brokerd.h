@@ -17,6 +17,7 @@
 #include <sys/types.h>
 
 #include "tagmem.h"
+#include "dataplane.h"
 
 struct json_object;
 struct loop;
@@ -59,6 +60,12 @@ struct broker_settings {
 	unsigned request_timeout_ms;  /* a partial line older than this closes the client */
 	unsigned max_tags;            /* tags tracked; capacity beyond it is logged and ignored */
 	unsigned max_name;            /* longest claim name */
+	unsigned flush_workers;       /* data-plane worker threads (flush, evict, budgets) */
+	uint64_t dirty_budget;        /* default per-image dirty budget, bytes; 0: none */
+	uint64_t resident_budget;     /* all images together, bytes; 0: no global budget */
+	unsigned upkeep_interval_ms;  /* how often budgets are checked */
+	const char *pressure;         /* PSI trigger ("some 150000 2000000") or NULL: off */
+	const char *proc_root;        /* where /proc is ("/proc"; tests may point elsewhere) */
 };
 
 void broker_settings_defaults(struct broker_settings *s);
@@ -101,6 +108,9 @@ struct tag_entry {
 	bool attached;          /* hot-plugged through a VM monitor we hold */
 	bool detach_pending;    /* asked to detach; released when the VM exits */
 	uint64_t file_size;     /* images: data + label tail */
+	struct image_io *io;    /* images: the open file the data plane works on */
+	struct image_budgets budgets; /* images: persisted in the registry */
+	bool evicting;          /* images: a budget or pressure eviction is in flight */
 	unsigned scan_mark;     /* backend bookkeeping: last rescan that saw this tag */
 	struct tag_entry *hnext;             /* hash chain */
 	struct tag_entry *prev, *next;       /* table order: oldest first */
@@ -131,6 +141,8 @@ struct registry_image {
 	tagmem_tag tag;
 	char path[PATH_MAX];
 	uint64_t file_size;
+	struct image_budgets budgets;
+	bool has_budgets;        /* absent in registries written before budgets existed */
 };
 
 struct registry {
@@ -185,6 +197,10 @@ struct broker {
 	uint64_t next_client_serial;
 	struct registry_claim *boot_claims; /* registry claims during the start-up scan */
 	size_t nboot_claims;
+	struct dataplane *dp;         /* flush/evict workers (dataplane.h) */
+	uint64_t next_flush_id;
+	int psi_fd;                   /* memory-pressure trigger, -1 when off */
+	uint64_t pressure_events;
 };
 
 int broker_init(struct broker *b, const struct broker_settings *settings);
@@ -200,9 +216,17 @@ void broker_tag_device(struct broker *b, const tagmem_tag *tag, const char *devi
 void broker_tag_release_requested(struct broker *b, const tagmem_tag *tag);
 void broker_tag_gone(struct broker *b, const tagmem_tag *tag);
 void broker_untagged(struct broker *b, int64_t delta_bytes);
-/* A broker-owned image file (data + label tail) as tagged capacity. -EEXIST. */
+/* A broker-owned image file (data + label tail) as tagged capacity; budgets NULL for the
+ * defaults. -EEXIST; errors opening the file. */
 int broker_add_image(struct broker *b, const tagmem_tag *tag, const char *path,
-		     uint64_t file_size);
+		     uint64_t file_size, const struct image_budgets *budgets);
+/* The image whose file is this inode, if any (one file, one image). */
+struct tag_entry *broker_find_image_file(struct broker *b, dev_t dev, ino_t ino);
+
+/* ---- upkeep (upkeep.c): data-plane results, budgets, memory pressure ------------------ */
+
+int upkeep_start(struct broker *b);
+void upkeep_stop(struct broker *b);
 /* After a backend call: materialise every tag that has extents but no device yet. */
 void broker_settle(struct broker *b);
 

@@ -132,10 +132,137 @@ void op_image_create(struct request *rq)
 	if (r == 0 && (fsync(fd) < 0 || fsync(dfd) < 0))
 		r = -errno;
 	if (r == 0)
-		r = broker_add_image(b, &tag, full, file_size);
+		r = broker_add_image(b, &tag, full, file_size, NULL);
 	if (r < 0) {
 		unlinkat(dfd, base, 0);
 		reply_error(rq, "io_error", "cannot create %s: %s", full, strerror(-r));
+		return;
+	}
+	e = tag_table_find(&b->tags, &tag);
+	reply_result(rq, tag_to_json(e), broker_persist(b));
+}
+
+/* The tag an existing file's label names, if it is one of ours. 0 with *found false for a
+ * label area never initialised; -EEXIST for anything else living there. */
+static int label_tag_of(int fd, uint64_t file_size, tagmem_tag *ret, bool *found)
+{
+	_cleanup_free_ uint8_t *area = malloc(LABEL_AREA_SIZE);
+	struct label_info li[2];
+	int n, r;
+
+	if (!area)
+		return -ENOMEM;
+	r = label_area_read_file(fd, file_size, area);
+	if (r < 0)
+		return r;
+	n = label_area_parse(area, li, ARRAY_SIZE(li));
+	if (n < 0 || n > 1 || (n == 1 && strncmp(li[0].name, "tagmem", 6)))
+		return -EEXIST;
+	*found = n == 1;
+	if (n == 1)
+		*ret = li[0].tag;
+	return 0;
+}
+
+void op_image_adopt(struct request *rq)
+{
+	struct broker *b = rq->b;
+	char dir[PATH_MAX], base[NAME_MAX + 1], full[PATH_MAX + NAME_MAX + 2], dirs[512];
+	char s[TAGMEM_TAG_STRING_MAX];
+	_cleanup_close_ int dfd = -1, fd = -1;
+	tagmem_tag tag, labelled;
+	bool has_tag, has_label = false;
+	struct tag_entry *e;
+	const char *path;
+	struct stat st;
+	uint64_t size;
+	int r;
+
+	if (!is_privileged(rq)) {
+		reply_error(rq, "permission_denied", "only root or the daemon's user may adopt images");
+		return;
+	}
+	if (tagmem_json_get_string(rq->msg, "path", &path) < 0) {
+		reply_error(rq, "invalid_argument", "\"path\" must be an absolute file name");
+		return;
+	}
+	r = tagmem_json_get_tag(rq->msg, "tag", &tag);
+	if (r == -EINVAL || (r == 0 && tagmem_tag_is_null(&tag))) {
+		reply_error(rq, "invalid_argument", "\"tag\" must be a non-nil UUID string");
+		return;
+	}
+	has_tag = r == 0;
+	image_dirs_text(b, dirs, sizeof(dirs));
+	r = confined_parent(b, path, dir, base);
+	if (r == -EACCES || r == -EINVAL) {
+		reply_error(rq, "invalid_argument", "images must be files inside an image "
+			    "directory (%s); '%.200s' is not", dirs, path);
+		return;
+	}
+	if (r < 0) {
+		reply_error(rq, "invalid_argument", "cannot use '%.200s': %s", path, strerror(-r));
+		return;
+	}
+	snprintf(full, sizeof(full), "%s/%s", dir, base);
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0)
+		fd = openat(dfd, base, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		reply_error(rq, errno == ENOENT ? "not_found" : "invalid_argument",
+			    "cannot open %s: %s", full, errno == ELOOP ? "it is a symbolic link; "
+			    "adopt the file itself, inside an image directory" : strerror(errno));
+		return;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		reply_error(rq, "invalid_argument", "%s is not a regular file", full);
+		return;
+	}
+	size = (uint64_t)st.st_size;
+	if (size < NVDIMM_REGION_ALIGN + LABEL_TAIL || (size - LABEL_TAIL) % NVDIMM_REGION_ALIGN) {
+		reply_error(rq, "invalid_argument", "%s is %llu bytes; an image is data (a multiple "
+			    "of 16 MiB) plus a 2 MiB label tail: resize it with truncate -s first",
+			    full, (unsigned long long)size);
+		return;
+	}
+	e = broker_find_image_file(b, st.st_dev, st.st_ino);
+	if (e) {
+		reply_error(rq, "busy", "%s is already the image of tag %s", full, e->tag_str);
+		return;
+	}
+	r = label_tag_of(fd, size, &labelled, &has_label);
+	if (r == -EEXIST) {
+		reply_error(rq, "busy", "the label area of %s holds another namespace; refusing to "
+			    "overwrite it", full);
+		return;
+	}
+	if (r < 0) {
+		reply_error(rq, "io_error", "cannot read the label area of %s: %s", full, strerror(-r));
+		return;
+	}
+	if (has_label && has_tag && tagmem_tag_compare(&tag, &labelled)) {
+		reply_error(rq, "invalid_argument", "%s is labelled with tag %s; adopt it under that "
+			    "tag or remove the label", full, tagmem_tag_format(&labelled, s));
+		return;
+	}
+	if (has_label)
+		tag = labelled;
+	else if (!has_tag)
+		tagmem_tag_generate(&tag);
+	if (tag_table_find(&b->tags, &tag)) {
+		reply_error(rq, "exists", "tag %s already names capacity", tagmem_tag_format(&tag, s));
+		return;
+	}
+	if (!has_label) {
+		r = label_write_for_tag(fd, size, &tag, "tagmem", 0);
+		if (r < 0) {
+			reply_error(rq, "io_error", "cannot label %s: %s", full, strerror(-r));
+			return;
+		}
+	}
+	r = broker_add_image(b, &tag, full, size, NULL);
+	if (r < 0) {
+		reply_error(rq, r == -EBUSY ? "busy" : "io_error", "cannot adopt %s: %s", full,
+			    strerror(-r));
 		return;
 	}
 	e = tag_table_find(&b->tags, &tag);

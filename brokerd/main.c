@@ -33,6 +33,13 @@ static void usage(FILE *f)
 		"      --max-output BYTES      reply bytes queued per client before dropping it [64M]\n"
 		"      --request-timeout MS    close a client stalled mid-line after MS [10000]\n"
 		"      --max-tags N            tags tracked [1048576]\n"
+		"      --flush-workers N       threads that flush and evict images [2]\n"
+		"      --dirty-budget SIZE     default dirty bytes per image before background\n"
+		"                              writeback starts; 0: none [64M]\n"
+		"      --resident-budget SIZE  cached bytes of all images together; 0: none [0]\n"
+		"      --upkeep-interval MS    how often image budgets are checked [100]\n"
+		"      --pressure TRIGGER      PSI memory trigger that starts eviction, or none\n"
+		"                              [\"some 150000 2000000\"]\n"
 		"  -v, --verbose               log debug messages\n"
 		"  -h, --help                  show this help\n"
 		"      --version               print the version\n\n"
@@ -83,6 +90,8 @@ enum {
 	OPT_HOST_ROOT = 300, OPT_ND_NAMESPACES, OPT_TRACE_PIPE, OPT_IMAGE_DIR,
 	OPT_SIM_ROOT = 256, OPT_SIM_REGION_SIZE, OPT_MAX_CLIENTS, OPT_MAX_LINE,
 	OPT_MAX_SUBSCRIBERS, OPT_MAX_OUTPUT, OPT_REQUEST_TIMEOUT, OPT_MAX_TAGS, OPT_VERSION,
+	OPT_FLUSH_WORKERS = 400, OPT_DIRTY_BUDGET, OPT_RESIDENT_BUDGET, OPT_UPKEEP_INTERVAL,
+	OPT_PRESSURE,
 };
 
 int main(int argc, char **argv)
@@ -103,6 +112,11 @@ int main(int argc, char **argv)
 		{ "max-output", required_argument, NULL, OPT_MAX_OUTPUT },
 		{ "request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT },
 		{ "max-tags", required_argument, NULL, OPT_MAX_TAGS },
+		{ "flush-workers", required_argument, NULL, OPT_FLUSH_WORKERS },
+		{ "dirty-budget", required_argument, NULL, OPT_DIRTY_BUDGET },
+		{ "resident-budget", required_argument, NULL, OPT_RESIDENT_BUDGET },
+		{ "upkeep-interval", required_argument, NULL, OPT_UPKEEP_INTERVAL },
+		{ "pressure", required_argument, NULL, OPT_PRESSURE },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
@@ -180,6 +194,29 @@ int main(int argc, char **argv)
 			if (parse_count("max-tags", optarg, 1, 1u << 24, &v) < 0)
 				return 2;
 			settings.max_tags = (unsigned)v;
+			break;
+		case OPT_FLUSH_WORKERS:
+			if (parse_count("flush-workers", optarg, 1, 16, &v) < 0)
+				return 2;
+			settings.flush_workers = (unsigned)v;
+			break;
+		case OPT_DIRTY_BUDGET:
+			if (parse_count("dirty-budget", optarg, 0, 1ull << 46, &v) < 0)
+				return 2;
+			settings.dirty_budget = v;
+			break;
+		case OPT_RESIDENT_BUDGET:
+			if (parse_count("resident-budget", optarg, 0, 1ull << 50, &v) < 0)
+				return 2;
+			settings.resident_budget = v;
+			break;
+		case OPT_UPKEEP_INTERVAL:
+			if (parse_count("upkeep-interval", optarg, 10, 60000, &v) < 0)
+				return 2;
+			settings.upkeep_interval_ms = (unsigned)v;
+			break;
+		case OPT_PRESSURE:
+			settings.pressure = strcmp(optarg, "none") ? optarg : NULL;
 			break;
 		case 'v': log_set_max_priority(7); break;
 		case 'h': usage(stdout); return 0;

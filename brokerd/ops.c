@@ -204,7 +204,7 @@ static void op_list(struct request *rq)
 }
 
 /* What the label in an image's tail says (the reader the guest's kernel would agree with). */
-static struct json_object *image_label_json(const struct tag_entry *e)
+struct json_object *image_label_json(const struct tag_entry *e)
 {
 	_cleanup_free_ uint8_t *area = malloc(LABEL_AREA_SIZE);
 	_cleanup_close_ int fd = open(e->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -241,11 +241,9 @@ static void op_show(struct request *rq)
 	struct tag_entry *e = arg_tag(rq, NULL, true);
 	struct json_object *o;
 
-	if (!e)
+	if (!e || op_show_image(rq, e))
 		return;
 	o = tag_to_json(e);
-	if (e->image)
-		json_object_object_add(o, "label", image_label_json(e));
 	reply_result(rq, o, 0);
 }
 
@@ -535,6 +533,11 @@ static const struct op {
 	{ "fm_add", op_fm_add },
 	{ "fm_release", op_fm_release },
 	{ "image_create", op_image_create },
+	{ "image_adopt", op_image_adopt },
+	{ "image_invalidate", op_image_invalidate },
+	{ "image_budget", op_image_budget },
+	{ "flush", op_flush },
+	{ "evict", op_evict },
 	{ "qemu_args", op_qemu_args },
 	{ "attach", op_attach },
 	{ "detach", op_detach },

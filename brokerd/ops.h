@@ -25,5 +25,14 @@ void op_image_create(struct request *rq);
 void op_qemu_args(struct request *rq);
 void op_attach(struct request *rq);
 void op_detach(struct request *rq);
+void op_image_adopt(struct request *rq);
+void op_flush(struct request *rq);
+void op_evict(struct request *rq);
+void op_image_invalidate(struct request *rq);
+void op_image_budget(struct request *rq);
+/* show of an image is answered by a data-plane worker; false if e is not an image */
+bool op_show_image(struct request *rq, struct tag_entry *e);
+/* What the label in an image's tail says. */
+struct json_object *image_label_json(const struct tag_entry *e);
 
 #endif

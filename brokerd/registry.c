@@ -85,6 +85,18 @@ static int parse_image(struct json_object *o, struct registry_image *img)
 	    tagmem_json_get_u64(o, "file_size", &img->file_size) < 0 || !img->file_size)
 		return -EBADMSG;
 	strcpy(img->path, path);
+	/* budgets came later: both or neither */
+	switch (tagmem_json_get_u64(o, "dirty_budget", &img->budgets.dirty)) {
+	case 0:
+		if (tagmem_json_get_u64(o, "resident_budget", &img->budgets.resident) < 0)
+			return -EBADMSG;
+		img->has_budgets = true;
+		break;
+	case -ENOENT:
+		break;
+	default:
+		return -EBADMSG;
+	}
 	return 0;
 }
 
@@ -226,6 +238,9 @@ char *registry_serialize(struct tag_table *t, size_t *ret_len)
 		json_object_object_add(im, "tag", json_object_new_string(e->tag_str));
 		json_object_object_add(im, "path", json_object_new_string(e->path));
 		json_object_object_add(im, "file_size", json_object_new_uint64(e->file_size));
+		json_object_object_add(im, "dirty_budget", json_object_new_uint64(e->budgets.dirty));
+		json_object_object_add(im, "resident_budget",
+				       json_object_new_uint64(e->budgets.resident));
 		json_object_array_add(imgs, im);
 	}
 	return tagmem_msg_format(root, ret_len);

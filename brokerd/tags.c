@@ -29,6 +29,7 @@ int tag_table_init(struct tag_table *t)
 
 static void tag_entry_free(struct tag_entry *e)
 {
+	image_io_unref(e->io);
 	free(e->path);
 	free(e);
 }

@@ -24,6 +24,7 @@ struct cli {
 	const char *socket;  /* NULL: $TAGMEM_SOCKET or the default */
 	bool json;
 	int timeout_ms;
+	bool timeout_given;  /* --timeout was given: long operations keep to it too */
 	const char *prog;
 };
 
@@ -45,6 +46,14 @@ int cmd_image(struct cli *cli, int argc, char **argv);
 int cmd_qemu_args(struct cli *cli, int argc, char **argv);
 int cmd_attach(struct cli *cli, int argc, char **argv);
 int cmd_detach(struct cli *cli, int argc, char **argv);
+int cmd_flush(struct cli *cli, int argc, char **argv);
+int cmd_evict(struct cli *cli, int argc, char **argv);
+
+/* Data-plane work (flush, evict) takes as long as the disk needs: wait up to an hour
+ * unless the user said otherwise. */
+void cli_long_operation(struct cli *cli);
+/* "1.00 GiB" for a byte count in a result (0 when absent). */
+const char *cli_size_of(struct json_object *o, const char *key, char *buf, size_t len);
 
 /* Connect, or say why not (and how to fix it) and return EXIT_UNREACHABLE via *ret_exit. */
 int cli_connect(struct cli *cli, struct tagmem_client **ret_client, bool quiet);

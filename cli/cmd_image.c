@@ -1,11 +1,32 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* tagmem image create PATH --size SIZE [--tag UUID]: a fake-DAX image the broker owns. */
+/*
+ * tagmem image create|adopt|budget|invalidate: fake-DAX images the broker owns.
+ *   create PATH --size SIZE [--tag UUID]   a new sparse image with its label tail
+ *   adopt PATH [--tag UUID]                an existing file (data + 2 MiB tail)
+ *   budget UUID [--dirty SIZE|none] [--resident SIZE|none]
+ *   invalidate UUID                        drop every cached page (before migration)
+ */
 #include <getopt.h>
 #include <limits.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cli.h"
+
+/* The daemon has another working directory: send an absolute path. */
+static int absolute(struct cli *cli, const char *arg, char path[PATH_MAX])
+{
+	if (arg[0] == '/') {
+		snprintf(path, PATH_MAX, "%s", arg);
+		return 0;
+	}
+	if (!getcwd(path, PATH_MAX) || strlen(path) + strlen(arg) + 2 > PATH_MAX) {
+		cli_err(cli, "cannot make '%s' absolute", arg);
+		return -EINVAL;
+	}
+	strcat(strcat(path, "/"), arg);
+	return 0;
+}
 
 static int image_create(struct cli *cli, int argc, char **argv)
 {
@@ -39,15 +60,8 @@ static int image_create(struct cli *cli, int argc, char **argv)
 			"16 MiB), like 64M or 1G", sizearg);
 		return EXIT_USAGE;
 	}
-	/* the daemon has another working directory: send an absolute path */
-	if (argv[optind][0] == '/')
-		snprintf(path, sizeof(path), "%s", argv[optind]);
-	else if (!getcwd(path, sizeof(path)) ||
-		 strlen(path) + strlen(argv[optind]) + 2 > sizeof(path)) {
-		cli_err(cli, "cannot make '%s' absolute", argv[optind]);
+	if (absolute(cli, argv[optind], path) < 0)
 		return EXIT_USAGE;
-	} else
-		strcat(strcat(path, "/"), argv[optind]);
 	req = tagmem_request_new("image_create");
 	json_object_object_add(req, "path", json_object_new_string(path));
 	json_object_object_add(req, "size", json_object_new_uint64(size));
@@ -68,10 +82,138 @@ static int image_create(struct cli *cli, int argc, char **argv)
 	return EXIT_OK;
 }
 
+static int image_adopt(struct cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "tag", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{}
+	};
+	static const char synopsis[] = "adopt PATH [--tag UUID]";
+	_cleanup_json_ struct json_object *req = NULL, *reply = NULL;
+	char path[PATH_MAX], tagstr[TAGMEM_TAG_STRING_MAX];
+	const char *tagarg = NULL, *s = "?";
+	struct json_object *result;
+	tagmem_tag tag;
+	int opt, r;
+
+	while ((opt = getopt_long(argc, argv, "t:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 't': tagarg = optarg; break;
+		case 'h': return cli_usage(cli, "image", synopsis, false);
+		default: return cli_usage(cli, "image", synopsis, true);
+		}
+	}
+	if (argc - optind != 1)
+		return cli_usage(cli, "image", synopsis, true);
+	if (absolute(cli, argv[optind], path) < 0)
+		return EXIT_USAGE;
+	req = tagmem_request_new("image_adopt");
+	json_object_object_add(req, "path", json_object_new_string(path));
+	if (tagarg) {
+		if (cli_parse_tag(cli, tagarg, &tag) < 0)
+			return EXIT_USAGE;
+		json_object_object_add(req, "tag", json_object_new_string(tagmem_tag_format(&tag, tagstr)));
+	}
+	r = cli_call(cli, req, &reply, &result);
+	if (r < 0)
+		return -r;
+	if (cli->json) {
+		cli_print_json(result);
+		return EXIT_OK;
+	}
+	tagmem_json_get_string(result, "tag", &s);
+	printf("adopted image %s with tag %s\n", path, s);
+	return EXIT_OK;
+}
+
+/* "none" removes a budget (JSON null); anything else is bytes. */
+static int budget_arg(struct cli *cli, const char *name, const char *arg, struct json_object *args)
+{
+	uint64_t v;
+
+	if (!strcmp(arg, "none")) {
+		json_object_object_add(args, name, NULL);
+		return 0;
+	}
+	if (parse_size(arg, &v) < 0) {
+		cli_err(cli, "--%s '%s': give bytes (like 256M or 2G) or none", name, arg);
+		return -EINVAL;
+	}
+	json_object_object_add(args, name, json_object_new_uint64(v));
+	return 0;
+}
+
+static int image_budget(struct cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "dirty", required_argument, NULL, 'd' },
+		{ "resident", required_argument, NULL, 'r' },
+		{ "help", no_argument, NULL, 'h' },
+		{}
+	};
+	static const char synopsis[] = "budget UUID [--dirty SIZE|none] [--resident SIZE|none]";
+	_cleanup_json_ struct json_object *reply = NULL, *args = json_object_new_object();
+	char tagstr[TAGMEM_TAG_STRING_MAX];
+	struct json_object *result;
+	int opt, r;
+
+	while ((opt = getopt_long(argc, argv, "d:r:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'd':
+		case 'r':
+			if (budget_arg(cli, opt == 'd' ? "dirty" : "resident", optarg, args) < 0)
+				return EXIT_USAGE;
+			break;
+		case 'h': return cli_usage(cli, "image", synopsis, false);
+		default: return cli_usage(cli, "image", synopsis, true);
+		}
+	}
+	if (argc - optind != 1 || !json_object_object_length(args))
+		return cli_usage(cli, "image", synopsis, true);
+	r = cli_call_tag(cli, "image_budget", argv[optind], json_object_get(args), tagstr, &reply,
+			 &result);
+	if (r < 0)
+		return -r;
+	if (cli->json)
+		cli_print_json(result);
+	else
+		printf("budgets of tag %s set\n", tagstr);
+	return EXIT_OK;
+}
+
+static int image_invalidate(struct cli *cli, int argc, char **argv)
+{
+	static const char synopsis[] = "invalidate UUID";
+	_cleanup_json_ struct json_object *reply = NULL;
+	char tagstr[TAGMEM_TAG_STRING_MAX], b1[32];
+	struct json_object *result;
+	int r;
+
+	if (argc != 2 || argv[1][0] == '-')
+		return cli_usage(cli, "image", synopsis, argc != 2 || strcmp(argv[1], "--help"));
+	cli_long_operation(cli);
+	r = cli_call_tag(cli, "image_invalidate", argv[1], NULL, tagstr, &reply, &result);
+	if (r < 0)
+		return -r;
+	if (cli->json)
+		cli_print_json(result);
+	else
+		printf("invalidated tag %s: %s dropped from the host cache\n", tagstr,
+		       cli_size_of(result, "dropped_bytes", b1, sizeof(b1)));
+	return EXIT_OK;
+}
+
 int cmd_image(struct cli *cli, int argc, char **argv)
 {
-	static const struct cli_command subs[] = { { "create", image_create, NULL } };
+	static const struct cli_command subs[] = {
+		{ "create", image_create, NULL },
+		{ "adopt", image_adopt, NULL },
+		{ "budget", image_budget, NULL },
+		{ "invalidate", image_invalidate, NULL },
+	};
 
-	return cli_dispatch(cli, "image", "create PATH --size SIZE [--tag UUID]", subs,
-			    ARRAY_SIZE(subs), argc, argv);
+	return cli_dispatch(cli, "image", "create PATH --size SIZE [--tag UUID] | adopt PATH "
+			    "[--tag UUID] | budget UUID [--dirty SIZE|none] [--resident SIZE|none] "
+			    "| invalidate UUID", subs, ARRAY_SIZE(subs), argc, argv);
 }

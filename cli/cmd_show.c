@@ -28,7 +28,7 @@ int cmd_show(struct cli *cli, int argc, char **argv)
 	json_object_object_foreach(result, key, val) {
 		if (json_object_is_type(val, json_type_object)) {
 			json_object_object_foreach(val, k2, v2)
-				printf("%s.%s: %s\n", key, k2, json_object_get_string(v2));
+				printf("%s.%s: %s\n", key, k2, v2 ? json_object_get_string(v2) : "none");
 		} else if (!strcmp(key, "size")) {
 			char buf[32];
 			uint64_t v = 0;

@@ -152,3 +152,17 @@ void cli_print_tag_row(struct json_object *tag)
 	printf("%-36s  %-15s  %10s  %-8s  %s\n", str(tag, "tag", "?"), str(tag, "state", "?"),
 	       size, str(tag, "device", "-"), who);
 }
+
+void cli_long_operation(struct cli *cli)
+{
+	if (!cli->timeout_given)
+		cli->timeout_ms = 3600 * 1000;
+}
+
+const char *cli_size_of(struct json_object *o, const char *key, char *buf, size_t len)
+{
+	uint64_t v = 0;
+
+	tagmem_json_get_u64(o, key, &v);
+	return format_size(v, buf, len);
+}

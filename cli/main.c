@@ -13,10 +13,12 @@ static const struct cli_command commands[] = {
 	{ "release", cmd_release, "release a claimed tag" },
 	{ "fm", cmd_fm, "drive the simulated fabric manager (add, release)" },
 	{ "status", cmd_status, "summarise brokerd's state" },
-	{ "image", cmd_image, "create a fake-DAX image (tagged capacity in a file)" },
+	{ "image", cmd_image, "create, adopt, budget or invalidate fake-DAX images" },
 	{ "qemu-args", cmd_qemu_args, "claim tags for a VM and print its QEMU arguments" },
 	{ "attach", cmd_attach, "hot-plug a tag into a running VM over QMP" },
 	{ "detach", cmd_detach, "mark an attached tag for release when its VM exits" },
+	{ "flush", cmd_flush, "make an image's cached writes durable (all or a range)" },
+	{ "evict", cmd_evict, "write back and drop an image's cached pages" },
 };
 
 static void usage(FILE *f, const char *prog)
@@ -62,6 +64,7 @@ static int take_global_options(struct cli *cli, int argc, char **argv)
 					return -1;
 				}
 				cli->timeout_ms = (int)v;
+				cli->timeout_given = true;
 			} else {
 				cli->socket = argv[i + 1];
 			}

@@ -1,0 +1,228 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The data-plane ops: flush, evict, image_invalidate, image_budget, and show's page-cache
+ * figures. Each validates its arguments here, on the loop, then hands the work to the
+ * data-plane workers (dataplane.h); upkeep.c answers when a worker is done.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "ops.h"
+
+#define BUDGET_MIN (2ull << 20)
+
+static bool may_manage(struct request *rq, const struct tag_entry *e)
+{
+	return is_privileged(rq) || (e->claimed && e->owner.uid == client_info(rq->c)->uid);
+}
+
+/* The "tag" argument, which must name an image the caller may manage. */
+static struct tag_entry *arg_image(struct request *rq, const char *verb)
+{
+	struct tag_entry *e = arg_tag(rq, NULL, true);
+
+	if (!e)
+		return NULL;
+	if (!e->image || !e->io) {
+		reply_error(rq, "not_supported", "tag %s is a %s device, not an image: only images "
+			    "have a host page cache to %s", e->tag_str, e->shared ? "shared" : "dax",
+			    verb);
+		return NULL;
+	}
+	if (!may_manage(rq, e)) {
+		reply_error(rq, "permission_denied", "only root, the daemon's user or the owner of "
+			    "tag %s may %s it", e->tag_str, verb);
+		return NULL;
+	}
+	return e;
+}
+
+static struct dp_request *new_request(struct request *rq, struct tag_entry *e,
+				      enum dp_kind kind)
+{
+	struct dp_request *d = dp_request_new(kind, e->io);
+
+	if (!d) {
+		reply_error(rq, "io_error", "out of memory");
+		return NULL;
+	}
+	snprintf(d->tag_str, sizeof(d->tag_str), "%s", e->tag_str);
+	d->client_serial = client_info(rq->c)->serial;
+	return d;
+}
+
+/* Queue work whose answer is the reply. */
+static void submit_waiting(struct request *rq, struct dp_request *d)
+{
+	d->wait = true;
+	d->req_id = json_object_get(rq->id);
+	dataplane_submit(rq->b->dp, d);
+}
+
+/* An optional u64 argument; replies the error itself. */
+static bool arg_u64(struct request *rq, const char *key, uint64_t *val, bool *present)
+{
+	int r = tagmem_json_get_u64(rq->msg, key, val);
+
+	*present = r == 0;
+	if (r == -EINVAL) {
+		reply_error(rq, "invalid_argument", "\"%s\" must be a non-negative integer (bytes)",
+			    key);
+		return false;
+	}
+	return true;
+}
+
+void op_flush(struct request *rq)
+{
+	struct tag_entry *e = arg_image(rq, "flush");
+	uint64_t off = 0, len = 0;
+	bool has_off, has_len, wait = false;
+	struct dp_request *d;
+
+	if (!e || !arg_u64(rq, "offset", &off, &has_off) || !arg_u64(rq, "length", &len, &has_len))
+		return;
+	if (tagmem_json_get_bool(rq->msg, "wait", &wait) == -EINVAL) {
+		reply_error(rq, "invalid_argument", "\"wait\" must be true or false");
+		return;
+	}
+	if (!has_len)
+		len = off < e->size ? e->size - off : 0;
+	if (off >= e->size || len == 0 || len > e->size - off) {
+		reply_error(rq, "invalid_argument", "range %llu+%llu is not inside the image's %llu "
+			    "data bytes", (unsigned long long)off, (unsigned long long)len,
+			    (unsigned long long)e->size);
+		return;
+	}
+	d = new_request(rq, e, DP_FLUSH);
+	if (!d)
+		return;
+	d->id = ++rq->b->next_flush_id;
+	d->off = off;
+	d->len = len;
+	if (wait) {
+		submit_waiting(rq, d);
+		return;
+	}
+	struct json_object *res = json_object_new_object();
+	json_object_object_add(res, "flush_id", json_object_new_uint64(d->id));
+	json_object_object_add(res, "tag", json_object_new_string(e->tag_str));
+	json_object_object_add(res, "state", json_object_new_string("queued"));
+	dataplane_submit(rq->b->dp, d);
+	reply_result(rq, res, 0);
+}
+
+void op_evict(struct request *rq)
+{
+	struct tag_entry *e = arg_image(rq, "evict");
+	uint64_t to = 0;
+	bool has_to;
+	struct dp_request *d;
+
+	if (!e || !arg_u64(rq, "to", &to, &has_to))
+		return;
+	if (!has_to)
+		to = e->budgets.resident;
+	if (to > e->file_size) {
+		reply_error(rq, "invalid_argument", "\"to\" (%llu) is more than the whole image "
+			    "(%llu bytes): nothing would be evicted", (unsigned long long)to,
+			    (unsigned long long)e->file_size);
+		return;
+	}
+	d = new_request(rq, e, DP_EVICT);
+	if (!d)
+		return;
+	d->target = to;
+	snprintf(d->reason, sizeof(d->reason), "request");
+	submit_waiting(rq, d);
+}
+
+void op_image_invalidate(struct request *rq)
+{
+	struct tag_entry *e = arg_image(rq, "invalidate");
+	struct dp_request *d;
+
+	if (!e)
+		return;
+	if (e->attached || e->attaching) {
+		reply_error(rq, "busy", "tag %s is attached to VM %s: its guest would keep using "
+			    "the cache; invalidate after the VM stops", e->tag_str, e->owner.name);
+		return;
+	}
+	d = new_request(rq, e, DP_INVALIDATE);
+	if (d)
+		submit_waiting(rq, d);
+}
+
+/* A budget argument: absent, null (remove), or bytes within reason. */
+static int arg_budget(struct request *rq, struct tag_entry *e, const char *key, uint64_t *val)
+{
+	struct json_object *v;
+	uint64_t n;
+
+	if (!json_object_object_get_ex(rq->msg, key, &v))
+		return 0;
+	if (!v) {
+		*val = 0;
+		return 1;
+	}
+	if (tagmem_json_get_u64(rq->msg, key, &n) < 0) {
+		reply_error(rq, "invalid_argument", "\"%s\" must be bytes, or null to remove the "
+			    "budget", key);
+		return -1;
+	}
+	if (n < BUDGET_MIN || n > e->file_size) {
+		reply_error(rq, "invalid_argument", "\"%s\" must be from 2 MiB to the image's %llu "
+			    "bytes (a budget of %llu would %s); use null to remove the budget", key,
+			    (unsigned long long)e->file_size, (unsigned long long)n,
+			    n < BUDGET_MIN ? "make the broker fight the guest for every page"
+					   : "never be reached");
+		return -1;
+	}
+	*val = n;
+	return 1;
+}
+
+void op_image_budget(struct request *rq)
+{
+	struct tag_entry *e = arg_image(rq, "budget");
+	struct image_budgets bu;
+	int rd, rr;
+
+	if (!e)
+		return;
+	if (!is_privileged(rq)) {
+		reply_error(rq, "permission_denied", "only root or the daemon's user may set budgets");
+		return;
+	}
+	bu = e->budgets;
+	rd = arg_budget(rq, e, "dirty", &bu.dirty);
+	if (rd < 0)
+		return;
+	rr = arg_budget(rq, e, "resident", &bu.resident);
+	if (rr < 0)
+		return;
+	if (rd == 0 && rr == 0) {
+		reply_error(rq, "invalid_argument", "give \"dirty\" and/or \"resident\" (bytes, or "
+			    "null to remove)");
+		return;
+	}
+	e->budgets = bu;
+	image_io_set_budgets(e->io, &bu);
+	reply_result(rq, tag_to_json(e), broker_persist(rq->b));
+}
+
+/* show of an image: the tag, its label and its page-cache figures (read by a worker). */
+bool op_show_image(struct request *rq, struct tag_entry *e)
+{
+	struct dp_request *d;
+
+	if (!e->image || !e->io)
+		return false;
+	d = new_request(rq, e, DP_STAT);
+	if (d)
+		submit_waiting(rq, d);
+	return true;
+}

@@ -1,0 +1,298 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The loop's side of the data plane: answering finished requests, checking budgets on a
+ * timer, and reacting to memory pressure (PSI). Decisions only; the page-cache work itself
+ * runs on the data-plane workers (dataplane.h).
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "loop.h"
+#include "ops.h"
+
+static struct json_object *counts_json(const struct pc_counts *c)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "resident_bytes", json_object_new_uint64(c->cached));
+	json_object_object_add(o, "dirty_bytes", json_object_new_uint64(c->dirty));
+	json_object_object_add(o, "writeback_bytes", json_object_new_uint64(c->writeback));
+	return o;
+}
+
+static const char *error_code(int error)
+{
+	switch (error) {
+	case -ENOENT: return "gone";
+	case -EBUSY:
+	case -EAGAIN: return "busy";
+	default: return "io_error";
+	}
+}
+
+/* What a finished request tells its client (the reply's result, or the event's body). */
+static struct json_object *result_json(struct broker *b, struct dp_request *d)
+{
+	struct json_object *o = json_object_new_object();
+
+	switch (d->kind) {
+	case DP_FLUSH:
+		json_object_object_add(o, "flush_id", json_object_new_uint64(d->id));
+		json_object_object_add(o, "tag", json_object_new_string(d->tag_str));
+		json_object_object_add(o, "offset", json_object_new_uint64(d->off));
+		json_object_object_add(o, "length", json_object_new_uint64(d->len));
+		json_object_object_add(o, "batch", json_object_new_uint64(d->batch));
+		json_object_object_add(o, "batch_size", json_object_new_int((int)d->batch_size));
+		json_object_object_add(o, "written_bytes", json_object_new_uint64(d->written));
+		json_object_object_add(o, "durability", json_object_new_string(
+			d->whole_file ? "whole_file" : "range"));
+		break;
+	case DP_EVICT:
+		json_object_object_add(o, "tag", json_object_new_string(d->tag_str));
+		json_object_object_add(o, "target_bytes", json_object_new_uint64(d->target));
+		json_object_object_add(o, "before", counts_json(&d->before));
+		json_object_object_add(o, "after", counts_json(&d->after));
+		break;
+	case DP_INVALIDATE:
+		json_object_object_add(o, "tag", json_object_new_string(d->tag_str));
+		json_object_object_add(o, "dropped_bytes", json_object_new_uint64(
+			d->before.cached - MIN(d->before.cached, d->after.cached)));
+		break;
+	case DP_STAT: {
+		tagmem_tag tag;
+		struct tag_entry *e = NULL;
+		struct json_object *pc = counts_json(&d->before), *bu;
+
+		if (tagmem_tag_parse(d->tag_str, &tag) == 0)
+			e = tag_table_find(&b->tags, &tag);
+		if (!e || e->io != d->io) { /* gone while the worker looked */
+			json_object_put(pc);
+			json_object_put(o);
+			return NULL;
+		}
+		json_object_put(o);
+		o = tag_to_json(e);
+		json_object_object_add(o, "label", image_label_json(e));
+		json_object_object_add(pc, "flush_batches",
+				       json_object_new_uint64(image_io_batches(e->io)));
+		json_object_object_add(o, "page_cache", pc);
+		bu = json_object_new_object();
+		json_object_object_add(bu, "dirty_bytes", e->budgets.dirty ?
+				       json_object_new_uint64(e->budgets.dirty) : NULL);
+		json_object_object_add(bu, "resident_bytes", e->budgets.resident ?
+				       json_object_new_uint64(e->budgets.resident) : NULL);
+		json_object_object_add(o, "budgets", bu);
+		return o;
+	}
+	case DP_MAINTAIN:
+		break;
+	}
+	json_object_object_add(o, "usec", json_object_new_uint64(d->usec));
+	return o;
+}
+
+static void answer(struct broker *b, struct dp_request *d)
+{
+	struct client *c = server_find_client(b, d->client_serial);
+	struct json_object *res;
+
+	if (d->wait) {
+		struct request rq = { .b = b, .c = c, .id = d->req_id };
+
+		if (!c)
+			return;
+		if (d->error < 0) {
+			reply_error(&rq, error_code(d->error), "%s", d->errmsg);
+			return;
+		}
+		res = result_json(b, d);
+		if (!res)
+			reply_error(&rq, "not_found", "tag %s went away", d->tag_str);
+		else
+			reply_result(&rq, res, 0);
+		return;
+	}
+	/* an asynchronous flush: its completion is an event, to the caller and subscribers */
+	res = result_json(b, d);
+	json_object_object_add(res, "event", json_object_new_string("flush_done"));
+	if (d->error < 0) {
+		struct json_object *err = json_object_new_object();
+
+		json_object_object_add(err, "code", json_object_new_string(error_code(d->error)));
+		json_object_object_add(err, "message", json_object_new_string(d->errmsg));
+		json_object_object_add(res, "error", err);
+	}
+	if (c && !client_info(c)->subscribed)
+		client_reply(b, c, json_object_get(res), 0);
+	broker_emit_event(b, res);
+}
+
+static struct tag_entry *entry_of(struct broker *b, const struct dp_request *d)
+{
+	tagmem_tag tag;
+	struct tag_entry *e;
+
+	if (tagmem_tag_parse(d->tag_str, &tag) < 0)
+		return NULL;
+	e = tag_table_find(&b->tags, &tag);
+	return e && e->io == d->io ? e : NULL;
+}
+
+static void dataplane_ready(struct loop *l, int fd, uint32_t events, void *data)
+{
+	struct broker *b = data;
+	struct dp_request *d = dataplane_take_done(b->dp), *next;
+
+	for (; d; d = next) {
+		next = d->next;
+		if (d->client_serial) {
+			answer(b, d);
+		} else if (d->error < 0) {
+			log_warn("Image %s: %s eviction: %s", d->tag_str,
+				 d->kind == DP_MAINTAIN ? "budget" : d->reason, d->errmsg);
+		}
+		if (d->kind == DP_EVICT && !d->client_serial) {
+			struct tag_entry *e = entry_of(b, d);
+			if (e)
+				e->evicting = false;
+		}
+		dp_request_free(d);
+	}
+}
+
+static void evict_in_background(struct broker *b, struct tag_entry *e, uint64_t target,
+				const char *reason)
+{
+	struct dp_request *d = dp_request_new(DP_EVICT, e->io);
+
+	if (!d)
+		return;
+	snprintf(d->tag_str, sizeof(d->tag_str), "%s", e->tag_str);
+	snprintf(d->reason, sizeof(d->reason), "%s", reason);
+	d->target = target;
+	e->evicting = true;
+	dataplane_submit(b->dp, d);
+}
+
+/* Budgets: every image gets a look each interval (its counters come back with it). */
+static int64_t upkeep_tick(struct loop *l, void *data)
+{
+	struct broker *b = data;
+	uint64_t total = 0, global = b->settings.resident_budget;
+	bool busy = false;
+
+	for (struct tag_entry *e = b->tags.head; e; e = e->next) {
+		struct dp_request *d;
+
+		if (!e->io)
+			continue;
+		total += image_io_last_counts(e->io).cached;
+		busy |= e->evicting;
+		if (dataplane_maintaining(e->io))
+			continue;
+		d = dp_request_new(DP_MAINTAIN, e->io);
+		if (!d)
+			continue;
+		snprintf(d->tag_str, sizeof(d->tag_str), "%s", e->tag_str);
+		dataplane_submit(b->dp, d);
+	}
+	/* over the global budget: every image gives back in proportion to what it holds */
+	if (global && total > global && !busy) {
+		for (struct tag_entry *e = b->tags.head; e; e = e->next) {
+			uint64_t cached = e->io ? image_io_last_counts(e->io).cached : 0;
+
+			if (cached)
+				evict_in_background(b, e, (uint64_t)((double)cached * global / total),
+						    "global");
+		}
+	}
+	return b->settings.upkeep_interval_ms;
+}
+
+static void pressure_ready(struct loop *l, int fd, uint32_t events, void *data)
+{
+	struct broker *b = data;
+	unsigned n = 0;
+
+	if (events & EPOLLERR) {
+		log_warn("The memory-pressure trigger went away; eviction now runs on budgets and "
+			 "requests only");
+		loop_del_fd(l, fd);
+		close(fd);
+		b->psi_fd = -1;
+		return;
+	}
+	b->pressure_events++;
+	/* each image halves what it holds, or goes to its budget if that is lower */
+	for (struct tag_entry *e = b->tags.head; e; e = e->next) {
+		uint64_t cached, target;
+
+		if (!e->io || e->evicting)
+			continue;
+		cached = image_io_last_counts(e->io).cached;
+		if (!cached)
+			continue;
+		target = cached / 2;
+		if (e->budgets.resident && e->budgets.resident < target)
+			target = e->budgets.resident;
+		evict_in_background(b, e, target, "pressure");
+		n++;
+	}
+	log_info("Memory pressure: evicting %u image(s)", n);
+}
+
+static void pressure_start(struct broker *b)
+{
+	char path[PATH_MAX];
+	const char *trig = b->settings.pressure;
+	int fd;
+
+	if (!trig)
+		return;
+	snprintf(path, sizeof(path), "%s/pressure/memory", b->settings.proc_root);
+	fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (fd >= 0 && write(fd, trig, strlen(trig) + 1) < 0) {
+		int saved = errno;
+		close(fd);
+		fd = -1;
+		errno = saved;
+	}
+	if (fd < 0) {
+		log_info("No memory-pressure trigger (%s: %m); images are evicted on budgets and "
+			 "requests only", path);
+		return;
+	}
+	if (loop_add_fd(b->loop, fd, EPOLLPRI, pressure_ready, b) < 0) {
+		close(fd);
+		return;
+	}
+	b->psi_fd = fd;
+	log_debug("Watching memory pressure: %s", trig);
+}
+
+int upkeep_start(struct broker *b)
+{
+	int r = loop_add_fd(b->loop, dataplane_fd(b->dp), EPOLLIN, dataplane_ready, b);
+
+	if (r < 0)
+		return r;
+	r = loop_add_timer(b->loop, b->settings.upkeep_interval_ms, upkeep_tick, b);
+	if (r < 0)
+		return r;
+	pressure_start(b);
+	return 0;
+}
+
+void upkeep_stop(struct broker *b)
+{
+	if (b->psi_fd >= 0) {
+		loop_del_fd(b->loop, b->psi_fd);
+		close(b->psi_fd);
+		b->psi_fd = -1;
+	}
+	if (b->dp && b->loop)
+		loop_del_fd(b->loop, dataplane_fd(b->dp));
+}
