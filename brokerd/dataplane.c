@@ -260,7 +260,7 @@ static void run_flushes(struct image_io *io, struct dp_request **fl, unsigned n)
 			snprintf(rq->errmsg, sizeof(rq->errmsg),
 				 "the image file was deleted: nothing left to make durable");
 		else if (r < 0)
-			fail(rq, r, "writeback failed; the data of this range may not be on disk");
+			fail(rq, r, "writeback failed; the flushed data may not be on disk");
 		rq->error = r;
 	}
 }

@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""Theory of operation: a flush that cannot reach stable storage must say so, to every
+request it serves, and the daemon must carry on. The failing device is real: an ext4
+filesystem on a loop device whose backing file lives on a tmpfs much smaller than the
+filesystem claims to be (thin provisioning run dry). Writes through a mapping succeed (the
+page cache takes them); writeback then fails with ENOSPC/EIO from the block layer. Needs
+root for the loop device and the mounts; skips (77) where they are not available."""
+import os
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import Broker, Client, check  # noqa: E402
+from pagecache import MiB, Mapper  # noqa: E402
+
+N = 6
+
+
+def sh(*args):
+    return subprocess.run(args, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def main():
+    if os.geteuid() != 0:
+        print("SKIP: needs root for a loop device")
+        sys.exit(77)
+    top = tempfile.mkdtemp(prefix="tagmem-thin.")
+    thin, fs = os.path.join(top, "thin"), os.path.join(top, "fs")
+    os.mkdir(thin)
+    os.mkdir(fs)
+    loop = None
+    mounted = []
+    b = None
+    try:
+        try:
+            sh("mount", "-t", "tmpfs", "-o", "size=24M", "tmpfs", thin)
+            mounted.append(thin)
+            back = os.path.join(thin, "backing")
+            with open(back, "wb") as f:
+                f.truncate(512 * MiB)
+            loop = sh("losetup", "--find", "--show", back)
+            sh("mkfs.ext4", "-q", "-E", "lazy_itable_init=1,lazy_journal_init=1", loop)
+            sh("mount", "-o", "errors=continue", loop, fs)
+            mounted.append(fs)
+        except (subprocess.CalledProcessError, FileNotFoundError) as e:
+            print(f"SKIP: cannot build a thin loop filesystem here: {e}")
+            sys.exit(77)
+        b = Broker("--image-dir", fs, "--dirty-budget", "0")
+        b.start()
+        c = Client(b.sock, timeout=120)
+        path = os.path.join(fs, "thin.img")
+        r = c.call("image_create", path=path, size=128 * MiB)
+        check("result" in r, f"image_create: {r}")
+        tag = r["result"]["tag"]
+        m = Mapper(path, 128 * MiB)
+        m.fill(0, 128 * MiB, 9)   # 128 MiB of dirty pages, 24 MiB of real space behind them
+
+        waiter = Client(b.sock, timeout=120)
+        waiter.send_raw(f'{{"id":"w","op":"flush","tag":"{tag}","wait":true}}\n'.encode())
+        for i in range(N):
+            c.send_raw(f'{{"id":{i},"op":"flush","tag":"{tag}"}}\n'.encode())
+        done = {}
+        while len(done) < N:
+            msg = c.read_msg()
+            if msg.get("event") == "flush_done":
+                done[msg["flush_id"]] = msg
+        for d in done.values():
+            check(d.get("error", {}).get("code") == "io_error",
+                  f"every asynchronous waiter hears of the failure: {d}")
+        w = waiter.read_reply()
+        check(w.get("error", {}).get("code") == "io_error", f"the waiting caller too: {w}")
+        print("errors:", sorted({d["error"]["message"] for d in done.values()} |
+                                {w["error"]["message"]}))
+        # a later flush does not pretend the lost writes are durable either, or reports
+        # the device's state; either way the daemon answers and lives on
+        again = c.call("flush", tag=tag, wait=True)
+        check("error" in again or again["result"]["written_bytes"] == 0, f"{again}")
+        check(b.alive() and "result" in c.call("status"), "brokerd survived")
+        m.close()
+        c.close()
+        waiter.close()
+        b.stop()
+    except BaseException:
+        if b:
+            sys.stderr.write("--- brokerd log ---\n" + b.log_text())
+        raise
+    finally:
+        if b:
+            b.cleanup()
+        for mnt in reversed(mounted):
+            subprocess.run(["umount", "-l", mnt], capture_output=True)
+        if loop:
+            subprocess.run(["losetup", "-d", loop], capture_output=True)
+        subprocess.run(["rm", "-rf", top])
+
+
+if __name__ == "__main__":
+    main()
