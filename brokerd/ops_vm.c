@@ -76,7 +76,8 @@ void op_qemu_args(struct request *rq)
 	int slots[VM_MAX_TAGS];
 	bool taken_now[NVDIMM_MAX_SLOTS] = { 0 };
 	struct json_object *tags, *res, *argv, *devs;
-	const char *vm;
+	const char *vm, *mode = "nvdimm";
+	bool vpmem;
 	size_t n;
 
 	if (tagmem_json_get_string(rq->msg, "vm", &vm) < 0 || !valid_vm_name(vm)) {
@@ -84,6 +85,13 @@ void op_qemu_args(struct request *rq)
 			    "'-', '_' or '.'");
 		return;
 	}
+	if (tagmem_json_get_string(rq->msg, "mode", &mode) == -EINVAL ||
+	    (strcmp(mode, "nvdimm") && strcmp(mode, "virtio-pmem"))) {
+		reply_error(rq, "invalid_argument", "\"mode\" must be \"nvdimm\" (labelled, the tag "
+			    "visible in the guest) or \"virtio-pmem\" (guest flushes reach the host)");
+		return;
+	}
+	vpmem = !strcmp(mode, "virtio-pmem");
 	if (!json_object_object_get_ex(rq->msg, "tags", &tags) ||
 	    !json_object_is_type(tags, json_type_array) || !(n = json_object_array_length(tags)) ||
 	    n > VM_MAX_TAGS) {
@@ -120,8 +128,17 @@ void op_qemu_args(struct request *rq)
 				    e->owner.uid, e->owner.name[0] ? " as " : "", e->owner.name);
 			return;
 		}
+		if (vpmem && (!e->image || e->shared)) {
+			reply_error(rq, "invalid_argument", "tag %s is dax capacity: virtio-pmem is for "
+				    "images, whose host page cache QEMU can fsync; use nvdimm mode",
+				    e->tag_str);
+			return;
+		}
 		ents[i] = e;
-		if (e->claimed && e->owner.slot >= 0) {
+		if (vpmem) {
+			slots[i] = -1; /* virtio-pmem has no nvdimm slot */
+			continue;
+		} else if (e->claimed && e->owner.slot >= 0) {
 			slots[i] = e->owner.slot; /* already this VM's: same slot, same cookie */
 		} else {
 			slots[i] = free_slot(b, uid, vm, taken_now);
@@ -137,7 +154,7 @@ void op_qemu_args(struct request *rq)
 		_cleanup_close_ int fd = -1;
 		int r;
 
-		if (!ents[i]->image || ents[i]->shared)
+		if (!ents[i]->image || ents[i]->shared || vpmem)
 			continue;
 		fd = open(ents[i]->path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
 		r = fd < 0 ? -errno : label_write_for_tag(fd, ents[i]->file_size, &ents[i]->tag,
@@ -157,10 +174,12 @@ void op_qemu_args(struct request *rq)
 	for (size_t i = 0; i < n; i++) {
 		struct tag_entry *e = ents[i];
 		struct qemu_dev_spec spec = {
-			.tag = e->tag, .mem_path = e->path, .slot = (unsigned)slots[i],
-			.size = e->image ? e->file_size : e->size,
-			.labelled = e->image && !e->shared,
+			.tag = e->tag, .mem_path = e->path, .slot = vpmem ? 0 : (unsigned)slots[i],
+			/* virtio-pmem shows the data part only; the label tail stays the host's */
+			.size = e->image && !vpmem ? e->file_size : e->size,
+			.labelled = e->image && !e->shared && !vpmem,
 			.devdax = !e->image,
+			.virtio_pmem = vpmem,
 		};
 		char object[PATH_MAX + 128], device[128];
 		struct json_object *d;
@@ -190,8 +209,9 @@ void op_qemu_args(struct request *rq)
 	}
 	json_object_object_add(res, "args", argv);
 	json_object_object_add(res, "devices", devs);
-	/* what the machine needs for nvdimms at all */
-	json_object_object_add(res, "machine", json_object_new_string("nvdimm=on"));
+	json_object_object_add(res, "mode", json_object_new_string(mode));
+	/* what the machine needs: nvdimms need nvdimm=on; both need -m …,slots=,maxmem= */
+	json_object_object_add(res, "machine", json_object_new_string(vpmem ? "" : "nvdimm=on"));
 	reply_result(rq, res, broker_persist(b));
 }
 

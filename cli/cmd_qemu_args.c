@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * tagmem qemu-args UUID… [--vm NAME] [--shell]: claim the tags for a VM and print the QEMU
- * arguments that hand them to it (one per line, or --shell: one shell-quoted line).
+ * tagmem qemu-args UUID… [--vm NAME] [--mode nvdimm|virtio-pmem] [--shell]: claim the tags
+ * for a VM and print the QEMU arguments that hand them to it (one per line, or --shell: one
+ * shell-quoted line).
  */
 #include <getopt.h>
 #include <string.h>
@@ -26,20 +27,22 @@ int cmd_qemu_args(struct cli *cli, int argc, char **argv)
 	static const struct option opts[] = {
 		{ "vm", required_argument, NULL, 'v' },
 		{ "shell", no_argument, NULL, 's' },
+		{ "mode", required_argument, NULL, 'm' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
-	static const char synopsis[] = "UUID... [--vm NAME] [--shell]";
+	static const char synopsis[] = "UUID... [--vm NAME] [--mode nvdimm|virtio-pmem] [--shell]";
 	_cleanup_json_ struct json_object *req = NULL, *reply = NULL;
 	struct json_object *result, *tags, *args;
-	const char *vm = "default";
+	const char *vm = "default", *mode = NULL;
 	bool shell = false;
 	int opt, r;
 
-	while ((opt = getopt_long(argc, argv, "v:sh", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "v:sm:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'v': vm = optarg; break;
 		case 's': shell = true; break;
+		case 'm': mode = optarg; break;
 		case 'h': return cli_usage(cli, "qemu-args", synopsis, false);
 		default: return cli_usage(cli, "qemu-args", synopsis, true);
 		}
@@ -58,6 +61,8 @@ int cmd_qemu_args(struct cli *cli, int argc, char **argv)
 	}
 	req = tagmem_request_new("qemu_args");
 	json_object_object_add(req, "vm", json_object_new_string(vm));
+	if (mode)
+		json_object_object_add(req, "mode", json_object_new_string(mode));
 	json_object_object_add(req, "tags", tags);
 	r = cli_call(cli, req, &reply, &result);
 	if (r < 0)

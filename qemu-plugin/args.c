@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* QEMU arguments for one tagged device: memory-backend-file + nvdimm (DESIGN.md). */
+/* QEMU arguments for one tagged device: memory-backend-file + nvdimm (DESIGN.md) or
+ * virtio-pmem-pci. */
 #include <stdio.h>
 #include <string.h>
 
@@ -22,8 +23,11 @@ int qemu_args_build(const struct qemu_dev_spec *spec, char *object, size_t olen,
 		     spec->devdax || spec->labelled ? ",align=2M" : "");
 	if (n < 0 || (size_t)n >= olen)
 		return -ENAMETOOLONG;
-	n = snprintf(device, dlen, "nvdimm,id=tmnv-%s,memdev=tm-%s,slot=%u%s", tag, tag, spec->slot,
-		     spec->labelled ? ",label-size=128K" : "");
+	if (spec->virtio_pmem)
+		n = snprintf(device, dlen, "virtio-pmem-pci,id=tmvp-%s,memdev=tm-%s", tag, tag);
+	else
+		n = snprintf(device, dlen, "nvdimm,id=tmnv-%s,memdev=tm-%s,slot=%u%s", tag, tag,
+			     spec->slot, spec->labelled ? ",label-size=128K" : "");
 	if (n < 0 || (size_t)n >= dlen)
 		return -ENAMETOOLONG;
 	return 0;

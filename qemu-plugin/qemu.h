@@ -78,12 +78,15 @@ struct qemu_dev_spec {
 	uint64_t size;        /* the whole backend */
 	bool devdax;          /* a /dev/daxN.M (align=2M) rather than a file */
 	bool labelled;        /* label-size=128K (the tail holds our label) */
+	bool virtio_pmem;     /* virtio-pmem-pci instead of nvdimm: the guest's flushes reach
+				 QEMU, which fsyncs the file; no label, no slot */
 	unsigned slot;
 };
 
 /*
  * The -object and -device values for one spec (without the "-object"/"-device" words).
- * ids derive from the tag: "tm-<first 8 hex>" and "tmnv-<first 8 hex>".
+ * ids derive from the tag: "tm-<first 8 hex>" and "tmnv-<first 8 hex>" ("tmvp-" for
+ * virtio-pmem).
  */
 int qemu_args_build(const struct qemu_dev_spec *spec, char *object, size_t olen, char *device,
 		    size_t dlen);

@@ -61,11 +61,12 @@ guest_accel() {
 }
 
 # start_host_brokerd: a brokerd on the host side (simulated backend, state in $G/state,
-# images in $G/state/images) and a tagmem() that talks to it. Stopped when the test exits.
+# images in $G/state/images) and a tagmem() that talks to it; extra arguments go to brokerd.
+# Stopped when the test exits.
 start_host_brokerd() {
 	export TAGMEM_SOCKET=$G/brokerd.sock
 	"$BUILD_DIR/brokerd/brokerd" --socket "$TAGMEM_SOCKET" --state-dir "$G/state" \
-		--sim-root "$G/sim" 2>"$G/brokerd.log" &
+		--sim-root "$G/sim" "$@" 2>"$G/brokerd.log" &
 	HOST_BROKERD_PID=$!
 	until "$BUILD_DIR/cli/tagmem" status >/dev/null 2>&1; do
 		kill -0 "$HOST_BROKERD_PID" 2>/dev/null || { cat "$G/brokerd.log" >&2; exit 1; }

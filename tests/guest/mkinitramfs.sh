@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the guest initramfs for the real-kernel tests:
 #   mkinitramfs.sh OUT.cpio.gz BUILD_DIR GUEST_SCRIPT
-# It holds busybox, Debian's own nvdimm/dax modules for the installed kernel, ndctl/daxctl,
+# It holds busybox, Debian's own nvdimm/dax/virtio-pmem modules for the installed kernel, ndctl/daxctl,
 # the real systemd-udevd and udevadm, the project's freshly built brokerd, tagmem, tagmem-id
 # and udev rules, each binary with the shared libraries ldd reports, an /init that brings
 # up devtmpfs, modules and udevd, and the check script that the test wants to run.
@@ -50,7 +50,7 @@ printf 'root:x:0:\ndisk:x:6:\nkvm:x:104:\n' >"$root/etc/group"
 # kernel modules, in the order modprobe would load them
 modlist=$root/etc/modules.order
 : >"$modlist"
-for m in libnvdimm nfit nd_btt nd_pmem device_dax dax_pmem nd_virtio virtio_pmem; do
+for m in libnvdimm nfit nd_btt nd_pmem device_dax dax_pmem virtio_pci nd_virtio virtio_pmem; do
 	modprobe -S "$kver" --show-depends --ignore-install "$m" 2>/dev/null |
 		awk '$1 == "insmod" {print $2}'
 done | awk '!seen[$0]++' | while read -r ko; do
