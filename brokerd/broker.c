@@ -47,7 +47,7 @@ void broker_settings_defaults(struct broker_settings *s)
 	s->flush_workers = 2;
 	s->dirty_budget = 64ull << 20;
 	s->resident_budget = 0;
-	s->upkeep_interval_ms = 100;
+	s->upkeep_interval_ms = 50;
 	/* a 2 s window: without CAP_SYS_RESOURCE the kernel accepts only multiples of 2 s */
 	s->pressure = "some 150000 2000000";
 	s->proc_root = "/proc";

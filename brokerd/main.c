@@ -37,7 +37,7 @@ static void usage(FILE *f)
 		"      --dirty-budget SIZE     default dirty bytes per image before background\n"
 		"                              writeback starts; 0: none [64M]\n"
 		"      --resident-budget SIZE  cached bytes of all images together; 0: none [0]\n"
-		"      --upkeep-interval MS    how often image budgets are checked [100]\n"
+		"      --upkeep-interval MS    how often image budgets are checked [50]\n"
 		"      --pressure TRIGGER      PSI memory trigger that starts eviction, or none\n"
 		"                              [\"some 150000 2000000\"]\n"
 		"  -v, --verbose               log debug messages\n"

@@ -38,7 +38,7 @@ def durability(c, b):
     try:
         m.fill(0, 64 * MiB, 1)
         check(cachestat(path)[1] > 32 * MiB, "the mapper's writes are dirty before the flush")
-        res = ok(c.call("flush", tag=tag, wait=True), "flush")
+        res = ok(c.call("flush", tag=tag, offset=0, length=64 * MiB, wait=True), "flush")
         check(res["written_bytes"] >= 32 * MiB, f"flush wrote the dirty bytes: {res}")
         cached, dirty, wb = cachestat(path)
         check(dirty == 0 and wb == 0, f"no dirty page after flush: {dirty} {wb}")
