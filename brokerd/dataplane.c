@@ -377,6 +377,13 @@ static void run_batch(struct dataplane *dp, struct image_io *io, struct dp_reque
 
 	/* evictions coalesce too: the smallest target serves every one */
 	for (rq = list; rq; rq = rq->next)
+		if (rq->kind == DP_EVICT && rq->fraction > 0) {
+			struct pc_counts now;
+			if (pc_cachestat(io->fd, 0, 0, &now) == 0)
+				rq->target = MIN(rq->target, (uint64_t)((double)now.cached *
+									rq->fraction));
+		}
+	for (rq = list; rq; rq = rq->next)
 		if (rq->kind == DP_EVICT) {
 			any_evict = true;
 			target = MIN(target, rq->target);

@@ -83,6 +83,9 @@ struct dp_request {
 	bool wait;                   /* answer when done instead of at once */
 	uint64_t off, len;           /* byte range of the image's data (DP_FLUSH) */
 	uint64_t target;             /* DP_EVICT: resident bytes to shrink to */
+	double fraction;             /* DP_EVICT: if > 0, shrink to this share of what is
+					resident when the worker starts (the loop's counts may be
+					old); target then only caps it */
 	char reason[16];             /* DP_EVICT: "request", "budget", "pressure", "global" */
 	struct image_io *io;         /* referenced */
 	/* result, set by the worker */

@@ -163,8 +163,10 @@ static void dataplane_ready(struct loop *l, int fd, uint32_t events, void *data)
 	}
 }
 
-static void evict_in_background(struct broker *b, struct tag_entry *e, uint64_t target,
-				const char *reason)
+/* Shrink to `fraction` of what the image holds when the worker gets to it (never above
+ * cap): the loop's counts may be up to a second old. */
+static void evict_in_background(struct broker *b, struct tag_entry *e, double fraction,
+				uint64_t cap, const char *reason)
 {
 	struct dp_request *d = dp_request_new(DP_EVICT, e->io);
 
@@ -172,8 +174,11 @@ static void evict_in_background(struct broker *b, struct tag_entry *e, uint64_t 
 		return;
 	snprintf(d->tag_str, sizeof(d->tag_str), "%s", e->tag_str);
 	snprintf(d->reason, sizeof(d->reason), "%s", reason);
-	d->target = target;
+	d->target = cap;
+	d->fraction = fraction;
 	e->evicting = true;
+	log_debug("Image %s: %s eviction to %.0f%% of its cache", e->tag_str, reason,
+		  fraction * 100);
 	dataplane_submit(b->dp, d);
 }
 
@@ -199,15 +204,12 @@ static int64_t upkeep_tick(struct loop *l, void *data)
 		snprintf(d->tag_str, sizeof(d->tag_str), "%s", e->tag_str);
 		dataplane_submit(b->dp, d);
 	}
-	/* over the global budget: every image gives back in proportion to what it holds */
+	/* over the global budget: every image gives back the same share of what it holds */
 	if (global && total > global && !busy) {
-		for (struct tag_entry *e = b->tags.head; e; e = e->next) {
-			uint64_t cached = e->io ? image_io_last_counts(e->io).cached : 0;
-
-			if (cached)
-				evict_in_background(b, e, (uint64_t)((double)cached * global / total),
+		for (struct tag_entry *e = b->tags.head; e; e = e->next)
+			if (e->io)
+				evict_in_background(b, e, (double)global / (double)total, UINT64_MAX,
 						    "global");
-		}
 	}
 	return b->settings.upkeep_interval_ms;
 }
@@ -228,17 +230,10 @@ static void pressure_ready(struct loop *l, int fd, uint32_t events, void *data)
 	b->pressure_events++;
 	/* each image halves what it holds, or goes to its budget if that is lower */
 	for (struct tag_entry *e = b->tags.head; e; e = e->next) {
-		uint64_t cached, target;
-
 		if (!e->io || e->evicting)
 			continue;
-		cached = image_io_last_counts(e->io).cached;
-		if (!cached)
-			continue;
-		target = cached / 2;
-		if (e->budgets.resident && e->budgets.resident < target)
-			target = e->budgets.resident;
-		evict_in_background(b, e, target, "pressure");
+		evict_in_background(b, e, 0.5, e->budgets.resident ? e->budgets.resident
+								   : UINT64_MAX, "pressure");
 		n++;
 	}
 	log_info("Memory pressure: evicting %u image(s)", n);

@@ -231,6 +231,39 @@ def restart_keeps_budgets(b, tag):
     c.close()
 
 
+def global_budget():
+    """Two images under one global resident budget: both shrink, in proportion."""
+    b = Broker("--resident-budget", "64M", "--upkeep-interval", "50")
+    try:
+        b.start()
+        c = Client(b.sock, timeout=60)
+        maps, paths = [], []
+        for name in ("g1.img", "g2.img"):
+            tag, path = image(c, b, name, 128 * MiB)
+            m = Mapper(path, 128 * MiB)
+            m.fill(0, 128 * MiB, 8)
+            maps.append(m)
+            paths.append(path)
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            res = [cachestat(p)[0] for p in paths]
+            if sum(res) <= 64 * MiB + 8 * MiB:
+                break
+            time.sleep(0.1)
+        check(sum(res) <= 64 * MiB + 8 * MiB, f"global budget 64 MiB: {[r >> 20 for r in res]} MiB")
+        check(min(res) > 8 * MiB, f"shared out, not taken from one image: {[r >> 20 for r in res]}")
+        for m, p in zip(maps, paths):
+            m.check(0, 128 * MiB, 8)
+            m.close()
+        print(f"global budget: {[r >> 20 for r in res]} MiB resident for a 64 MiB budget")
+        c.close()
+    except BaseException:
+        sys.stderr.write("--- brokerd log (global budget) ---\n" + b.log_text())
+        raise
+    finally:
+        b.cleanup()
+
+
 def main():
     b = Broker("--dirty-budget", "0", "--upkeep-interval", "50")
     try:
@@ -245,6 +278,8 @@ def main():
         c.close()
         restart_keeps_budgets(b, tag)
         print("ok restart_keeps_budgets")
+        global_budget()
+        print("ok global_budget")
     except BaseException:
         sys.stderr.write("--- brokerd log ---\n" + b.log_text())
         raise
