@@ -59,12 +59,48 @@ static void image_dirs_text(struct broker *b, char *buf, size_t len)
 		off += (size_t)snprintf(buf + off, len - off, "%s%s", i ? ", " : "", b->settings.image_dirs[i]);
 }
 
+/* The optional "tag" argument of create and adopt; replies the error itself. */
+static bool arg_optional_tag(struct request *rq, tagmem_tag *ret, bool *present)
+{
+	int r = tagmem_json_get_tag(rq->msg, "tag", ret);
+
+	if (r == -EINVAL || (r == 0 && tagmem_tag_is_null(ret))) {
+		reply_error(rq, "invalid_argument", "\"tag\" must be a non-nil UUID string");
+		return false;
+	}
+	*present = r == 0;
+	return true;
+}
+
+/* path, confined to an image directory: its real parent, base name and full name. Replies
+ * the error itself. */
+static bool arg_confined(struct request *rq, const char *path, char *dir, char *base,
+			 char full[PATH_MAX + NAME_MAX + 2])
+{
+	char dirs[512];
+	int r = confined_parent(rq->b, path, dir, base);
+
+	if (r == -EACCES || r == -EINVAL) {
+		image_dirs_text(rq->b, dirs, sizeof(dirs));
+		reply_error(rq, "invalid_argument", "images must be files inside an image "
+			    "directory (%s); '%.200s' is not", dirs, path);
+		return false;
+	}
+	if (r < 0) {
+		reply_error(rq, "invalid_argument", "cannot use '%.200s': %s", path, strerror(-r));
+		return false;
+	}
+	snprintf(full, PATH_MAX + NAME_MAX + 2, "%s/%s", dir, base);
+	return true;
+}
+
 void op_image_create(struct request *rq)
 {
 	struct broker *b = rq->b;
-	char dir[PATH_MAX], base[NAME_MAX + 1], full[PATH_MAX + NAME_MAX + 2], dirs[512];
+	char dir[PATH_MAX], base[NAME_MAX + 1], full[PATH_MAX + NAME_MAX + 2];
 	_cleanup_close_ int dfd = -1, fd = -1;
 	const char *path;
+	bool has_tag;
 	tagmem_tag tag;
 	uint64_t size, file_size;
 	struct tag_entry *e;
@@ -86,29 +122,16 @@ void op_image_create(struct request *rq)
 			    "aligns namespaces to 16 MiB)");
 		return;
 	}
-	r = tagmem_json_get_tag(rq->msg, "tag", &tag);
-	if (r == -EINVAL || (r == 0 && tagmem_tag_is_null(&tag))) {
-		reply_error(rq, "invalid_argument", "\"tag\" must be a non-nil UUID string");
+	if (!arg_optional_tag(rq, &tag, &has_tag))
 		return;
-	}
-	if (r == -ENOENT)
+	if (!has_tag)
 		tagmem_tag_generate(&tag);
 	if (tag_table_find(&b->tags, &tag)) {
 		reply_error(rq, "exists", "that tag already names capacity");
 		return;
 	}
-	image_dirs_text(b, dirs, sizeof(dirs));
-	r = confined_parent(b, path, dir, base);
-	if (r == -EACCES || r == -EINVAL) {
-		reply_error(rq, "invalid_argument", "images must be files inside an image "
-			    "directory (%s); '%.200s' is not", dirs, path);
+	if (!arg_confined(rq, path, dir, base, full))
 		return;
-	}
-	if (r < 0) {
-		reply_error(rq, "invalid_argument", "cannot use '%.200s': %s", path, strerror(-r));
-		return;
-	}
-	snprintf(full, sizeof(full), "%s/%s", dir, base);
 	for (e = b->tags.head; e; e = e->next)
 		if (e->image && !strcmp(e->path, full)) {
 			reply_error(rq, "busy", "%s is already the image of tag %s", full, e->tag_str);
@@ -167,7 +190,7 @@ static int label_tag_of(int fd, uint64_t file_size, tagmem_tag *ret, bool *found
 void op_image_adopt(struct request *rq)
 {
 	struct broker *b = rq->b;
-	char dir[PATH_MAX], base[NAME_MAX + 1], full[PATH_MAX + NAME_MAX + 2], dirs[512];
+	char dir[PATH_MAX], base[NAME_MAX + 1], full[PATH_MAX + NAME_MAX + 2];
 	char s[TAGMEM_TAG_STRING_MAX];
 	_cleanup_close_ int dfd = -1, fd = -1;
 	tagmem_tag tag, labelled;
@@ -186,24 +209,10 @@ void op_image_adopt(struct request *rq)
 		reply_error(rq, "invalid_argument", "\"path\" must be an absolute file name");
 		return;
 	}
-	r = tagmem_json_get_tag(rq->msg, "tag", &tag);
-	if (r == -EINVAL || (r == 0 && tagmem_tag_is_null(&tag))) {
-		reply_error(rq, "invalid_argument", "\"tag\" must be a non-nil UUID string");
+	if (!arg_optional_tag(rq, &tag, &has_tag))
 		return;
-	}
-	has_tag = r == 0;
-	image_dirs_text(b, dirs, sizeof(dirs));
-	r = confined_parent(b, path, dir, base);
-	if (r == -EACCES || r == -EINVAL) {
-		reply_error(rq, "invalid_argument", "images must be files inside an image "
-			    "directory (%s); '%.200s' is not", dirs, path);
+	if (!arg_confined(rq, path, dir, base, full))
 		return;
-	}
-	if (r < 0) {
-		reply_error(rq, "invalid_argument", "cannot use '%.200s': %s", path, strerror(-r));
-		return;
-	}
-	snprintf(full, sizeof(full), "%s/%s", dir, base);
 	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd >= 0)
 		fd = openat(dfd, base, O_RDWR | O_NOFOLLOW | O_CLOEXEC);

@@ -33,6 +33,18 @@ static const char *error_code(int error)
 	}
 }
 
+/* The tag entry a request was for, if it is still the same image. */
+static struct tag_entry *entry_of(struct broker *b, const struct dp_request *d)
+{
+	tagmem_tag tag;
+	struct tag_entry *e;
+
+	if (tagmem_tag_parse(d->tag_str, &tag) < 0)
+		return NULL;
+	e = tag_table_find(&b->tags, &tag);
+	return e && e->io == d->io ? e : NULL;
+}
+
 /* What a finished request tells its client (the reply's result, or the event's body). */
 static struct json_object *result_json(struct broker *b, struct dp_request *d)
 {
@@ -62,18 +74,13 @@ static struct json_object *result_json(struct broker *b, struct dp_request *d)
 			d->before.cached - MIN(d->before.cached, d->after.cached)));
 		break;
 	case DP_STAT: {
-		tagmem_tag tag;
-		struct tag_entry *e = NULL;
-		struct json_object *pc = counts_json(&d->before), *bu;
+		struct tag_entry *e = entry_of(b, d);
+		struct json_object *pc, *bu;
 
-		if (tagmem_tag_parse(d->tag_str, &tag) == 0)
-			e = tag_table_find(&b->tags, &tag);
-		if (!e || e->io != d->io) { /* gone while the worker looked */
-			json_object_put(pc);
-			json_object_put(o);
-			return NULL;
-		}
 		json_object_put(o);
+		if (!e) /* gone while the worker looked */
+			return NULL;
+		pc = counts_json(&d->before);
 		o = tag_to_json(e);
 		json_object_object_add(o, "label", image_label_json(e));
 		json_object_object_add(pc, "flush_batches",
@@ -128,17 +135,6 @@ static void answer(struct broker *b, struct dp_request *d)
 	if (c && !client_info(c)->subscribed)
 		client_reply(b, c, json_object_get(res), 0);
 	broker_emit_event(b, res);
-}
-
-static struct tag_entry *entry_of(struct broker *b, const struct dp_request *d)
-{
-	tagmem_tag tag;
-	struct tag_entry *e;
-
-	if (tagmem_tag_parse(d->tag_str, &tag) < 0)
-		return NULL;
-	e = tag_table_find(&b->tags, &tag);
-	return e && e->io == d->io ? e : NULL;
 }
 
 static void dataplane_ready(struct loop *l, int fd, uint32_t events, void *data)

@@ -28,6 +28,36 @@ static int absolute(struct cli *cli, const char *arg, char path[PATH_MAX])
 	return 0;
 }
 
+/*
+ * Send an image_create/adopt request with the optional --tag. On success *ret_tag is the
+ * image's tag for the caller's message, or NULL when --json already printed the result.
+ */
+static int send_image_request(struct cli *cli, struct json_object *req, const char *tagarg,
+			      struct json_object **reply, const char **ret_tag)
+{
+	char tagstr[TAGMEM_TAG_STRING_MAX];
+	struct json_object *result;
+	tagmem_tag tag;
+	int r;
+
+	if (tagarg) {
+		if (cli_parse_tag(cli, tagarg, &tag) < 0)
+			return EXIT_USAGE;
+		json_object_object_add(req, "tag", json_object_new_string(tagmem_tag_format(&tag, tagstr)));
+	}
+	r = cli_call(cli, req, reply, &result);
+	if (r < 0)
+		return -r;
+	*ret_tag = NULL;
+	if (cli->json) {
+		cli_print_json(result);
+		return EXIT_OK;
+	}
+	*ret_tag = "?";
+	tagmem_json_get_string(result, "tag", ret_tag);
+	return EXIT_OK;
+}
+
 static int image_create(struct cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -38,11 +68,9 @@ static int image_create(struct cli *cli, int argc, char **argv)
 	};
 	static const char synopsis[] = "create PATH --size SIZE [--tag UUID]";
 	_cleanup_json_ struct json_object *req = NULL, *reply = NULL;
-	char path[PATH_MAX], tagstr[TAGMEM_TAG_STRING_MAX];
-	const char *sizearg = NULL, *tagarg = NULL, *s = "?";
-	struct json_object *result;
+	char path[PATH_MAX];
+	const char *sizearg = NULL, *tagarg = NULL, *s = NULL;
 	uint64_t size;
-	tagmem_tag tag;
 	int opt, r;
 
 	while ((opt = getopt_long(argc, argv, "s:t:h", opts, NULL)) != -1) {
@@ -65,19 +93,9 @@ static int image_create(struct cli *cli, int argc, char **argv)
 	req = tagmem_request_new("image_create");
 	json_object_object_add(req, "path", json_object_new_string(path));
 	json_object_object_add(req, "size", json_object_new_uint64(size));
-	if (tagarg) {
-		if (cli_parse_tag(cli, tagarg, &tag) < 0)
-			return EXIT_USAGE;
-		json_object_object_add(req, "tag", json_object_new_string(tagmem_tag_format(&tag, tagstr)));
-	}
-	r = cli_call(cli, req, &reply, &result);
-	if (r < 0)
-		return -r;
-	if (cli->json) {
-		cli_print_json(result);
-		return EXIT_OK;
-	}
-	tagmem_json_get_string(result, "tag", &s);
+	r = send_image_request(cli, req, tagarg, &reply, &s);
+	if (r != EXIT_OK || !s)
+		return r;
 	printf("created image %s with tag %s (%s of data)\n", path, s, sizearg);
 	return EXIT_OK;
 }
@@ -91,10 +109,8 @@ static int image_adopt(struct cli *cli, int argc, char **argv)
 	};
 	static const char synopsis[] = "adopt PATH [--tag UUID]";
 	_cleanup_json_ struct json_object *req = NULL, *reply = NULL;
-	char path[PATH_MAX], tagstr[TAGMEM_TAG_STRING_MAX];
-	const char *tagarg = NULL, *s = "?";
-	struct json_object *result;
-	tagmem_tag tag;
+	char path[PATH_MAX];
+	const char *tagarg = NULL, *s = NULL;
 	int opt, r;
 
 	while ((opt = getopt_long(argc, argv, "t:h", opts, NULL)) != -1) {
@@ -110,19 +126,9 @@ static int image_adopt(struct cli *cli, int argc, char **argv)
 		return EXIT_USAGE;
 	req = tagmem_request_new("image_adopt");
 	json_object_object_add(req, "path", json_object_new_string(path));
-	if (tagarg) {
-		if (cli_parse_tag(cli, tagarg, &tag) < 0)
-			return EXIT_USAGE;
-		json_object_object_add(req, "tag", json_object_new_string(tagmem_tag_format(&tag, tagstr)));
-	}
-	r = cli_call(cli, req, &reply, &result);
-	if (r < 0)
-		return -r;
-	if (cli->json) {
-		cli_print_json(result);
-		return EXIT_OK;
-	}
-	tagmem_json_get_string(result, "tag", &s);
+	r = send_image_request(cli, req, tagarg, &reply, &s);
+	if (r != EXIT_OK || !s)
+		return r;
 	printf("adopted image %s with tag %s\n", path, s);
 	return EXIT_OK;
 }
