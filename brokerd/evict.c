@@ -48,15 +48,26 @@ int evict_image(int fd, dev_t dev, ino_t ino, const char *proc_root, uint64_t ta
 	 * guest uses least, and a fixed order makes repeated evictions predictable */
 	for (uint64_t off = 0, len; off < size && cached > target; off += len) {
 		struct pc_counts c, after;
+		uint64_t excess = cached - target;
 
-		/* no more than is still over the budget: stop at the budget, not below it */
-		len = MIN(EVICT_CHUNK, (cached - target + 4095) & ~4095ull);
-
+		/* uncached stretches are skipped a whole chunk at a time */
+		len = MIN(EVICT_CHUNK, size - off);
 		r = pc_cachestat(fd, off, len, &c);
 		if (r < 0)
 			break;
 		if (!c.cached)
 			continue;
+		if (c.cached > excess) {
+			/* stop at the budget, not below it: take only as much of the chunk as
+			 * holds about the excess, at its density of cached pages */
+			len = MIN(len, (uint64_t)((double)excess * (double)len / (double)c.cached));
+			len = MAX((len + 4095) & ~4095ull, 4096ull);
+			r = pc_cachestat(fd, off, len, &c);
+			if (r < 0)
+				break;
+			if (!c.cached)
+				continue;
+		}
 		if (c.dirty || c.writeback) {
 			r = pc_write_range(fd, off, len);
 			if (r < 0) {
