@@ -44,6 +44,7 @@ struct image_io {
 	uint64_t count_usec;         /* what the last whole-image cachestat cost, */
 	uint64_t counted_at_usec;    /* and when it ran */
 	uint64_t wb_cursor;          /* where background writeback goes on from */
+	bool wb_started;             /* background writeback since the last barrier */
 	struct image_io *runq_next;
 };
 
@@ -372,6 +373,7 @@ static void start_writeback(struct image_io *io)
 		if (flush_waiting(io))
 			break;
 	}
+	io->wb_started = true;
 }
 
 static void run_maintain(struct dataplane *dp, struct image_io *io, struct dp_request *rq)
@@ -385,6 +387,13 @@ static void run_maintain(struct dataplane *dp, struct image_io *io, struct dp_re
 		written = st.st_mtim.tv_sec != io->seen_mtime.tv_sec ||
 			  st.st_mtim.tv_nsec != io->seen_mtime.tv_nsec;
 		io->seen_mtime = st.st_mtim;
+	}
+	/* what background writeback wrote since the last tick is on the device, maybe only
+	 * in its volatile cache: a barrier now makes it durable, so the barrier of the next
+	 * flush has only a tick's worth to wait for instead of everything since its last. */
+	if (io->wb_started && io->barrier_fd >= 0 && !flush_waiting(io)) {
+		pc_barrier(io->barrier_fd);
+		io->wb_started = false;
 	}
 	periodic = io->ticks++ % MAINTAIN_SAMPLE_TICKS == 0;
 	if (!periodic && !(written && (bu.dirty || bu.resident)))
