@@ -5,8 +5,11 @@
  * does today (QEMU fsyncs the whole file) or through the broker (a range flush of what was
  * written since that flusher's last request). Prints one JSON line.
  *
- *   bench_flush odirect PATH BYTES                        O_DIRECT sequential write, MB/s
- *   bench_flush run fsync|broker PATH SOCK TAG MBPS HZ SECONDS FLUSHERS
+ *   bench_flush odirect PATH BYTES [DEPTH]                O_DIRECT sequential write, MB/s
+ *   bench_flush run fsync|broker|floor PATH SOCK TAG MBPS HZ SECONDS FLUSHERS
+ *       floor: the physical reference for latency — the writer writes the same bytes at the
+ *       same rate with O_DIRECT (no page cache at all) and each request is an fsync: what
+ *       the durability point alone costs at this write and request rate.
  *       MBPS 0: throughput — the writer dirties every page once, flat out, and the flushers
  *       (HZ 0: back to back) run until all of it is durable; durable_mbps = size / time.
  *   The mapping covers the data part only (file size − the 2 MiB label tail).
@@ -78,9 +81,19 @@ static void *writer(void *arg)
 	uint64_t pos = 0, t = now_ns(), chunk = 64 * PAGE;
 	uint64_t period = R.mbps > 0 ? (uint64_t)(chunk / (R.mbps * 1e6) * 1e9) : 0;
 
+	void *buf = NULL;
+
+	if (!R.map && posix_memalign(&buf, PAGE, chunk))
+		die("posix_memalign");
 	while (now_ns() < R.end_ns && (period || pos < R.size)) {
-		for (uint64_t o = 0; o < chunk; o += PAGE)
-			memset(R.map + (pos + o) % R.size, (int)((pos + o) / PAGE), 64);
+		if (R.map) {
+			for (uint64_t o = 0; o < chunk; o += PAGE)
+				memset(R.map + (pos + o) % R.size, (int)((pos + o) / PAGE), 64);
+		} else { /* floor: the same bytes, straight to the device */
+			memset(buf, (int)(pos / chunk), chunk);
+			if (pwrite(R.fd, buf, chunk, (off_t)(pos % R.size)) != (ssize_t)chunk)
+				die("pwrite");
+		}
 		pos += chunk;
 		atomic_store(&R.written, pos);
 		if (period) {
@@ -88,6 +101,7 @@ static void *writer(void *arg)
 			sleep_until(t);
 		}
 	}
+	free(buf);
 	return NULL;
 }
 
@@ -208,15 +222,17 @@ static int run(int argc, char **argv)
 	nf = (unsigned)atoi(argv[9]);
 	if (!nf || nf > 64)
 		return 2;
-	R.fd = open(argv[3], O_RDWR);
+	R.fd = open(argv[3], O_RDWR | (strcmp(R.mode, "floor") ? 0 : O_DIRECT));
 	if (R.fd < 0 || fstat(R.fd, &st) < 0)
 		die(argv[3]);
 	if ((uint64_t)st.st_size <= (4u << 20))
 		return 2;
-	R.size = ((uint64_t)st.st_size - (2u << 20)) & ~(PAGE - 1); /* not the label tail */
-	R.map = mmap(NULL, R.size, PROT_READ | PROT_WRITE, MAP_SHARED, R.fd, 0);
-	if (R.map == MAP_FAILED)
-		die("mmap");
+	R.size = ((uint64_t)st.st_size - (2u << 20)) & ~((256 * PAGE) - 1); /* not the label tail */
+	if (strcmp(R.mode, "floor")) {
+		R.map = mmap(NULL, R.size, PROT_READ | PROT_WRITE, MAP_SHARED, R.fd, 0);
+		if (R.map == MAP_FAILED)
+			die("mmap");
+	}
 	R.lat_us = calloc(MAX_SAMPLES, sizeof(*R.lat_us));
 	pthread_mutex_init(&R.lock, NULL);
 	t0 = now_ns();
@@ -242,26 +258,58 @@ static int run(int argc, char **argv)
 
 /* ---- references and helpers -------------------------------------------------------------- */
 
-static int odirect(const char *path, uint64_t bytes)
+struct od_writer {
+	int fd;
+	uint64_t first, bytes, step;
+};
+
+static void *od_write(void *arg)
 {
+	const struct od_writer *w = arg;
 	const size_t bs = 4u << 20;
 	void *buf;
+
+	if (posix_memalign(&buf, 4096, bs))
+		die("posix_memalign");
+	memset(buf, 0x5a, bs);
+	for (uint64_t off = w->first; off < w->bytes; off += w->step)
+		if (pwrite(w->fd, buf, bs, (off_t)off) != (ssize_t)bs)
+			die("pwrite");
+	free(buf);
+	return NULL;
+}
+
+/* Sequential 4 MiB O_DIRECT writes into a new file, DEPTH of them in flight (threads taking
+ * every DEPTH-th block), then fdatasync: what the filesystem and device sustain with no
+ * page cache, one stream (depth 1) or with the parallelism writeback also uses. */
+static int odirect(const char *path, uint64_t bytes, unsigned depth)
+{
+	const uint64_t bs = 4u << 20;
+	struct od_writer w[16];
+	pthread_t t[16];
 	uint64_t t0;
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_DIRECT, 0600);
 
-	if (fd < 0 || posix_memalign(&buf, 4096, bs))
+	if (fd < 0)
 		die(path);
-	memset(buf, 0x5a, bs);
+	if (!depth || depth > 16) {
+		fprintf(stderr, "depth: 1 to 16\n");
+		return 2;
+	}
 	t0 = now_ns();
-	for (uint64_t done = 0; done < bytes; done += bs)
-		if (write(fd, buf, bs) != (ssize_t)bs)
-			die("write");
+	for (unsigned i = 0; i < depth; i++) {
+		w[i] = (struct od_writer){ fd, i * bs, bytes, depth * bs };
+		if (pthread_create(&t[i], NULL, od_write, &w[i]))
+			die("pthread_create");
+	}
+	for (unsigned i = 0; i < depth; i++)
+		pthread_join(t[i], NULL);
 	if (fdatasync(fd) < 0)
 		die("fdatasync");
-	printf("{\"odirect_mbps\":%.0f}\n", bytes / 1e6 / ((now_ns() - t0) / 1e9));
+	printf("{\"odirect_mbps\":%.0f,\"depth\":%u}\n", bytes / 1e6 / ((now_ns() - t0) / 1e9),
+	       depth);
 	close(fd);
 	unlink(path);
-	free(buf);
 	return 0;
 }
 
@@ -302,8 +350,9 @@ int main(int argc, char **argv)
 {
 	if (argc >= 2 && !strcmp(argv[1], "run"))
 		return run(argc, argv);
-	if (argc == 4 && !strcmp(argv[1], "odirect"))
-		return odirect(argv[2], strtoull(argv[3], NULL, 0));
+	if ((argc == 4 || argc == 5) && !strcmp(argv[1], "odirect"))
+		return odirect(argv[2], strtoull(argv[3], NULL, 0),
+			       argc == 5 ? (unsigned)atoi(argv[4]) : 1);
 	if (argc == 3 && !strcmp(argv[1], "map"))
 		return map_and_wait(argv[2]);
 	if (argc == 3 && !strcmp(argv[1], "fadvise"))
