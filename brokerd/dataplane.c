@@ -27,7 +27,8 @@
 
 struct image_io {
 	atomic_uint refs;
-	int fd;
+	int fd;                      /* flushes only: see image_io_open */
+	int evict_fd;                /* everything else that waits on writeback */
 	int barrier_fd;              /* -1: durability is fdatasync of the image */
 	dev_t dev;
 	ino_t ino;
@@ -64,16 +65,24 @@ struct dataplane {
 
 int image_io_open(const char *path, uint64_t data_size, struct image_io **ret)
 {
-	_cleanup_close_ int fd = -1, dfd = -1;
+	_cleanup_close_ int fd = -1, efd = -1, dfd = -1;
 	char dir[PATH_MAX];
 	struct image_io *io;
-	struct stat st;
+	struct stat st, est;
 
+	/* Two open files of the image: the kernel reports a writeback error once to each open
+	 * file that waits for writeback. An eviction that runs into one reports it to its own
+	 * caller; with its own file it does not take it away from the next flush. */
 	fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	if (fstat(fd, &st) < 0)
+	efd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (efd < 0)
 		return -errno;
+	if (fstat(fd, &st) < 0 || fstat(efd, &est) < 0)
+		return -errno;
+	if (st.st_dev != est.st_dev || st.st_ino != est.st_ino)
+		return -ESTALE; /* replaced between the two opens */
 	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size < data_size)
 		return -EMEDIUMTYPE;
 	io = calloc(1, sizeof(*io));
@@ -94,6 +103,7 @@ int image_io_open(const char *path, uint64_t data_size, struct image_io **ret)
 		}
 	}
 	io->fd = TAKE_FD(fd);
+	io->evict_fd = TAKE_FD(efd);
 	*ret = io;
 	return 0;
 }
@@ -109,6 +119,7 @@ void image_io_unref(struct image_io *io)
 	if (!io || atomic_fetch_sub(&io->refs, 1) != 1)
 		return;
 	close(io->fd);
+	close(io->evict_fd);
 	if (io->barrier_fd >= 0)
 		close(io->barrier_fd);
 	pthread_mutex_destroy(&io->lock);
@@ -410,8 +421,8 @@ static void run_maintain(struct dataplane *dp, struct image_io *io, struct dp_re
 	if (bu.dirty && rq->before.dirty > bu.dirty / 2)
 		start_writeback(io);
 	if (bu.resident && rq->before.cached > bu.resident) {
-		r = evict_image(io->fd, io->dev, io->ino, dp->proc_root, bu.resident, &rq->before,
-				&rq->after, rq->errmsg, sizeof(rq->errmsg));
+		r = evict_image(io->evict_fd, io->dev, io->ino, dp->proc_root, bu.resident,
+				&rq->before, &rq->after, rq->errmsg, sizeof(rq->errmsg));
 		if (r < 0)
 			rq->error = r;
 	}
@@ -453,8 +464,8 @@ static void run_batch(struct dataplane *dp, struct image_io *io, struct dp_reque
 			target = MIN(target, rq->target);
 		}
 	if (any_evict) {
-		er = evict_image(io->fd, io->dev, io->ino, dp->proc_root, target, &eb, &ea, emsg,
-				 sizeof(emsg));
+		er = evict_image(io->evict_fd, io->dev, io->ino, dp->proc_root, target, &eb, &ea,
+				 emsg, sizeof(emsg));
 		set_last(io, &ea);
 	}
 

@@ -53,6 +53,10 @@ def main():
         r = c.call("image_create", path=path, size=128 * MiB)
         check("result" in r, f"image_create: {r}")
         tag = r["result"]["tag"]
+        # a second image, made while there is still room for its label
+        r = c.call("image_create", path=os.path.join(fs, "thin2.img"), size=32 * MiB)
+        check("result" in r, f"image_create: {r}")
+        tag2 = r["result"]["tag"]
         m = Mapper(path, 128 * MiB)
         m.fill(0, 128 * MiB, 9)   # 128 MiB of dirty pages, 24 MiB of real space behind them
 
@@ -77,6 +81,18 @@ def main():
         again = c.call("flush", tag=tag, wait=True)
         check("error" in again or again["result"]["written_bytes"] == 0, f"{again}")
         check(b.alive() and "result" in c.call("status"), "brokerd survived")
+
+        # an eviction that runs into the failure says so, keeps what it could not write,
+        # and does not take the error away from the next flush of the image
+        m2 = Mapper(os.path.join(fs, "thin2.img"), 32 * MiB)
+        m2.fill(0, 32 * MiB, 3)
+        ev = c.call("evict", tag=tag2, to=0)
+        check(ev.get("error", {}).get("code") == "io_error", f"eviction hears of it: {ev}")
+        fl = c.call("flush", tag=tag2, wait=True)
+        check(fl.get("error", {}).get("code") == "io_error",
+              f"so does the next flush of that image: {fl}")
+        print("evict, then flush:", ev["error"]["message"], "|", fl["error"]["message"])
+        m2.close()
         m.close()
         c.close()
         waiter.close()
