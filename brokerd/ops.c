@@ -120,6 +120,7 @@ static void op_status(struct request *rq)
 {
 	struct broker *b = rq->b;
 	struct json_object *res = json_object_new_object(), *states = json_object_new_object();
+	struct json_object *mp = json_object_new_object();
 	unsigned count[TAG_STATE_COUNT] = { 0 };
 	uint64_t tagged = 0;
 
@@ -144,6 +145,11 @@ static void op_status(struct request *rq)
 	json_object_object_add(res, "subscribers", json_object_new_uint64(b->nsubscribers));
 	json_object_object_add(res, "requests", json_object_new_uint64(b->requests));
 	json_object_object_add(res, "errors", json_object_new_uint64(b->errors));
+	/* is the PSI trigger armed (it may have failed or gone away), and has it fired */
+	json_object_object_add(res, "memory_pressure", mp);
+	json_object_object_add(mp, "trigger", b->psi_fd >= 0 ?
+			       json_object_new_string(b->settings.pressure) : NULL);
+	json_object_object_add(mp, "events", json_object_new_uint64(b->pressure_events));
 	reply_result(rq, res, 0);
 }
 

@@ -8,7 +8,7 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = { { "help", no_argument, NULL, 'h' }, {} };
 	_cleanup_json_ struct json_object *req = NULL, *reply = NULL;
-	struct json_object *result, *states;
+	struct json_object *result, *states, *mp;
 	const char *s;
 	uint64_t v;
 	char buf[32];
@@ -49,5 +49,14 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 	if (tagmem_json_get_u64(result, "subscribers", &v) == 0)
 		printf(", subscribers: %llu", (unsigned long long)v);
 	printf("\n");
+	if (json_object_object_get_ex(result, "memory_pressure", &mp)) {
+		if (tagmem_json_get_string(mp, "trigger", &s) == 0)
+			printf("memory pressure: watching \"%s\"", s);
+		else
+			printf("memory pressure: not watched (images shrink on budgets only)");
+		if (tagmem_json_get_u64(mp, "events", &v) == 0)
+			printf(", fired %llu time(s)", (unsigned long long)v);
+		printf("\n");
+	}
 	return EXIT_OK;
 }
