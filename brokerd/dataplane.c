@@ -39,6 +39,8 @@ struct image_io {
 	struct image_budgets budgets;
 	struct pc_counts last;
 	uint64_t batches;
+	uint64_t errors;             /* batches that met an error, and the last one's message */
+	char last_error[256];
 	/* DP_MAINTAIN's own state (one runs at a time per image): */
 	struct timespec seen_mtime;  /* the file's mtime at the last look */
 	unsigned ticks;
@@ -178,6 +180,33 @@ uint64_t image_io_batches(struct image_io *io)
 	n = io->batches;
 	pthread_mutex_unlock(&io->lock);
 	return n;
+}
+
+uint64_t image_io_errors(struct image_io *io, char *last, size_t len)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&io->lock);
+	n = io->errors;
+	snprintf(last, len, "%s", io->last_error);
+	pthread_mutex_unlock(&io->lock);
+	return n;
+}
+
+/* The kernel reports a writeback error once; the image keeps the record, one per batch. A
+ * deleted file, or an invalidate refused while pages are in use, is no error of the image. */
+static void note_errors(struct image_io *io, const struct dp_request *list)
+{
+	for (const struct dp_request *rq = list; rq; rq = rq->next) {
+		if (rq->error >= 0 || rq->error == -ENOENT || rq->error == -EBUSY ||
+		    rq->error == -EAGAIN)
+			continue;
+		pthread_mutex_lock(&io->lock);
+		io->errors++;
+		snprintf(io->last_error, sizeof(io->last_error), "%s", rq->errmsg);
+		pthread_mutex_unlock(&io->lock);
+		return;
+	}
 }
 
 bool dataplane_maintaining(struct image_io *io)
@@ -541,6 +570,7 @@ static void *worker(void *arg)
 		pthread_mutex_unlock(&io->lock);
 
 		run_batch(dp, io, list);
+		note_errors(io, list);
 
 		for (last = list; last; last = last->next) {
 			last->usec = now_usec() - last->queued_usec;

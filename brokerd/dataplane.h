@@ -120,6 +120,9 @@ struct image_budgets image_io_budgets(struct image_io *io);
 struct pc_counts image_io_last_counts(struct image_io *io);
 /* Writebacks started for flushes of this image (each may serve many requests). */
 uint64_t image_io_batches(struct image_io *io);
+/* Batches that met an error (writeback, eviction, budgets), with the last one's message
+ * ("" if none): the kernel reports each writeback error once, the image keeps a record. */
+uint64_t image_io_errors(struct image_io *io, char *last, size_t len);
 
 int dataplane_start(unsigned workers, const char *proc_root, struct dataplane **ret);
 void dataplane_stop(struct dataplane *dp);

@@ -76,6 +76,8 @@ static struct json_object *result_json(struct broker *b, struct dp_request *d)
 	case DP_STAT: {
 		struct tag_entry *e = entry_of(b, d);
 		struct json_object *pc, *bu;
+		char last[256];
+		uint64_t n;
 
 		json_object_put(o);
 		if (!e) /* gone while the worker looked */
@@ -85,6 +87,9 @@ static struct json_object *result_json(struct broker *b, struct dp_request *d)
 		json_object_object_add(o, "label", image_label_json(e));
 		json_object_object_add(pc, "flush_batches",
 				       json_object_new_uint64(image_io_batches(e->io)));
+		n = image_io_errors(e->io, last, sizeof(last));
+		json_object_object_add(pc, "errors", json_object_new_uint64(n));
+		json_object_object_add(pc, "last_error", n ? json_object_new_string(last) : NULL);
 		json_object_object_add(o, "page_cache", pc);
 		bu = json_object_new_object();
 		json_object_object_add(bu, "dirty_bytes", e->budgets.dirty ?

@@ -44,6 +44,8 @@ def durability(c, b):
         check(dirty == 0 and wb == 0, f"no dirty page after flush: {dirty} {wb}")
         bad = check_direct(path, 0, 64 * MiB, 1)
         check(bad is None, f"O_DIRECT read after flush: {bad}")
+        pc = ok(c.call("show", tag=tag), "show")["page_cache"]
+        check(pc["errors"] == 0 and pc["last_error"] is None, f"no errors recorded: {pc}")
     finally:
         m.close()
 

@@ -92,6 +92,11 @@ def main():
         check(fl.get("error", {}).get("code") == "io_error",
               f"so does the next flush of that image: {fl}")
         print("evict, then flush:", ev["error"]["message"], "|", fl["error"]["message"])
+        # the kernel reports each error once; show keeps the record
+        for t in (tag, tag2):
+            pc = c.call("show", tag=t)["result"]["page_cache"]
+            check(pc["errors"] >= 1 and pc["last_error"], f"show records the errors: {pc}")
+        print("show:", pc["errors"], "error batch(es), last:", pc["last_error"])
         m2.close()
         m.close()
         c.close()
