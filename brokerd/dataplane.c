@@ -372,6 +372,7 @@ static void run_invalidate(struct dataplane *dp, struct image_io *io, struct dp_
 #define MAINTAIN_SAMPLE_TICKS 10
 #define COUNT_DUTY 50
 #define WRITEBACK_STEP (64ull << 20)
+#define WRITEBACK_STEPS_MAX 64
 
 static int count_pages(struct image_io *io, struct pc_counts *ret)
 {
@@ -401,15 +402,17 @@ static bool flush_waiting(struct image_io *io)
 /* Start writeback of the whole image, a step at a time: sync_file_range(WRITE) blocks once
  * the device's queue is full, and a flush of this image that arrives meanwhile should wait
  * for one step, not for all of it. What is left is started by a later tick, from where this
- * one stopped. */
+ * one stopped. Steps are 64 MiB, or larger for images so big that a pass would otherwise
+ * take more than WRITEBACK_STEPS_MAX calls (each costs a few µs even over clean pages). */
 static void start_writeback(struct image_io *io)
 {
-	for (uint64_t done = 0; done < io->data_size; done += WRITEBACK_STEP) {
+	uint64_t step = MAX(WRITEBACK_STEP, io->data_size / WRITEBACK_STEPS_MAX);
+
+	for (uint64_t done = 0; done < io->data_size; done += step) {
 		if (io->wb_cursor >= io->data_size)
 			io->wb_cursor = 0;
-		pc_start_writeback(io->fd, io->wb_cursor,
-				   MIN(WRITEBACK_STEP, io->data_size - io->wb_cursor));
-		io->wb_cursor += WRITEBACK_STEP;
+		pc_start_writeback(io->fd, io->wb_cursor, MIN(step, io->data_size - io->wb_cursor));
+		io->wb_cursor += step;
 		if (flush_waiting(io))
 			break;
 	}
