@@ -119,6 +119,24 @@ def eviction(c, b):
         m.close()
 
 
+RESIDENT, DIRTY = 0, 1   # fields of cachestat()
+
+
+def sample_while_churning(m, path, val, field, every):
+    """Have the mapper dirty the whole image page by page for 3 s (<= 50 MB/s, then one
+    last full pass leaving every page = val); meanwhile sample a cachestat field every
+    `every` seconds. Returns the samples."""
+    m.p.stdin.write(f"churn 3 {SIZE} {val}\n")
+    m.p.stdin.flush()
+    samples = []
+    t0 = time.time()
+    while time.time() - t0 < 2.8:
+        time.sleep(every)
+        samples.append(cachestat(path)[field])
+    check(m.p.stdout.readline().startswith("ok"), "churn finished")
+    return samples
+
+
 def budget_under_writer(c, b):
     tag, path = image(c, b, "budget.img")
     budget = 64 * MiB
@@ -127,15 +145,7 @@ def budget_under_writer(c, b):
     try:
         m.fill(0, SIZE, 5)
         # a writer that keeps dirtying the whole image at a steady rate for 3 s
-        m.p.stdin.write(f"churn 3 {SIZE} 6\n")
-        m.p.stdin.flush()
-        samples = []
-        t0 = time.time()
-        while time.time() - t0 < 2.8:
-            time.sleep(0.1)
-            samples.append(cachestat(path)[0])
-        check(m.p.stdout.readline().startswith("ok"), "churn finished")
-        samples.sort()
+        samples = sorted(sample_while_churning(m, path, 6, RESIDENT, 0.1))
         median = samples[len(samples) // 2]
         check(median <= budget * 1.5, f"resident median {median >> 20} MiB vs budget 64 MiB")
         time.sleep(0.5)           # the final full pass dirtied everything; upkeep catches up
@@ -159,15 +169,8 @@ def dirty_budget_under_writer(c, b):
     ok(c.call("image_budget", tag=tag, dirty=budget), "dirty budget")
     m = Mapper(path, SIZE)
     try:
-        m.p.stdin.write(f"churn 3 {SIZE} 7\n")   # <= 50 MB/s: ~2.5 MB per 50 ms tick
-        m.p.stdin.flush()
-        samples = []
-        t0 = time.time()
-        while time.time() - t0 < 2.8:
-            time.sleep(0.01)
-            samples.append(cachestat(path)[1])
-        check(m.p.stdout.readline().startswith("ok"), "churn finished")
-        samples.sort()
+        # <= 50 MB/s: ~2.5 MB per 50 ms tick
+        samples = sorted(sample_while_churning(m, path, 7, DIRTY, 0.01))
         p95, top = samples[len(samples) * 95 // 100], samples[-1]
         check(p95 <= budget, f"dirty p95 {p95 >> 20} MiB vs budget {budget >> 20} MiB")
         check(top <= budget * 2, f"dirty max {top >> 20} MiB vs budget {budget >> 20} MiB")
