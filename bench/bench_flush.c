@@ -80,7 +80,6 @@ static void *writer(void *arg)
 {
 	uint64_t pos = 0, t = now_ns(), chunk = 64 * PAGE;
 	uint64_t period = R.mbps > 0 ? (uint64_t)(chunk / (R.mbps * 1e6) * 1e9) : 0;
-
 	void *buf = NULL;
 
 	if (!R.map && posix_memalign(&buf, PAGE, chunk))
@@ -288,14 +287,15 @@ static int odirect(const char *path, uint64_t bytes, unsigned depth)
 	struct od_writer w[16];
 	pthread_t t[16];
 	uint64_t t0;
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_DIRECT, 0600);
+	int fd;
 
-	if (fd < 0)
-		die(path);
 	if (!depth || depth > 16) {
 		fprintf(stderr, "depth: 1 to 16\n");
 		return 2;
 	}
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_DIRECT, 0600);
+	if (fd < 0)
+		die(path);
 	t0 = now_ns();
 	for (unsigned i = 0; i < depth; i++) {
 		w[i] = (struct od_writer){ fd, i * bs, bytes, depth * bs };

@@ -389,7 +389,9 @@ static bool counting_is_cheap(const struct image_io *io)
 	return now_usec() - io->counted_at_usec >= COUNT_DUTY * io->count_usec;
 }
 
-static bool flush_waiting(struct image_io *io)
+/* Has a request (a flush, most likely) queued for this image while background work ran?
+ * Background work then stops early: the request is served next, the rest waits a tick. */
+static bool requests_waiting(struct image_io *io)
 {
 	bool waiting;
 
@@ -413,7 +415,7 @@ static void start_writeback(struct image_io *io)
 			io->wb_cursor = 0;
 		pc_start_writeback(io->fd, io->wb_cursor, MIN(step, io->data_size - io->wb_cursor));
 		io->wb_cursor += step;
-		if (flush_waiting(io))
+		if (requests_waiting(io))
 			break;
 	}
 	io->wb_started = true;
@@ -434,7 +436,7 @@ static void run_maintain(struct dataplane *dp, struct image_io *io, struct dp_re
 	/* what background writeback wrote since the last tick is on the device, maybe only
 	 * in its volatile cache: a barrier now makes it durable, so the barrier of the next
 	 * flush has only a tick's worth to wait for instead of everything since its last. */
-	if (io->wb_started && io->barrier_fd >= 0 && !flush_waiting(io)) {
+	if (io->wb_started && io->barrier_fd >= 0 && !requests_waiting(io)) {
 		pc_barrier(io->barrier_fd);
 		io->wb_started = false;
 	}
