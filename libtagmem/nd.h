@@ -33,20 +33,4 @@ int nd_read_namespace(struct sysfs *s, const char *name, struct nd_namespace *re
 /* All namespaces. Free with free(). */
 int nd_scan(struct sysfs *s, struct nd_namespace **ret, size_t *ret_count);
 
-/* Where a device's tag comes from. */
-struct device_tag {
-	tagmem_tag tag;
-	enum nd_kind kind;
-	const char *source;            /* "cxl" or "nvdimm" */
-	char ns[32];                   /* namespace name when the source is nvdimm */
-	char alt_name[ND_NAME_MAX];
-};
-
-/*
- * The tag of the block or dax device at devpath (sysfs path under the root, e.g.
- * "/devices/.../pmem0" as udev's DEVPATH, or "sys/class/block/pmem0"). Only the kernel's own
- * attributes count: -ENODATA when the device has no stable tag (no label uuid, no DCD tag).
- */
-int device_tag(struct sysfs *s, const char *devpath, struct device_tag *ret);
-
 #endif

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * tagmem-id: udev helper (IMPORT{program}) that names the tag of a dax or pmem device.
- *   tagmem-id [--root DIR] DEVPATH
- * Prints udev properties for a device whose tag the kernel states (CXL DCD extent uuid/tag,
- * NVDIMM namespace label uuid):
+ *   tagmem-id [--root DIR] [--nd-namespaces POLICY] DEVPATH
+ * Prints udev properties for a device that carries a tag by the same rules brokerd and
+ * `tagmem lookup` use (libtagmem's view: a CXL DCD device holding exactly its tag's extents,
+ * or an NVDIMM namespace label uuid the namespace policy admits):
  *   TAGMEM_TAG=<uuid>  TAGMEM_KIND=dax|pmem  TAGMEM_SOURCE=cxl|nvdimm  [TAGMEM_NAMESPACE=…]
  * and nothing (exit 0) for a device without a stable tag: no guessing, no symlink.
  */
@@ -11,21 +12,30 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nd.h"
+#include "view.h"
+
+static const char usage[] = "Usage: tagmem-id [--root DIR] [--nd-namespaces tagmem|all|none] "
+			    "DEVPATH\n";
 
 int main(int argc, char **argv)
 {
+	struct view_options opts = { .nd_policy = VIEW_ND_DEFAULT };
 	const char *root = "/", *devpath = NULL;
 	char tag[TAGMEM_TAG_STRING_MAX];
-	struct device_tag t;
+	struct view_tag t;
 	struct sysfs *s;
 	int r;
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--root") && i + 1 < argc)
 			root = argv[++i];
-		else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-			printf("Usage: tagmem-id [--root DIR] DEVPATH\n");
+		else if (!strcmp(argv[i], "--nd-namespaces") && i + 1 < argc) {
+			if (view_nd_policy_parse(argv[++i], &opts.nd_policy) < 0) {
+				fprintf(stderr, "tagmem-id: --nd-namespaces takes tagmem, all or none\n");
+				return 2;
+			}
+		} else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			fputs(usage, stdout);
 			return 0;
 		} else if (!devpath)
 			devpath = argv[i];
@@ -37,7 +47,7 @@ int main(int argc, char **argv)
 	if (!devpath)
 		devpath = getenv("DEVPATH"); /* as udev passes it */
 	if (!devpath) {
-		fprintf(stderr, "Usage: tagmem-id [--root DIR] DEVPATH\n");
+		fputs(usage, stderr);
 		return 2;
 	}
 	r = sysfs_open(root, &s);
@@ -45,13 +55,13 @@ int main(int argc, char **argv)
 		fprintf(stderr, "tagmem-id: cannot open %s: %s\n", root, strerror(-r));
 		return 1;
 	}
-	r = device_tag(s, devpath, &t);
+	r = view_device_tag(s, &opts, devpath, &t);
 	sysfs_close(s);
 	if (r < 0)
 		return 0; /* no stable identity: export nothing */
 	printf("TAGMEM_TAG=%s\n", tagmem_tag_format(&t.tag, tag));
 	printf("TAGMEM_KIND=%s\n", t.kind == ND_KIND_DAX ? "dax" : "pmem");
-	printf("TAGMEM_SOURCE=%s\n", t.source);
+	printf("TAGMEM_SOURCE=%s\n", t.source == VIEW_SOURCE_CXL ? "cxl" : "nvdimm");
 	if (t.ns[0])
 		printf("TAGMEM_NAMESPACE=%s\n", t.ns);
 	return 0;

@@ -11,6 +11,7 @@
 #include "dcd.h"
 #include "fixture.h"
 #include "nd.h"
+#include "view.h"
 
 #define TAG "6f1c2a9e-0b7d-4c1e-9a51-3d2f8e7b4c10"
 
@@ -149,7 +150,7 @@ static void trace_garbage(void **state)
 static void device_tags(void **state)
 {
 	char *root = fixture_dir();
-	struct device_tag t;
+	struct view_tag t;
 	struct sysfs *s;
 	tagmem_tag want;
 
@@ -165,6 +166,7 @@ static void device_tags(void **state)
 	/* devdax: dax0.0 under the nd dax device that names its namespace */
 	fixture_put(root, "sys/devices/ndbus0/region1/namespace1.0/uuid", "11111111-2222-4333-8444-555555555555\n");
 	fixture_put(root, "sys/devices/ndbus0/region1/namespace1.0/size", "33554432\n");
+	fixture_put(root, "sys/devices/ndbus0/region1/namespace1.0/alt_name", "tagmem-dax\n");
 	fixture_put(root, "sys/devices/ndbus0/region1/namespace1.0/holder", "dax1.0\n");
 	fixture_put(root, "sys/devices/ndbus0/region1/dax1.0/namespace", "namespace1.0\n");
 	fixture_put(root, "sys/devices/ndbus0/region1/dax1.0/dax1.0/size", "31457280\n");
@@ -178,36 +180,43 @@ static void device_tags(void **state)
 	fixture_put(root, "sys/bus/dax/devices/.keep", "");
 	fixture_put(root, "sys/devices/cxl/dax_region4/dax4.1/uuid", TAG "\n");
 	link_at(root, "../../../devices/cxl/dax_region4/dax4.1", "sys/bus/dax/devices/dax4.1");
+	/* ...holding exactly the extents of its tag (the same tag as the raw namespace: the DCD
+	 * capacity wins, the namespace is only a second name for it) */
+	make_region(root, 4, "dynamic_ram_a\n", "uuid");
 
 	assert_int_equal(sysfs_open(root, &s), 0);
 	assert_int_equal(tagmem_tag_parse(TAG, &want), 0);
-	assert_int_equal(device_tag(s, "/devices/ndbus0/region0/namespace0.0/block/pmem0", &t), 0);
+	/* the namespace's uuid is a DCD tag's: the DCD device carries it, not pmem0 */
+	assert_int_equal(view_device_tag(s, NULL, "/devices/ndbus0/region0/namespace0.0/block/pmem0", &t),
+			 -ENODATA);
+	fixture_put(root, NS "/uuid", "22222222-2222-4333-8444-555555555555\n");
+	assert_int_equal(view_device_tag(s, NULL, "/devices/ndbus0/region0/namespace0.0/block/pmem0", &t), 0);
 	assert_int_equal(t.kind, ND_KIND_PMEM);
-	assert_string_equal(t.source, "nvdimm");
+	assert_int_equal(t.source, VIEW_SOURCE_NVDIMM);
 	assert_string_equal(t.ns, "namespace0.0");
-	assert_int_equal(tagmem_tag_compare(&t.tag, &want), 0);
 
-	assert_int_equal(device_tag(s, "/devices/ndbus0/region1/dax1.0/dax1.0", &t), 0);
+	assert_int_equal(view_device_tag(s, NULL, "/devices/ndbus0/region1/dax1.0/dax1.0", &t), 0);
 	assert_int_equal(t.kind, ND_KIND_DAX);
 	assert_string_equal(t.ns, "namespace1.0");
 
-	assert_int_equal(device_tag(s, "/devices/ndbus0/region2/namespace2.0/block/pmem2", &t),
+	assert_int_equal(view_device_tag(s, NULL, "/devices/ndbus0/region2/namespace2.0/block/pmem2", &t),
 			 -ENODATA);
-	assert_int_equal(device_tag(s, "/devices/cxl/dax_region4/dax4.1", &t), 0);
-	assert_string_equal(t.source, "cxl");
-	assert_int_equal(device_tag(s, "/devices/nonexistent/pmem9", &t), -ENOENT);
-	assert_int_equal(device_tag(s, "/devices/ndbus0/region0/namespace0.0", &t), -ENODATA);
+	assert_int_equal(view_device_tag(s, NULL, "/devices/cxl/dax_region4/dax4.1", &t), 0);
+	assert_int_equal(t.source, VIEW_SOURCE_CXL);
+	assert_int_equal(tagmem_tag_compare(&t.tag, &want), 0);
+	assert_int_equal(view_device_tag(s, NULL, "/devices/nonexistent/pmem9", &t), -ENOENT);
+	assert_int_equal(view_device_tag(s, NULL, "/devices/ndbus0/region0/namespace0.0", &t), -ENODATA);
 
 	/* a garbage uuid is no identity */
 	fixture_put(root, NS "/uuid", "not-a-uuid\n");
-	assert_int_equal(device_tag(s, "/devices/ndbus0/region0/namespace0.0/block/pmem0", &t),
+	assert_int_equal(view_device_tag(s, NULL, "/devices/ndbus0/region0/namespace0.0/block/pmem0", &t),
 			 -ENODATA);
 	/* a link leading out of the tree is refused */
 	link_at(root, "/etc", "sys/devices/escape");
-	assert_int_equal(device_tag(s, "/devices/escape/pmem0", &t) < 0, 1);
+	assert_int_equal(view_device_tag(s, NULL, "/devices/escape/pmem0", &t) < 0, 1);
 
 	/* the namespace scan sees the tagged namespaces and their devices */
-	fixture_put(root, NS "/uuid", TAG "\n");
+	fixture_put(root, NS "/uuid", "22222222-2222-4333-8444-555555555555\n");
 	struct nd_namespace *ns;
 	size_t n;
 	assert_int_equal(nd_scan(s, &ns, &n), 0);
@@ -221,6 +230,75 @@ static void device_tags(void **state)
 	free(root);
 }
 
+/*
+ * brokerd, daemonless lookup and the udev helper answer "which device carries this tag"
+ * with one rule (libtagmem's view). Before, lookup and the helper named a DCD device whose
+ * size did not match its tag's extents and a namespace the policy excludes; brokerd did not.
+ */
+static void one_rule_for_every_reader(void **state)
+{
+	static const char *other = "22222222-2222-4333-8444-555555555555";
+	struct view_options all = { .nd_policy = VIEW_ND_ALL };
+	char *root = fixture_dir(), want[PATH_MAX], *path = NULL;
+	tagmem_tag dcd, ns;
+	struct view_tag t;
+	struct view v;
+	struct sysfs *s;
+
+	assert_int_equal(tagmem_tag_parse(TAG, &dcd), 0);
+	assert_int_equal(tagmem_tag_parse(other, &ns), 0);
+	/* a DCD tag of 256 MiB and a device that claimed it with 128 MiB (half-way, or lying) */
+	make_region(root, 0, "dynamic_ram_a\n", "uuid");
+	fixture_put(root, "sys/devices/cxl/dax_region0/dax0.1/size", "134217728\n");
+	fixture_put(root, "sys/devices/cxl/dax_region0/dax0.1/uuid", TAG "\n");
+	fixture_put(root, "sys/bus/dax/devices/.keep", "");
+	link_at(root, "../../../devices/cxl/dax_region0/dax0.1", "sys/bus/dax/devices/dax0.1");
+	/* a labelled namespace its owner named "other": not tagmem's by the default policy */
+	fixture_put(root, NS "/uuid", "22222222-2222-4333-8444-555555555555\n");
+	fixture_put(root, NS "/alt_name", "other\n");
+	fixture_put(root, NS "/size", "33554432\n");
+	fixture_put(root, NS "/holder", "\n");
+	fixture_put(root, NS "/block/pmem0/size", "65536\n");
+	fixture_put(root, "sys/bus/nd/devices/.keep", "");
+	link_at(root, "../../../devices/ndbus0/region0/namespace0.0", "sys/bus/nd/devices/namespace0.0");
+	assert_int_equal(sysfs_open(root, &s), 0);
+
+	/* brokerd's backends: the tag exists, no device carries it; the namespace is not there */
+	assert_int_equal(view_build(s, NULL, &v), 0);
+	assert_non_null(view_find(&v, &dcd));
+	assert_string_equal(view_find(&v, &dcd)->device, "");
+	assert_null(view_find(&v, &ns));
+	view_clear(&v);
+	/* daemonless lookup and the udev helper say the same */
+	assert_int_equal(tagmem_resolve_tag(NULL, root, &dcd, &path), -ENOENT);
+	assert_int_equal(tagmem_resolve_tag(NULL, root, &ns, &path), -ENOENT);
+	assert_int_equal(view_device_tag(s, NULL, "/devices/cxl/dax_region0/dax0.1", &t), -ENODATA);
+	assert_int_equal(view_device_tag(s, NULL, "/devices/ndbus0/region0/namespace0.0/block/pmem0",
+					 &t), -ENODATA);
+	/* a policy that admits every namespace admits it for all readers alike */
+	assert_int_equal(view_device_tag(s, &all, "/devices/ndbus0/region0/namespace0.0/block/pmem0",
+					 &t), 0);
+	assert_int_equal(view_build(s, &all, &v), 0);
+	assert_string_equal(view_find(&v, &ns)->device, "pmem0");
+	view_clear(&v);
+
+	/* the claim completes: every reader names the device */
+	fixture_put(root, "sys/devices/cxl/dax_region0/dax0.1/size", "268435456\n");
+	assert_int_equal(view_build(s, NULL, &v), 0);
+	assert_string_equal(view_find(&v, &dcd)->device, "dax0.1");
+	assert_int_equal(view_find(&v, &dcd)->size, 256u << 20);
+	view_clear(&v);
+	assert_int_equal(tagmem_resolve_tag(NULL, root, &dcd, &path), 0);
+	snprintf(want, sizeof(want), "%s/dev/dax0.1", root);
+	assert_string_equal(path, want);
+	free(path);
+	assert_int_equal(view_device_tag(s, NULL, "/devices/cxl/dax_region0/dax0.1", &t), 0);
+	assert_int_equal(tagmem_tag_compare(&t.tag, &dcd), 0);
+	sysfs_close(s);
+	fixture_rm(root);
+	free(root);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -228,6 +306,7 @@ int main(void)
 		cmocka_unit_test(trace_records),
 		cmocka_unit_test(trace_garbage),
 		cmocka_unit_test(device_tags),
+		cmocka_unit_test(one_rule_for_every_reader),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
