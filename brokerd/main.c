@@ -6,7 +6,8 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
-#include "brokerd.h"
+#include "daemon.h"
+#include "log.h"
 #include "util.h"
 
 static void usage(FILE *f)
@@ -123,7 +124,7 @@ int main(int argc, char **argv)
 		{}
 	};
 	struct broker_settings settings;
-	struct broker b;
+	static struct daemon d;
 	uint64_t v;
 	int opt, r;
 
@@ -145,13 +146,7 @@ int main(int argc, char **argv)
 			settings.image_dirs[settings.nimage_dirs++] = optarg;
 			break;
 		case OPT_ND_NAMESPACES:
-			if (!strcmp(optarg, "tagmem"))
-				settings.nd_policy = ND_POLICY_TAGMEM;
-			else if (!strcmp(optarg, "all"))
-				settings.nd_policy = ND_POLICY_ALL;
-			else if (!strcmp(optarg, "none"))
-				settings.nd_policy = ND_POLICY_NONE;
-			else {
+			if (view_nd_policy_parse(optarg, &settings.nd_policy) < 0) {
 				fprintf(stderr, "brokerd: --nd-namespaces takes tagmem, all or none\n");
 				return 2;
 			}
@@ -229,10 +224,10 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
-	r = broker_init(&b, &settings);
+	r = daemon_init(&d, &settings);
 	if (r >= 0)
-		r = broker_run(&b, notify_ready);
-	broker_fini(&b);
+		r = daemon_run(&d, notify_ready);
+	daemon_fini(&d);
 	if (r < 0) {
 		log_err("Exiting: %s", strerror(-r));
 		return 1;

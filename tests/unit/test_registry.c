@@ -6,14 +6,15 @@
 
 #include <cmocka.h>
 
-#include "brokerd.h"
+#include "registry.h"
+#include "view.h"
 #include "fixture.h"
 #include "util.h"
 
 #define T1 "6f1c2a9e-0b7d-4c1e-9a51-3d2f8e7b4c10"
 #define T2 "11111111-2222-4333-8444-555555555555"
 
-static int parse(const char *s, struct registry_claim **c, size_t *n)
+static int parse(const char *s, struct core_claim **c, size_t *n)
 {
 	struct registry reg;
 	int r = registry_parse(s, strlen(s), &reg);
@@ -28,7 +29,7 @@ static int parse(const char *s, struct registry_claim **c, size_t *n)
 
 static void parses_valid(void **state)
 {
-	struct registry_claim *c = NULL;
+	struct core_claim *c = NULL;
 	size_t n = 0;
 
 	assert_int_equal(parse("{\"version\":1,\"claims\":[{\"tag\":\"" T1 "\",\"uid\":1000,"
@@ -72,7 +73,7 @@ static void rejects_invalid(void **state)
 		"\"file_size\":1}]}",
 		"{\"version\":1,\"claims\":[],\"images\":[{\"tag\":\"" T1 "\",\"path\":\"/a\"}]}",
 	};
-	struct registry_claim *c = (void *)0x1;
+	struct core_claim *c = (void *)0x1;
 	size_t n = 77;
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -85,9 +86,12 @@ static void rejects_invalid(void **state)
 static void round_trip_through_disk(void **state)
 {
 	char *dir = fixture_dir();
-	struct tag_table t;
-	struct tag_entry *e;
-	struct registry_claim *c;
+	struct core_callbacks cb = { 0 };
+	struct view v = { 0 };
+	struct tag_owner owner = { .uid = 1234, .name = "vm \"quoted\"" };
+	struct core *core;
+	struct core_claim *c;
+	uint64_t gen;
 	tagmem_tag tag;
 	size_t n, len;
 	char *text;
@@ -98,17 +102,20 @@ static void round_trip_through_disk(void **state)
 	assert_int_equal(registry_load(dir, &reg), 0);
 	assert_int_equal(reg.nclaims, 0);
 
-	assert_int_equal(tag_table_init(&t), 0);
+	assert_int_equal(core_new(&cb, 100, &core), 0);
+	v.n = v.cap = 2;
+	v.tags = calloc(2, sizeof(*v.tags));
+	assert_int_equal(tagmem_tag_parse(T1, &v.tags[0].tag), 0);
+	assert_int_equal(tagmem_tag_parse(T2, &v.tags[1].tag), 0); /* unclaimed: not persisted */
+	strcpy(v.tags[0].device, "dax0.1");
+	strcpy(v.tags[1].device, "dax0.2");
+	v.tags[0].size = v.tags[1].size = 2 << 20;
+	core_reconcile(core, &v, "/", CORE_VIEW_COMPLETE);
+	view_clear(&v);
 	assert_int_equal(tagmem_tag_parse(T1, &tag), 0);
-	assert_int_equal(tag_table_add(&t, &tag, &e), 0);
-	e->claimed = true;
-	e->owner.slot = -1;
-	e->owner.uid = 1234;
-	strcpy(e->owner.name, "vm \"quoted\"");
-	assert_int_equal(tagmem_tag_parse(T2, &tag), 0);
-	assert_int_equal(tag_table_add(&t, &tag, &e), 0); /* unclaimed: not persisted */
+	assert_int_equal(core_claim(core, core_find(core, &tag), &owner, &gen), 0);
 
-	text = registry_serialize(&t, &len);
+	text = registry_serialize(core, &len);
 	assert_non_null(text);
 	assert_int_equal(registry_write_atomic(dir, text, len), 0);
 	free(text);
@@ -125,7 +132,7 @@ static void round_trip_through_disk(void **state)
 	char tmp[PATH_MAX];
 	snprintf(tmp, sizeof(tmp), "%s/" REGISTRY_FILE ".tmp", dir);
 	assert_int_equal(access(tmp, F_OK), -1);
-	tag_table_clear(&t);
+	core_free(core);
 
 	/* a corrupt file is reported, not half-read */
 	fixture_put(dir, REGISTRY_FILE, "{\"version\":1,\"claims\":[");
@@ -134,35 +141,12 @@ static void round_trip_through_disk(void **state)
 	free(dir);
 }
 
-static void tag_table_grows_and_removes(void **state)
-{
-	struct tag_table t;
-	struct tag_entry *e;
-	tagmem_tag tags[2000];
-
-	assert_int_equal(tag_table_init(&t), 0);
-	for (unsigned i = 0; i < 2000; i++) {
-		tagmem_tag_generate(&tags[i]);
-		assert_int_equal(tag_table_add(&t, &tags[i], &e), 0);
-	}
-	for (unsigned i = 0; i < 2000; i += 2)
-		tag_table_remove(&t, tag_table_find(&t, &tags[i]));
-	assert_int_equal(t.count, 1000);
-	for (unsigned i = 0; i < 2000; i++)
-		assert_true((tag_table_find(&t, &tags[i]) != NULL) == (i % 2 == 1));
-	/* list order is arrival order */
-	assert_int_equal(tagmem_tag_compare(&t.head->tag, &tags[1]), 0);
-	assert_int_equal(tagmem_tag_compare(&t.tail->tag, &tags[1999]), 0);
-	tag_table_clear(&t);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(parses_valid),
 		cmocka_unit_test(rejects_invalid),
 		cmocka_unit_test(round_trip_through_disk),
-		cmocka_unit_test(tag_table_grows_and_removes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

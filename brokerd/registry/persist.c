@@ -10,7 +10,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 
-#include "brokerd.h"
+#include "registry.h"
 #include "util.h"
 
 struct persister {

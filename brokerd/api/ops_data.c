@@ -9,25 +9,26 @@
 
 #include <json-c/json.h>
 
+#include "dataplane.h"
 #include "ops.h"
 
 #define BUDGET_MIN (2ull << 20)
 
-static bool may_manage(struct request *rq, const struct tag_entry *e)
+static bool may_manage(struct request *rq, const struct tag *e)
 {
 	return is_privileged(rq) || (e->claimed && e->owner.uid == client_info(rq->c)->uid);
 }
 
 /* The "tag" argument, which must name an image the caller may manage. */
-static struct tag_entry *arg_image(struct request *rq, const char *verb)
+static struct tag *arg_image(struct request *rq, const char *verb)
 {
-	struct tag_entry *e = arg_tag(rq, NULL, true);
+	struct tag *e = arg_tag(rq, NULL, true);
 
 	if (!e)
 		return NULL;
-	if (!e->image || !e->io) {
+	if (!tag_is_image(e) || !e->image.io) {
 		reply_error(rq, "not_supported", "tag %s is a %s device, not an image: only images "
-			    "have a host page cache to %s", e->tag_str, e->shared ? "shared" : "dax",
+			    "have a host page cache to %s", e->tag_str, e->cap.shared ? "shared" : "dax",
 			    verb);
 		return NULL;
 	}
@@ -39,10 +40,10 @@ static struct tag_entry *arg_image(struct request *rq, const char *verb)
 	return e;
 }
 
-static struct dp_request *new_request(struct request *rq, struct tag_entry *e,
+static struct dp_request *new_request(struct request *rq, struct tag *e,
 				      enum dp_kind kind)
 {
-	struct dp_request *d = dp_request_new(kind, e->io);
+	struct dp_request *d = dp_request_new(kind, e->image.io);
 
 	if (!d) {
 		reply_error(rq, "io_error", "out of memory");
@@ -58,7 +59,7 @@ static void submit_waiting(struct request *rq, struct dp_request *d)
 {
 	d->wait = true;
 	d->req_id = json_object_get(rq->id);
-	dataplane_submit(rq->b->dp, d);
+	dataplane_submit(rq->api->dp, d);
 }
 
 /* An optional u64 argument; replies the error itself. */
@@ -77,7 +78,7 @@ static bool arg_u64(struct request *rq, const char *key, uint64_t *val, bool *pr
 
 void op_flush(struct request *rq)
 {
-	struct tag_entry *e = arg_image(rq, "flush");
+	struct tag *e = arg_image(rq, "flush");
 	uint64_t off = 0, len = 0;
 	bool has_off, has_len, wait = false;
 	struct dp_request *d;
@@ -89,17 +90,17 @@ void op_flush(struct request *rq)
 		return;
 	}
 	if (!has_len)
-		len = off < e->size ? e->size - off : 0;
-	if (off >= e->size || len == 0 || len > e->size - off) {
+		len = off < e->cap.size ? e->cap.size - off : 0;
+	if (off >= e->cap.size || len == 0 || len > e->cap.size - off) {
 		reply_error(rq, "invalid_argument", "range %llu+%llu is not inside the image's %llu "
 			    "data bytes", (unsigned long long)off, (unsigned long long)len,
-			    (unsigned long long)e->size);
+			    (unsigned long long)e->cap.size);
 		return;
 	}
 	d = new_request(rq, e, DP_FLUSH);
 	if (!d)
 		return;
-	d->id = ++rq->b->next_flush_id;
+	d->id = ++rq->api->next_flush_id;
 	d->off = off;
 	d->len = len;
 	if (wait) {
@@ -110,13 +111,13 @@ void op_flush(struct request *rq)
 	json_object_object_add(res, "flush_id", json_object_new_uint64(d->id));
 	json_object_object_add(res, "tag", json_object_new_string(e->tag_str));
 	json_object_object_add(res, "state", json_object_new_string("queued"));
-	dataplane_submit(rq->b->dp, d);
+	dataplane_submit(rq->api->dp, d);
 	reply_result(rq, res, 0);
 }
 
 void op_evict(struct request *rq)
 {
-	struct tag_entry *e = arg_image(rq, "evict");
+	struct tag *e = arg_image(rq, "evict");
 	uint64_t to = 0;
 	bool has_to;
 	struct dp_request *d;
@@ -124,11 +125,11 @@ void op_evict(struct request *rq)
 	if (!e || !arg_u64(rq, "to", &to, &has_to))
 		return;
 	if (!has_to)
-		to = e->budgets.resident;
-	if (to > e->file_size) {
+		to = e->image.resident_budget;
+	if (to > e->image.file_size) {
 		reply_error(rq, "invalid_argument", "\"to\" (%llu) is more than the whole image "
 			    "(%llu bytes): nothing would be evicted", (unsigned long long)to,
-			    (unsigned long long)e->file_size);
+			    (unsigned long long)e->image.file_size);
 		return;
 	}
 	d = new_request(rq, e, DP_EVICT);
@@ -141,12 +142,12 @@ void op_evict(struct request *rq)
 
 void op_image_invalidate(struct request *rq)
 {
-	struct tag_entry *e = arg_image(rq, "invalidate");
+	struct tag *e = arg_image(rq, "invalidate");
 	struct dp_request *d;
 
 	if (!e)
 		return;
-	if (e->attached || e->attaching) {
+	if (e->vm != TAG_VM_NONE) {
 		reply_error(rq, "busy", "tag %s is attached to VM %s: its guest would keep using "
 			    "the cache; invalidate after the VM stops", e->tag_str, e->owner.name);
 		return;
@@ -157,7 +158,7 @@ void op_image_invalidate(struct request *rq)
 }
 
 /* A budget argument: absent, null (remove), or bytes within reason. */
-static int arg_budget(struct request *rq, struct tag_entry *e, const char *key, uint64_t *val)
+static int arg_budget(struct request *rq, struct tag *e, const char *key, uint64_t *val)
 {
 	struct json_object *v;
 	uint64_t n;
@@ -173,10 +174,10 @@ static int arg_budget(struct request *rq, struct tag_entry *e, const char *key, 
 			    "budget", key);
 		return -1;
 	}
-	if (n < BUDGET_MIN || n > e->file_size) {
+	if (n < BUDGET_MIN || n > e->image.file_size) {
 		reply_error(rq, "invalid_argument", "\"%s\" must be from 2 MiB to the image's %llu "
 			    "bytes (a budget of %llu would %s); use null to remove the budget", key,
-			    (unsigned long long)e->file_size, (unsigned long long)n,
+			    (unsigned long long)e->image.file_size, (unsigned long long)n,
 			    n < BUDGET_MIN ? "make the broker fight the guest for every page"
 					   : "never be reached");
 		return -1;
@@ -187,7 +188,7 @@ static int arg_budget(struct request *rq, struct tag_entry *e, const char *key, 
 
 void op_image_budget(struct request *rq)
 {
-	struct tag_entry *e = arg_image(rq, "budget");
+	struct tag *e = arg_image(rq, "budget");
 	struct image_budgets bu;
 	int rd, rr;
 
@@ -197,7 +198,7 @@ void op_image_budget(struct request *rq)
 		reply_error(rq, "permission_denied", "only root or the daemon's user may set budgets");
 		return;
 	}
-	bu = e->budgets;
+	bu = (struct image_budgets){ e->image.dirty_budget, e->image.resident_budget };
 	rd = arg_budget(rq, e, "dirty", &bu.dirty);
 	if (rd < 0)
 		return;
@@ -209,17 +210,17 @@ void op_image_budget(struct request *rq)
 			    "null to remove)");
 		return;
 	}
-	e->budgets = bu;
-	image_io_set_budgets(e->io, &bu);
-	reply_result(rq, tag_to_json(e), broker_persist(rq->b));
+	image_io_set_budgets(e->image.io, &bu);
+	reply_result(rq, tag_to_json(e), core_set_image_budgets(rq->api->core, e, bu.dirty,
+								bu.resident));
 }
 
 /* show of an image: the tag, its label and its page-cache figures (read by a worker). */
-bool op_show_image(struct request *rq, struct tag_entry *e)
+bool op_show_image(struct request *rq, struct tag *e)
 {
 	struct dp_request *d;
 
-	if (!e->image || !e->io)
+	if (!tag_is_image(e) || !e->image.io)
 		return false;
 	d = new_request(rq, e, DP_STAT);
 	if (d)

@@ -5,12 +5,15 @@
  * it to the seed device's "uuid", destroys a device by writing its "size", and learns about
  * capacity from trace records. Only the three "kernel reacts" calls are simulator-specific.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "backend.h"
+#include "log.h"
 #include "sim.h"
 #include "util.h"
+#include "view.h"
 
 /*
  * The extents the backend has read, so that an event costs what it names and not a re-read
@@ -27,14 +30,10 @@ struct backend_sim {
 	struct sim *sim;
 	struct sysfs *fs; /* the broker's own reader, separate from the simulator's */
 	struct extent_index idx;
+	struct view batch; /* tags the records drained so far named, for one reconcile */
 };
 
 #define to_sim(be) ((struct backend_sim *)(be))
-
-static void device_path(struct backend_sim *bs, const char *device, char *buf, size_t len)
-{
-	snprintf(buf, len, "%s/dev/%s", sysfs_root(bs->fs), device);
-}
 
 static int index_add(struct extent_index *x, const struct dcd_extent *e)
 {
@@ -142,10 +141,42 @@ static bool region_sharable(struct backend_sim *bs, unsigned region)
 	return dcd_read_region(bs->fs, region, &rg) == 0 && rg.sharable;
 }
 
+/* What the batch knows of a tag: the index's sums (devices are the materialiser's). */
+static int batch_note(struct backend_sim *bs, const tagmem_tag *tag, unsigned region)
+{
+	struct view *v = &bs->batch;
+	struct view_tag *t = NULL;
+
+	for (size_t i = 0; i < v->n && !t; i++)
+		if (!tagmem_tag_compare(&v->tags[i].tag, tag))
+			t = &v->tags[i];
+	if (!t) {
+		if (grow_array(&v->tags, &v->cap, v->n, sizeof(*v->tags)) < 0)
+			return -ENOMEM;
+		t = &v->tags[v->n++];
+		memset(t, 0, sizeof(*t));
+		t->tag = *tag;
+		t->region = region;
+		t->shared = region_sharable(bs, region);
+	}
+	index_tag_sum(&bs->idx, tag, &t->size, &t->nextents);
+	return 0;
+}
+
+/* Hand what the batch learned to the core: one reconcile, so a tag whose extents arrive in
+ * several records is materialised once, after the last. */
+static void batch_flush(struct backend_sim *bs)
+{
+	if (!bs->batch.n)
+		return;
+	core_reconcile(bs->be.core, &bs->batch, sysfs_root(bs->fs), CORE_VIEW_PARTIAL);
+	bs->batch.n = 0;
+}
+
 /* A trace record arrived: re-read what it names and report the truth, not the record. */
 static void handle_event(struct backend_sim *bs, const struct dcd_event *ev)
 {
-	struct broker *b = bs->be.broker;
+	struct core *core = bs->be.core;
 	uint64_t size;
 	unsigned n;
 	int r;
@@ -159,24 +190,25 @@ static void handle_event(struct backend_sim *bs, const struct dcd_event *ev)
 			return;
 		}
 		if (!ev->tagged) {
-			broker_untagged(b, (int64_t)ev->length);
+			core_untagged(core, (int64_t)ev->length);
 			return;
 		}
-		index_tag_sum(&bs->idx, &ev->tag, &size, &n);
-		broker_tag_seen(b, &ev->tag, ev->region, region_sharable(bs, ev->region), size, n);
+		if (batch_note(bs, &ev->tag, ev->region) < 0)
+			log_err("Out of memory noting a tag, ignoring");
 		break;
 	case DCD_EVENT_RELEASE:
 	case DCD_EVENT_FORCED_RELEASE:
 		if (!ev->tagged) {
-			broker_untagged(b, -(int64_t)ev->length);
+			core_untagged(core, -(int64_t)ev->length);
 			return;
 		}
+		batch_flush(bs); /* what came before the release, first */
 		index_prune_tag(bs, &ev->tag);
 		index_tag_sum(&bs->idx, &ev->tag, &size, &n);
 		if (n == 0)
-			broker_tag_gone(b, &ev->tag);
+			core_gone(core, &ev->tag);
 		else
-			broker_tag_release_requested(b, &ev->tag);
+			core_release_request(core, &ev->tag);
 		break;
 	case DCD_EVENT_REGION_CONFIG:
 		break;
@@ -189,63 +221,49 @@ static void drain_events(struct backend_sim *bs)
 
 	while (sim_next_event(bs->sim, &ev) > 0)
 		handle_event(bs, &ev);
+	batch_flush(bs);
 }
 
 static int sim_scan(struct backend *be)
 {
 	struct backend_sim *bs = to_sim(be);
-	struct broker *b = be->broker;
 	struct dcd_snapshot snap;
+	struct view v = { 0 };
+	int64_t untagged = 0;
 	int r;
 
 	r = dcd_scan(bs->fs, &snap);
 	if (r < 0)
 		return r;
-	/* Extents first (a tag with no device is "added"), then the devices that claimed them. */
-	for (size_t i = 0; i < snap.nextents; i++) {
-		struct dcd_extent *e = &snap.extents[i];
-		struct tag_entry *t;
-
-		r = index_add(&bs->idx, e);
-		if (r < 0)
-			break;
-		if (!e->tagged) {
-			broker_untagged(b, (int64_t)e->length);
-			continue;
-		}
-		t = tag_table_find(&b->tags, &e->tag);
-		uint64_t size = e->length + (t ? t->size : 0);
-		unsigned n = 1 + (t ? t->nextents : 0);
-		bool shared = false;
-		for (size_t k = 0; k < snap.nregions; k++)
-			if (snap.regions[k].id == e->region)
-				shared = snap.regions[k].sharable;
-		broker_tag_seen(b, &e->tag, e->region, shared, size, n);
+	for (size_t i = 0; i < snap.nextents && r >= 0; i++) {
+		r = index_add(&bs->idx, &snap.extents[i]);
+		if (!snap.extents[i].tagged)
+			untagged += (int64_t)snap.extents[i].length;
 	}
-	for (size_t i = 0; i < snap.ndevs; i++) {
-		struct dcd_daxdev *d = &snap.devs[i];
-		struct tag_entry *t;
-		char path[PATH_MAX];
-
-		if (!d->tagged || d->size == 0)
-			continue;
-		t = tag_table_find(&b->tags, &d->tag);
-		if (!t || t->size != d->size)
-			continue; /* a device that does not match its extents is not trusted */
-		device_path(bs, d->name, path, sizeof(path));
-		broker_tag_device(b, &d->tag, d->name, path);
-		if (sim_release_pending(bs->sim, &d->tag))
-			broker_tag_release_requested(b, &d->tag);
+	if (r >= 0)
+		r = view_add_dcd_snapshot(&v, &snap);
+	if (r < 0) {
+		dcd_snapshot_clear(&snap);
+		view_clear(&v);
+		return r;
 	}
-	if (snap.skipped)
-		log_err("%zu unreadable entries under %s skipped (see TAGMEM_LOG=debug), ignoring",
-			snap.skipped, sysfs_root(bs->fs));
+	if (untagged)
+		core_untagged(be->core, untagged);
+	core_reconcile(be->core, &v, sysfs_root(bs->fs), CORE_VIEW_COMPLETE);
+	/* releases the fabric manager asked for while a device held the tag */
+	for (size_t i = 0; i < v.n; i++)
+		if (v.tags[i].device[0] && sim_release_pending(bs->sim, &v.tags[i].tag))
+			core_release_request(be->core, &v.tags[i].tag);
+	if (v.skipped)
+		log_err("%zu unreadable entries under %s skipped, ignoring", v.skipped,
+			sysfs_root(bs->fs));
 	dcd_snapshot_clear(&snap);
+	view_clear(&v);
 	drain_events(bs); /* records queued before the scan describe what it already saw */
 	return 0;
 }
 
-static int sim_materialise(struct backend *be, struct tag_entry *e)
+static int sim_materialise(struct backend *be, const struct tag *t, struct core_device *ret)
 {
 	struct backend_sim *bs = to_sim(be);
 	struct dcd_region rg;
@@ -253,53 +271,49 @@ static int sim_materialise(struct backend *be, struct tag_entry *e)
 	char path[PATH_MAX];
 	int r;
 
-	r = dcd_read_region(bs->fs, e->region, &rg);
+	r = dcd_read_region(bs->fs, t->cap.region, &rg);
 	if (r < 0)
 		return r;
 	if (!rg.seed[0])
 		return -ENODEV;
 	snprintf(path, sizeof(path), DCD_DAX_DEVICES "/%s/uuid", rg.seed);
-	r = sysfs_write(bs->fs, path, e->tag_str);
+	r = sysfs_write(bs->fs, path, t->tag_str);
 	if (r < 0)
 		return r;
-	r = sim_kernel_seed_written(bs->sim, e->region);
+	r = sim_kernel_seed_written(bs->sim, t->cap.region);
 	if (r < 0)
 		return r;
-	/* Trust the device only if it holds exactly the tag's extents. */
 	r = dcd_read_daxdev(bs->fs, rg.seed, &d);
 	if (r < 0)
 		return r;
-	if (!d.tagged || tagmem_tag_compare(&d.tag, &e->tag) || d.size != e->size)
+	if (!view_dcd_device_carries(&d, &t->tag, t->cap.size))
 		return -EIO;
-	device_path(bs, d.name, path, sizeof(path));
-	broker_tag_device(be->broker, &e->tag, d.name, path);
-	return 0;
+	snprintf(ret->name, sizeof(ret->name), "%s", d.name);
+	r = view_device_path(sysfs_root(bs->fs), d.name, ret->path, sizeof(ret->path));
+	return r < 0 ? r : 1;
 }
 
-static int sim_destroy(struct backend *be, struct tag_entry *e)
+static int sim_destroy(struct backend *be, const struct tag *t)
 {
 	struct backend_sim *bs = to_sim(be);
-	tagmem_tag tag = e->tag; /* e may be freed by the events below */
 	char path[PATH_MAX];
 	uint64_t size;
 	unsigned n;
 	int r;
 
-	if (!e->device[0])
+	if (!t->cap.device[0])
 		return -ENODEV;
-	snprintf(path, sizeof(path), DCD_DAX_DEVICES "/%s/size", e->device);
+	snprintf(path, sizeof(path), DCD_DAX_DEVICES "/%s/size", t->cap.device);
 	r = sysfs_write(bs->fs, path, "0");
 	if (r < 0)
 		return r;
-	r = sim_kernel_size_written(bs->sim, e->device);
+	r = sim_kernel_size_written(bs->sim, t->cap.device);
 	if (r < 0)
 		return r;
 	/* A deferred release completes when the device goes: see whether the extents went. */
-	index_prune_tag(bs, &tag);
-	index_tag_sum(&bs->idx, &tag, &size, &n);
-	if (n == 0)
-		broker_tag_gone(be->broker, &tag);
-	return 0;
+	index_prune_tag(bs, &t->tag);
+	index_tag_sum(&bs->idx, &t->tag, &size, &n);
+	return n == 0;
 }
 
 static int sim_fm_add_op(struct backend *be, uint64_t size, const tagmem_tag *tag, bool shared,
@@ -342,6 +356,7 @@ static void sim_free(struct backend *be)
 	sim_close(bs->sim);
 	sysfs_close(bs->fs);
 	free(bs->idx.ext);
+	view_clear(&bs->batch);
 	free(bs);
 }
 
@@ -356,22 +371,22 @@ static const struct backend_ops sim_ops = {
 	.free = sim_free,
 };
 
-int backend_sim_new(struct broker *b, struct backend **ret)
+int backend_sim_new(struct core *core, struct loop *loop, const struct broker_settings *set,
+		    struct backend **ret)
 {
-	struct sim_options opts = { .region_size = b->settings.sim_region_size };
+	struct sim_options opts = { .region_size = set->sim_region_size };
 	struct backend_sim *bs;
 	int r;
 
 	bs = calloc(1, sizeof(*bs));
 	if (!bs)
 		return -ENOMEM;
-	bs->be.ops = &sim_ops;
-	bs->be.broker = b;
+	bs->be = (struct backend){ .ops = &sim_ops, .core = core, .loop = loop, .settings = set };
 	opts.legacy_tag_attr = getenv("TAGMEM_SIM_LEGACY_TAG") != NULL;
-	r = sim_open(b->settings.sim_root, &opts, &bs->sim);
+	r = sim_open(set->sim_root, &opts, &bs->sim);
 	if (r < 0)
 		goto fail;
-	r = sysfs_open(b->settings.sim_root, &bs->fs);
+	r = sysfs_open(set->sim_root, &bs->fs);
 	if (r < 0)
 		goto fail;
 	*ret = &bs->be;

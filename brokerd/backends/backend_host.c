@@ -10,6 +10,7 @@
  * Anything missing (no CXL bus, no tracefs, no permission) is one log line, not a failure.
  */
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -19,10 +20,10 @@
 #include <libudev.h>
 
 #include "backend.h"
-#include "dcd.h"
+#include "log.h"
 #include "loop.h"
-#include "nd.h"
 #include "util.h"
+#include "view.h"
 
 #define TRACE_INSTANCE "instances/tagmem"
 
@@ -36,68 +37,13 @@ struct backend_host {
 	char trace_buf[8192];
 	size_t trace_len;
 	size_t last_skipped;        /* unreadable sysfs entries, logged when the count changes */
-	unsigned scan_mark;         /* generation of the last rescan, for the gone sweep */
+	bool rescan_armed;          /* a deferred rescan is queued on the loop */
 };
 
 #define to_host(be) ((struct backend_host *)(be))
 
-/* ---- one view of everything tagged, rebuilt on each change ---- */
-
-struct view_tag {
-	tagmem_tag tag;
-	unsigned region;
-	bool shared;
-	uint64_t size;
-	unsigned nextents;
-	char device[32];
-	char path[64];
-};
-
-struct view {
-	struct view_tag *tags; /* sorted by tag: a rescan of 10,000 extents stays O(n log n) */
-	size_t n, cap;
-};
-
-static int cmp_extent_tag(const void *a, const void *b)
-{
-	return tagmem_tag_compare(&((const struct dcd_extent *)a)->tag,
-				  &((const struct dcd_extent *)b)->tag);
-}
-
-static int cmp_view_tag(const void *a, const void *b)
-{
-	return tagmem_tag_compare(&((const struct view_tag *)a)->tag,
-				  &((const struct view_tag *)b)->tag);
-}
-
-static struct view_tag *view_find(struct view *v, const tagmem_tag *tag)
-{
-	struct view_tag key = { .tag = *tag };
-
-	return v->n ? bsearch(&key, v->tags, v->n, sizeof(key), cmp_view_tag) : NULL;
-}
-
-static struct view_tag *view_append(struct view *v, const tagmem_tag *tag)
-{
-	if (grow_array(&v->tags, &v->cap, v->n, sizeof(*v->tags)) < 0)
-		return NULL;
-	memset(&v->tags[v->n], 0, sizeof(v->tags[0]));
-	v->tags[v->n].tag = *tag;
-	return &v->tags[v->n++];
-}
-
-static bool nd_policy_allows(struct broker *b, const struct nd_namespace *ns)
-{
-	switch (b->settings.nd_policy) {
-	case ND_POLICY_ALL: return true;
-	case ND_POLICY_NONE: return false;
-	case ND_POLICY_TAGMEM: break;
-	}
-	return !strncmp(ns->alt_name, "tagmem", 6);
-}
-
 /* libdaxctl's idea of a devdax device's size (it reads /sys itself). */
-static uint64_t daxctl_size(const char *devname)
+static uint64_t daxctl_size(const char *devname, void *userdata _unused_)
 {
 	struct daxctl_ctx *ctx;
 	struct daxctl_region *region;
@@ -114,126 +60,47 @@ static uint64_t daxctl_size(const char *devname)
 	return size;
 }
 
-/* DCD: extents grouped by tag (sorted), then the devices that claimed them. */
-static void view_add_dcd(struct backend_host *bh, struct view *v)
-{
-	struct dcd_snapshot snap;
-
-	if (dcd_scan(bh->fs, &snap) < 0)
-		return;
-	if (snap.skipped != bh->last_skipped) {
-		if (snap.skipped)
-			log_err("%zu unreadable CXL entries under %s skipped, ignoring", snap.skipped,
-				sysfs_root(bh->fs));
-		bh->last_skipped = snap.skipped;
-	}
-	if (snap.nextents)
-		qsort(snap.extents, snap.nextents, sizeof(*snap.extents), cmp_extent_tag);
-	for (size_t i = 0; i < snap.nextents; i++) {
-		struct dcd_extent *e = &snap.extents[i];
-		struct view_tag *t = v->n ? &v->tags[v->n - 1] : NULL;
-
-		if (!e->tagged)
-			continue;
-		if (!t || tagmem_tag_compare(&t->tag, &e->tag)) {
-			t = view_append(v, &e->tag);
-			if (!t)
-				break;
-			t->region = e->region;
-			for (size_t k = 0; k < snap.nregions; k++)
-				if (snap.regions[k].id == e->region)
-					t->shared = snap.regions[k].sharable;
-		}
-		t->size += e->length;
-		t->nextents++;
-	}
-	for (size_t i = 0; i < snap.ndevs; i++) {
-		struct dcd_daxdev *d = &snap.devs[i];
-		struct view_tag *t;
-
-		if (!d->tagged || !d->size)
-			continue;
-		t = view_find(v, &d->tag);
-		if (t && t->size == d->size) {
-			/* the device holds exactly the tag's extents: trust it */
-			snprintf(t->device, sizeof(t->device), "%s", d->name);
-			snprintf(t->path, sizeof(t->path), "/dev/%s", d->name);
-		}
-	}
-	dcd_snapshot_clear(&snap);
-}
-
-/* NVDIMM namespaces (few): appended, then the whole view is sorted again. */
-static void view_add_namespaces(struct backend_host *bh, struct view *v)
-{
-	struct broker *b = bh->be.broker;
-	struct nd_namespace *ns = NULL;
-	size_t n = 0, before = v->n;
-
-	if (nd_scan(bh->fs, &ns, &n) < 0)
-		return;
-	for (size_t i = 0; i < n; i++) {
-		struct view_tag *t;
-
-		if (!ns[i].tagged || !ns[i].device[0] || !nd_policy_allows(b, &ns[i]))
-			continue;
-		if (view_find(v, &ns[i].tag))
-			continue; /* a DCD tag wins: the namespace would be a second name for it */
-		t = view_append(v, &ns[i].tag);
-		if (!t)
-			break;
-		t->size = ns[i].size;
-		if (ns[i].kind == ND_KIND_DAX) {
-			uint64_t sz = bh->real_sysfs ? daxctl_size(ns[i].device) : 0;
-			if (sz)
-				t->size = sz; /* usable size: the namespace minus its metadata */
-		} else {
-			char path[96];
-			uint64_t sectors;
-			snprintf(path, sizeof(path), "sys/class/block/%s/size", ns[i].device);
-			if (sysfs_read_u64(bh->fs, path, &sectors) == 0)
-				t->size = sectors * 512;
-		}
-		t->nextents = 1;
-		snprintf(t->device, sizeof(t->device), "%s", ns[i].device);
-		snprintf(t->path, sizeof(t->path), "/dev/%s", ns[i].device);
-	}
-	free(ns);
-	if (v->n != before)
-		qsort(v->tags, v->n, sizeof(*v->tags), cmp_view_tag);
-}
-
-/* Report the view; tags the broker knows but the kernel no longer shows are gone. */
+/* Read the whole view (libtagmem's rules) and hand it to the core, which forgets what the
+ * kernel no longer shows. */
 static void host_rescan(struct backend_host *bh)
 {
-	struct broker *b = bh->be.broker;
-	struct view v = { 0 };
-	unsigned mark = ++bh->scan_mark;
+	struct view_options opts = {
+		.nd_policy = bh->be.settings->nd_policy,
+		.dax_size = bh->real_sysfs ? daxctl_size : NULL,
+	};
+	struct view v;
+	int r = view_build(bh->fs, &opts, &v);
 
-	view_add_dcd(bh, &v);
-	view_add_namespaces(bh, &v);
-	for (size_t i = 0; i < v.n; i++) {
-		struct view_tag *t = &v.tags[i];
-		struct tag_entry *e;
-		char path[PATH_MAX];
+	if (r < 0) {
+		log_err("Failed to read the devices under %s: %s, ignoring", sysfs_root(bh->fs),
+			strerror(-r));
+		return;
+	}
+	if (v.skipped != bh->last_skipped) {
+		if (v.skipped)
+			log_err("%zu unreadable CXL entries under %s skipped, ignoring", v.skipped,
+				sysfs_root(bh->fs));
+		bh->last_skipped = v.skipped;
+	}
+	/* device nodes live under the same root as the tree (a test fixture's too) */
+	core_reconcile(bh->be.core, &v, sysfs_root(bh->fs), CORE_VIEW_COMPLETE);
+	view_clear(&v);
+}
 
-		broker_tag_seen(b, &t->tag, t->region, t->shared, t->size, t->nextents);
-		if (t->device[0]) {
-			/* device nodes live under the same root as the tree (a test fixture's too) */
-			snprintf(path, sizeof(path), "%s%s", bh->real_sysfs ? "" : sysfs_root(bh->fs),
-				 t->path);
-			broker_tag_device(b, &t->tag, t->device, path);
-		}
-		e = tag_table_find(&b->tags, &t->tag);
-		if (e)
-			e->scan_mark = mark;
-	}
-	for (struct tag_entry *e = b->tags.head, *next; e; e = next) {
-		next = e->next;
-		if (e->scan_mark != mark && !e->image) /* images are the broker's own */
-			broker_tag_gone(b, &e->tag);
-	}
-	free(v.tags);
+static int64_t deferred_rescan(struct loop *l, void *data)
+{
+	struct backend_host *bh = data;
+
+	bh->rescan_armed = false;
+	host_rescan(bh);
+	return -1;
+}
+
+/* Rescan from the loop, not from inside a call the core is making. */
+static void rescan_soon(struct backend_host *bh)
+{
+	if (!bh->rescan_armed && loop_add_timer(bh->be.loop, 0, deferred_rescan, bh) == 0)
+		bh->rescan_armed = true;
 }
 
 /* ---- event sources ---- */
@@ -248,10 +115,8 @@ static void on_udev(struct loop *l, int fd, uint32_t events, void *data)
 		udev_device_unref(dev);
 		n++;
 	}
-	if (n) {
+	if (n)
 		host_rescan(bh);
-		broker_settle(bh->be.broker);
-	}
 }
 
 static void on_trace(struct loop *l, int fd, uint32_t events, void *data)
@@ -286,16 +151,12 @@ static void on_trace(struct loop *l, int fd, uint32_t events, void *data)
 		}
 	}
 	/* A record says what changed; sysfs says what is true now. */
-	if (changed) {
+	if (changed)
 		host_rescan(bh);
-		broker_settle(bh->be.broker);
-	}
 }
 
 static void setup_udev(struct backend_host *bh)
 {
-	struct broker *b = bh->be.broker;
-
 	bh->udev = udev_new();
 	if (bh->udev)
 		bh->mon = udev_monitor_new_from_netlink(bh->udev, "udev");
@@ -308,7 +169,7 @@ static void setup_udev(struct backend_host *bh)
 	udev_monitor_filter_add_match_subsystem_devtype(bh->mon, "cxl", NULL);
 	udev_monitor_filter_add_match_subsystem_devtype(bh->mon, "block", "disk");
 	if (udev_monitor_enable_receiving(bh->mon) < 0 ||
-	    loop_add_fd(b->loop, udev_monitor_get_fd(bh->mon), EPOLLIN, on_udev, bh) < 0) {
+	    loop_add_fd(bh->be.loop, udev_monitor_get_fd(bh->mon), EPOLLIN, on_udev, bh) < 0) {
 		log_warn("Cannot listen to udev events: %m; hot-plugged devices are not noticed");
 		bh->mon = udev_monitor_unref(bh->mon);
 	}
@@ -317,7 +178,6 @@ static void setup_udev(struct backend_host *bh)
 static void setup_trace(struct backend_host *bh)
 {
 	static const char *mounts[] = { "/sys/kernel/tracing", "/sys/kernel/debug/tracing" };
-	struct broker *b = bh->be.broker;
 	char inst[128], path[256];
 	const char *tracefs = NULL;
 	int fd;
@@ -352,7 +212,7 @@ static void setup_trace(struct backend_host *bh)
 	close(fd);
 	snprintf(path, sizeof(path), "%s/trace_pipe", inst);
 	bh->trace_fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-	if (bh->trace_fd < 0 || loop_add_fd(b->loop, bh->trace_fd, EPOLLIN, on_trace, bh) < 0) {
+	if (bh->trace_fd < 0 || loop_add_fd(bh->be.loop, bh->trace_fd, EPOLLIN, on_trace, bh) < 0) {
 		log_warn("Cannot read %s: %m", path);
 		if (bh->trace_fd >= 0)
 			close(bh->trace_fd);
@@ -366,10 +226,8 @@ static void setup_trace(struct backend_host *bh)
  * tracefs. Opened read-write so that a FIFO never reports end-of-file between writers. */
 static void setup_trace_file(struct backend_host *bh, const char *path)
 {
-	struct broker *b = bh->be.broker;
-
 	bh->trace_fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
-	if (bh->trace_fd < 0 || loop_add_fd(b->loop, bh->trace_fd, EPOLLIN, on_trace, bh) < 0) {
+	if (bh->trace_fd < 0 || loop_add_fd(bh->be.loop, bh->trace_fd, EPOLLIN, on_trace, bh) < 0) {
 		log_err("Cannot read trace records from %s: %m, ignoring", path);
 		if (bh->trace_fd >= 0)
 			close(bh->trace_fd);
@@ -410,11 +268,11 @@ static int host_scan(struct backend *be)
 	struct backend_host *bh = to_host(be);
 
 	report_cxl(bh);
-	if (bh->be.broker->settings.trace_pipe)
-		setup_trace_file(bh, bh->be.broker->settings.trace_pipe);
+	if (bh->be.settings->trace_pipe)
+		setup_trace_file(bh, bh->be.settings->trace_pipe);
 	if (bh->real_sysfs) {
 		setup_udev(bh);
-		if (!bh->be.broker->settings.trace_pipe)
+		if (!bh->be.settings->trace_pipe)
 			setup_trace(bh);
 	} else {
 		/* udev and tracefs describe this kernel, not a tree somewhere else */
@@ -425,7 +283,7 @@ static int host_scan(struct backend *be)
 	return 0;
 }
 
-static int host_materialise(struct backend *be, struct tag_entry *e)
+static int host_materialise(struct backend *be, const struct tag *t, struct core_device *ret)
 {
 	struct backend_host *bh = to_host(be);
 	struct dcd_region rg;
@@ -433,28 +291,29 @@ static int host_materialise(struct backend *be, struct tag_entry *e)
 	int r;
 
 	/* Only DCD capacity is made into a device here; a namespace already is one. */
-	r = dcd_read_region(bh->fs, e->region, &rg);
+	r = dcd_read_region(bh->fs, t->cap.region, &rg);
 	if (r < 0 || !rg.seed[0])
 		return r < 0 ? r : -ENODEV;
 	snprintf(path, sizeof(path), DCD_DAX_DEVICES "/%s/uuid", rg.seed);
 	/* The kernel claims the tag's extents and announces the device to udev; that event's
 	 * rescan reports it (one rescan for a burst, not one per tag). */
-	return sysfs_write(bh->fs, path, e->tag_str);
+	r = sysfs_write(bh->fs, path, t->tag_str);
+	return r < 0 ? r : 0;
 }
 
-static int host_destroy(struct backend *be, struct tag_entry *e)
+static int host_destroy(struct backend *be, const struct tag *t)
 {
 	struct backend_host *bh = to_host(be);
 	char path[PATH_MAX];
 	int r;
 
-	if (!e->device[0] || strncmp(e->device, "dax", 3))
+	if (!t->cap.device[0] || strncmp(t->cap.device, "dax", 3))
 		return -EOPNOTSUPP; /* namespaces are not ours to take apart */
-	snprintf(path, sizeof(path), DCD_DAX_DEVICES "/%s/size", e->device);
+	snprintf(path, sizeof(path), DCD_DAX_DEVICES "/%s/size", t->cap.device);
 	r = sysfs_write(bh->fs, path, "0");
 	if (r < 0)
 		return r;
-	host_rescan(bh);
+	rescan_soon(bh); /* udev may say so too; a fixture tree never will */
 	return 0;
 }
 
@@ -484,22 +343,22 @@ static const struct backend_ops host_ops = {
 	.free = host_free,
 };
 
-int backend_host_new(struct broker *b, struct backend **ret)
+int backend_host_new(struct core *core, struct loop *loop, const struct broker_settings *set,
+		     struct backend **ret)
 {
 	struct backend_host *bh = calloc(1, sizeof(*bh));
 	int r;
 
 	if (!bh)
 		return -ENOMEM;
-	bh->be.ops = &host_ops;
-	bh->be.broker = b;
+	bh->be = (struct backend){ .ops = &host_ops, .core = core, .loop = loop, .settings = set };
 	bh->trace_fd = -1;
-	r = sysfs_open(b->settings.host_root, &bh->fs);
+	r = sysfs_open(set->host_root, &bh->fs);
 	if (r < 0) {
 		free(bh);
 		return r;
 	}
-	bh->real_sysfs = !strcmp(b->settings.host_root, "/");
+	bh->real_sysfs = !strcmp(set->host_root, "/");
 	*ret = &bh->be;
 	return 0;
 }

@@ -3,7 +3,7 @@
  * Running VMs the broker hot-plugs into. A QMP socket serves one client at a time, so each
  * VM gets one monitor: a worker thread that owns the QMP connection, runs attach jobs
  * (object-add + device_add) and notices the VM exiting (the socket closing). Results come
- * back to the event loop through an eventfd; nothing here blocks the loop. Internal.
+ * back to the event loop through an eventfd; nothing here blocks the loop. The front door of brokerd/vm.
  */
 #ifndef BROKERD_VM_H
 #define BROKERD_VM_H
@@ -12,9 +12,11 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "brokerd.h"
+#include "tagmem.h"
 
-struct vm_monitor;
+struct json_object;
+struct loop;
+struct vms;
 
 struct attach_job {
 	/* request */
@@ -35,16 +37,22 @@ struct attach_job {
 	struct attach_job *next;
 };
 
+struct vm_callbacks {
+	void *userdata;
+	/* On the loop: a job came back (ownership passes to the callee). */
+	void (*job_done)(void *userdata, struct attach_job *job);
+	/* On the loop: the VM's QMP socket closed, or could never be reached. */
+	void (*exited)(void *userdata, const char *vm, uid_t uid);
+};
+
+int vms_new(struct loop *loop, const struct vm_callbacks *cb, struct vms **ret);
+/* Stops every monitor; jobs still queued come back failed first. */
+void vms_free(struct vms *vms);
 /* Queue a job on the VM's monitor (started on first use). -EBUSY: that VM's monitor talks
  * to another QMP socket. The job is owned by the monitor until it comes back. */
-int vm_attach(struct broker *b, const char *vm, uid_t uid, const char *qmp_path,
+int vm_attach(struct vms *vms, const char *vm, uid_t uid, const char *qmp_path,
 	      struct attach_job *job);
 /* Is there a live monitor for this VM? */
-bool vm_monitored(struct broker *b, const char *vm, uid_t uid);
-void vm_stop_all(struct broker *b);
-
-/* Implemented by ops_vm.c: the loop's side of a finished job and of a VM that exited. */
-void vm_job_done(struct broker *b, struct attach_job *job);
-void vm_exited(struct broker *b, const char *vm, uid_t uid);
+bool vm_monitored(struct vms *vms, const char *vm, uid_t uid);
 
 #endif

@@ -18,13 +18,13 @@
 
 #include <json-c/json.h>
 
-#include "brokerd.h"
+#include "registry.h"
 #include "util.h"
 
 #define REGISTRY_VERSION 1
 #define REGISTRY_MAX_SIZE (64u << 20)
 
-static int parse_claim(struct json_object *o, struct registry_claim *c)
+static int parse_claim(struct json_object *o, struct core_claim *c)
 {
 	const char *name;
 	uint64_t v;
@@ -86,9 +86,9 @@ static int parse_image(struct json_object *o, struct registry_image *img)
 		return -EBADMSG;
 	strcpy(img->path, path);
 	/* budgets came later: both or neither */
-	switch (tagmem_json_get_u64(o, "dirty_budget", &img->budgets.dirty)) {
+	switch (tagmem_json_get_u64(o, "dirty_budget", &img->dirty_budget)) {
 	case 0:
-		if (tagmem_json_get_u64(o, "resident_budget", &img->budgets.resident) < 0)
+		if (tagmem_json_get_u64(o, "resident_budget", &img->resident_budget) < 0)
 			return -EBADMSG;
 		img->has_budgets = true;
 		break;
@@ -199,7 +199,7 @@ int registry_load(const char *state_dir, struct registry *ret)
 	return registry_parse(buf, len, ret);
 }
 
-char *registry_serialize(struct tag_table *t, size_t *ret_len)
+char *registry_serialize(struct core *core, size_t *ret_len)
 {
 	_cleanup_json_ struct json_object *root = json_object_new_object();
 	struct json_object *arr = json_object_new_array();
@@ -210,10 +210,12 @@ char *registry_serialize(struct tag_table *t, size_t *ret_len)
 	}
 	json_object_object_add(root, "version", json_object_new_int(REGISTRY_VERSION));
 	json_object_object_add(root, "claims", arr);
-	for (struct tag_entry *e = t->head; e; e = e->next) {
+	struct tag *e;
+
+	core_for_each(e, core) {
 		struct json_object *c;
 
-		if (!e->claimed || e->attaching) /* provisional until QEMU confirms */
+		if (!e->claimed || e->vm == TAG_VM_ATTACHING) /* provisional until QEMU confirms */
 			continue;
 		c = json_object_new_object();
 		json_object_object_add(c, "tag", json_object_new_string(e->tag_str));
@@ -229,18 +231,18 @@ char *registry_serialize(struct tag_table *t, size_t *ret_len)
 	}
 	struct json_object *imgs = json_object_new_array();
 	json_object_object_add(root, "images", imgs);
-	for (struct tag_entry *e = t->head; e; e = e->next) {
+	core_for_each(e, core) {
 		struct json_object *im;
 
-		if (!e->image)
+		if (!tag_is_image(e))
 			continue;
 		im = json_object_new_object();
 		json_object_object_add(im, "tag", json_object_new_string(e->tag_str));
-		json_object_object_add(im, "path", json_object_new_string(e->path));
-		json_object_object_add(im, "file_size", json_object_new_uint64(e->file_size));
-		json_object_object_add(im, "dirty_budget", json_object_new_uint64(e->budgets.dirty));
+		json_object_object_add(im, "path", json_object_new_string(e->cap.path));
+		json_object_object_add(im, "file_size", json_object_new_uint64(e->image.file_size));
+		json_object_object_add(im, "dirty_budget", json_object_new_uint64(e->image.dirty_budget));
 		json_object_object_add(im, "resident_budget",
-				       json_object_new_uint64(e->budgets.resident));
+				       json_object_new_uint64(e->image.resident_budget));
 		json_object_array_add(imgs, im);
 	}
 	return tagmem_msg_format(root, ret_len);

@@ -5,11 +5,14 @@
  * runs on the data-plane workers (dataplane.h).
  */
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <json-c/json.h>
 
+#include "dataplane.h"
+#include "log.h"
 #include "loop.h"
 #include "ops.h"
 
@@ -34,19 +37,19 @@ static const char *error_code(int error)
 }
 
 /* The tag entry a request was for, if it is still the same image. */
-static struct tag_entry *entry_of(struct broker *b, const struct dp_request *d)
+static struct tag *entry_of(struct api *api, const struct dp_request *d)
 {
 	tagmem_tag tag;
-	struct tag_entry *e;
+	struct tag *e;
 
 	if (tagmem_tag_parse(d->tag_str, &tag) < 0)
 		return NULL;
-	e = tag_table_find(&b->tags, &tag);
-	return e && e->io == d->io ? e : NULL;
+	e = core_find(api->core, &tag);
+	return e && e->image.io == d->io ? e : NULL;
 }
 
 /* What a finished request tells its client (the reply's result, or the event's body). */
-static struct json_object *result_json(struct broker *b, struct dp_request *d)
+static struct json_object *result_json(struct api *api, struct dp_request *d)
 {
 	struct json_object *o = json_object_new_object();
 
@@ -74,7 +77,7 @@ static struct json_object *result_json(struct broker *b, struct dp_request *d)
 			d->before.cached - MIN(d->before.cached, d->after.cached)));
 		break;
 	case DP_STAT: {
-		struct tag_entry *e = entry_of(b, d);
+		struct tag *e = entry_of(api, d);
 		struct json_object *pc, *bu;
 		char last[256];
 		uint64_t n;
@@ -86,16 +89,16 @@ static struct json_object *result_json(struct broker *b, struct dp_request *d)
 		o = tag_to_json(e);
 		json_object_object_add(o, "label", image_label_json(e));
 		json_object_object_add(pc, "flush_batches",
-				       json_object_new_uint64(image_io_batches(e->io)));
-		n = image_io_errors(e->io, last, sizeof(last));
+				       json_object_new_uint64(image_io_batches(e->image.io)));
+		n = image_io_errors(e->image.io, last, sizeof(last));
 		json_object_object_add(pc, "errors", json_object_new_uint64(n));
 		json_object_object_add(pc, "last_error", n ? json_object_new_string(last) : NULL);
 		json_object_object_add(o, "page_cache", pc);
 		bu = json_object_new_object();
-		json_object_object_add(bu, "dirty_bytes", e->budgets.dirty ?
-				       json_object_new_uint64(e->budgets.dirty) : NULL);
-		json_object_object_add(bu, "resident_bytes", e->budgets.resident ?
-				       json_object_new_uint64(e->budgets.resident) : NULL);
+		json_object_object_add(bu, "dirty_bytes", e->image.dirty_budget ?
+				       json_object_new_uint64(e->image.dirty_budget) : NULL);
+		json_object_object_add(bu, "resident_bytes", e->image.resident_budget ?
+				       json_object_new_uint64(e->image.resident_budget) : NULL);
 		json_object_object_add(o, "budgets", bu);
 		return o;
 	}
@@ -106,13 +109,13 @@ static struct json_object *result_json(struct broker *b, struct dp_request *d)
 	return o;
 }
 
-static void answer(struct broker *b, struct dp_request *d)
+static void answer(struct api *api, struct dp_request *d)
 {
-	struct client *c = server_find_client(b, d->client_serial);
+	struct client *c = server_find_client(api->server, d->client_serial);
 	struct json_object *res;
 
 	if (d->wait) {
-		struct request rq = { .b = b, .c = c, .id = d->req_id };
+		struct request rq = { .api = api, .c = c, .id = d->req_id };
 
 		if (!c)
 			return;
@@ -120,7 +123,7 @@ static void answer(struct broker *b, struct dp_request *d)
 			reply_error(&rq, error_code(d->error), "%s", d->errmsg);
 			return;
 		}
-		res = result_json(b, d);
+		res = result_json(api, d);
 		if (!res)
 			reply_error(&rq, "not_found", "tag %s went away", d->tag_str);
 		else
@@ -128,7 +131,7 @@ static void answer(struct broker *b, struct dp_request *d)
 		return;
 	}
 	/* an asynchronous flush: its completion is an event, to the caller and subscribers */
-	res = result_json(b, d);
+	res = result_json(api, d);
 	json_object_object_add(res, "event", json_object_new_string("flush_done"));
 	if (d->error < 0) {
 		struct json_object *err = json_object_new_object();
@@ -138,27 +141,27 @@ static void answer(struct broker *b, struct dp_request *d)
 		json_object_object_add(res, "error", err);
 	}
 	if (c && !client_info(c)->subscribed)
-		client_reply(b, c, json_object_get(res), 0);
-	broker_emit_event(b, res);
+		client_reply(api->server, c, json_object_get(res), 0);
+	api_emit(api, res);
 }
 
 static void dataplane_ready(struct loop *l, int fd, uint32_t events, void *data)
 {
-	struct broker *b = data;
-	struct dp_request *d = dataplane_take_done(b->dp), *next;
+	struct api *api = data;
+	struct dp_request *d = dataplane_take_done(api->dp), *next;
 
 	for (; d; d = next) {
 		next = d->next;
 		if (d->client_serial) {
-			answer(b, d);
+			answer(api, d);
 		} else if (d->error < 0) {
 			log_warn("Image %s: %s eviction: %s", d->tag_str,
 				 d->kind == DP_MAINTAIN ? "budget" : d->reason, d->errmsg);
 		}
 		if (d->kind == DP_EVICT && !d->client_serial) {
-			struct tag_entry *e = entry_of(b, d);
+			struct tag *e = entry_of(api, d);
 			if (e)
-				e->evicting = false;
+				e->image.evicting = false;
 		}
 		dp_request_free(d);
 	}
@@ -166,10 +169,10 @@ static void dataplane_ready(struct loop *l, int fd, uint32_t events, void *data)
 
 /* Shrink to `fraction` of what the image holds when the worker gets to it (never above
  * cap): the loop's counts may be up to a second old. */
-static void evict_in_background(struct broker *b, struct tag_entry *e, double fraction,
+static void evict_in_background(struct api *api, struct tag *e, double fraction,
 				uint64_t cap, const char *reason)
 {
-	struct dp_request *d = dp_request_new(DP_EVICT, e->io);
+	struct dp_request *d = dp_request_new(DP_EVICT, e->image.io);
 
 	if (!d)
 		return;
@@ -177,47 +180,49 @@ static void evict_in_background(struct broker *b, struct tag_entry *e, double fr
 	snprintf(d->reason, sizeof(d->reason), "%s", reason);
 	d->target = cap;
 	d->fraction = fraction;
-	e->evicting = true;
+	e->image.evicting = true;
 	log_debug("Image %s: %s eviction to %.0f%% of its cache", e->tag_str, reason,
 		  fraction * 100);
-	dataplane_submit(b->dp, d);
+	dataplane_submit(api->dp, d);
 }
 
 /* Budgets: every image gets a look each interval (its counters come back with it). */
 static int64_t upkeep_tick(struct loop *l, void *data)
 {
-	struct broker *b = data;
-	uint64_t total = 0, global = b->settings.resident_budget;
+	struct api *api = data;
+	uint64_t total = 0, global = api->settings->resident_budget;
 	bool busy = false;
 
-	for (struct tag_entry *e = b->tags.head; e; e = e->next) {
+	struct tag *e;
+
+	core_for_each(e, api->core) {
 		struct dp_request *d;
 
-		if (!e->io)
+		if (!e->image.io)
 			continue;
-		total += image_io_last_counts(e->io).cached;
-		busy |= e->evicting;
-		if (dataplane_maintaining(e->io))
+		total += image_io_last_counts(e->image.io).cached;
+		busy |= e->image.evicting;
+		if (dataplane_maintaining(e->image.io))
 			continue;
-		d = dp_request_new(DP_MAINTAIN, e->io);
+		d = dp_request_new(DP_MAINTAIN, e->image.io);
 		if (!d)
 			continue;
 		snprintf(d->tag_str, sizeof(d->tag_str), "%s", e->tag_str);
-		dataplane_submit(b->dp, d);
+		dataplane_submit(api->dp, d);
 	}
 	/* over the global budget: every image gives back the same share of what it holds */
 	if (global && total > global && !busy) {
-		for (struct tag_entry *e = b->tags.head; e; e = e->next)
-			if (e->io)
-				evict_in_background(b, e, (double)global / (double)total, UINT64_MAX,
+		core_for_each(e, api->core)
+			if (e->image.io)
+				evict_in_background(api, e, (double)global / (double)total, UINT64_MAX,
 						    "global");
 	}
-	return b->settings.upkeep_interval_ms;
+	return api->settings->upkeep_interval_ms;
 }
 
 static void pressure_ready(struct loop *l, int fd, uint32_t events, void *data)
 {
-	struct broker *b = data;
+	struct api *api = data;
 	unsigned n = 0;
 
 	if (events & EPOLLERR) {
@@ -225,30 +230,32 @@ static void pressure_ready(struct loop *l, int fd, uint32_t events, void *data)
 			 "requests only");
 		loop_del_fd(l, fd);
 		close(fd);
-		b->psi_fd = -1;
+		api->psi_fd = -1;
 		return;
 	}
-	b->pressure_events++;
+	api->pressure_events++;
 	/* each image halves what it holds, or goes to its budget if that is lower */
-	for (struct tag_entry *e = b->tags.head; e; e = e->next) {
-		if (!e->io || e->evicting)
+	struct tag *e;
+
+	core_for_each(e, api->core) {
+		if (!e->image.io || e->image.evicting)
 			continue;
-		evict_in_background(b, e, 0.5, e->budgets.resident ? e->budgets.resident
+		evict_in_background(api, e, 0.5, e->image.resident_budget ? e->image.resident_budget
 								   : UINT64_MAX, "pressure");
 		n++;
 	}
 	log_info("Memory pressure: evicting %u image(s)", n);
 }
 
-static void pressure_start(struct broker *b)
+static void pressure_start(struct api *api)
 {
 	char path[PATH_MAX];
-	const char *trig = b->settings.pressure;
+	const char *trig = api->settings->pressure;
 	int fd;
 
 	if (!trig)
 		return;
-	snprintf(path, sizeof(path), "%s/pressure/memory", b->settings.proc_root);
+	snprintf(path, sizeof(path), "%s/pressure/memory", api->settings->proc_root);
 	fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	if (fd >= 0 && write(fd, trig, strlen(trig) + 1) < 0) {
 		int saved = errno;
@@ -261,34 +268,34 @@ static void pressure_start(struct broker *b)
 			 "requests only", path);
 		return;
 	}
-	if (loop_add_fd(b->loop, fd, EPOLLPRI, pressure_ready, b) < 0) {
+	if (loop_add_fd(api->loop, fd, EPOLLPRI, pressure_ready, api) < 0) {
 		close(fd);
 		return;
 	}
-	b->psi_fd = fd;
+	api->psi_fd = fd;
 	log_debug("Watching memory pressure: %s", trig);
 }
 
-int upkeep_start(struct broker *b)
+int upkeep_start(struct api *api)
 {
-	int r = loop_add_fd(b->loop, dataplane_fd(b->dp), EPOLLIN, dataplane_ready, b);
+	int r = loop_add_fd(api->loop, dataplane_fd(api->dp), EPOLLIN, dataplane_ready, api);
 
 	if (r < 0)
 		return r;
-	r = loop_add_timer(b->loop, b->settings.upkeep_interval_ms, upkeep_tick, b);
+	r = loop_add_timer(api->loop, api->settings->upkeep_interval_ms, upkeep_tick, api);
 	if (r < 0)
 		return r;
-	pressure_start(b);
+	pressure_start(api);
 	return 0;
 }
 
-void upkeep_stop(struct broker *b)
+void upkeep_stop(struct api *api)
 {
-	if (b->psi_fd >= 0) {
-		loop_del_fd(b->loop, b->psi_fd);
-		close(b->psi_fd);
-		b->psi_fd = -1;
+	if (api->psi_fd >= 0) {
+		loop_del_fd(api->loop, api->psi_fd);
+		close(api->psi_fd);
+		api->psi_fd = -1;
 	}
-	if (b->dp && b->loop)
-		loop_del_fd(b->loop, dataplane_fd(b->dp));
+	if (api->dp && api->loop)
+		loop_del_fd(api->loop, dataplane_fd(api->dp));
 }

@@ -10,6 +10,7 @@
 
 #include <json-c/json.h>
 
+#include "list.h"
 #include "loop.h"
 #include "qemu.h"
 #include "qmp.h"
@@ -18,8 +19,14 @@
 
 #define QMP_TIMEOUT_MS 10000
 
+struct vms {
+	struct loop *loop;
+	struct vm_callbacks cb;
+	struct list_head monitors;
+};
+
 struct vm_monitor {
-	struct broker *b;
+	struct vms *vms;
 	char vm[65];
 	uid_t uid;
 	char qmp_path[108];
@@ -31,7 +38,7 @@ struct vm_monitor {
 	bool stop;
 	struct attach_job *todo, *done; /* guarded by lock */
 	bool exited;                 /* the VM went away: guarded by lock */
-	struct vm_monitor *next;
+	struct list_node node;       /* in vms->monitors */
 };
 
 static void job_fail(struct attach_job *j, int error, const char *code, const char *fmt, ...)
@@ -208,10 +215,8 @@ static void *monitor_main(void *arg)
 	return NULL;
 }
 
-static void monitor_free(struct broker *b, struct vm_monitor *m)
+static void monitor_free(struct vms *vms, struct vm_monitor *m)
 {
-	struct vm_monitor **pp = &b->vms;
-
 	pthread_mutex_lock(&m->lock);
 	m->stop = true;
 	pthread_mutex_unlock(&m->lock);
@@ -219,18 +224,15 @@ static void monitor_free(struct broker *b, struct vm_monitor *m)
 		/* the worker may already be gone */
 	}
 	pthread_join(m->thread, NULL);
-	loop_del_fd(b->loop, m->efd);
+	loop_del_fd(vms->loop, m->efd);
 	while (m->todo) {
 		struct attach_job *j = m->todo;
 		m->todo = j->next;
 		job_fail(j, -ECANCELED, "unreachable", "the monitor of VM %s went away before this "
 			 "attach ran (the VM exited, or brokerd is stopping); retry", m->vm);
-		vm_job_done(b, j);
+		vms->cb.job_done(vms->cb.userdata, j);
 	}
-	while (*pp && *pp != m)
-		pp = &(*pp)->next;
-	if (*pp)
-		*pp = m->next;
+	list_del(&m->node);
 	close(m->efd);
 	close(m->wake[0]);
 	close(m->wake[1]);
@@ -242,7 +244,7 @@ static void monitor_free(struct broker *b, struct vm_monitor *m)
 static void monitor_ready(struct loop *l, int fd, uint32_t events, void *data)
 {
 	struct vm_monitor *m = data;
-	struct broker *b = m->b;
+	struct vms *vms = m->vms;
 	struct attach_job *done;
 	uint64_t v;
 	bool exited;
@@ -265,35 +267,37 @@ static void monitor_ready(struct loop *l, int fd, uint32_t events, void *data)
 	}
 	while (rev) {
 		struct attach_job *n = rev->next;
-		vm_job_done(b, rev);
+		vms->cb.job_done(vms->cb.userdata, rev);
 		rev = n;
 	}
 	if (exited) {
 		char vm[65];
 		uid_t uid = m->uid;
 		snprintf(vm, sizeof(vm), "%s", m->vm);
-		monitor_free(b, m);
-		vm_exited(b, vm, uid);
+		monitor_free(vms, m);
+		vms->cb.exited(vms->cb.userdata, vm, uid);
 	}
 }
 
-static struct vm_monitor *find(struct broker *b, const char *vm, uid_t uid)
+static struct vm_monitor *find(struct vms *vms, const char *vm, uid_t uid)
 {
-	for (struct vm_monitor *m = b->vms; m; m = m->next)
+	struct vm_monitor *m;
+
+	list_for_each(m, &vms->monitors, node)
 		if (m->uid == uid && !strcmp(m->vm, vm))
 			return m;
 	return NULL;
 }
 
-bool vm_monitored(struct broker *b, const char *vm, uid_t uid)
+bool vm_monitored(struct vms *vms, const char *vm, uid_t uid)
 {
-	return find(b, vm, uid) != NULL;
+	return find(vms, vm, uid) != NULL;
 }
 
-int vm_attach(struct broker *b, const char *vm, uid_t uid, const char *qmp_path,
+int vm_attach(struct vms *vms, const char *vm, uid_t uid, const char *qmp_path,
 	      struct attach_job *job)
 {
-	struct vm_monitor *m = find(b, vm, uid);
+	struct vm_monitor *m = find(vms, vm, uid);
 	int r;
 
 	if (m && strcmp(m->qmp_path, qmp_path))
@@ -302,7 +306,7 @@ int vm_attach(struct broker *b, const char *vm, uid_t uid, const char *qmp_path,
 		m = calloc(1, sizeof(*m));
 		if (!m)
 			return -ENOMEM;
-		m->b = b;
+		m->vms = vms;
 		m->uid = uid;
 		snprintf(m->vm, sizeof(m->vm), "%s", vm);
 		snprintf(m->qmp_path, sizeof(m->qmp_path), "%s", qmp_path);
@@ -315,7 +319,7 @@ int vm_attach(struct broker *b, const char *vm, uid_t uid, const char *qmp_path,
 			free(m);
 			return r;
 		}
-		r = loop_add_fd(b->loop, m->efd, EPOLLIN, monitor_ready, m);
+		r = loop_add_fd(vms->loop, m->efd, EPOLLIN, monitor_ready, m);
 		if (r == 0)
 			r = -pthread_create(&m->thread, NULL, monitor_main, m);
 		if (r < 0) {
@@ -325,8 +329,7 @@ int vm_attach(struct broker *b, const char *vm, uid_t uid, const char *qmp_path,
 			free(m);
 			return r;
 		}
-		m->next = b->vms;
-		b->vms = m;
+		list_add_head(&vms->monitors, &m->node);
 	}
 	pthread_mutex_lock(&m->lock);
 	job->next = NULL;
@@ -341,8 +344,26 @@ int vm_attach(struct broker *b, const char *vm, uid_t uid, const char *qmp_path,
 	return 0;
 }
 
-void vm_stop_all(struct broker *b)
+int vms_new(struct loop *loop, const struct vm_callbacks *cb, struct vms **ret)
 {
-	while (b->vms)
-		monitor_free(b, b->vms);
+	struct vms *vms = calloc(1, sizeof(*vms));
+
+	if (!vms)
+		return -ENOMEM;
+	vms->loop = loop;
+	vms->cb = *cb;
+	list_init(&vms->monitors);
+	*ret = vms;
+	return 0;
+}
+
+void vms_free(struct vms *vms)
+{
+	struct vm_monitor *m, *tmp;
+
+	if (!vms)
+		return;
+	list_for_each_safe(m, tmp, &vms->monitors, node)
+		monitor_free(vms, m);
+	free(vms);
 }

@@ -14,8 +14,10 @@
 
 #include <json-c/json.h>
 
-#include "brokerd.h"
+#include "list.h"
+#include "log.h"
 #include "loop.h"
+#include "server.h"
 #include "util.h"
 
 struct held_reply {
@@ -26,7 +28,7 @@ struct held_reply {
 };
 
 struct client {
-	struct broker *broker;
+	struct server *srv;
 	int fd;
 	struct client_info info;
 	char *in;                 /* bytes received, not yet a full line */
@@ -38,7 +40,19 @@ struct client {
 	bool closing;             /* flush out[] then close */
 	bool processing;          /* in client_process(): replies are flushed after it */
 	struct held_reply *held_head, *held_tail; /* in request order */
-	struct client *prev, *next;
+	struct list_node node;    /* in the server's client list */
+};
+
+struct server {
+	const struct broker_settings *settings;
+	struct loop *loop;
+	struct server_callbacks cb;
+	int listen_fd;
+	bool listen_fd_inherited;
+	struct list_head clients;
+	unsigned nclients, nsubscribers;
+	uint64_t next_client_serial;
+	uint64_t persist_done_gen;   /* newest registry generation known durable */
 };
 
 const struct client_info *client_info(const struct client *c)
@@ -46,39 +60,36 @@ const struct client_info *client_info(const struct client *c)
 	return &c->info;
 }
 
-struct client *server_find_client(struct broker *b, uint64_t serial)
+struct client *server_find_client(struct server *srv, uint64_t serial)
 {
-	for (struct client *c = b->clients; c; c = c->next)
+	struct client *c;
+
+	list_for_each(c, &srv->clients, node)
 		if (c->info.serial == serial && !c->closing)
 			return c;
 	return NULL;
 }
 
-static void client_free(struct broker *b, struct client *c)
+static void client_free(struct server *srv, struct client *c)
 {
-	loop_del_fd(b->loop, c->fd);
+	loop_del_fd(srv->loop, c->fd);
 	close(c->fd);
 	if (c->info.subscribed)
-		b->nsubscribers--;
+		srv->nsubscribers--;
 	while (c->held_head) {
 		struct held_reply *h = c->held_head;
 		c->held_head = h->next;
 		free(h->data);
 		free(h);
 	}
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		b->clients = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	b->nclients--;
+	list_del(&c->node);
+	srv->nclients--;
 	free(c->in);
 	free(c->out);
 	free(c);
 }
 
-static void update_interest(struct broker *b, struct client *c)
+static void update_interest(struct server *srv, struct client *c)
 {
 	bool want = c->out_len > c->out_off;
 	uint32_t ev = (c->closing ? 0 : EPOLLIN) | (want ? EPOLLOUT : 0);
@@ -86,11 +97,11 @@ static void update_interest(struct broker *b, struct client *c)
 	if (want == c->want_write && !c->closing)
 		return;
 	c->want_write = want;
-	loop_mod_fd(b->loop, c->fd, ev);
+	loop_mod_fd(srv->loop, c->fd, ev);
 }
 
 /* Write what the socket takes now; returns -1 if the client was freed. */
-static int client_flush(struct broker *b, struct client *c)
+static int client_flush(struct server *srv, struct client *c)
 {
 	while (c->out_off < c->out_len) {
 		ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
@@ -100,7 +111,7 @@ static int client_flush(struct broker *b, struct client *c)
 				continue;
 			if (errno == EAGAIN)
 				break;
-			client_free(b, c); /* EPIPE, ECONNRESET: the client is gone */
+			client_free(srv, c); /* EPIPE, ECONNRESET: the client is gone */
 			return -1;
 		}
 		c->out_off += (size_t)n;
@@ -108,20 +119,20 @@ static int client_flush(struct broker *b, struct client *c)
 	if (c->out_off == c->out_len) {
 		c->out_off = c->out_len = 0;
 		if (c->closing) {
-			client_free(b, c);
+			client_free(srv, c);
 			return -1;
 		}
 	}
-	update_interest(b, c);
+	update_interest(srv, c);
 	return 0;
 }
 
 /* Queue bytes; a client that lets max_output pile up is dropped, not waited for. */
-static int client_queue(struct broker *b, struct client *c, const char *data, size_t len)
+static int client_queue(struct server *srv, struct client *c, const char *data, size_t len)
 {
 	size_t used = c->out_len - c->out_off;
 
-	if (used + len > b->settings.max_output) {
+	if (used + len > srv->settings->max_output) {
 		log_warn("Client pid %d (uid %u) does not read its replies; dropping it",
 			 c->info.pid, c->info.uid);
 		c->closing = true;
@@ -146,11 +157,11 @@ static int client_queue(struct broker *b, struct client *c, const char *data, si
 	return 0;
 }
 
-void client_reply_raw(struct broker *b, struct client *c, char *data, size_t len,
+void client_reply_raw(struct server *srv, struct client *c, char *data, size_t len,
 		      uint64_t wait_gen)
 {
 	/* Order matters: a reply never overtakes one held before it. */
-	if (wait_gen > b->persist_done_gen || c->held_head) {
+	if (wait_gen > srv->persist_done_gen || c->held_head) {
 		struct held_reply *h = calloc(1, sizeof(*h));
 		if (!h) {
 			free(data);
@@ -166,15 +177,15 @@ void client_reply_raw(struct broker *b, struct client *c, char *data, size_t len
 		c->held_tail = h;
 		return;
 	}
-	client_queue(b, c, data, len);
+	client_queue(srv, c, data, len);
 	free(data);
 	/* A reply made outside request processing (a hot-plug finishing on a worker) must ask
 	 * for write-readiness; inside it, client_process() flushes right after, for free. */
 	if (!c->processing)
-		update_interest(b, c);
+		update_interest(srv, c);
 }
 
-void client_reply(struct broker *b, struct client *c, struct json_object *reply,
+void client_reply(struct server *srv, struct client *c, struct json_object *reply,
 		  uint64_t wait_gen)
 {
 	size_t len;
@@ -182,7 +193,7 @@ void client_reply(struct broker *b, struct client *c, struct json_object *reply,
 
 	json_object_put(reply);
 	if (line)
-		client_reply_raw(b, c, line, len, wait_gen);
+		client_reply_raw(srv, c, line, len, wait_gen);
 }
 
 /* An error reply in place of a held acknowledgement: the change may not be durable. */
@@ -210,10 +221,14 @@ static void replace_with_io_error(struct held_reply *h, int error)
 	h->data = tagmem_msg_format(err, &h->len);
 }
 
-void server_persist_done(struct broker *b, uint64_t gen, int error)
+void server_persist_done(struct server *srv, uint64_t gen, int error)
 {
-	for (struct client *c = b->clients, *next; c; c = next) {
-		next = c->next;
+	if (gen <= srv->persist_done_gen)
+		return;
+	srv->persist_done_gen = gen;
+	struct client *c, *tmp;
+
+	list_for_each_safe(c, tmp, &srv->clients, node) {
 		while (c->held_head && c->held_head->gen <= gen) {
 			struct held_reply *h = c->held_head;
 			c->held_head = h->next;
@@ -222,37 +237,38 @@ void server_persist_done(struct broker *b, uint64_t gen, int error)
 			if (error < 0)
 				replace_with_io_error(h, error);
 			if (h->data)
-				client_queue(b, c, h->data, h->len);
+				client_queue(srv, c, h->data, h->len);
 			free(h->data);
 			free(h);
 		}
-		client_flush(b, c);
+		client_flush(srv, c);
 	}
 }
 
-void server_broadcast(struct broker *b, const char *line, size_t len)
+void server_broadcast(struct server *srv, const char *line, size_t len)
 {
-	for (struct client *c = b->clients, *next; c; c = next) {
-		next = c->next;
+	struct client *c, *tmp;
+
+	list_for_each_safe(c, tmp, &srv->clients, node) {
 		if (!c->info.subscribed || c->closing)
 			continue;
-		if (client_queue(b, c, line, len) == 0 || c->closing)
-			client_flush(b, c);
+		if (client_queue(srv, c, line, len) == 0 || c->closing)
+			client_flush(srv, c);
 	}
 }
 
-void client_set_subscribed(struct broker *b, struct client *c, bool on)
+void client_set_subscribed(struct server *srv, struct client *c, bool on)
 {
 	if (c->info.subscribed == on)
 		return;
 	c->info.subscribed = on;
 	if (on)
-		b->nsubscribers++;
+		srv->nsubscribers++;
 	else
-		b->nsubscribers--;
+		srv->nsubscribers--;
 }
 
-static void reply_fatal(struct broker *b, struct client *c, const char *code, const char *msg)
+static void reply_fatal(struct server *srv, struct client *c, const char *code, const char *msg)
 {
 	struct json_object *reply = json_object_new_object(), *err = json_object_new_object();
 
@@ -260,12 +276,12 @@ static void reply_fatal(struct broker *b, struct client *c, const char *code, co
 	json_object_object_add(err, "code", json_object_new_string(code));
 	json_object_object_add(err, "message", json_object_new_string(msg));
 	json_object_object_add(reply, "error", err);
-	client_reply(b, c, reply, 0);
+	client_reply(srv, c, reply, 0);
 	c->closing = true;
 }
 
 /* Split input into lines and hand each to ops; returns -1 if the client was freed. */
-static int client_process(struct broker *b, struct client *c)
+static int client_process(struct server *srv, struct client *c)
 {
 	size_t start = 0;
 
@@ -276,12 +292,12 @@ static int client_process(struct broker *b, struct client *c)
 		if (!nl)
 			break;
 		len = (size_t)(nl - (c->in + start));
-		if (len > b->settings.max_line) {
-			reply_fatal(b, c, "line_too_long", "request line exceeds the limit");
+		if (len > srv->settings->max_line) {
+			reply_fatal(srv, c, "line_too_long", "request line exceeds the limit");
 			break;
 		}
 		c->processing = true;
-		ops_handle(b, c, c->in + start, len);
+		srv->cb.request(srv->cb.userdata, c, c->in + start, len);
 		c->processing = false;
 		start += len + 1;
 		if (c->closing)
@@ -291,18 +307,18 @@ static int client_process(struct broker *b, struct client *c)
 		memmove(c->in, c->in + start, c->in_len - start);
 		c->in_len -= start;
 	}
-	if (!c->closing && c->in_len > b->settings.max_line)
-		reply_fatal(b, c, "line_too_long", "request line exceeds the limit");
+	if (!c->closing && c->in_len > srv->settings->max_line)
+		reply_fatal(srv, c, "line_too_long", "request line exceeds the limit");
 	if (c->closing)
 		c->in_len = 0;
 	c->partial_since = c->in_len ? (c->partial_since ? c->partial_since : now_usec()) : 0;
-	return client_flush(b, c);
+	return client_flush(srv, c);
 }
 
-static void on_client_io(struct broker *b, struct client *c, uint32_t events)
+static void on_client_io(struct server *srv, struct client *c, uint32_t events)
 {
 	if (events & EPOLLOUT) {
-		if (client_flush(b, c) < 0)
+		if (client_flush(srv, c) < 0)
 			return;
 	}
 	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
@@ -314,17 +330,17 @@ static void on_client_io(struct broker *b, struct client *c, uint32_t events)
 			if (c->in_cap - c->in_len < 4096) {
 				/* never more than one line over the limit, plus a read's worth */
 				size_t nc = MIN(MAX(c->in_cap * 2, (size_t)8192),
-						b->settings.max_line + 65536);
+						srv->settings->max_line + 65536);
 				char *p;
 				if (nc <= c->in_cap) {
-					if (client_process(b, c) < 0)
+					if (client_process(srv, c) < 0)
 						return;
 					if (c->in_cap - c->in_len == 0)
 						return;
 				} else {
 					p = realloc(c->in, nc);
 					if (!p) {
-						client_free(b, c);
+						client_free(srv, c);
 						return;
 					}
 					c->in = p;
@@ -338,16 +354,16 @@ static void on_client_io(struct broker *b, struct client *c, uint32_t events)
 					continue;
 				if (errno == EAGAIN)
 					break;
-				client_free(b, c);
+				client_free(srv, c);
 				return;
 			}
 			if (n == 0) {
 				/* Gone, possibly mid-request: what it sent in full was handled. */
-				client_free(b, c);
+				client_free(srv, c);
 				return;
 			}
 			c->in_len += (size_t)n;
-			if (client_process(b, c) < 0)
+			if (client_process(srv, c) < 0)
 				return;
 			/* A short read drained the socket; epoll is level-triggered and will say when
 			 * more arrives, so skip the recv() that would only return EAGAIN. */
@@ -361,12 +377,12 @@ static void on_client(struct loop *l, int fd, uint32_t events, void *data)
 {
 	struct client *c = data;
 
-	on_client_io(c->broker, c, events);
+	on_client_io(c->srv, c, events);
 }
 
 static void on_accept(struct loop *l, int lfd, uint32_t events, void *data)
 {
-	struct broker *b = data;
+	struct server *srv = data;
 
 	for (;;) {
 		struct ucred cred;
@@ -385,7 +401,7 @@ static void on_accept(struct loop *l, int lfd, uint32_t events, void *data)
 			close(fd);
 			continue;
 		}
-		if (b->nclients >= b->settings.max_clients) {
+		if (srv->nclients >= srv->settings->max_clients) {
 			static const char busy[] =
 				"{\"id\":null,\"error\":{\"code\":\"too_many_clients\",\"message\":"
 				"\"brokerd serves its maximum number of clients; retry later\"}}\n";
@@ -400,40 +416,38 @@ static void on_accept(struct loop *l, int lfd, uint32_t events, void *data)
 			close(fd);
 			continue;
 		}
-		c->broker = b;
+		c->srv = srv;
 		c->fd = fd;
 		c->info.uid = cred.uid;
 		c->info.pid = cred.pid;
-		c->info.serial = ++b->next_client_serial;
-		if (loop_add_fd(b->loop, fd, EPOLLIN, on_client, c) < 0) {
+		c->info.serial = ++srv->next_client_serial;
+		if (loop_add_fd(srv->loop, fd, EPOLLIN, on_client, c) < 0) {
 			close(fd);
 			free(c);
 			continue;
 		}
-		c->next = b->clients;
-		if (b->clients)
-			b->clients->prev = c;
-		b->clients = c;
-		b->nclients++;
+		list_add_head(&srv->clients, &c->node);
+		srv->nclients++;
 	}
 }
 
 /* Close clients that sent part of a line and then nothing for request_timeout_ms. */
 static int64_t sweep_stalled(struct loop *l, void *data)
 {
-	struct broker *b = data;
-	uint64_t now = now_usec(), limit = (uint64_t)b->settings.request_timeout_ms * 1000u;
+	struct server *srv = data;
+	uint64_t now = now_usec(), limit = (uint64_t)srv->settings->request_timeout_ms * 1000u;
 
-	for (struct client *c = b->clients, *next; c; c = next) {
-		next = c->next;
+	struct client *c, *tmp;
+
+	list_for_each_safe(c, tmp, &srv->clients, node) {
 		if (c->partial_since && now - c->partial_since > limit) {
 			log_info("Client pid %d stalled mid-request; closing it", c->info.pid);
-			reply_fatal(b, c, "timeout", "incomplete request line timed out");
+			reply_fatal(srv, c, "timeout", "incomplete request line timed out");
 			c->in_len = 0;
-			client_flush(b, c);
+			client_flush(srv, c);
 		}
 	}
-	return MAX(b->settings.request_timeout_ms / 4, 50u);
+	return MAX(srv->settings->request_timeout_ms / 4, 50u);
 }
 
 /* systemd socket activation: LISTEN_FDS=1 for our pid means fd 3 is our socket. */
@@ -487,36 +501,72 @@ static int bind_socket(const char *path)
 	return TAKE_FD(fd);
 }
 
-int server_listen(struct broker *b)
+int server_listen(struct server *srv)
 {
 	int fd = inherited_socket();
 
 	if (fd >= 0) {
-		b->listen_fd_inherited = true;
+		srv->listen_fd_inherited = true;
 		log_info("Using the socket passed by the service manager");
 	} else {
-		fd = bind_socket(b->settings.socket_path);
+		fd = bind_socket(srv->settings->socket_path);
 		if (fd < 0) {
-			log_err("Failed to listen on %s: %s%s", b->settings.socket_path,
+			log_err("Failed to listen on %s: %s%s", srv->settings->socket_path,
 				strerror(-fd), fd == -EADDRINUSE ? " (another brokerd is running)" : "");
 			return fd;
 		}
 	}
-	b->listen_fd = fd;
-	if (loop_add_timer(b->loop, 100, sweep_stalled, b) < 0)
+	srv->listen_fd = fd;
+	if (loop_add_timer(srv->loop, 100, sweep_stalled, srv) < 0)
 		return -ENOSPC;
-	return loop_add_fd(b->loop, fd, EPOLLIN, on_accept, b);
+	return loop_add_fd(srv->loop, fd, EPOLLIN, on_accept, srv);
 }
 
-void server_close_all(struct broker *b)
+int server_new(struct loop *loop, const struct broker_settings *settings,
+	       const struct server_callbacks *cb, struct server **ret)
 {
-	while (b->clients)
-		client_free(b, b->clients);
-	if (b->listen_fd >= 0) {
-		loop_del_fd(b->loop, b->listen_fd);
-		close(b->listen_fd);
-		if (!b->listen_fd_inherited)
-			unlink(b->settings.socket_path);
-		b->listen_fd = -1;
+	struct server *srv = calloc(1, sizeof(*srv));
+
+	if (!srv)
+		return -ENOMEM;
+	srv->settings = settings;
+	srv->loop = loop;
+	srv->cb = *cb;
+	srv->listen_fd = -1;
+	list_init(&srv->clients);
+	*ret = srv;
+	return 0;
+}
+
+unsigned server_clients(const struct server *srv)
+{
+	return srv->nclients;
+}
+
+unsigned server_subscribers(const struct server *srv)
+{
+	return srv->nsubscribers;
+}
+
+void server_free(struct server *srv)
+{
+	if (!srv)
+		return;
+	server_close_all(srv);
+	free(srv);
+}
+
+void server_close_all(struct server *srv)
+{
+	struct client *c, *tmp;
+
+	list_for_each_safe(c, tmp, &srv->clients, node)
+		client_free(srv, c);
+	if (srv->listen_fd >= 0) {
+		loop_del_fd(srv->loop, srv->listen_fd);
+		close(srv->listen_fd);
+		if (!srv->listen_fd_inherited)
+			unlink(srv->settings->socket_path);
+		srv->listen_fd = -1;
 	}
 }

@@ -15,13 +15,51 @@
 
 #include <json-c/json.h>
 
+#include "dataplane.h"
 #include "ops.h"
 #include "qemu.h"
 
 #define IMAGE_MAX_SIZE (64ull << 40)
 
+/* The image whose file is this inode, if any (one file, one image). */
+static struct tag *find_image_file(struct api *api, dev_t dev, ino_t ino)
+{
+	struct tag *e;
+
+	core_for_each(e, api->core)
+		if (e->image.io && image_io_dev(e->image.io) == dev &&
+		    image_io_ino(e->image.io) == ino)
+			return e;
+	return NULL;
+}
+
+int api_add_image(struct api *api, const tagmem_tag *tag, const char *path,
+		  uint64_t file_size, const uint64_t budgets[2], struct tag **ret)
+{
+	struct image_io *io;
+	struct image_budgets bu = { .dirty = budgets ? budgets[0] : api->settings->dirty_budget,
+				    .resident = budgets ? budgets[1] : 0 };
+	int r;
+
+	if (core_find(api->core, tag))
+		return -EEXIST;
+	r = image_io_open(path, file_size - LABEL_TAIL, &io);
+	if (r < 0)
+		return r;
+	if (find_image_file(api, image_io_dev(io), image_io_ino(io))) {
+		image_io_unref(io);
+		return -EBUSY;
+	}
+	image_io_set_budgets(io, &bu);
+	r = core_add_image(api->core, tag, path, file_size, file_size - LABEL_TAIL, io, bu.dirty,
+			   bu.resident, ret);
+	if (r < 0)
+		image_io_unref(io);
+	return r;
+}
+
 /* The real directory of path's parent, if it lies inside an image directory. */
-static int confined_parent(struct broker *b, const char *path, char *ret_dir, char *ret_base)
+static int confined_parent(struct api *api, const char *path, char *ret_dir, char *ret_base)
 {
 	char tmp[PATH_MAX], real[PATH_MAX];
 	const char *base;
@@ -34,11 +72,11 @@ static int confined_parent(struct broker *b, const char *path, char *ret_dir, ch
 	snprintf(tmp, sizeof(tmp), "%.*s", (int)(base - path), path);
 	if (!realpath(tmp, real))
 		return -errno;
-	for (unsigned i = 0; i < b->settings.nimage_dirs; i++) {
+	for (unsigned i = 0; i < api->settings->nimage_dirs; i++) {
 		char dir[PATH_MAX];
 		size_t n;
 
-		if (!realpath(b->settings.image_dirs[i], dir))
+		if (!realpath(api->settings->image_dirs[i], dir))
 			continue;
 		n = strlen(dir);
 		if (!strncmp(real, dir, n) && (real[n] == '\0' || real[n] == '/')) {
@@ -50,13 +88,13 @@ static int confined_parent(struct broker *b, const char *path, char *ret_dir, ch
 	return -EACCES;
 }
 
-static void image_dirs_text(struct broker *b, char *buf, size_t len)
+static void image_dirs_text(struct api *api, char *buf, size_t len)
 {
 	size_t off = 0;
 
 	buf[0] = '\0';
-	for (unsigned i = 0; i < b->settings.nimage_dirs && off < len; i++)
-		off += (size_t)snprintf(buf + off, len - off, "%s%s", i ? ", " : "", b->settings.image_dirs[i]);
+	for (unsigned i = 0; i < api->settings->nimage_dirs && off < len; i++)
+		off += (size_t)snprintf(buf + off, len - off, "%s%s", i ? ", " : "", api->settings->image_dirs[i]);
 }
 
 /* The optional "tag" argument of create and adopt; replies the error itself. */
@@ -78,10 +116,10 @@ static bool arg_confined(struct request *rq, const char *path, char *dir, char *
 			 char full[PATH_MAX + NAME_MAX + 2])
 {
 	char dirs[512];
-	int r = confined_parent(rq->b, path, dir, base);
+	int r = confined_parent(rq->api, path, dir, base);
 
 	if (r == -EACCES || r == -EINVAL) {
-		image_dirs_text(rq->b, dirs, sizeof(dirs));
+		image_dirs_text(rq->api, dirs, sizeof(dirs));
 		reply_error(rq, "invalid_argument", "images must be files inside an image "
 			    "directory (%s); '%.200s' is not", dirs, path);
 		return false;
@@ -96,14 +134,14 @@ static bool arg_confined(struct request *rq, const char *path, char *dir, char *
 
 void op_image_create(struct request *rq)
 {
-	struct broker *b = rq->b;
+	struct api *api = rq->api;
 	char dir[PATH_MAX], base[NAME_MAX + 1], full[PATH_MAX + NAME_MAX + 2];
 	_cleanup_close_ int dfd = -1, fd = -1;
 	const char *path;
 	bool has_tag;
 	tagmem_tag tag;
 	uint64_t size, file_size;
-	struct tag_entry *e;
+	struct tag *e;
 	int r;
 
 	if (!is_privileged(rq)) {
@@ -126,14 +164,14 @@ void op_image_create(struct request *rq)
 		return;
 	if (!has_tag)
 		tagmem_tag_generate(&tag);
-	if (tag_table_find(&b->tags, &tag)) {
+	if (core_find(api->core, &tag)) {
 		reply_error(rq, "exists", "that tag already names capacity");
 		return;
 	}
 	if (!arg_confined(rq, path, dir, base, full))
 		return;
-	for (e = b->tags.head; e; e = e->next)
-		if (e->image && !strcmp(e->path, full)) {
+	core_for_each(e, api->core)
+		if (tag_is_image(e) && !strcmp(e->cap.path, full)) {
 			reply_error(rq, "busy", "%s is already the image of tag %s", full, e->tag_str);
 			return;
 		}
@@ -155,14 +193,13 @@ void op_image_create(struct request *rq)
 	if (r == 0 && (fsync(fd) < 0 || fsync(dfd) < 0))
 		r = -errno;
 	if (r == 0)
-		r = broker_add_image(b, &tag, full, file_size, NULL);
+		r = api_add_image(api, &tag, full, file_size, NULL, &e);
 	if (r < 0) {
 		unlinkat(dfd, base, 0);
 		reply_error(rq, "io_error", "cannot create %s: %s", full, strerror(-r));
 		return;
 	}
-	e = tag_table_find(&b->tags, &tag);
-	reply_result(rq, tag_to_json(e), broker_persist(b));
+	reply_result(rq, tag_to_json(e), core_persist(api->core));
 }
 
 /* The tag an existing file's label names, if it is one of ours. 0 with *found false for a
@@ -189,13 +226,13 @@ static int label_tag_of(int fd, uint64_t file_size, tagmem_tag *ret, bool *found
 
 void op_image_adopt(struct request *rq)
 {
-	struct broker *b = rq->b;
+	struct api *api = rq->api;
 	char dir[PATH_MAX], base[NAME_MAX + 1], full[PATH_MAX + NAME_MAX + 2];
 	char s[TAGMEM_TAG_STRING_MAX];
 	_cleanup_close_ int dfd = -1, fd = -1;
 	tagmem_tag tag, labelled;
 	bool has_tag, has_label = false;
-	struct tag_entry *e;
+	struct tag *e;
 	const char *path;
 	struct stat st;
 	uint64_t size;
@@ -233,7 +270,7 @@ void op_image_adopt(struct request *rq)
 			    full, (unsigned long long)size);
 		return;
 	}
-	e = broker_find_image_file(b, st.st_dev, st.st_ino);
+	e = find_image_file(api, st.st_dev, st.st_ino);
 	if (e) {
 		reply_error(rq, "busy", "%s is already the image of tag %s", full, e->tag_str);
 		return;
@@ -257,7 +294,7 @@ void op_image_adopt(struct request *rq)
 		tag = labelled;
 	else if (!has_tag)
 		tagmem_tag_generate(&tag);
-	if (tag_table_find(&b->tags, &tag)) {
+	if (core_find(api->core, &tag)) {
 		reply_error(rq, "exists", "tag %s already names capacity", tagmem_tag_format(&tag, s));
 		return;
 	}
@@ -268,12 +305,44 @@ void op_image_adopt(struct request *rq)
 			return;
 		}
 	}
-	r = broker_add_image(b, &tag, full, size, NULL);
+	r = api_add_image(api, &tag, full, size, NULL, &e);
 	if (r < 0) {
 		reply_error(rq, r == -EBUSY ? "busy" : "io_error", "cannot adopt %s: %s", full,
 			    strerror(-r));
 		return;
 	}
-	e = tag_table_find(&b->tags, &tag);
-	reply_result(rq, tag_to_json(e), broker_persist(b));
+	reply_result(rq, tag_to_json(e), core_persist(api->core));
+}
+
+/* What the label in an image's tail says (the reader the guest's kernel would agree with). */
+struct json_object *image_label_json(const struct tag *e)
+{
+	_cleanup_free_ uint8_t *area = malloc(LABEL_AREA_SIZE);
+	_cleanup_close_ int fd = open(e->cap.path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	struct json_object *o = json_object_new_object();
+	struct label_info li[2];
+	char s[TAGMEM_TAG_STRING_MAX], cookie[24];
+	int n;
+
+	if (fd < 0 || !area || label_area_read_file(fd, e->image.file_size, area) < 0) {
+		json_object_object_add(o, "error", json_object_new_string("unreadable"));
+		return o;
+	}
+	n = label_area_parse(area, li, 2);
+	if (n < 0) {
+		json_object_object_add(o, "error", json_object_new_string("corrupt"));
+		return o;
+	}
+	json_object_object_add(o, "labels", json_object_new_int(n));
+	if (n >= 1) {
+		json_object_object_add(o, "uuid", json_object_new_string(tagmem_tag_format(&li[0].tag, s)));
+		json_object_object_add(o, "name", json_object_new_string(li[0].name));
+		snprintf(cookie, sizeof(cookie), "%#llx", (unsigned long long)li[0].isetcookie);
+		json_object_object_add(o, "isetcookie", json_object_new_string(cookie));
+		for (unsigned slot = 0; slot < NVDIMM_MAX_SLOTS; slot++)
+			if (label_isetcookie(slot) == li[0].isetcookie)
+				json_object_object_add(o, "nvdimm_slot", json_object_new_int((int)slot));
+		json_object_object_add(o, "rawsize", json_object_new_uint64(li[0].rawsize));
+	}
+	return o;
 }

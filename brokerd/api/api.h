@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The request API: the front door of brokerd/api. A request line becomes an op
+ * (docs/protocol.md is the contract), the op validates its arguments and asks the core (or
+ * the data plane, or a VM monitor) to act; answers and events go out through the server.
+ *
+ *   request ──▶ op (api) ──▶ core verb ──▶ backend adapter
+ *                  └──────▶ data plane / VM monitor ──(loop)──▶ answer
+ */
+#ifndef BROKERD_API_H
+#define BROKERD_API_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "settings.h"
+#include "tagmem.h"
+
+struct attach_job;
+struct backend;
+struct client;
+struct core;
+struct dataplane;
+struct json_object;
+struct loop;
+struct server;
+struct tag;
+struct vms;
+
+/* What requests reach; filled in by the daemon. */
+struct api {
+	const struct broker_settings *settings;
+	struct loop *loop;
+	struct core *core;
+	struct server *server;
+	struct backend *backend;
+	struct dataplane *dp;
+	struct vms *vms;
+	uid_t uid;                    /* the daemon's own uid: may drive the simulated FM */
+	uint64_t started_usec;
+	uint64_t requests, errors;
+	uint64_t next_flush_id;
+	int psi_fd;                   /* memory-pressure trigger, -1 when off (upkeep.c) */
+	uint64_t pressure_events;
+};
+
+/* An image file as tagged capacity (create, adopt, restart). budgets: {dirty, resident}, or
+ * NULL for the defaults. -EEXIST (tag), -EBUSY (file already an image), open errors. */
+int api_add_image(struct api *api, const tagmem_tag *tag, const char *path,
+		  uint64_t file_size, const uint64_t budgets[2], struct tag **ret);
+
+/* The server's request callback (userdata: the api). */
+void api_request(void *api, struct client *c, const char *line, size_t len);
+
+/* Events to subscribers (events.c): the core's callbacks (userdata: the api), and any event
+ * object (consumed). */
+void api_tag_event(void *api, const char *name, const struct tag *t);
+void api_untagged_event(void *api, int64_t delta, uint64_t total);
+void api_emit(struct api *api, struct json_object *event);
+
+/* The VM monitors' callbacks (ops_vm.c; userdata: the api). */
+void api_vm_job_done(void *api, struct attach_job *job);
+void api_vm_exited(void *api, const char *vm, uid_t uid);
+
+/* Data-plane answers, budgets and memory pressure on the loop (upkeep.c). */
+int upkeep_start(struct api *api);
+void upkeep_stop(struct api *api);
+
+#endif

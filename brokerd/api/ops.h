@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Request plumbing (request.c) shared by the op handlers, and the handlers themselves.
+ * Internal to brokerd/api. */
+#ifndef BROKERD_OPS_H
+#define BROKERD_OPS_H
+
+#include "api.h"
+#include "core.h"
+#include "server.h"
+#include "util.h"
+
+struct request {
+	struct api *api;
+	struct client *c;
+	struct json_object *msg;
+	struct json_object *id; /* borrowed from msg; NULL when absent */
+};
+
+/* Reply with result (consumed; NULL for {}), held until registry generation wait_gen. */
+void reply_result(struct request *rq, struct json_object *result, uint64_t wait_gen);
+void reply_error(struct request *rq, const char *code, const char *fmt, ...) _printf_(3, 4);
+/* A core refusal as the protocol's error, naming the tag. */
+void reply_refusal(struct request *rq, int refusal, const struct tag *t);
+/* The "tag" argument; replies the error itself and returns NULL. */
+struct tag *arg_tag(struct request *rq, tagmem_tag *ret_tag, bool must_exist);
+/* root or the daemon's own uid */
+bool is_privileged(struct request *rq);
+/* The op names, for hello. */
+void ops_add_names(struct json_object *arr);
+
+/* ops_tags.c */
+void op_hello(struct request *rq);
+void op_status(struct request *rq);
+void op_list(struct request *rq);
+void op_show(struct request *rq);
+void op_lookup(struct request *rq);
+void op_claim(struct request *rq);
+void op_release(struct request *rq);
+void op_subscribe(struct request *rq);
+void op_unsubscribe(struct request *rq);
+/* ops_fm.c */
+void op_fm_add(struct request *rq);
+void op_fm_release(struct request *rq);
+/* ops_images.c */
+void op_image_create(struct request *rq);
+void op_image_adopt(struct request *rq);
+/* What the label in an image's tail says. */
+struct json_object *image_label_json(const struct tag *t);
+/* ops_data.c */
+void op_flush(struct request *rq);
+void op_evict(struct request *rq);
+void op_image_invalidate(struct request *rq);
+void op_image_budget(struct request *rq);
+/* show of an image is answered by a data-plane worker; false if t is not an image */
+bool op_show_image(struct request *rq, struct tag *t);
+/* ops_vm.c */
+void op_qemu_args(struct request *rq);
+void op_attach(struct request *rq);
+void op_detach(struct request *rq);
+
+#endif

@@ -1,0 +1,245 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The ops on tags themselves: hello, status, list, show, lookup, claim, release, subscribe.
+ * docs/protocol.md is the contract these handlers implement.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "backend.h"
+#include "ops.h"
+
+/* ---- ops ---- */
+
+void op_hello(struct request *rq)
+{
+	struct api *api = rq->api;
+	struct json_object *res = json_object_new_object(), *caps = json_object_new_array(),
+			   *lim = json_object_new_object();
+
+	json_object_object_add(res, "protocol", json_object_new_int(TAGMEM_PROTOCOL_VERSION));
+	json_object_object_add(res, "version", json_object_new_string(TAGMEM_VERSION));
+	json_object_object_add(res, "backend", json_object_new_string(api->backend->ops->name));
+	json_object_array_add(caps, json_object_new_string("subscribe"));
+	json_object_array_add(caps, json_object_new_string("claim"));
+	if (api->backend->ops->fm_add)
+		json_object_array_add(caps, json_object_new_string("fm"));
+	json_object_object_add(res, "capabilities", caps);
+	struct json_object *names = json_object_new_array();
+	ops_add_names(names);
+	json_object_object_add(res, "ops", names);
+	json_object_object_add(lim, "max_line", json_object_new_uint64(api->settings->max_line));
+	json_object_object_add(lim, "max_clients", json_object_new_uint64(api->settings->max_clients));
+	json_object_object_add(lim, "max_subscribers",
+			       json_object_new_uint64(api->settings->max_subscribers));
+	json_object_object_add(lim, "max_name", json_object_new_uint64(api->settings->max_name));
+	json_object_object_add(res, "limits", lim);
+	reply_result(rq, res, 0);
+}
+
+void op_status(struct request *rq)
+{
+	struct api *api = rq->api;
+	struct json_object *res = json_object_new_object(), *states = json_object_new_object();
+	struct json_object *mp = json_object_new_object();
+	unsigned count[TAG_STATE_COUNT];
+	uint64_t tagged;
+
+	core_stats(api->core, count, &tagged);
+	for (unsigned i = 0; i < TAG_RELEASED; i++)
+		json_object_object_add(states, tag_state_name(i), json_object_new_uint64(count[i]));
+	json_object_object_add(res, "version", json_object_new_string(TAGMEM_VERSION));
+	json_object_object_add(res, "backend", json_object_new_string(api->backend->ops->name));
+	json_object_object_add(res, "root",
+			       json_object_new_string(api->backend->ops->root(api->backend)));
+	json_object_object_add(res, "state_dir", json_object_new_string(api->settings->state_dir));
+	json_object_object_add(res, "uptime_ms",
+			       json_object_new_uint64((now_usec() - api->started_usec) / 1000));
+	json_object_object_add(res, "tags", json_object_new_uint64(core_count(api->core)));
+	json_object_object_add(res, "states", states);
+	json_object_object_add(res, "tagged_bytes", json_object_new_uint64(tagged));
+	json_object_object_add(res, "untagged_bytes", json_object_new_uint64(core_untagged_bytes(api->core)));
+	json_object_object_add(res, "clients", json_object_new_uint64(server_clients(api->server)));
+	json_object_object_add(res, "subscribers", json_object_new_uint64(server_subscribers(api->server)));
+	json_object_object_add(res, "requests", json_object_new_uint64(api->requests));
+	json_object_object_add(res, "errors", json_object_new_uint64(api->errors));
+	/* is the PSI trigger armed (it may have failed or gone away), and has it fired */
+	json_object_object_add(res, "memory_pressure", mp);
+	json_object_object_add(mp, "trigger", api->psi_fd >= 0 ?
+			       json_object_new_string(api->settings->pressure) : NULL);
+	json_object_object_add(mp, "events", json_object_new_uint64(api->pressure_events));
+	reply_result(rq, res, 0);
+}
+
+struct strbuf {
+	char *p;
+	size_t len, cap;
+	bool oom;
+};
+
+static void sb_add(struct strbuf *sb, const char *s, size_t len)
+{
+	if (sb->oom)
+		return;
+	if (sb->len + len + 2 > sb->cap) {
+		size_t nc = MAX(sb->cap * 2, sb->len + len + 4096);
+		char *p = realloc(sb->p, nc);
+		if (!p) {
+			sb->oom = true;
+			return;
+		}
+		sb->p = p;
+		sb->cap = nc;
+	}
+	memcpy(sb->p + sb->len, s, len);
+	sb->len += len;
+	sb->p[sb->len] = '\0';
+}
+
+/*
+ * A list of 10,000 tags would be a 10,000-object DOM; instead each tag is built, serialised
+ * and freed in turn, and the pieces are joined. Peak memory is the reply text itself.
+ */
+void op_list(struct request *rq)
+{
+	struct strbuf sb = { 0 };
+	const char *idtext = json_object_to_json_string_ext(rq->id, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+
+	sb_add(&sb, "{\"id\":", 6);
+	sb_add(&sb, idtext, strlen(idtext));
+	sb_add(&sb, ",\"result\":{\"tags\":[", 19);
+	bool first = true;
+	struct tag *e;
+
+	core_for_each(e, rq->api->core) {
+		struct json_object *o = tag_to_json(e);
+		size_t len;
+		const char *s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+
+		if (!first)
+			sb_add(&sb, ",", 1);
+		first = false;
+		sb_add(&sb, s, len);
+		json_object_put(o);
+	}
+	sb_add(&sb, "]}}\n", 4);
+	if (sb.oom) {
+		free(sb.p);
+		reply_error(rq, "internal", "out of memory building the list");
+		return;
+	}
+	client_reply_raw(rq->api->server, rq->c, sb.p, sb.len, 0);
+}
+
+void op_show(struct request *rq)
+{
+	struct tag *e = arg_tag(rq, NULL, true);
+	struct json_object *o;
+
+	if (!e || op_show_image(rq, e))
+		return;
+	o = tag_to_json(e);
+	reply_result(rq, o, 0);
+}
+
+void op_lookup(struct request *rq)
+{
+	struct tag *e = arg_tag(rq, NULL, true);
+	struct json_object *res;
+
+	if (!e)
+		return;
+	if (!e->cap.path) {
+		reply_error(rq, "not_ready", "tag %s has no device yet (state %s)", e->tag_str,
+			    tag_state_name(tag_state(e)));
+		return;
+	}
+	res = json_object_new_object();
+	json_object_object_add(res, "tag", json_object_new_string(e->tag_str));
+	json_object_object_add(res, "path", json_object_new_string(e->cap.path));
+	json_object_object_add(res, "state", json_object_new_string(tag_state_name(tag_state(e))));
+	reply_result(rq, res, 0);
+}
+
+void op_claim(struct request *rq)
+{
+	struct api *api = rq->api;
+	const struct client_info *ci = client_info(rq->c);
+	struct tag *e = arg_tag(rq, NULL, true);
+	struct tag_owner owner = { .uid = ci->uid, .pid = ci->pid };
+	const char *name = "";
+	uint64_t gen = 0;
+	int r;
+
+	if (!e)
+		return;
+	r = tagmem_json_get_string(rq->msg, "name", &name);
+	if (r == -EINVAL || (r == 0 && strlen(name) > api->settings->max_name)) {
+		reply_error(rq, "invalid_argument", "\"name\" must be a string of at most %u bytes",
+			    api->settings->max_name);
+		return;
+	}
+	if (r == 0 && strlen(name) >= sizeof(owner.name)) {
+		reply_error(rq, "invalid_argument", "\"name\" is too long");
+		return;
+	}
+	snprintf(owner.name, sizeof(owner.name), "%s", name);
+	r = core_claim(api->core, e, &owner, &gen);
+	if (r) {
+		reply_refusal(rq, r, e);
+		return;
+	}
+	reply_result(rq, tag_to_json(e), gen);
+}
+
+void op_release(struct request *rq)
+{
+	const struct client_info *ci = client_info(rq->c);
+	struct tag *e = arg_tag(rq, NULL, true);
+	struct json_object *res;
+	bool released = false;
+	uint64_t gen = 0;
+	int r;
+
+	if (!e)
+		return;
+	if (e->claimed && ci->uid != 0 && ci->uid != e->owner.uid) {
+		reply_error(rq, "permission_denied",
+			    "tag %s is claimed by uid %u; only that user or root may release it",
+			    e->tag_str, e->owner.uid);
+		return;
+	}
+	res = json_object_new_object();
+	json_object_object_add(res, "tag", json_object_new_string(e->tag_str));
+	r = core_unclaim(rq->api->core, e, &released, &gen); /* may free e */
+	if (r) {
+		json_object_put(res);
+		reply_refusal(rq, r, e);
+		return;
+	}
+	json_object_object_add(res, "capacity_released", json_object_new_boolean(released));
+	reply_result(rq, res, gen);
+}
+
+void op_subscribe(struct request *rq)
+{
+	struct api *api = rq->api;
+
+	if (!client_info(rq->c)->subscribed && server_subscribers(api->server) >= api->settings->max_subscribers) {
+		reply_error(rq, "too_many_subscribers",
+			    "brokerd has %u subscribers, its limit; retry later",
+			    server_subscribers(api->server));
+		return;
+	}
+	client_set_subscribed(api->server, rq->c, true);
+	reply_result(rq, NULL, 0);
+}
+
+void op_unsubscribe(struct request *rq)
+{
+	client_set_subscribed(rq->api->server, rq->c, false);
+	reply_result(rq, NULL, 0);
+}
+

@@ -1,0 +1,360 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Daemon wiring (daemon.h). The order of start-up matters and is written down here:
+ *   loop → core → backend → persister → data plane → VM monitors → server object →
+ *   registry (claims before the scan, images) → cold-plug scan → drop unmatched claims →
+ *   upkeep → listen.
+ * Claims are restored before the scan so that a tag is known as claimed from the moment the
+ * scan reports it: a release the fabric manager asked for while we were down must not tear
+ * down a device somebody still holds.
+ */
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+
+#include "backend.h"
+#include "core.h"
+#include "daemon.h"
+#include "dataplane.h"
+#include "log.h"
+#include "loop.h"
+#include "registry.h"
+#include "server.h"
+#include "vm.h"
+
+void broker_settings_defaults(struct broker_settings *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->socket_path = TAGMEM_DEFAULT_SOCKET;
+	s->state_dir = TAGMEM_STATEDIR_DEFAULT;
+	s->backend = "sim";
+	s->host_root = "/";
+	s->nd_policy = VIEW_ND_DEFAULT;
+	s->sim_root = TAGMEM_RUNSTATEDIR_DEFAULT "/sim";
+	s->sim_region_size = 64ull << 30;
+	s->max_clients = 4096;
+	s->max_line = TAGMEM_MAX_LINE_DEFAULT;
+	s->max_subscribers = 256;
+	s->max_output = 64u << 20;
+	s->request_timeout_ms = 10000;
+	s->max_tags = 1u << 20;
+	s->max_name = 127;
+	s->flush_workers = 2;
+	s->dirty_budget = 64ull << 20;
+	s->resident_budget = 0;
+	s->upkeep_interval_ms = 50;
+	/* a 2 s window: without CAP_SYS_RESOURCE the kernel accepts only multiples of 2 s */
+	s->pressure = "some 150000 2000000";
+	s->proc_root = "/proc";
+}
+
+/* ---- the core's callbacks ---- */
+
+static uint64_t persist(void *userdata)
+{
+	struct daemon *d = userdata;
+	size_t len;
+	char *data = registry_serialize(d->api.core, &len);
+
+	if (!data) {
+		log_err("Failed to serialise the registry: out of memory");
+		return UINT64_MAX; /* a generation that never completes: callers reply an error */
+	}
+	d->persist_gen = persister_submit(d->persister, data, len);
+	return d->persist_gen;
+}
+
+/* The core's callbacks all get the daemon: events go to the api, devices to the backend. */
+static void tag_event(void *userdata, const char *name, const struct tag *t)
+{
+	struct daemon *d = userdata;
+
+	api_tag_event(&d->api, name, t);
+}
+
+static void untagged_event(void *userdata, int64_t delta, uint64_t total)
+{
+	struct daemon *d = userdata;
+
+	api_untagged_event(&d->api, delta, total);
+}
+
+static int materialise(void *userdata, const struct tag *t, struct core_device *ret)
+{
+	struct backend *be = ((struct daemon *)userdata)->api.backend;
+
+	return be->ops->materialise(be, t, ret);
+}
+
+static int destroy(void *userdata, const struct tag *t)
+{
+	struct backend *be = ((struct daemon *)userdata)->api.backend;
+
+	return be->ops->destroy(be, t);
+}
+
+static void image_free(struct image_io *io)
+{
+	image_io_unref(io);
+}
+
+/* ---- registry writes ---- */
+
+/* After a failed write, keep trying until memory and disk agree again. */
+static int64_t persist_retry(struct loop *l, void *data)
+{
+	struct daemon *d = data;
+
+	d->persist_retry_armed = false;
+	if (d->persist_failed && d->persist_done_gen == d->persist_gen)
+		persist(d);
+	return -1;
+}
+
+static void persister_ready(struct loop *l, int fd, uint32_t events, void *data)
+{
+	struct daemon *d = data;
+	uint64_t gen;
+	int err;
+
+	persister_completed(d->persister, &gen, &err);
+	if (err < 0 && !d->persist_failed)
+		log_err("Failed to write the registry in %s: %s; retrying every second",
+			d->settings.state_dir, strerror(-err));
+	else if (err == 0 && d->persist_failed)
+		log_info("The registry in %s is written again", d->settings.state_dir);
+	if (gen == d->persist_gen || err < 0)
+		d->persist_failed = err < 0;
+	if (d->persist_failed && !d->persist_retry_armed &&
+	    loop_add_timer(d->api.loop, 1000, persist_retry, d) == 0)
+		d->persist_retry_armed = true;
+	if (gen > d->persist_done_gen) {
+		d->persist_done_gen = gen;
+		server_persist_done(d->api.server, gen, err);
+	}
+}
+
+/* ---- restoring state ---- */
+
+static int restore_registry(struct daemon *d)
+{
+	struct registry reg;
+	int r = registry_load(d->settings.state_dir, &reg);
+
+	if (r == -EBADMSG) {
+		log_err("The registry %s/%s is not valid. Refusing to start rather than forget "
+			"claims: repair or move it away, then start again.",
+			d->settings.state_dir, REGISTRY_FILE);
+		return r;
+	}
+	if (r < 0) {
+		log_err("Failed to read the registry in %s: %s", d->settings.state_dir,
+			strerror(-r));
+		return r;
+	}
+	core_restore_claims(d->api.core, reg.claims, reg.nclaims);
+	reg.claims = NULL;
+	/* Images are the broker's own: they come back from the registry, if their file did. */
+	for (size_t i = 0; i < reg.nimages; i++) {
+		const struct registry_image *im = &reg.images[i];
+		uint64_t budgets[2] = { im->dirty_budget, im->resident_budget };
+		char s[TAGMEM_TAG_STRING_MAX];
+		struct stat st;
+
+		if (stat(im->path, &st) < 0 || !S_ISREG(st.st_mode) ||
+		    (uint64_t)st.st_size != im->file_size) {
+			log_warn("Image %s of tag %s is gone or changed size; forgetting it", im->path,
+				 tagmem_tag_format(&im->tag, s));
+			continue;
+		}
+		r = api_add_image(&d->api, &im->tag, im->path, im->file_size,
+				  im->has_budgets ? budgets : NULL, NULL);
+		if (r < 0)
+			log_err("Failed to restore image %s: %s", im->path, strerror(-r));
+	}
+	registry_clear(&reg);
+	return 0;
+}
+
+/* ---- start, run, stop ---- */
+
+static int make_dir(const char *path, mode_t mode)
+{
+	if (mkdir(path, mode) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static int open_backend(struct daemon *d)
+{
+	const struct broker_settings *s = &d->settings;
+	struct api *a = &d->api;
+	int r;
+
+	if (!strcmp(s->backend, "sim")) {
+		r = backend_sim_new(a->core, a->loop, s, &a->backend);
+		if (r < 0)
+			log_err("Failed to open the simulated DCD at %s: %s", s->sim_root,
+				strerror(-r));
+	} else if (!strcmp(s->backend, "host")) {
+		r = backend_host_new(a->core, a->loop, s, &a->backend);
+		if (r < 0)
+			log_err("Failed to open the sysfs tree at %s: %s", s->host_root, strerror(-r));
+	} else {
+		log_err("Unknown backend '%s': use sim (the simulated fabric) or host (this "
+			"kernel's CXL and NVDIMM devices)", s->backend);
+		r = -EINVAL;
+	}
+	return r;
+}
+
+int daemon_init(struct daemon *d, const struct broker_settings *settings)
+{
+	const struct core_callbacks core_cb = {
+		.userdata = d,
+		.tag_event = tag_event,
+		.untagged_event = untagged_event,
+		.persist = persist,
+		.materialise = materialise,
+		.destroy = destroy,
+		.image_free = image_free,
+	};
+	const struct vm_callbacks vm_cb = {
+		.userdata = &d->api, .job_done = api_vm_job_done, .exited = api_vm_exited,
+	};
+	const struct server_callbacks server_cb = { .userdata = &d->api, .request = api_request };
+	struct api *a = &d->api;
+	struct rlimit rl;
+	int r;
+
+	memset(d, 0, sizeof(*d));
+	d->settings = *settings;
+	a->settings = &d->settings;
+	a->psi_fd = -1;
+	a->uid = geteuid();
+	a->started_usec = now_usec();
+
+	/* 1,000 clients at once need 1,000 descriptors: raise the soft limit as far as we may. */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	r = tagmem_new(&d->ctx);
+	if (r < 0)
+		return r;
+	log_setup(d->ctx);
+	r = make_dir(settings->state_dir, 0755);
+	if (r < 0) {
+		log_err("Failed to create state directory %s: %s", settings->state_dir,
+			strerror(-r));
+		return r;
+	}
+	if (!d->settings.nimage_dirs) {
+		/* the default image directory lives in the state directory */
+		snprintf(d->default_image_dir, sizeof(d->default_image_dir), "%s/images",
+			 settings->state_dir);
+		d->settings.image_dirs[d->settings.nimage_dirs++] = d->default_image_dir;
+		make_dir(d->default_image_dir, 0700);
+	}
+	/* the loop first: backends register their event sources on it */
+	r = loop_new(&a->loop);
+	if (r < 0)
+		return r;
+	r = core_new(&core_cb, settings->max_tags, &a->core);
+	if (r < 0)
+		return r;
+	r = open_backend(d);
+	if (r < 0)
+		return r;
+	r = persister_start(settings->state_dir, &d->persister);
+	if (r < 0)
+		return r;
+	r = dataplane_start(settings->flush_workers, settings->proc_root, &a->dp);
+	if (r < 0)
+		return r;
+	r = vms_new(a->loop, &vm_cb, &a->vms);
+	if (r < 0)
+		return r;
+	r = server_new(a->loop, &d->settings, &server_cb, &a->server);
+	if (r < 0)
+		return r;
+	r = restore_registry(d);
+	if (r < 0)
+		return r;
+	r = a->backend->ops->scan(a->backend);
+	if (r < 0) {
+		log_err("Failed to scan %s: %s", a->backend->ops->root(a->backend), strerror(-r));
+		return r;
+	}
+	core_restore_done(a->core);
+	r = upkeep_start(a);
+	if (r < 0)
+		return r;
+	return loop_add_fd(a->loop, persister_fd(d->persister), EPOLLIN, persister_ready, d);
+}
+
+static void signal_ready(struct loop *l, int fd, uint32_t events, void *data)
+{
+	struct signalfd_siginfo si;
+
+	if (read(fd, &si, sizeof(si)) == sizeof(si))
+		log_info("Signal %u received, shutting down", si.ssi_signo);
+	loop_stop(l);
+}
+
+int daemon_run(struct daemon *d, void (*ready)(void))
+{
+	struct api *a = &d->api;
+	sigset_t mask;
+	int sfd, r;
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sfd < 0)
+		return -errno;
+	r = loop_add_fd(a->loop, sfd, EPOLLIN, signal_ready, d);
+	if (r < 0)
+		return r;
+	r = server_listen(a->server);
+	if (r < 0)
+		return r;
+	log_info("Serving %zu tag(s) from the %s backend at %s", core_count(a->core),
+		 a->backend->ops->name, a->backend->ops->root(a->backend));
+	if (ready)
+		ready();
+	r = loop_run(a->loop);
+	loop_del_fd(a->loop, sfd);
+	close(sfd);
+	return r;
+}
+
+void daemon_fini(struct daemon *d)
+{
+	struct api *a = &d->api;
+
+	vms_free(a->vms);
+	a->vms = NULL;
+	upkeep_stop(a);
+	dataplane_stop(a->dp);
+	a->dp = NULL;
+	server_free(a->server);
+	a->server = NULL;
+	/* stopping the persister writes the last queued snapshot */
+	persister_stop(d->persister);
+	if (a->backend)
+		a->backend->ops->free(a->backend);
+	a->backend = NULL;
+	core_free(a->core);
+	a->core = NULL;
+	loop_free(a->loop);
+	log_setup(NULL);
+	tagmem_unref(d->ctx);
+}
