@@ -15,12 +15,12 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/stat.h>
 
 #include <json-c/json.h>
 
 #include "dataplane.h"
+#include "list.h"
 #include "util.h"
 
 #define MAX_WORKERS 16
@@ -55,11 +55,10 @@ struct dataplane {
 	pthread_t threads[MAX_WORKERS];
 	unsigned nthreads;
 	char proc_root[64];
-	int efd;
-	pthread_mutex_t lock;        /* guards the run queue, the done list and stop */
+	struct mailbox done;         /* finished requests, to the loop */
+	pthread_mutex_t lock;        /* guards the run queue and stop */
 	pthread_cond_t cond;
 	struct image_io *runq, *runq_tail;
-	struct dp_request *done, *done_tail;
 	bool stop;
 };
 
@@ -551,7 +550,6 @@ static void *worker(void *arg)
 		struct image_io *io;
 		struct dp_request *list, *last;
 		bool again, had_maintain = false;
-		uint64_t one = 1;
 
 		pthread_mutex_lock(&dp->lock);
 		while (!dp->runq && !dp->stop)
@@ -589,22 +587,16 @@ static void *worker(void *arg)
 		io->queued = again;
 		pthread_mutex_unlock(&io->lock);
 
-		pthread_mutex_lock(&dp->lock);
-		for (last = list; last && last->next; last = last->next)
-			;
-		if (list) {
-			if (dp->done_tail)
-				dp->done_tail->next = list;
-			else
-				dp->done = list;
-			dp->done_tail = last;
+		for (struct dp_request *rq = list, *next; rq; rq = next) {
+			next = rq->next;
+			mailbox_append(&dp->done, &rq->done);
 		}
-		if (again)
+		if (again) {
+			pthread_mutex_lock(&dp->lock);
 			runq_push(dp, image_io_ref(io));
-		pthread_mutex_unlock(&dp->lock);
-		if (write(dp->efd, &one, sizeof(one)) < 0) {
-			/* the counter cannot overflow in practice; the loop drains it */
+			pthread_mutex_unlock(&dp->lock);
 		}
+		mailbox_wake(&dp->done);
 		image_io_unref(io); /* the run queue's reference */
 	}
 }
@@ -623,14 +615,13 @@ int dataplane_start(unsigned workers, const char *proc_root, struct dataplane **
 		return -EINVAL;
 	}
 	snprintf(dp->proc_root, sizeof(dp->proc_root), "%s", proc_root);
-	pthread_mutex_init(&dp->lock, NULL);
-	pthread_cond_init(&dp->cond, NULL);
-	dp->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (dp->efd < 0) {
-		r = -errno;
+	r = mailbox_init(&dp->done);
+	if (r < 0) {
 		free(dp);
 		return r;
 	}
+	pthread_mutex_init(&dp->lock, NULL);
+	pthread_cond_init(&dp->cond, NULL);
 	for (unsigned i = 0; i < workers; i++) {
 		r = -pthread_create(&dp->threads[i], NULL, worker, dp);
 		if (r < 0) {
@@ -666,11 +657,12 @@ void dataplane_stop(struct dataplane *dp)
 		}
 		image_io_unref(io);
 	}
-	while ((rq = dp->done)) {
-		dp->done = rq->next;
+	for (rq = dataplane_take_done(dp); rq; ) {
+		struct dp_request *next = rq->next;
 		dp_request_free(rq);
+		rq = next;
 	}
-	close(dp->efd);
+	mailbox_fini(&dp->done);
 	pthread_cond_destroy(&dp->cond);
 	pthread_mutex_destroy(&dp->lock);
 	free(dp);
@@ -678,7 +670,7 @@ void dataplane_stop(struct dataplane *dp)
 
 int dataplane_fd(struct dataplane *dp)
 {
-	return dp->efd;
+	return mailbox_fd(&dp->done);
 }
 
 void dataplane_submit(struct dataplane *dp, struct dp_request *rq)
@@ -709,15 +701,13 @@ void dataplane_submit(struct dataplane *dp, struct dp_request *rq)
 
 struct dp_request *dataplane_take_done(struct dataplane *dp)
 {
-	struct dp_request *list;
-	uint64_t n;
+	struct dp_request *head = NULL, **tail = &head;
 
-	if (read(dp->efd, &n, sizeof(n)) < 0) {
-		/* EAGAIN: a previous call already took what was signalled */
+	for (struct mailbox_node *n = mailbox_take(&dp->done); n; n = n->next) {
+		struct dp_request *rq = container_of(n, struct dp_request, done);
+		*tail = rq;
+		tail = &rq->next;
 	}
-	pthread_mutex_lock(&dp->lock);
-	list = dp->done;
-	dp->done = dp->done_tail = NULL;
-	pthread_mutex_unlock(&dp->lock);
-	return list;
+	*tail = NULL;
+	return head;
 }

@@ -16,6 +16,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "mailbox.h"
+
 /* ---- page-cache mechanisms (pagecache.c) ---------------------------------------------- */
 
 struct pc_counts { /* bytes */
@@ -60,7 +62,6 @@ int pc_pageout(const struct pc_mapping *m, uint64_t off, uint64_t len);
 
 /* ---- images' I/O state and the worker pool (dataplane.c) ------------------------------- */
 
-struct broker;
 struct json_object;
 struct image_io;
 struct dataplane;
@@ -98,7 +99,8 @@ struct dp_request {
 	uint64_t usec;               /* queue + work time */
 	uint64_t queued_usec;
 	struct pc_counts before, after;
-	struct dp_request *next;
+	struct dp_request *next;     /* in the image's queue, then in the list handed back */
+	struct mailbox_node done;    /* in the pool's mailbox to the loop */
 };
 
 struct image_budgets {

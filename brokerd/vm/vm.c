@@ -6,12 +6,12 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/eventfd.h>
 
 #include <json-c/json.h>
 
 #include "list.h"
 #include "loop.h"
+#include "mailbox.h"
 #include "qemu.h"
 #include "qmp.h"
 #include "util.h"
@@ -34,9 +34,9 @@ struct vm_monitor {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	int wake[2];                 /* tells the worker to look at its queue */
-	int efd;                     /* tells the loop that results are ready */
+	struct mailbox done;         /* finished jobs, to the loop */
 	bool stop;
-	struct attach_job *todo, *done; /* guarded by lock */
+	struct attach_job *todo;     /* guarded by lock */
 	bool exited;                 /* the VM went away: guarded by lock */
 	struct list_node node;       /* in vms->monitors */
 };
@@ -135,18 +135,22 @@ static void run_job(struct vm_monitor *m, struct qmp *q, struct attach_job *j)
 	j->error = 0;
 }
 
+/* A finished job to the loop; NULL only wakes it (to see that the VM exited). */
 static void post(struct vm_monitor *m, struct attach_job *j)
 {
-	uint64_t one = 1;
+	if (j)
+		mailbox_append(&m->done, &j->done);
+	mailbox_wake(&m->done);
+}
 
-	pthread_mutex_lock(&m->lock);
-	if (j) {
-		j->next = m->done;
-		m->done = j;
-	}
-	pthread_mutex_unlock(&m->lock);
-	if (write(m->efd, &one, sizeof(one)) < 0) {
-		/* an eventfd counter does not overflow here */
+/* Hand every finished job to its callback, oldest first. */
+static void deliver_done(struct vms *vms, struct vm_monitor *m)
+{
+	struct mailbox_node *n = mailbox_take(&m->done), *next;
+
+	for (; n; n = next) {
+		next = n->next;
+		vms->cb.job_done(vms->cb.userdata, container_of(n, struct attach_job, done));
 	}
 }
 
@@ -224,7 +228,8 @@ static void monitor_free(struct vms *vms, struct vm_monitor *m)
 		/* the worker may already be gone */
 	}
 	pthread_join(m->thread, NULL);
-	loop_del_fd(vms->loop, m->efd);
+	loop_del_fd(vms->loop, mailbox_fd(&m->done));
+	deliver_done(vms, m); /* finished before the worker stopped: answer them */
 	while (m->todo) {
 		struct attach_job *j = m->todo;
 		m->todo = j->next;
@@ -233,7 +238,7 @@ static void monitor_free(struct vms *vms, struct vm_monitor *m)
 		vms->cb.job_done(vms->cb.userdata, j);
 	}
 	list_del(&m->node);
-	close(m->efd);
+	mailbox_fini(&m->done);
 	close(m->wake[0]);
 	close(m->wake[1]);
 	pthread_mutex_destroy(&m->lock);
@@ -245,31 +250,14 @@ static void monitor_ready(struct loop *l, int fd, uint32_t events, void *data)
 {
 	struct vm_monitor *m = data;
 	struct vms *vms = m->vms;
-	struct attach_job *done;
-	uint64_t v;
 	bool exited;
 
-	if (read(fd, &v, sizeof(v)) < 0) {
-		/* spurious: look anyway */
-	}
+	/* the worker posts a job before it marks the VM exited: jobs first, then the flag (a
+	 * job posted after this look is answered by monitor_free) */
+	deliver_done(vms, m);
 	pthread_mutex_lock(&m->lock);
-	done = m->done;
-	m->done = NULL;
 	exited = m->exited;
 	pthread_mutex_unlock(&m->lock);
-	/* the list is newest first: answer in order */
-	struct attach_job *rev = NULL;
-	while (done) {
-		struct attach_job *n = done->next;
-		done->next = rev;
-		rev = done;
-		done = n;
-	}
-	while (rev) {
-		struct attach_job *n = rev->next;
-		vms->cb.job_done(vms->cb.userdata, rev);
-		rev = n;
-	}
 	if (exited) {
 		char vm[65];
 		uid_t uid = m->uid;
@@ -311,19 +299,23 @@ int vm_attach(struct vms *vms, const char *vm, uid_t uid, const char *qmp_path,
 		snprintf(m->vm, sizeof(m->vm), "%s", vm);
 		snprintf(m->qmp_path, sizeof(m->qmp_path), "%s", qmp_path);
 		pthread_mutex_init(&m->lock, NULL);
-		m->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		if (m->efd < 0 || pipe2(m->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
-			r = -errno;
-			if (m->efd >= 0)
-				close(m->efd);
+		r = mailbox_init(&m->done);
+		if (r < 0) {
 			free(m);
 			return r;
 		}
-		r = loop_add_fd(vms->loop, m->efd, EPOLLIN, monitor_ready, m);
+		if (pipe2(m->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
+			r = -errno;
+			mailbox_fini(&m->done);
+			free(m);
+			return r;
+		}
+		r = loop_add_fd(vms->loop, mailbox_fd(&m->done), EPOLLIN, monitor_ready, m);
 		if (r == 0)
 			r = -pthread_create(&m->thread, NULL, monitor_main, m);
 		if (r < 0) {
-			close(m->efd);
+			loop_del_fd(vms->loop, mailbox_fd(&m->done));
+			mailbox_fini(&m->done);
 			close(m->wake[0]);
 			close(m->wake[1]);
 			free(m);

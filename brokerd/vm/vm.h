@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "mailbox.h"
 #include "tagmem.h"
 
 struct json_object;
@@ -34,7 +35,8 @@ struct attach_job {
 	char errmsg[256];
 	uint64_t qmp_usec;           /* time spent in QMP commands */
 	char object[PATH_MAX + 128], device[128];
-	struct attach_job *next;
+	struct attach_job *next;     /* in the monitor's queue */
+	struct mailbox_node done;    /* in its mailbox back to the loop */
 };
 
 struct vm_callbacks {
