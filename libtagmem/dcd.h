@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The kernel's view of Dynamic Capacity, read from a sysfs tree (see sysfs.h) exactly as
- * DESIGN.md describes it:
+ * the kernel's DCD patch series lays it out (v3 to v11):
  *   sys/bus/cxl/devices/dax_regionX/extentX.Y/{offset,length,uuid|tag}
  *   sys/bus/cxl/devices/dax_regionX/dax_region/seed      name of the seed dax device
  *   sys/bus/dax/devices/daxX.Y/{size,uuid}               a dax device and the tag it claimed

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* QEMU arguments for one tagged device: memory-backend-file + nvdimm (DESIGN.md) or
+/* QEMU arguments for one tagged device: memory-backend-file + nvdimm (docs/design.md) or
  * virtio-pmem-pci. */
 #include <stdio.h>
 #include <string.h>

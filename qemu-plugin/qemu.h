@@ -5,7 +5,7 @@
  *   - NVDIMM namespace labels, v1.1 (the format `ndctl init-labels` writes; Linux
  *     drivers/nvdimm/label.h), in the last 128 KiB of the backend;
  *   - the -object/-device arguments for memory-backend-file + nvdimm.
- * Internal to tagmem (brokerd, the CLI and tests link it); see DESIGN.md for the facts.
+ * Internal to tagmem (brokerd, the CLI and tests link it); docs/design.md says how they fit.
  */
 #ifndef TAGMEM_QEMU_H
 #define TAGMEM_QEMU_H
@@ -32,7 +32,8 @@
  */
 #define LABEL_TAIL (2u << 20)
 
-/* v1.1 interleave-set cookie of a QEMU nvdimm in slot N (DESIGN.md). */
+/* v1.1 interleave-set cookie of a QEMU nvdimm in slot N, as a Linux guest computes it:
+ * (2·S << 32) | S with S = 0x123456 + N. */
 uint64_t label_isetcookie(unsigned slot);
 /* fletcher64 over len bytes (len a multiple of 4), little-endian 32-bit words. */
 uint64_t label_fletcher64(const void *buf, size_t len);

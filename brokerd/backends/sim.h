@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The embedded simulated DCD: a fabric manager and an emulation of the kernel's DCD ABI
- * (DESIGN.md) inside a sandbox directory. Its state *is* the tree it writes, like the
+ * (the kernel's DCD sysfs layout, see libtagmem/dcd.h) inside a sandbox directory. Its state *is* the tree it writes, like the
  * kernel's is sysfs, so it survives a brokerd restart and daemonless lookups can read it:
  *
  *   <root>/sys/bus/cxl/devices/dax_regionN/{sharable,dax_region/seed,extentN.M/...}
