@@ -11,8 +11,6 @@
 #include "backend.h"
 #include "ops.h"
 
-/* ---- ops ---- */
-
 void op_hello(struct request *rq)
 {
 	struct api *api = rq->api;
@@ -60,9 +58,11 @@ void op_status(struct request *rq)
 	json_object_object_add(res, "tags", json_object_new_uint64(core_count(api->core)));
 	json_object_object_add(res, "states", states);
 	json_object_object_add(res, "tagged_bytes", json_object_new_uint64(tagged));
-	json_object_object_add(res, "untagged_bytes", json_object_new_uint64(core_untagged_bytes(api->core)));
+	json_object_object_add(res, "untagged_bytes",
+			       json_object_new_uint64(core_untagged_bytes(api->core)));
 	json_object_object_add(res, "clients", json_object_new_uint64(server_clients(api->server)));
-	json_object_object_add(res, "subscribers", json_object_new_uint64(server_subscribers(api->server)));
+	json_object_object_add(res, "subscribers",
+			       json_object_new_uint64(server_subscribers(api->server)));
 	json_object_object_add(res, "requests", json_object_new_uint64(api->requests));
 	json_object_object_add(res, "errors", json_object_new_uint64(api->errors));
 	/* is the PSI trigger armed (it may have failed or gone away), and has it fired */
@@ -104,19 +104,19 @@ static void sb_add(struct strbuf *sb, const char *s, size_t len)
  */
 void op_list(struct request *rq)
 {
+	const int flags = JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE;
+	const char *idtext = json_object_to_json_string_ext(rq->id, flags);
 	struct strbuf sb = { 0 };
-	const char *idtext = json_object_to_json_string_ext(rq->id, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	bool first = true;
+	struct tag *e;
 
 	sb_add(&sb, "{\"id\":", 6);
 	sb_add(&sb, idtext, strlen(idtext));
 	sb_add(&sb, ",\"result\":{\"tags\":[", 19);
-	bool first = true;
-	struct tag *e;
-
 	core_for_each(e, rq->api->core) {
 		struct json_object *o = tag_to_json(e);
 		size_t len;
-		const char *s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+		const char *s = json_object_to_json_string_length(o, flags, &len);
 
 		if (!first)
 			sb_add(&sb, ",", 1);
