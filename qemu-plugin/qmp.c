@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,22 +139,43 @@ int qmp_execute(struct qmp *q, const char *command, struct json_object *args, in
 	}
 }
 
-int qmp_connect(const char *path, int timeout_ms, struct qmp **ret)
+int qmp_socket_connect(const char *path, int *ret_fd)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	uint64_t deadline = now_usec() + (uint64_t)timeout_ms * 1000u;
-	_cleanup_json_ struct json_object *greeting = NULL;
-	struct qmp *q;
-	int r;
+	int fd;
 
 	if (!path || strlen(path) >= sizeof(sa.sun_path))
 		return -EINVAL;
 	strcpy(sa.sun_path, path);
+	/* non-blocking: a Unix-socket connect never waits, it succeeds or says why not */
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int r = -errno;
+		close(fd);
+		return r;
+	}
+	*ret_fd = fd;
+	return 0;
+}
+
+int qmp_open_fd(int fd, int timeout_ms, struct qmp **ret)
+{
+	uint64_t deadline = now_usec() + (uint64_t)timeout_ms * 1000u;
+	_cleanup_json_ struct json_object *greeting = NULL;
+	struct qmp *q;
+	int r, fl;
+
 	q = calloc(1, sizeof(*q));
-	if (!q)
+	if (!q) {
+		close(fd);
 		return -ENOMEM;
-	q->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (q->fd < 0 || connect(q->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+	}
+	q->fd = fd;
+	/* the client waits with poll() and deadlines: blocking I/O on the fd */
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
 		r = -errno;
 		goto fail;
 	}
@@ -172,6 +194,13 @@ int qmp_connect(const char *path, int timeout_ms, struct qmp **ret)
 fail:
 	qmp_close(q);
 	return r;
+}
+
+int qmp_connect(const char *path, int timeout_ms, struct qmp **ret)
+{
+	int fd, r = qmp_socket_connect(path, &fd);
+
+	return r < 0 ? r : qmp_open_fd(fd, timeout_ms, ret);
 }
 
 void qmp_close(struct qmp *q)

@@ -18,6 +18,11 @@ struct qmp;
 /* Connect to a QMP socket and negotiate. -ENOTCONN/-ECONNREFUSED/-ENOENT: nothing there;
  * -EPROTO: not QMP (no greeting, or garbage); -ETIMEDOUT. */
 int qmp_connect(const char *path, int timeout_ms, struct qmp **ret);
+/* The two halves of qmp_connect, for a caller that must check whom it reached (SO_PEERCRED)
+ * before it talks: connect without blocking (-EAGAIN: the listener's backlog is full), then
+ * negotiate on that fd (taken over, closed on failure). */
+int qmp_socket_connect(const char *path, int *ret_fd);
+int qmp_open_fd(int fd, int timeout_ms, struct qmp **ret);
 void qmp_close(struct qmp *q);
 int qmp_fd(struct qmp *q);
 

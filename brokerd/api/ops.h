@@ -4,6 +4,8 @@
 #ifndef BROKERD_OPS_H
 #define BROKERD_OPS_H
 
+#include <limits.h>
+
 #include "api.h"
 #include "core.h"
 #include "server.h"
@@ -41,6 +43,13 @@ void op_unsubscribe(struct request *rq);
 /* ops_fm.c */
 void op_fm_add(struct request *rq);
 void op_fm_release(struct request *rq);
+/* image_files.c: open below an image directory without following symlinks (see there) */
+struct stat;
+int image_open_parent(const struct broker_settings *s, const char *path, int *ret_dfd,
+		      char ret_base[NAME_MAX + 1], char ret_full[PATH_MAX]);
+/* The image file base in dfd: read-write, regular (-ELOOP: a symlink; -EMEDIUMTYPE). */
+int image_open_file(int dfd, const char *base, int *ret_fd, struct stat *ret_st);
+
 /* ops_images.c */
 void op_image_create(struct request *rq);
 void op_image_adopt(struct request *rq);

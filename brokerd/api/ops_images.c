@@ -16,6 +16,7 @@
 #include <json-c/json.h>
 
 #include "dataplane.h"
+#include "log.h"
 #include "ops.h"
 #include "qemu.h"
 
@@ -33,7 +34,7 @@ static struct tag *find_image_file(struct api *api, dev_t dev, ino_t ino)
 	return NULL;
 }
 
-int api_add_image(struct api *api, const tagmem_tag *tag, const char *path,
+int api_add_image(struct api *api, const tagmem_tag *tag, const char *path, int fd, int dfd,
 		  uint64_t file_size, const uint64_t budgets[2], struct tag **ret)
 {
 	struct image_io *io;
@@ -43,7 +44,7 @@ int api_add_image(struct api *api, const tagmem_tag *tag, const char *path,
 
 	if (core_find(api->core, tag))
 		return -EEXIST;
-	r = image_io_open(path, file_size - LABEL_TAIL, &io);
+	r = image_io_open(fd, dfd, file_size - LABEL_TAIL, &io);
 	if (r < 0)
 		return r;
 	if (find_image_file(api, image_io_dev(io), image_io_ino(io))) {
@@ -58,34 +59,25 @@ int api_add_image(struct api *api, const tagmem_tag *tag, const char *path,
 	return r;
 }
 
-/* The real directory of path's parent, if it lies inside an image directory. */
-static int confined_parent(struct api *api, const char *path, char *ret_dir, char *ret_base)
+int api_restore_image(struct api *api, const tagmem_tag *tag, const char *path,
+		      uint64_t file_size, const uint64_t budgets[2])
 {
-	char tmp[PATH_MAX], real[PATH_MAX];
-	const char *base;
+	char base[NAME_MAX + 1], full[PATH_MAX];
+	_cleanup_close_ int dfd = -1, fd = -1;
+	struct stat st;
+	int r;
 
-	if (path[0] != '/' || strlen(path) >= sizeof(tmp))
-		return -EINVAL;
-	base = strrchr(path, '/') + 1;
-	if (!*base || !strcmp(base, ".") || !strcmp(base, "..") || strlen(base) >= NAME_MAX)
-		return -EINVAL;
-	snprintf(tmp, sizeof(tmp), "%.*s", (int)(base - path), path);
-	if (!realpath(tmp, real))
-		return -errno;
-	for (unsigned i = 0; i < api->settings->nimage_dirs; i++) {
-		char dir[PATH_MAX];
-		size_t n;
-
-		if (!realpath(api->settings->image_dirs[i], dir))
-			continue;
-		n = strlen(dir);
-		if (!strncmp(real, dir, n) && (real[n] == '\0' || real[n] == '/')) {
-			strcpy(ret_dir, real);
-			strcpy(ret_base, base);
-			return 0;
-		}
-	}
-	return -EACCES;
+	r = image_open_parent(api->settings, path, &dfd, base, full);
+	if (r == 0)
+		r = image_open_file(dfd, base, &fd, &st);
+	if (r == 0 && (uint64_t)st.st_size != file_size)
+		r = -EMEDIUMTYPE;
+	if (r == 0 && st.st_nlink != 1) /* ours since create or adopt: a later link is noted */
+		log_warn("Image %s has %lu hard links: its bytes are reachable by other names",
+			 full, (unsigned long)st.st_nlink);
+	if (r < 0)
+		return r;
+	return api_add_image(api, tag, full, fd, dfd, file_size, budgets, NULL);
 }
 
 static void image_dirs_text(struct api *api, char *buf, size_t len)
@@ -110,32 +102,32 @@ static bool arg_optional_tag(struct request *rq, tagmem_tag *ret, bool *present)
 	return true;
 }
 
-/* path, confined to an image directory: its real parent, base name and full name. Replies
- * the error itself. */
-static bool arg_confined(struct request *rq, const char *path, char *dir, char *base,
-			 char full[PATH_MAX + NAME_MAX + 2])
+/* path, confined to an image directory: its parent directory (opened), base name and
+ * canonical full name. Replies the error itself. */
+static bool arg_confined(struct request *rq, const char *path, int *ret_dfd,
+			 char base[NAME_MAX + 1], char full[PATH_MAX])
 {
 	char dirs[512];
-	int r = confined_parent(rq->api, path, dir, base);
+	int r = image_open_parent(rq->api->settings, path, ret_dfd, base, full);
 
 	if (r == -EACCES || r == -EINVAL) {
 		image_dirs_text(rq->api, dirs, sizeof(dirs));
 		reply_error(rq, "invalid_argument", "images must be files inside an image "
-			    "directory (%s); '%.200s' is not", dirs, path);
+			    "directory (%s), reached without symbolic links below it; '%.200s' is not",
+			    dirs, path);
 		return false;
 	}
 	if (r < 0) {
 		reply_error(rq, "invalid_argument", "cannot use '%.200s': %s", path, strerror(-r));
 		return false;
 	}
-	snprintf(full, PATH_MAX + NAME_MAX + 2, "%s/%s", dir, base);
 	return true;
 }
 
 void op_image_create(struct request *rq)
 {
 	struct api *api = rq->api;
-	char dir[PATH_MAX], base[NAME_MAX + 1], full[PATH_MAX + NAME_MAX + 2];
+	char base[NAME_MAX + 1], full[PATH_MAX];
 	_cleanup_close_ int dfd = -1, fd = -1;
 	const char *path;
 	bool has_tag;
@@ -168,16 +160,14 @@ void op_image_create(struct request *rq)
 		reply_error(rq, "exists", "that tag already names capacity");
 		return;
 	}
-	if (!arg_confined(rq, path, dir, base, full))
+	if (!arg_confined(rq, path, &dfd, base, full))
 		return;
 	core_for_each(e, api->core)
 		if (tag_is_image(e) && !strcmp(e->cap.path, full)) {
 			reply_error(rq, "busy", "%s is already the image of tag %s", full, e->tag_str);
 			return;
 		}
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0)
-		fd = openat(dfd, base, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	fd = openat(dfd, base, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		reply_error(rq, errno == EEXIST ? "exists" : "io_error", "cannot create %s: %s", full,
 			    strerror(errno));
@@ -193,7 +183,7 @@ void op_image_create(struct request *rq)
 	if (r == 0 && (fsync(fd) < 0 || fsync(dfd) < 0))
 		r = -errno;
 	if (r == 0)
-		r = api_add_image(api, &tag, full, file_size, NULL, &e);
+		r = api_add_image(api, &tag, full, fd, dfd, file_size, NULL, &e);
 	if (r < 0) {
 		unlinkat(dfd, base, 0);
 		reply_error(rq, "io_error", "cannot create %s: %s", full, strerror(-r));
@@ -227,7 +217,7 @@ static int label_tag_of(int fd, uint64_t file_size, tagmem_tag *ret, bool *found
 void op_image_adopt(struct request *rq)
 {
 	struct api *api = rq->api;
-	char dir[PATH_MAX], base[NAME_MAX + 1], full[PATH_MAX + NAME_MAX + 2];
+	char base[NAME_MAX + 1], full[PATH_MAX];
 	char s[TAGMEM_TAG_STRING_MAX];
 	_cleanup_close_ int dfd = -1, fd = -1;
 	tagmem_tag tag, labelled;
@@ -248,19 +238,14 @@ void op_image_adopt(struct request *rq)
 	}
 	if (!arg_optional_tag(rq, &tag, &has_tag))
 		return;
-	if (!arg_confined(rq, path, dir, base, full))
+	if (!arg_confined(rq, path, &dfd, base, full))
 		return;
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0)
-		fd = openat(dfd, base, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0) {
-		reply_error(rq, errno == ENOENT ? "not_found" : "invalid_argument",
-			    "cannot open %s: %s", full, errno == ELOOP ? "it is a symbolic link; "
-			    "adopt the file itself, inside an image directory" : strerror(errno));
-		return;
-	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		reply_error(rq, "invalid_argument", "%s is not a regular file", full);
+	r = image_open_file(dfd, base, &fd, &st);
+	if (r < 0) {
+		reply_error(rq, r == -ENOENT ? "not_found" : "invalid_argument", "cannot adopt %s: %s",
+			    full, r == -ELOOP ? "it is a symbolic link; adopt the file itself, inside "
+			    "an image directory" : r == -EMEDIUMTYPE ? "it is not a regular file" :
+			    strerror(-r));
 		return;
 	}
 	size = (uint64_t)st.st_size;
@@ -273,6 +258,12 @@ void op_image_adopt(struct request *rq)
 	e = find_image_file(api, st.st_dev, st.st_ino);
 	if (e) {
 		reply_error(rq, "busy", "%s is already the image of tag %s", full, e->tag_str);
+		return;
+	}
+	if (st.st_nlink != 1) {
+		/* another name may lie outside the image directory: the bytes are not only ours */
+		reply_error(rq, "invalid_argument", "cannot adopt %s: it has another hard link, so "
+			    "its bytes are not only the image directory's; copy it instead", full);
 		return;
 	}
 	r = label_tag_of(fd, size, &labelled, &has_label);
@@ -305,7 +296,7 @@ void op_image_adopt(struct request *rq)
 			return;
 		}
 	}
-	r = api_add_image(api, &tag, full, size, NULL, &e);
+	r = api_add_image(api, &tag, full, fd, dfd, size, NULL, &e);
 	if (r < 0) {
 		reply_error(rq, r == -EBUSY ? "busy" : "io_error", "cannot adopt %s: %s", full,
 			    strerror(-r));
@@ -318,7 +309,7 @@ void op_image_adopt(struct request *rq)
 struct json_object *image_label_json(const struct tag *e)
 {
 	_cleanup_free_ uint8_t *area = malloc(LABEL_AREA_SIZE);
-	_cleanup_close_ int fd = open(e->cap.path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	int fd = image_io_fd(e->image.io); /* the file brokerd checked, not the name now */
 	struct json_object *o = json_object_new_object();
 	struct label_info li[2];
 	char s[TAGMEM_TAG_STRING_MAX], cookie[24];

@@ -8,13 +8,17 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <json-c/json.h>
 
+#include "dataplane.h"
 #include "log.h"
 #include "ops.h"
 #include "qemu.h"
+#include "qmp.h"
 #include "vm.h"
 
 #define VM_MAX_TAGS 32
@@ -145,13 +149,11 @@ void op_qemu_args(struct request *rq)
 	}
 	/* Labels into broker-owned capacity: the one step that can fail after the checks. */
 	for (size_t i = 0; i < n; i++) {
-		_cleanup_close_ int fd = -1;
-
 		if (!tag_is_image(ents[i]) || ents[i]->cap.shared || vpmem)
 			continue;
-		fd = open(ents[i]->cap.path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-		r = fd < 0 ? -errno : label_write_for_tag(fd, ents[i]->image.file_size, &ents[i]->tag,
-							  "tagmem", (unsigned)slots[i]);
+		/* the image file brokerd opened and checked, not whatever the name is now */
+		r = label_write_for_tag(image_io_fd(ents[i]->image.io), ents[i]->image.file_size,
+					&ents[i]->tag, "tagmem", (unsigned)slots[i]);
 		if (r < 0) {
 			reply_error(rq, r == -EEXIST ? "busy" : "io_error",
 				    "cannot write the label of %s into %s: %s", ents[i]->tag_str,
@@ -207,6 +209,65 @@ static bool valid_qmp_path(const char *p)
 	return p[0] == '/' && strlen(p) < 108;
 }
 
+/*
+ * The VM's QMP socket, connected now (a Unix-socket connect does not block). brokerd runs as
+ * root and would drive whatever answers, so an unprivileged caller may only reach a socket
+ * of its own: the socket is opened O_PATH, its owner checked on that fd, and the connect goes
+ * through that same fd (/proc/self/fd/N), never through the name again; the listener's
+ * SO_PEERCRED must agree. The monitor then works on the connected fd. *ret_fd is the fd, or -1
+ * when the VM's monitor is connected already; false after replying the refusal.
+ */
+static bool connect_qmp(struct request *rq, const char *vm, const char *qmp, int *ret_fd)
+{
+	const struct client_info *ci = client_info(rq->c);
+	const char *have = vm_monitor_path(rq->api->vms, vm, ci->uid);
+	_cleanup_close_ int pfd = -1;
+	char via[64];
+	struct ucred peer;
+	socklen_t len = sizeof(peer);
+	struct stat st;
+	int fd, r;
+
+	if (have) {
+		if (strcmp(have, qmp)) {
+			reply_error(rq, "busy", "VM %s is attached through another QMP socket (%s)", vm,
+				    have);
+			return false;
+		}
+		*ret_fd = -1;
+		return true;
+	}
+	if (ci->uid != 0) {
+		pfd = open(qmp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (pfd < 0 || fstat(pfd, &st) < 0 || !S_ISSOCK(st.st_mode) || st.st_uid != ci->uid) {
+			reply_error(rq, "permission_denied", "%s is not a socket owned by uid %u", qmp,
+				    ci->uid);
+			return false;
+		}
+		snprintf(via, sizeof(via), "/proc/self/fd/%d", pfd);
+	}
+	r = qmp_socket_connect(pfd >= 0 ? via : qmp, &fd);
+	if (r < 0) {
+		reply_error(rq, r == -EAGAIN ? "busy" : "unreachable", "cannot reach QEMU at %s: %s",
+			    qmp, r == -EAGAIN ? "its monitor is not accepting; retry" : strerror(-r));
+		return false;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &len) < 0) {
+		r = -errno;
+		close(fd);
+		reply_error(rq, "internal", "cannot tell who serves %s: %s", qmp, strerror(-r));
+		return false;
+	}
+	if (ci->uid != 0 && peer.uid != ci->uid) {
+		close(fd);
+		reply_error(rq, "permission_denied", "%s is served by uid %u, not by uid %u: point "
+			    "brokerd only at the QMP socket of a QEMU you run", qmp, peer.uid, ci->uid);
+		return false;
+	}
+	*ret_fd = fd;
+	return true;
+}
+
 void op_attach(struct request *rq)
 {
 	struct api *api = rq->api;
@@ -216,7 +277,7 @@ void op_attach(struct request *rq)
 	struct tag *e;
 	struct tag_owner owner = { .uid = ci->uid, .pid = ci->pid };
 	const char *vm, *qmp;
-	int slot, r;
+	int slot, r, qmp_fd;
 
 	if (tagmem_json_get_string(rq->msg, "vm", &vm) < 0 || !valid_vm_name(vm)) {
 		reply_error(rq, "invalid_argument", "\"vm\" must be a name of 1-64 letters, digits, "
@@ -228,35 +289,27 @@ void op_attach(struct request *rq)
 			    "QMP socket (-qmp unix:PATH,server=on,wait=off)");
 		return;
 	}
-	/* brokerd runs as root and will connect wherever it is told: an unprivileged caller may
-	 * only point it at a socket of its own, never at somebody else's service */
-	if (ci->uid != 0) {
-		struct stat st;
-		if (lstat(qmp, &st) < 0 || !S_ISSOCK(st.st_mode) || st.st_uid != ci->uid) {
-			reply_error(rq, "permission_denied", "%s is not a socket owned by uid %u", qmp,
-				    ci->uid);
-			return;
-		}
-	}
+	if (!connect_qmp(rq, vm, qmp, &qmp_fd))
+		return; /* answered */
 	e = arg_tag(rq, NULL, true);
 	if (!e || !vm_path_usable(rq, e))
-		return;
+		goto out;
 	slot = free_slot(api, ci->uid, vm, none);
 	if (slot < 0) {
 		reply_error(rq, "no_space", "VM %s has no free nvdimm slot", vm);
-		return;
+		goto out;
 	}
 	snprintf(owner.name, sizeof(owner.name), "%s", vm);
 	r = core_attach_begin(api->core, e, &owner, slot);
 	if (r) {
 		reply_refusal(rq, r, e);
-		return;
+		goto out;
 	}
 	job = calloc(1, sizeof(*job));
 	if (!job) {
 		core_attach_abort(api->core, e);
 		reply_error(rq, "internal", "out of memory");
-		return;
+		goto out;
 	}
 	job->tag = e->tag;
 	snprintf(job->vm, sizeof(job->vm), "%s", vm);
@@ -267,18 +320,35 @@ void op_attach(struct request *rq)
 	job->labelled = tag_is_image(e) && !e->cap.shared;
 	job->devdax = !tag_is_image(e);
 	job->slot = (unsigned)slot;
+	job->label_fd = -1;
+	if (job->labelled) {
+		/* the monitor labels the image through the file brokerd checked, never by name */
+		job->label_fd = fcntl(image_io_fd(e->image.io), F_DUPFD_CLOEXEC, 3);
+		if (job->label_fd < 0) {
+			core_attach_abort(api->core, e);
+			free(job);
+			reply_error(rq, "internal", "cannot share the image file: %s", strerror(errno));
+			goto out;
+		}
+	}
 	job->client_serial = ci->serial;
 	job->req_id = json_object_get(rq->id);
-	r = vm_attach(api->vms, vm, ci->uid, qmp, job);
+	r = vm_attach(api->vms, vm, ci->uid, qmp, qmp_fd, job);
 	if (r < 0) {
 		core_attach_abort(api->core, e);
 		json_object_put(job->req_id);
+		if (job->label_fd >= 0)
+			close(job->label_fd);
 		free(job);
 		reply_error(rq, r == -EBUSY ? "busy" : "internal",
 			    r == -EBUSY ? "VM %s is attached through another QMP socket" :
 			    "cannot start the monitor of VM %s", vm);
+		goto out;
 	}
-	/* the answer comes from api_vm_job_done() */
+	return; /* the answer comes from api_vm_job_done(); the monitor owns qmp_fd */
+out:
+	if (qmp_fd >= 0)
+		close(qmp_fd);
 }
 
 void api_vm_job_done(void *userdata, struct attach_job *job)
@@ -312,6 +382,8 @@ void api_vm_job_done(void *userdata, struct attach_job *job)
 		if (c)
 			reply_error(&rq, job->errcode, "%s", job->errmsg);
 	}
+	if (job->label_fd >= 0)
+		close(job->label_fd);
 	json_object_put(job->req_id);
 	free(job);
 }

@@ -163,18 +163,15 @@ static int restore_registry(struct daemon *d)
 		const struct registry_image *im = &reg.images[i];
 		uint64_t budgets[2] = { im->dirty_budget, im->resident_budget };
 		char s[TAGMEM_TAG_STRING_MAX];
-		struct stat st;
 
-		if (stat(im->path, &st) < 0 || !S_ISREG(st.st_mode) ||
-		    (uint64_t)st.st_size != im->file_size) {
+		r = api_restore_image(&d->api, &im->tag, im->path, im->file_size,
+				      im->has_budgets ? budgets : NULL);
+		if (r == -ENOENT || r == -EMEDIUMTYPE)
 			log_warn("Image %s of tag %s is gone or changed size; forgetting it", im->path,
 				 tagmem_tag_format(&im->tag, s));
-			continue;
-		}
-		r = api_add_image(&d->api, &im->tag, im->path, im->file_size,
-				  im->has_budgets ? budgets : NULL, NULL);
-		if (r < 0)
-			log_err("Failed to restore image %s: %s", im->path, strerror(-r));
+		else if (r < 0)
+			log_err("Failed to restore image %s: %s; forgetting it", im->path,
+				strerror(-r));
 	}
 	registry_clear(&reg);
 	return 0;

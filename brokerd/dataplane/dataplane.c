@@ -9,7 +9,6 @@
  * images are served in parallel.
  */
 #include <fcntl.h>
-#include <libgen.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -64,26 +63,28 @@ struct dataplane {
 
 /* ---- images ------------------------------------------------------------------------------ */
 
-int image_io_open(const char *path, uint64_t data_size, struct image_io **ret)
+int image_io_open(int file_fd, int dir_fd, uint64_t data_size, struct image_io **ret)
 {
-	_cleanup_close_ int fd = -1, efd = -1, dfd = -1;
-	char dir[PATH_MAX];
+	_cleanup_close_ int fd = -1, efd = -1;
+	char self[64];
 	struct image_io *io;
 	struct stat st, est;
 
 	/* Two open files of the image: the kernel reports a writeback error once to each open
 	 * file that waits for writeback. An eviction that runs into one reports it to its own
-	 * caller; with its own file it does not take it away from the next flush. */
-	fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	 * caller; with its own file it does not take it away from the next flush. Both are the
+	 * inode the caller opened and checked: a duplicate and a reopen of that very file. */
+	fd = fcntl(file_fd, F_DUPFD_CLOEXEC, 3);
 	if (fd < 0)
 		return -errno;
-	efd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", file_fd);
+	efd = open(self, O_RDWR | O_CLOEXEC);
 	if (efd < 0)
 		return -errno;
 	if (fstat(fd, &st) < 0 || fstat(efd, &est) < 0)
 		return -errno;
 	if (st.st_dev != est.st_dev || st.st_ino != est.st_ino)
-		return -ESTALE; /* replaced between the two opens */
+		return -ESTALE;
 	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size < data_size)
 		return -EMEDIUMTYPE;
 	io = calloc(1, sizeof(*io));
@@ -96,17 +97,18 @@ int image_io_open(const char *path, uint64_t data_size, struct image_io **ret)
 	io->data_size = data_size;
 	io->barrier_fd = -1;
 	if (pc_fs_commits_in_order(fd)) {
-		snprintf(dir, sizeof(dir), "%s", path);
-		dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (dfd >= 0) {
-			int r = pc_barrier_open(dfd);
-			io->barrier_fd = r >= 0 ? r : -1;
-		}
+		int r = pc_barrier_open(dir_fd);
+		io->barrier_fd = r >= 0 ? r : -1;
 	}
 	io->fd = TAKE_FD(fd);
 	io->evict_fd = TAKE_FD(efd);
 	*ret = io;
 	return 0;
+}
+
+int image_io_fd(const struct image_io *io)
+{
+	return io->fd;
 }
 
 struct image_io *image_io_ref(struct image_io *io)

@@ -108,8 +108,12 @@ struct image_budgets {
 	uint64_t resident; /* cached bytes kept at most this; 0: no limit */
 };
 
-/* Open an image's file for I/O (O_NOFOLLOW, regular, the size the registry says). */
-int image_io_open(const char *path, uint64_t data_size, struct image_io **ret);
+/* An image's file for I/O: file_fd is the image the caller opened and checked, dir_fd the
+ * directory that holds it (for the durability barrier); neither is taken over. Regular and at
+ * least data_size long, or -EMEDIUMTYPE. */
+int image_io_open(int file_fd, int dir_fd, uint64_t data_size, struct image_io **ret);
+/* The image's file (read-write), for positional reads and writes of its label. */
+int image_io_fd(const struct image_io *io);
 struct image_io *image_io_ref(struct image_io *io);
 void image_io_unref(struct image_io *io);
 dev_t image_io_dev(const struct image_io *io);

@@ -29,7 +29,8 @@ struct vm_monitor {
 	struct vms *vms;
 	char vm[65];
 	uid_t uid;
-	char qmp_path[108];
+	char qmp_path[108];          /* what the caller named (for messages and matching) */
+	int qmp_fd;                  /* connected by the loop, until the worker takes it */
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -92,8 +93,7 @@ static void run_job(struct vm_monitor *m, struct qmp *q, struct attach_job *j)
 	}
 	if (j->labelled) {
 		/* the label makes the tag visible in the guest; its cookie needs the slot */
-		_cleanup_close_ int fd = open(j->mem_path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-		r = fd < 0 ? -errno : label_write_for_tag(fd, j->file_size, &j->tag, "tagmem", j->slot);
+		r = label_write_for_tag(j->label_fd, j->file_size, &j->tag, "tagmem", j->slot);
 		if (r < 0) {
 			job_fail(j, r, r == -EEXIST ? "busy" : "io_error", "cannot label %s: %s",
 				 j->mem_path, r == -EEXIST ? "it holds another namespace" : strerror(-r));
@@ -175,7 +175,9 @@ static void *monitor_main(void *arg)
 		if (j) {
 			int r = 0;
 			if (!q) {
-				r = qmp_connect(m->qmp_path, QMP_TIMEOUT_MS, &q);
+				/* the socket the loop connected to and checked: never the name again */
+				r = qmp_open_fd(m->qmp_fd, QMP_TIMEOUT_MS, &q);
+				m->qmp_fd = -1;
 				if (r == -EPROTO)
 					job_fail(j, r, "invalid_argument", "%s does not speak QMP "
 						 "(is it a QEMU -qmp socket?)", m->qmp_path);
@@ -238,6 +240,8 @@ static void monitor_free(struct vms *vms, struct vm_monitor *m)
 		vms->cb.job_done(vms->cb.userdata, j);
 	}
 	list_del(&m->node);
+	if (m->qmp_fd >= 0)
+		close(m->qmp_fd); /* stopped before the worker took it */
 	mailbox_fini(&m->done);
 	close(m->wake[0]);
 	close(m->wake[1]);
@@ -277,23 +281,28 @@ static struct vm_monitor *find(struct vms *vms, const char *vm, uid_t uid)
 	return NULL;
 }
 
-bool vm_monitored(struct vms *vms, const char *vm, uid_t uid)
+const char *vm_monitor_path(struct vms *vms, const char *vm, uid_t uid)
 {
-	return find(vms, vm, uid) != NULL;
+	struct vm_monitor *m = find(vms, vm, uid);
+
+	return m ? m->qmp_path : NULL;
 }
 
-int vm_attach(struct vms *vms, const char *vm, uid_t uid, const char *qmp_path,
+int vm_attach(struct vms *vms, const char *vm, uid_t uid, const char *qmp_path, int qmp_fd,
 	      struct attach_job *job)
 {
 	struct vm_monitor *m = find(vms, vm, uid);
 	int r;
 
-	if (m && strcmp(m->qmp_path, qmp_path))
+	if (m && (strcmp(m->qmp_path, qmp_path) || qmp_fd >= 0))
 		return -EBUSY;
+	if (!m && qmp_fd < 0)
+		return -EINVAL;
 	if (!m) {
 		m = calloc(1, sizeof(*m));
 		if (!m)
 			return -ENOMEM;
+		m->qmp_fd = qmp_fd;
 		m->vms = vms;
 		m->uid = uid;
 		snprintf(m->vm, sizeof(m->vm), "%s", vm);

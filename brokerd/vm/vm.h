@@ -26,6 +26,7 @@ struct attach_job {
 	char mem_path[PATH_MAX];
 	uint64_t size, file_size;
 	bool labelled, devdax, image;
+	int label_fd;                /* labelled: the image file to label (owned by the job) */
 	unsigned slot;
 	uint64_t client_serial;      /* who to answer; 0 once the answer is moot */
 	struct json_object *req_id;  /* the request's id, echoed in the reply */
@@ -50,11 +51,14 @@ struct vm_callbacks {
 int vms_new(struct loop *loop, const struct vm_callbacks *cb, struct vms **ret);
 /* Stops every monitor; jobs still queued come back failed first. */
 void vms_free(struct vms *vms);
-/* Queue a job on the VM's monitor (started on first use). -EBUSY: that VM's monitor talks
- * to another QMP socket. The job is owned by the monitor until it comes back. */
-int vm_attach(struct vms *vms, const char *vm, uid_t uid, const char *qmp_path,
+/* The QMP path a live monitor of this VM was given, or NULL when there is none. */
+const char *vm_monitor_path(struct vms *vms, const char *vm, uid_t uid);
+/* Queue a job on the VM's monitor. With no monitor yet, qmp_fd is a socket the caller
+ * connected to (and checked the peer of); the new monitor takes it over and never connects
+ * by name. With a monitor, qmp_fd is -1 and qmp_path must be the monitor's (-EBUSY). On
+ * success the job (and qmp_fd) belong to the monitor until the job comes back; on failure
+ * both stay the caller's. */
+int vm_attach(struct vms *vms, const char *vm, uid_t uid, const char *qmp_path, int qmp_fd,
 	      struct attach_job *job);
-/* Is there a live monitor for this VM? */
-bool vm_monitored(struct vms *vms, const char *vm, uid_t uid);
 
 #endif

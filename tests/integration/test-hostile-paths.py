@@ -1,0 +1,186 @@
+#!/usr/bin/env python3
+"""Theory of operation: an unprivileged local user tries to make brokerd (root) use an object
+other than the one it checked.
+
+1. attach: the user swaps its own QMP socket for a symlink to root's QMP socket, as fast as
+   it can, while asking brokerd to attach through that name. brokerd must never connect to
+   root's socket (a root-owned listener here counts connections).
+2. image create: an image directory holds a directory the user may write; the user swaps a
+   subdirectory for a symlink to a directory outside while root creates images below it.
+   No file may appear outside the image directory.
+3. image adopt: a hard link inside the image directory to a file outside is refused and the
+   file is left byte-identical.
+Runs as root with setpriv (exit 77 otherwise)."""
+import hashlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import Broker, Client, check  # noqa: E402
+
+NOBODY = 65534
+if os.geteuid() != 0 or not shutil.which("setpriv"):
+    print("needs root and setpriv")
+    sys.exit(77)
+
+ATTACKER = r'''
+import json, os, socket, sys, threading, time
+sock, tag, d, rounds = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+own = os.path.join(d, "own.qmp")
+srv = socket.socket(socket.AF_UNIX); srv.bind(own); srv.listen(64)
+def serve():
+    while True:
+        c, _ = srv.accept(); c.close()         # not QMP: the attach fails fast
+threading.Thread(target=serve, daemon=True).start()
+name = os.path.join(d, "vm.qmp")
+stop = False
+def swap():
+    i = 0
+    while not stop:
+        i += 1
+        a, b = os.path.join(d, "h%d" % i), os.path.join(d, "s%d" % i)
+        os.link(own, a); os.rename(a, name)       # our socket ...
+        os.symlink(sys.argv[5], b); os.rename(b, name)  # ... then root's, by name
+threading.Thread(target=swap, daemon=True).start()
+c = socket.socket(socket.AF_UNIX); c.settimeout(30); c.connect(sock)
+f = c.makefile("rb")
+codes = {}
+for i in range(rounds):
+    c.sendall((json.dumps({"id": i, "op": "attach", "tag": tag, "vm": "x%d" % i, "qmp": name}) + "\n").encode())
+    m = json.loads(f.readline())
+    code = m.get("error", {}).get("code", "ok")
+    codes[code] = codes.get(code, 0) + 1
+stop = True
+print(json.dumps(codes))
+'''
+
+
+def as_nobody(*argv, **kw):
+    return subprocess.run(["setpriv", "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY,
+                           "--clear-groups"] + list(argv), capture_output=True, text=True,
+                          timeout=120, **kw)
+
+
+def attach_race(b):
+    c = Client(b.sock)
+    tag = c.call("fm_add", size=2 << 20, tag=str(uuid.uuid4()))["result"]["tag"]
+    os.chmod(b.dir, 0o755)
+    root_qmp = os.path.join(b.dir, "root.qmp")
+    srv = socket.socket(socket.AF_UNIX)
+    srv.bind(root_qmp)
+    srv.listen(64)
+    os.chmod(root_qmp, 0o777)   # even a world-writable socket of root's is not the user's
+    accepted = []
+
+    def serve():
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            accepted.append(1)
+            conn.close()
+    threading.Thread(target=serve, daemon=True).start()
+    d = os.path.join(b.dir, "u")
+    os.mkdir(d)
+    os.chown(d, NOBODY, NOBODY)
+    t0 = time.time()
+    r = as_nobody(sys.executable, "-c", ATTACKER, b.sock, tag, d, "400", root_qmp)
+    check(r.returncode == 0, "attacker failed: " + r.stderr)
+    print("attach race: 400 attaches in %.1f s while swapping: %s; connections to root's "
+          "socket: %d" % (time.time() - t0, r.stdout.strip(), len(accepted)))
+    check(not accepted, "brokerd connected to root's QMP socket for an unprivileged caller")
+    check(b.alive(), "brokerd died")
+    show = c.call("show", tag=tag)["result"]
+    check(show["state"] == "ready", "the tag was left claimed: %s" % show)
+    srv.close()
+
+
+SWAPPER = r'''
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+user, outside = sys.argv[1], sys.argv[2]
+sub, other = os.path.join(user, "sub"), os.path.join(user, "other")
+os.mkdir(sub)
+os.symlink(outside, other)
+while True:   # sub is a real directory, then a symlink to outside, atomically, forever
+    libc.renameat2(-100, other.encode(), -100, sub.encode(), 2)  # RENAME_EXCHANGE
+'''
+
+
+def create_race(b):
+    c = Client(b.sock)
+    os.chmod(b.dir, 0o755)
+    images = os.path.join(b.state, "images")
+    os.chmod(images, 0o755)
+    outside = os.path.join(b.dir, "outside")
+    os.mkdir(outside)
+    os.chmod(outside, 0o777)
+    user = os.path.join(images, "u")        # a directory in the image dir the user may write
+    os.mkdir(user)
+    os.chown(user, NOBODY, NOBODY)
+    sub = os.path.join(user, "sub")
+    swapper = subprocess.Popen(["setpriv", "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY,
+                                "--clear-groups", sys.executable, "-c", SWAPPER, user, outside])
+    try:
+        while not os.path.lexists(os.path.join(user, "other")):
+            time.sleep(0.01)
+        made = refused = 0
+        t_end = time.time() + 5
+        i = 0
+        while time.time() < t_end:
+            i += 1
+            m = c.call("image_create", path=os.path.join(sub, "i%d.img" % i), size=16 << 20)
+            if "result" in m:
+                made += 1
+            else:
+                refused += 1
+    finally:
+        swapper.kill()
+        swapper.wait()
+    escaped = os.listdir(outside)
+    print("create race: %d created inside, %d refused, %d outside the image directory"
+          % (made, refused, len(escaped)))
+    check(not escaped, "image create wrote outside the image directory: %s" % escaped)
+    check(made + refused > 20, "too few attempts to mean anything")
+
+
+def adopt_hardlink(b):
+    c = Client(b.sock)
+    images = os.path.join(b.state, "images")
+    victim = os.path.join(b.dir, "victim")
+    with open(victim, "wb") as f:
+        f.write(os.urandom(1 << 20))
+        f.truncate((16 << 20) + (2 << 20))
+    before = hashlib.sha256(open(victim, "rb").read()).hexdigest()
+    link = os.path.join(images, "linked.img")
+    os.link(victim, link)
+    m = c.call("image_adopt", path=link)
+    check("error" in m and m["error"]["code"] == "invalid_argument", "hard link adopted: %s" % m)
+    check("hard link" in m["error"]["message"], "the refusal does not say why: %s" % m)
+    check(hashlib.sha256(open(victim, "rb").read()).hexdigest() == before, "victim changed")
+    os.unlink(link)
+    print("adopt: a hard link to a file outside is refused:", m["error"]["message"])
+
+
+def main():
+    for body in (attach_race, create_race, adopt_hardlink):
+        b = Broker()
+        try:
+            b.start()
+            body(b)
+        except BaseException:
+            sys.stderr.write("--- brokerd log ---\n" + b.log_text())
+            raise
+        finally:
+            b.cleanup()
+    print("hostile paths: ok")
+
+
+main()
