@@ -1,23 +1,28 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The brokerd wire protocol codec: one JSON object per line (docs/protocol.md).
- * Everything here treats its input as hostile: sizes are bounded before parsing, NUL bytes
- * and trailing garbage are refused, and typed getters never coerce ("5" is not 5).
+ * Everything here treats its input as hostile: sizes are bounded before parsing, NUL bytes,
+ * trailing garbage and what strict JSON does not allow (wire.c) are refused, and typed
+ * getters never coerce ("5" is not 5).
  */
 #include <string.h>
 
 #include <json-c/json.h>
 
 #include "private.h"
+#include "wire.h"
 
-TAGMEM_EXPORT int tagmem_msg_parse(const char *line, size_t len, size_t max_len,
-				   struct json_object **ret_msg)
+int wire_parse(const char *line, size_t len, size_t max_len, struct json_object **ret_msg,
+	       const char **ret_why)
 {
 	_cleanup_json_ struct json_object *obj = NULL;
 	struct json_tokener *tok;
 	enum json_tokener_error jerr;
 	size_t consumed = 0;
+	struct wire_report rep;
 
+	if (ret_why)
+		*ret_why = NULL;
 	if (!line || !ret_msg)
 		return -EINVAL;
 	if (len > max_len || len > INT32_MAX)
@@ -25,6 +30,17 @@ TAGMEM_EXPORT int tagmem_msg_parse(const char *line, size_t len, size_t max_len,
 	/* json-c stops at a NUL; a line with one inside is not one message. */
 	if (memchr(line, '\0', len))
 		return -EPROTO;
+	/* what json-c would accept but the protocol must not (wire.c) */
+	if (wire_check(line, len, &rep) < 0) {
+		if (ret_why)
+			*ret_why = rep.why;
+		return -EBADMSG;
+	}
+	if (rep.wide_id) {
+		if (ret_why)
+			*ret_why = "the id is an integer beyond 64 bits (the reply could not echo it)";
+		return -ERANGE;
+	}
 
 	tok = json_tokener_new();
 	if (!tok)
@@ -50,7 +66,27 @@ TAGMEM_EXPORT int tagmem_msg_parse(const char *line, size_t len, size_t max_len,
 	if (!json_object_is_type(obj, json_type_object))
 		return -EPROTO;
 	*ret_msg = TAKE_PTR(obj);
+	if (rep.wide_other) {
+		if (ret_why)
+			*ret_why = "an integer beyond 64 bits";
+		return -ERANGE;
+	}
 	return 0;
+}
+
+TAGMEM_EXPORT int tagmem_msg_parse(const char *line, size_t len, size_t max_len,
+				   struct json_object **ret_msg)
+{
+	struct json_object *msg = NULL;
+	int r = wire_parse(line, len, max_len, &msg, NULL);
+
+	if (r == -ERANGE) { /* strict: a value json-c would have changed is no message */
+		json_object_put(msg);
+		return -EBADMSG;
+	}
+	if (r == 0)
+		*ret_msg = msg;
+	return r;
 }
 
 TAGMEM_EXPORT char *tagmem_msg_format(struct json_object *msg, size_t *ret_len)

@@ -11,6 +11,7 @@
 #include <json-c/json.h>
 
 #include "ops.h"
+#include "wire.h"
 
 static struct json_object *reply_new(struct request *rq)
 {
@@ -37,6 +38,8 @@ void reply_error(struct request *rq, const char *code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/* what a client sent may be quoted, cut to a length: never cut a character in two */
+	utf8_sanitize(msg);
 	json_object_object_add(err, "code", json_object_new_string(code));
 	json_object_object_add(err, "message", json_object_new_string(msg));
 	json_object_object_add(reply, "error", err);
@@ -157,17 +160,28 @@ void api_request(void *userdata, struct client *c, const char *line, size_t len)
 	struct api *api = userdata;
 	_cleanup_json_ struct json_object *msg = NULL;
 	struct request rq = { .api = api, .c = c };
-	const char *opname;
+	const char *opname, *why;
 	int r;
 
 	api->requests++;
 	if (len == 0 || (len == 1 && line[0] == '\r'))
 		return; /* blank lines are keep-alives */
-	r = tagmem_msg_parse(line, len, api->settings->max_line, &msg);
+	r = wire_parse(line, len, api->settings->max_line, &msg, &why);
+	if (r == -ERANGE && msg) {
+		/* the id is exact, another integer is not: answer that request */
+		if (json_object_object_get_ex(msg, "id", &rq.id) && id_valid(rq.id))
+			reply_error(&rq, "invalid_argument", "an integer is beyond 64 bits: it would "
+				    "not be the value you sent");
+		else
+			reply_error(&rq, "parse_error", "an integer is beyond 64 bits");
+		return;
+	}
 	if (r < 0) {
-		reply_error(&rq, "parse_error", "%s",
-			    r == -EPROTO ? "a request must be one JSON object on one line"
-					 : "the request is not valid JSON");
+		if (r == -EPROTO)
+			reply_error(&rq, "parse_error", "a request must be one JSON object on one line");
+		else
+			reply_error(&rq, "parse_error", "the request is not valid JSON%s%s",
+				    why ? ": " : "", why ? why : "");
 		return;
 	}
 	rq.msg = msg;
@@ -187,6 +201,6 @@ void api_request(void *userdata, struct client *c, const char *line, size_t len)
 			op_table[i].fn(&rq);
 			return;
 		}
-	reply_error(&rq, "unknown_op", "unknown op \"%.64s\"; \"hello\" lists what this brokerd "
-		    "supports", opname);
+	reply_error(&rq, "unknown_op", "unknown op \"%.*s\"; \"hello\" lists what this brokerd "
+		    "supports", (int)utf8_prefix(opname, 64), opname);
 }

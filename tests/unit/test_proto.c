@@ -10,6 +10,7 @@
 #include <json-c/json.h>
 
 #include "tagmem.h"
+#include "wire.h"
 
 static int parse(const char *s, struct json_object **o)
 {
@@ -113,10 +114,36 @@ static void typed_getters_do_not_coerce(void **state)
 	json_object_put(o);
 }
 
+/* the UTF-8 helpers that keep replies valid when they quote what a client sent */
+static void utf8_helpers(void **state)
+{
+	char cut[] = "ab\xc3\xa9\xe2\x82"; /* "abé" then a euro sign cut short */
+	char bad[] = "a\xff" "b\xc0\xaf" "c";      /* a stray byte and an overlong '/' */
+	struct wire_report rep;
+
+	assert_int_equal(utf8_prefix("\xc3\xa9\xc3\xa9", 3), 2);
+	assert_int_equal(utf8_prefix("\xc3\xa9\xc3\xa9", 4), 4);
+	assert_int_equal(utf8_prefix("abc", 2), 2);
+	utf8_sanitize(cut);
+	assert_string_equal(cut, "ab\xc3\xa9");
+	utf8_sanitize(bad);
+	assert_string_equal(bad, "a?b??c");
+	assert_int_equal(wire_check("{\"id\":1}", 8, &rep), 0);
+	assert_false(rep.wide_id);
+	assert_int_equal(wire_check("{\"id\":18446744073709551616}", 27, &rep), 0);
+	assert_true(rep.wide_id);
+	assert_int_equal(wire_check("{\"x\":{\"id\":-9223372036854775809}}", 33, &rep), 0);
+	assert_false(rep.wide_id); /* only the top-level id is the request's */
+	assert_true(rep.wide_other);
+	assert_int_equal(wire_check("{\"id\":08}", 9, &rep), -EBADMSG);
+	assert_int_equal(wire_check("{\"a\":\"\\u0000\"}", 14, &rep), -EBADMSG);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(accepts_objects),
+		cmocka_unit_test(utf8_helpers),
 		cmocka_unit_test(rejects_garbage),
 		cmocka_unit_test(enforces_size),
 		cmocka_unit_test(format_adds_newline),
