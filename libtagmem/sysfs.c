@@ -87,57 +87,71 @@ int sysfs_read(struct sysfs *s, const char *path, char *buf, size_t size)
 		if (len == sizeof(tmp))
 			return -EFBIG; /* no attribute we read is anywhere near a page */
 	}
-	while (len > 0 && tmp[len - 1] == '\n')
+	return sysfs_attr_text(tmp, len, buf, size);
+}
+
+int sysfs_attr_text(const char *raw, size_t len, char *buf, size_t size)
+{
+	if (size == 0)
+		return -EINVAL;
+	while (len > 0 && raw[len - 1] == '\n')
 		len--;
 	for (size_t i = 0; i < len; i++)
-		if (!isprint((unsigned char)tmp[i]))
+		if (!isprint((unsigned char)raw[i]))
 			return -EINVAL;
 	if (len >= size)
 		return -ENAMETOOLONG;
-	memcpy(buf, tmp, len);
+	memcpy(buf, raw, len);
 	buf[len] = '\0';
+	return 0;
+}
+
+int sysfs_parse_u64(const char *text, uint64_t *ret_val)
+{
+	unsigned long long v;
+	char *end;
+
+	if (!isdigit((unsigned char)text[0]))
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(text, &end, 0);
+	if (errno || end == text || *end)
+		return -EINVAL;
+	*ret_val = v;
+	return 0;
+}
+
+int sysfs_parse_tag(const char *text, tagmem_tag *ret_tag, bool *ret_tagged)
+{
+	tagmem_tag tag;
+	int r;
+
+	if (text[0] == '\0') {
+		*ret_tagged = false;
+		return 0;
+	}
+	r = tagmem_tag_parse(text, &tag);
+	if (r < 0)
+		return r;
+	*ret_tagged = !tagmem_tag_is_null(&tag);
+	*ret_tag = tag;
 	return 0;
 }
 
 int sysfs_read_u64(struct sysfs *s, const char *path, uint64_t *ret_val)
 {
 	char buf[64];
-	unsigned long long v;
-	char *end;
-	int r;
+	int r = sysfs_read(s, path, buf, sizeof(buf));
 
-	r = sysfs_read(s, path, buf, sizeof(buf));
-	if (r < 0)
-		return r;
-	if (!isdigit((unsigned char)buf[0]))
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(buf, &end, 0);
-	if (errno || end == buf || *end)
-		return -EINVAL;
-	*ret_val = v;
-	return 0;
+	return r < 0 ? r : sysfs_parse_u64(buf, ret_val);
 }
 
 int sysfs_read_tag(struct sysfs *s, const char *path, tagmem_tag *ret_tag, bool *ret_tagged)
 {
 	char buf[64];
-	tagmem_tag tag;
-	int r;
+	int r = sysfs_read(s, path, buf, sizeof(buf));
 
-	r = sysfs_read(s, path, buf, sizeof(buf));
-	if (r < 0)
-		return r;
-	if (buf[0] == '\0') {
-		*ret_tagged = false;
-		return 0;
-	}
-	r = tagmem_tag_parse(buf, &tag);
-	if (r < 0)
-		return r;
-	*ret_tagged = !tagmem_tag_is_null(&tag);
-	*ret_tag = tag;
-	return 0;
+	return r < 0 ? r : sysfs_parse_tag(buf, ret_tag, ret_tagged);
 }
 
 int sysfs_read_tag_optional(struct sysfs *s, const char *path, tagmem_tag *ret_tag,

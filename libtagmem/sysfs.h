@@ -37,6 +37,12 @@ int sysfs_read_tag(struct sysfs *s, const char *path, tagmem_tag *ret_tag, bool 
 int sysfs_read_tag_optional(struct sysfs *s, const char *path, tagmem_tag *ret_tag,
 			    bool *ret_tagged);
 int sysfs_write(struct sysfs *s, const char *path, const char *value);
+
+/* What the readers above do with an attribute's bytes, on their own (tests, fuzzing):
+ * strip trailing newlines and refuse anything unprintable or too long; a number; a tag. */
+int sysfs_attr_text(const char *raw, size_t len, char *buf, size_t size);
+int sysfs_parse_u64(const char *text, uint64_t *ret_val);
+int sysfs_parse_tag(const char *text, tagmem_tag *ret_tag, bool *ret_tagged);
 bool sysfs_exists(struct sysfs *s, const char *path);
 /*
  * Names of the entries of dir that start with prefix, sorted naturally ("x2" < "x10").

@@ -7,6 +7,9 @@ set -euo pipefail
 TAGMEM_BUILD_PKGS=(build-essential cmake pkg-config libjson-c-dev uuid-dev libudev-dev
                    libcxl-dev libdaxctl-dev libcmocka-dev jq python3)
 
+# For the fuzz targets (tests/fuzz/run): clang with its libFuzzer and sanitizer runtimes.
+TAGMEM_FUZZ_PKGS=(clang libclang-rt-14-dev)
+
 # For the real-kernel tests (tests/guest): QEMU, Debian's kernel and the guest's userland.
 TAGMEM_GUEST_PKGS=(qemu-system-x86 linux-image-amd64 busybox-static ndctl daxctl cpio kmod)
 
@@ -35,7 +38,9 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
 	case "${1:-build}" in
 	build) tagmem_install_pkgs "${TAGMEM_BUILD_PKGS[@]}" ;;
 	guest) tagmem_install_pkgs "${TAGMEM_GUEST_PKGS[@]}" ;;
-	all) tagmem_install_pkgs "${TAGMEM_BUILD_PKGS[@]}" "${TAGMEM_GUEST_PKGS[@]}" ;;
-	*) echo "usage: deps.sh [build|guest|all]" >&2; exit 2 ;;
+	fuzz) tagmem_install_pkgs "${TAGMEM_BUILD_PKGS[@]}" "${TAGMEM_FUZZ_PKGS[@]}" ;;
+	all) tagmem_install_pkgs "${TAGMEM_BUILD_PKGS[@]}" "${TAGMEM_GUEST_PKGS[@]}" \
+		"${TAGMEM_FUZZ_PKGS[@]}" ;;
+	*) echo "usage: deps.sh [build|guest|fuzz|all]" >&2; exit 2 ;;
 	esac
 fi
