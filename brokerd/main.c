@@ -28,10 +28,13 @@ static void usage(FILE *f)
 		"                              [tagmem]\n"
 		"      --sim-root DIR          simulator sandbox [%s/sim]\n"
 		"      --sim-region-size SIZE  capacity of each simulated region [64G]\n"
-		"      --max-clients N         connections served at once [4096]\n"
+		"      --max-clients N         connections served at once [4096]; the last 1/32\n"
+		"                              (at least 8) are kept for root\n"
+		"      --max-clients-per-uid N connections of one uid other than root [1024]\n"
 		"      --max-line BYTES        longest request line [%d]\n"
 		"      --max-subscribers N     event subscribers at once [256]\n"
 		"      --max-output BYTES      reply bytes queued per client before dropping it [64M]\n"
+		"      --max-output-total BYTES  bytes queued for all clients together [256M]\n"
 		"      --request-timeout MS    close a client stalled mid-line after MS [10000]\n"
 		"      --max-tags N            tags tracked [1048576]\n"
 		"      --flush-workers N       threads that flush and evict images [2]\n"
@@ -92,7 +95,7 @@ enum {
 	OPT_SIM_ROOT = 256, OPT_SIM_REGION_SIZE, OPT_MAX_CLIENTS, OPT_MAX_LINE,
 	OPT_MAX_SUBSCRIBERS, OPT_MAX_OUTPUT, OPT_REQUEST_TIMEOUT, OPT_MAX_TAGS, OPT_VERSION,
 	OPT_FLUSH_WORKERS = 400, OPT_DIRTY_BUDGET, OPT_RESIDENT_BUDGET, OPT_UPKEEP_INTERVAL,
-	OPT_PRESSURE,
+	OPT_PRESSURE, OPT_MAX_CLIENTS_PER_UID = 500, OPT_MAX_OUTPUT_TOTAL,
 };
 
 int main(int argc, char **argv)
@@ -111,6 +114,8 @@ int main(int argc, char **argv)
 		{ "max-line", required_argument, NULL, OPT_MAX_LINE },
 		{ "max-subscribers", required_argument, NULL, OPT_MAX_SUBSCRIBERS },
 		{ "max-output", required_argument, NULL, OPT_MAX_OUTPUT },
+		{ "max-output-total", required_argument, NULL, OPT_MAX_OUTPUT_TOTAL },
+		{ "max-clients-per-uid", required_argument, NULL, OPT_MAX_CLIENTS_PER_UID },
 		{ "request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT },
 		{ "max-tags", required_argument, NULL, OPT_MAX_TAGS },
 		{ "flush-workers", required_argument, NULL, OPT_FLUSH_WORKERS },
@@ -179,6 +184,16 @@ int main(int argc, char **argv)
 			if (parse_count("max-output", optarg, 65536, 1ull << 34, &v) < 0)
 				return 2;
 			settings.max_output = v;
+			break;
+		case OPT_MAX_OUTPUT_TOTAL:
+			if (parse_count("max-output-total", optarg, 1u << 20, 1ull << 36, &v) < 0)
+				return 2;
+			settings.max_output_total = v;
+			break;
+		case OPT_MAX_CLIENTS_PER_UID:
+			if (parse_count("max-clients-per-uid", optarg, 1, 1u << 20, &v) < 0)
+				return 2;
+			settings.max_clients_per_uid = (unsigned)v;
 			break;
 		case OPT_REQUEST_TIMEOUT:
 			if (parse_count("request-timeout", optarg, 10, 3600000, &v) < 0)

@@ -195,8 +195,20 @@ TAGMEM_EXPORT int tagmem_client_call(struct tagmem_client *c, struct json_object
 	if (!line)
 		return -ENOMEM;
 	r = write_all(c->fd, line, len);
+	if (r == -EPIPE || r == -ECONNRESET) {
+		/* brokerd may have refused the connection and closed it before the request went
+		 * out: what it said is still there to read */
+		struct json_object *msg = NULL;
+		if (fill(c, 0) >= 0 && take_message(c, &msg) > 0 &&
+		    json_object_object_get_ex(msg, "error", NULL)) {
+			*ret_reply = msg;
+			return 0;
+		}
+		json_object_put(msg);
+		return -ECONNRESET;
+	}
 	if (r < 0)
-		return r == -EPIPE ? -ECONNRESET : r;
+		return r;
 
 	deadline = now_usec() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000u;
 	for (;;) {
@@ -224,6 +236,13 @@ TAGMEM_EXPORT int tagmem_client_call(struct tagmem_client *c, struct json_object
 		}
 		if (json_object_object_get_ex(msg, "id", &vid) &&
 		    json_object_is_type(vid, json_type_int) && json_object_get_uint64(vid) == id) {
+			*ret_reply = msg;
+			return 0;
+		}
+		/* an error with id null is said to the connection (too_many_clients, timeout,
+		 * line_too_long): it answers this call too */
+		if (json_object_object_get_ex(msg, "id", &vid) && !vid &&
+		    json_object_object_get_ex(msg, "error", NULL)) {
 			*ret_reply = msg;
 			return 0;
 		}

@@ -63,6 +63,8 @@ void op_status(struct request *rq)
 	json_object_object_add(res, "clients", json_object_new_uint64(server_clients(api->server)));
 	json_object_object_add(res, "subscribers",
 			       json_object_new_uint64(server_subscribers(api->server)));
+	json_object_object_add(res, "queued_bytes",
+			       json_object_new_uint64(server_queued_bytes(api->server)));
 	json_object_object_add(res, "requests", json_object_new_uint64(api->requests));
 	json_object_object_add(res, "errors", json_object_new_uint64(api->errors));
 	/* is the PSI trigger armed (it may have failed or gone away), and has it fired */

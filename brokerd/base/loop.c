@@ -31,6 +31,9 @@ struct loop {
 	unsigned ndead;          /* marked registrations waiting for reap_dead() */
 	struct loop_fd *fds;
 	struct loop_timer timers[LOOP_MAX_TIMERS];
+	loop_pending_fn pending;   /* work left over from callbacks (fair turns) */
+	void *pending_data;
+	bool pending_more;         /* it said there is more: do not sleep */
 };
 
 int loop_new(struct loop **ret_loop)
@@ -185,7 +188,7 @@ int loop_run(struct loop *l)
 	struct epoll_event evs[LOOP_BATCH];
 
 	while (!l->stop) {
-		int n = epoll_wait(l->epfd, evs, LOOP_BATCH, next_timeout_ms(l));
+		int n = epoll_wait(l->epfd, evs, LOOP_BATCH, l->pending_more ? 0 : next_timeout_ms(l));
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -198,8 +201,16 @@ int loop_run(struct loop *l)
 		}
 		reap_dead(l);
 		run_timers(l);
+		l->pending_more = l->pending && l->pending(l, l->pending_data);
+		reap_dead(l);
 	}
 	return 0;
+}
+
+void loop_set_pending(struct loop *l, loop_pending_fn fn, void *data)
+{
+	l->pending = fn;
+	l->pending_data = data;
 }
 
 void loop_stop(struct loop *l)

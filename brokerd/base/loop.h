@@ -6,6 +6,7 @@
 #ifndef BROKERD_LOOP_H
 #define BROKERD_LOOP_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/epoll.h>
 
@@ -22,6 +23,10 @@ int loop_mod_fd(struct loop *l, int fd, uint32_t events);
 /* Safe to call from any callback, for any fd, including the one being dispatched. */
 void loop_del_fd(struct loop *l, int fd);
 int loop_add_timer(struct loop *l, uint64_t interval_ms, loop_timer_fn fn, void *data);
+/* Work callbacks leave for later (one per loop): called after every batch of events and
+ * timers; while it returns true the loop polls without sleeping. */
+typedef bool (*loop_pending_fn)(struct loop *l, void *data);
+void loop_set_pending(struct loop *l, loop_pending_fn fn, void *data);
 int loop_run(struct loop *l);
 void loop_stop(struct loop *l);
 

@@ -21,9 +21,11 @@ struct broker_settings {
 	const char *sim_root;         /* simulator sandbox: sysfs-like tree + backing files */
 	uint64_t sim_region_size;     /* capacity of each simulated DCD region */
 	unsigned max_clients;         /* connections served at once; more are told and closed */
+	unsigned max_clients_per_uid; /* connections of one uid (root and brokerd's own: no limit) */
 	size_t max_line;              /* longest request line, bytes */
 	unsigned max_subscribers;     /* clients subscribed to events at once */
 	size_t max_output;            /* bytes queued to one slow client before it is dropped */
+	size_t max_output_total;      /* bytes queued to all clients together (see server/) */
 	unsigned request_timeout_ms;  /* a partial line older than this closes the client */
 	unsigned max_tags;            /* tags tracked; capacity beyond it is logged and ignored */
 	unsigned max_name;            /* longest claim name */

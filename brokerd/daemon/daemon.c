@@ -37,9 +37,11 @@ void broker_settings_defaults(struct broker_settings *s)
 	s->sim_root = TAGMEM_RUNSTATEDIR_DEFAULT "/sim";
 	s->sim_region_size = 64ull << 30;
 	s->max_clients = 4096;
+	s->max_clients_per_uid = 1024;
 	s->max_line = TAGMEM_MAX_LINE_DEFAULT;
 	s->max_subscribers = 256;
 	s->max_output = 64u << 20;
+	s->max_output_total = 256u << 20;
 	s->request_timeout_ms = 10000;
 	s->max_tags = 1u << 20;
 	s->max_name = 127;

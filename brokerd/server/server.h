@@ -41,6 +41,8 @@ void server_close_all(struct server *srv);
 void server_free(struct server *srv);
 unsigned server_clients(const struct server *srv);
 unsigned server_subscribers(const struct server *srv);
+/* Reply and event bytes queued for all clients (bounded by max_output_total). */
+size_t server_queued_bytes(const struct server *srv);
 
 struct client *server_find_client(struct server *srv, uint64_t serial);
 const struct client_info *client_info(const struct client *c);

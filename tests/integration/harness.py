@@ -17,18 +17,19 @@ if not BROKERD or not TAGMEM:
 
 
 class Broker:
-    def __init__(self, *extra):
+    def __init__(self, *extra, wrapper=()):
         self.dir = tempfile.mkdtemp(prefix="tagmem-test.")
         self.sock = os.path.join(self.dir, "brokerd.sock")
         self.state = os.path.join(self.dir, "state")
         self.sim = os.path.join(self.dir, "sim")
         self.log = open(os.path.join(self.dir, "brokerd.log"), "ab")
         self.extra = list(extra)
+        self.wrapper = list(wrapper)  # e.g. ["prlimit", "--nofile=64:64"]
         self.proc = None
 
     def start(self):
         self.proc = subprocess.Popen(
-            [BROKERD, "--socket", self.sock, "--state-dir", self.state, "--sim-root",
+            self.wrapper + [BROKERD, "--socket", self.sock, "--state-dir", self.state, "--sim-root",
              self.sim, "--sim-region-size", "16G"] + self.extra,
             stdout=self.log, stderr=self.log)
         deadline = time.time() + 5

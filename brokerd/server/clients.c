@@ -1,59 +1,31 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * The Unix-socket server: connections, framing and flow control. Requests are lines; every
- * client has a bounded input buffer (max_line) and a bounded output queue (max_output), and
- * a client that stalls mid-line is closed after request_timeout_ms. Replies that acknowledge
- * a registry change are held until the persister says that change is on disk.
+ * Clients: framing, replies and flow control. Requests are lines; every client has a bounded
+ * input buffer (max_line) and output queue (max_output), and a client that stalls mid-line
+ * is closed after request_timeout_ms. Replies that acknowledge a registry change are held
+ * until the persister says that change is on disk.
+ *
+ * No client can keep the others waiting or make brokerd hold much memory for it:
+ *   - a client gets TURN_REQUESTS requests handled, then every other client with work gets
+ *     its turn (srv->backlog, run from the loop's pending hook) before it gets another;
+ *     while it has lines waiting, brokerd does not read more from it (its socket fills and
+ *     its own writes block, not anybody else);
+ *   - a client with PAUSE_OUTPUT bytes of replies unread gets no more requests handled until
+ *     it reads them, and while all clients together have max_output_total bytes queued, only
+ *     clients with nothing queued are served;
+ *   - an event subscriber that falls behind is dropped: at max_output queued for it, or when
+ *     the total is over max_output_total and it has not read what it already has.
  */
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 
 #include <json-c/json.h>
 
-#include "list.h"
+#include "internal.h"
 #include "log.h"
 #include "loop.h"
-#include "server.h"
 #include "util.h"
-
-struct held_reply {
-	uint64_t gen;
-	char *data;
-	size_t len;
-	struct held_reply *next;
-};
-
-struct client {
-	struct server *srv;
-	int fd;
-	struct client_info info;
-	char *in;                 /* bytes received, not yet a full line */
-	size_t in_len, in_cap;
-	uint64_t partial_since;   /* when in[] became non-empty */
-	char *out;                /* bytes queued for the client */
-	size_t out_len, out_off, out_cap;
-	bool want_write;
-	bool closing;             /* flush out[] then close */
-	bool processing;          /* in client_process(): replies are flushed after it */
-	struct held_reply *held_head, *held_tail; /* in request order */
-	struct list_node node;    /* in the server's client list */
-};
-
-struct server {
-	const struct broker_settings *settings;
-	struct loop *loop;
-	struct server_callbacks cb;
-	int listen_fd;
-	bool listen_fd_inherited;
-	struct list_head clients;
-	unsigned nclients, nsubscribers;
-	uint64_t next_client_serial;
-	uint64_t persist_done_gen;   /* newest registry generation known durable */
-};
 
 const struct client_info *client_info(const struct client *c)
 {
@@ -70,7 +42,23 @@ struct client *server_find_client(struct server *srv, uint64_t serial)
 	return NULL;
 }
 
-static void client_free(struct server *srv, struct client *c)
+static size_t queued(const struct client *c)
+{
+	return c->out_len - c->out_off;
+}
+
+static void set_backlogged(struct server *srv, struct client *c, bool on)
+{
+	if (c->backlogged == on)
+		return;
+	c->backlogged = on;
+	if (on)
+		list_add_tail(&srv->backlog, &c->backlog_node);
+	else
+		list_del(&c->backlog_node);
+}
+
+void client_free(struct server *srv, struct client *c)
 {
 	loop_del_fd(srv->loop, c->fd);
 	close(c->fd);
@@ -82,6 +70,9 @@ static void client_free(struct server *srv, struct client *c)
 		free(h->data);
 		free(h);
 	}
+	set_backlogged(srv, c, false);
+	srv->queued_total -= queued(c);
+	uid_count_drop(srv, c->info.uid);
 	list_del(&c->node);
 	srv->nclients--;
 	free(c->in);
@@ -89,15 +80,24 @@ static void client_free(struct server *srv, struct client *c)
 	free(c);
 }
 
+/* Read while nothing waits to be handled; write while something is queued. One epoll_ctl
+ * only when that changes, not per request. */
 static void update_interest(struct server *srv, struct client *c)
 {
-	bool want = c->out_len > c->out_off;
-	uint32_t ev = (c->closing ? 0 : EPOLLIN) | (want ? EPOLLOUT : 0);
+	uint32_t ev = (c->closing || c->backlogged ? 0 : EPOLLIN) | (queued(c) ? EPOLLOUT : 0);
 
-	if (want == c->want_write && !c->closing)
+	if (ev == c->interest)
 		return;
-	c->want_write = want;
+	c->interest = ev;
 	loop_mod_fd(srv->loop, c->fd, ev);
+}
+
+/* May the next request of c be handled now? (see the top of the file) */
+static bool may_run(struct server *srv, const struct client *c)
+{
+	size_t q = queued(c);
+
+	return q < PAUSE_OUTPUT && (q == 0 || srv->queued_total < srv->settings->max_output_total);
 }
 
 /* Write what the socket takes now; returns -1 if the client was freed. */
@@ -115,6 +115,7 @@ static int client_flush(struct server *srv, struct client *c)
 			return -1;
 		}
 		c->out_off += (size_t)n;
+		srv->queued_total -= (size_t)n;
 	}
 	if (c->out_off == c->out_len) {
 		c->out_off = c->out_len = 0;
@@ -127,16 +128,23 @@ static int client_flush(struct server *srv, struct client *c)
 	return 0;
 }
 
+/* Drop what is queued for c and close it once that is said. */
+static void drop_queue(struct server *srv, struct client *c)
+{
+	srv->queued_total -= queued(c);
+	c->out_len = c->out_off = 0;
+	c->closing = true;
+}
+
 /* Queue bytes; a client that lets max_output pile up is dropped, not waited for. */
 static int client_queue(struct server *srv, struct client *c, const char *data, size_t len)
 {
-	size_t used = c->out_len - c->out_off;
+	size_t used = queued(c);
 
 	if (used + len > srv->settings->max_output) {
 		log_warn("Client pid %d (uid %u) does not read its replies; dropping it",
 			 c->info.pid, c->info.uid);
-		c->closing = true;
-		c->out_len = c->out_off = 0;
+		drop_queue(srv, c);
 		return -ENOBUFS;
 	}
 	if (c->out_off && c->out_len + len > c->out_cap) {
@@ -154,6 +162,7 @@ static int client_queue(struct server *srv, struct client *c, const char *data, 
 	}
 	memcpy(c->out + c->out_len, data, len);
 	c->out_len += len;
+	srv->queued_total += len;
 	return 0;
 }
 
@@ -200,7 +209,7 @@ void client_reply(struct server *srv, struct client *c, struct json_object *repl
 static void replace_with_io_error(struct held_reply *h, int error)
 {
 	_cleanup_json_ struct json_object *msg = NULL, *err = NULL;
-	struct json_object *id = NULL;
+	struct json_object *id = NULL, *e;
 	char text[256];
 
 	if (tagmem_msg_parse(h->data, h->len - 1, h->len, &msg) < 0)
@@ -213,7 +222,7 @@ static void replace_with_io_error(struct held_reply *h, int error)
 	snprintf(text, sizeof(text),
 		 "the registry could not be written (%s); the change is not durable, check the "
 		 "state directory and retry", strerror(-error));
-	struct json_object *e = json_object_new_object();
+	e = json_object_new_object();
 	json_object_object_add(e, "code", json_object_new_string("io_error"));
 	json_object_object_add(e, "message", json_object_new_string(text));
 	json_object_object_add(err, "error", e);
@@ -223,11 +232,11 @@ static void replace_with_io_error(struct held_reply *h, int error)
 
 void server_persist_done(struct server *srv, uint64_t gen, int error)
 {
+	struct client *c, *tmp;
+
 	if (gen <= srv->persist_done_gen)
 		return;
 	srv->persist_done_gen = gen;
-	struct client *c, *tmp;
-
 	list_for_each_safe(c, tmp, &srv->clients, node) {
 		while (c->held_head && c->held_head->gen <= gen) {
 			struct held_reply *h = c->held_head;
@@ -252,6 +261,16 @@ void server_broadcast(struct server *srv, const char *line, size_t len)
 	list_for_each_safe(c, tmp, &srv->clients, node) {
 		if (!c->info.subscribed || c->closing)
 			continue;
+		/* over the global budget, a subscriber that has not read what it has is dropped
+		 * rather than given more: events cannot wait for it */
+		if (queued(c) && srv->queued_total + len > srv->settings->max_output_total) {
+			log_warn("Subscriber pid %d (uid %u) does not read its events while brokerd "
+				 "holds %zu bytes for its clients; dropping it", c->info.pid,
+				 c->info.uid, srv->queued_total);
+			drop_queue(srv, c);
+			client_flush(srv, c);
+			continue;
+		}
 		if (client_queue(srv, c, line, len) == 0 || c->closing)
 			client_flush(srv, c);
 	}
@@ -280,96 +299,114 @@ static void reply_fatal(struct server *srv, struct client *c, const char *code, 
 	c->closing = true;
 }
 
-/* Split input into lines and hand each to ops; returns -1 if the client was freed. */
+/*
+ * Hand complete lines to the request callback: at most one turn's worth, and only while the
+ * client reads its replies. Lines left over wait on the backlog for the next turn. Returns
+ * -1 if the client was freed.
+ */
 static int client_process(struct server *srv, struct client *c)
 {
-	size_t start = 0;
+	unsigned handled = 0;
+	bool more = false;
 
 	for (;;) {
-		char *nl = memchr(c->in + start, '\n', c->in_len - start);
+		char *nl = memchr(c->in + c->in_off, '\n', c->in_len - c->in_off);
 		size_t len;
 
 		if (!nl)
 			break;
-		len = (size_t)(nl - (c->in + start));
+		if (handled == TURN_REQUESTS || !may_run(srv, c)) {
+			more = true;
+			break;
+		}
+		len = (size_t)(nl - (c->in + c->in_off));
 		if (len > srv->settings->max_line) {
 			reply_fatal(srv, c, "line_too_long", "request line exceeds the limit");
 			break;
 		}
 		c->processing = true;
-		srv->cb.request(srv->cb.userdata, c, c->in + start, len);
+		srv->cb.request(srv->cb.userdata, c, c->in + c->in_off, len);
 		c->processing = false;
-		start += len + 1;
+		c->in_off += len + 1;
+		handled++;
 		if (c->closing)
 			break;
 	}
-	if (start) {
-		memmove(c->in, c->in + start, c->in_len - start);
-		c->in_len -= start;
-	}
-	if (!c->closing && c->in_len > srv->settings->max_line)
+	if (c->in_off == c->in_len)
+		c->in_off = c->in_len = 0;
+	if (!c->closing && !more && c->in_len - c->in_off > srv->settings->max_line)
 		reply_fatal(srv, c, "line_too_long", "request line exceeds the limit");
-	if (c->closing)
-		c->in_len = 0;
-	c->partial_since = c->in_len ? (c->partial_since ? c->partial_since : now_usec()) : 0;
+	if (c->closing) {
+		c->in_off = c->in_len = 0;
+		more = false;
+	}
+	set_backlogged(srv, c, more);
+	/* a partial line is timed from when it starts to wait, not while whole lines queue */
+	c->partial_since = !more && c->in_len > c->in_off ?
+			   (c->partial_since ? c->partial_since : now_usec()) : 0;
 	return client_flush(srv, c);
+}
+
+/* Room to read into: handled bytes go, the buffer grows to one line over the limit plus a
+ * read's worth. Returns the room, 0 if there is none (the line is too long), -1 on OOM. */
+static ssize_t make_room(struct server *srv, struct client *c)
+{
+	size_t limit = srv->settings->max_line + 65536;
+
+	if (c->in_off) {
+		memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
+		c->in_len -= c->in_off;
+		c->in_off = 0;
+	}
+	if (c->in_cap - c->in_len < 4096 && c->in_cap < limit) {
+		size_t nc = MIN(MAX(c->in_cap * 2, (size_t)8192), limit);
+		char *p = realloc(c->in, nc);
+		if (!p)
+			return -1;
+		c->in = p;
+		c->in_cap = nc;
+	}
+	return (ssize_t)(c->in_cap - c->in_len);
 }
 
 static void on_client_io(struct server *srv, struct client *c, uint32_t events)
 {
-	if (events & EPOLLOUT) {
-		if (client_flush(srv, c) < 0)
-			return;
-	}
-	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
-		for (;;) {
-			ssize_t n;
+	if ((events & EPOLLOUT) && client_flush(srv, c) < 0)
+		return;
+	if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+		return;
+	while (!c->closing && !c->backlogged) {
+		ssize_t room = make_room(srv, c), n;
 
-			if (c->closing)
-				return;
-			if (c->in_cap - c->in_len < 4096) {
-				/* never more than one line over the limit, plus a read's worth */
-				size_t nc = MIN(MAX(c->in_cap * 2, (size_t)8192),
-						srv->settings->max_line + 65536);
-				char *p;
-				if (nc <= c->in_cap) {
-					if (client_process(srv, c) < 0)
-						return;
-					if (c->in_cap - c->in_len == 0)
-						return;
-				} else {
-					p = realloc(c->in, nc);
-					if (!p) {
-						client_free(srv, c);
-						return;
-					}
-					c->in = p;
-					c->in_cap = nc;
-				}
-			}
-			size_t room = c->in_cap - c->in_len;
-			n = recv(c->fd, c->in + c->in_len, room, MSG_DONTWAIT);
-			if (n < 0) {
-				if (errno == EINTR)
-					continue;
-				if (errno == EAGAIN)
-					break;
-				client_free(srv, c);
-				return;
-			}
-			if (n == 0) {
-				/* Gone, possibly mid-request: what it sent in full was handled. */
-				client_free(srv, c);
-				return;
-			}
-			c->in_len += (size_t)n;
+		if (room < 0) {
+			client_free(srv, c);
+			return;
+		}
+		if (room == 0) {
 			if (client_process(srv, c) < 0)
 				return;
-			/* A short read drained the socket; epoll is level-triggered and will say when
-			 * more arrives, so skip the recv() that would only return EAGAIN. */
-			if ((size_t)n < room)
-				break;
+			continue;
 		}
+		n = recv(c->fd, c->in + c->in_len, (size_t)room, MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN)
+				client_free(srv, c);
+			return;
+		}
+		if (n == 0) {
+			/* Gone, possibly mid-request: what it sent in full was handled. */
+			client_free(srv, c);
+			return;
+		}
+		c->in_len += (size_t)n;
+		if (client_process(srv, c) < 0)
+			return;
+		/* A short read drained the socket; epoll is level-triggered and will say when
+		 * more arrives, so skip the recv() that would only return EAGAIN. */
+		if (n < room)
+			return;
 	}
 }
 
@@ -380,55 +417,56 @@ static void on_client(struct loop *l, int fd, uint32_t events, void *data)
 	on_client_io(c->srv, c, events);
 }
 
-static void on_accept(struct loop *l, int lfd, uint32_t events, void *data)
+/* The loop's pending hook: one turn for every client whose lines wait and who may run.
+ * True while some such client remains (the loop then does not sleep). */
+static bool run_backlog(struct loop *l, void *data)
 {
 	struct server *srv = data;
+	struct client *c;
+	size_t turns = 0;
+	bool runnable = false;
 
-	for (;;) {
-		struct ucred cred;
-		socklen_t clen = sizeof(cred);
-		struct client *c;
-		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-
-		if (fd < 0) {
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
-			if (errno == EMFILE || errno == ENFILE)
-				log_warn("Out of file descriptors accepting a client, ignoring");
-			return;
-		}
-		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0) {
-			close(fd);
+	list_for_each(c, &srv->backlog, backlog_node)
+		turns++;
+	/* one turn each, from the head; a client served (or still paused) goes to the tail.
+	 * No pointer is kept across a turn: a request may drop other clients. */
+	while (turns--) {
+		c = list_first(&srv->backlog, struct client, backlog_node);
+		if (!c)
+			break;
+		set_backlogged(srv, c, false);
+		if (!may_run(srv, c)) {
+			set_backlogged(srv, c, true);
 			continue;
 		}
-		if (srv->nclients >= srv->settings->max_clients) {
-			static const char busy[] =
-				"{\"id\":null,\"error\":{\"code\":\"too_many_clients\",\"message\":"
-				"\"brokerd serves its maximum number of clients; retry later\"}}\n";
-			if (send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
-				/* best effort: the close says it too */
-			}
-			close(fd);
-			continue;
-		}
-		c = calloc(1, sizeof(*c));
-		if (!c) {
-			close(fd);
-			continue;
-		}
-		c->srv = srv;
-		c->fd = fd;
-		c->info.uid = cred.uid;
-		c->info.pid = cred.pid;
-		c->info.serial = ++srv->next_client_serial;
-		if (loop_add_fd(srv->loop, fd, EPOLLIN, on_client, c) < 0) {
-			close(fd);
-			free(c);
-			continue;
-		}
-		list_add_head(&srv->clients, &c->node);
-		srv->nclients++;
+		client_process(srv, c);
 	}
+	list_for_each(c, &srv->backlog, backlog_node)
+		runnable |= may_run(srv, c);
+	return runnable;
+}
+
+int client_new(struct server *srv, int fd, const struct ucred *cred)
+{
+	struct client *c = calloc(1, sizeof(*c));
+	int r;
+
+	if (!c)
+		return -ENOMEM;
+	c->srv = srv;
+	c->fd = fd;
+	c->info.uid = cred->uid;
+	c->info.pid = cred->pid;
+	c->info.serial = ++srv->next_client_serial;
+	c->interest = EPOLLIN;
+	r = loop_add_fd(srv->loop, fd, EPOLLIN, on_client, c);
+	if (r < 0) {
+		free(c);
+		return r;
+	}
+	list_add_head(&srv->clients, &c->node);
+	srv->nclients++;
+	return 0;
 }
 
 /* Close clients that sent part of a line and then nothing for request_timeout_ms. */
@@ -436,90 +474,17 @@ static int64_t sweep_stalled(struct loop *l, void *data)
 {
 	struct server *srv = data;
 	uint64_t now = now_usec(), limit = (uint64_t)srv->settings->request_timeout_ms * 1000u;
-
 	struct client *c, *tmp;
 
 	list_for_each_safe(c, tmp, &srv->clients, node) {
 		if (c->partial_since && now - c->partial_since > limit) {
 			log_info("Client pid %d stalled mid-request; closing it", c->info.pid);
 			reply_fatal(srv, c, "timeout", "incomplete request line timed out");
-			c->in_len = 0;
+			c->in_off = c->in_len = 0;
 			client_flush(srv, c);
 		}
 	}
 	return MAX(srv->settings->request_timeout_ms / 4, 50u);
-}
-
-/* systemd socket activation: LISTEN_FDS=1 for our pid means fd 3 is our socket. */
-static int inherited_socket(void)
-{
-	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
-	int fd = 3;
-
-	if (!pid || !fds || (pid_t)strtol(pid, NULL, 10) != getpid() || strtol(fds, NULL, 10) < 1)
-		return -1;
-	unsetenv("LISTEN_PID");
-	unsetenv("LISTEN_FDS");
-	unsetenv("LISTEN_FDNAMES");
-	fcntl(fd, F_SETFD, FD_CLOEXEC);
-	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-	return fd;
-}
-
-static int bind_socket(const char *path)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	_cleanup_close_ int fd = -1;
-	_cleanup_free_ char *dir = NULL;
-	char *slash;
-
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	strcpy(sa.sun_path, path);
-	dir = strdup(path);
-	if (!dir)
-		return -ENOMEM;
-	slash = strrchr(dir, '/');
-	if (slash && slash != dir) {
-		*slash = '\0';
-		if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-			return -errno;
-	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	/* A stale socket from a crashed daemon is replaced; a live one is refused. */
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
-		return -EADDRINUSE;
-	unlink(path);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		return -errno;
-	/* Anyone may connect; what they may do is decided per request from SO_PEERCRED. */
-	chmod(path, 0666);
-	if (listen(fd, 1024) < 0)
-		return -errno;
-	return TAKE_FD(fd);
-}
-
-int server_listen(struct server *srv)
-{
-	int fd = inherited_socket();
-
-	if (fd >= 0) {
-		srv->listen_fd_inherited = true;
-		log_info("Using the socket passed by the service manager");
-	} else {
-		fd = bind_socket(srv->settings->socket_path);
-		if (fd < 0) {
-			log_err("Failed to listen on %s: %s%s", srv->settings->socket_path,
-				strerror(-fd), fd == -EADDRINUSE ? " (another brokerd is running)" : "");
-			return fd;
-		}
-	}
-	srv->listen_fd = fd;
-	if (loop_add_timer(srv->loop, 100, sweep_stalled, srv) < 0)
-		return -ENOSPC;
-	return loop_add_fd(srv->loop, fd, EPOLLIN, on_accept, srv);
 }
 
 int server_new(struct loop *loop, const struct broker_settings *settings,
@@ -533,7 +498,15 @@ int server_new(struct loop *loop, const struct broker_settings *settings,
 	srv->loop = loop;
 	srv->cb = *cb;
 	srv->listen_fd = -1;
+	srv->spare_fd = -1;
 	list_init(&srv->clients);
+	list_init(&srv->backlog);
+	list_init(&srv->rejected);
+	if (loop_add_timer(loop, 100, sweep_stalled, srv) < 0) {
+		free(srv);
+		return -ENOSPC;
+	}
+	loop_set_pending(loop, run_backlog, srv);
 	*ret = srv;
 	return 0;
 }
@@ -548,25 +521,16 @@ unsigned server_subscribers(const struct server *srv)
 	return srv->nsubscribers;
 }
 
+size_t server_queued_bytes(const struct server *srv)
+{
+	return srv->queued_total;
+}
+
 void server_free(struct server *srv)
 {
 	if (!srv)
 		return;
 	server_close_all(srv);
+	free(srv->uids);
 	free(srv);
-}
-
-void server_close_all(struct server *srv)
-{
-	struct client *c, *tmp;
-
-	list_for_each_safe(c, tmp, &srv->clients, node)
-		client_free(srv, c);
-	if (srv->listen_fd >= 0) {
-		loop_del_fd(srv->loop, srv->listen_fd);
-		close(srv->listen_fd);
-		if (!srv->listen_fd_inherited)
-			unlink(srv->settings->socket_path);
-		srv->listen_fd = -1;
-	}
 }
