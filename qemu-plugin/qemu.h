@@ -89,7 +89,15 @@ struct qemu_dev_spec {
  * ids derive from the tag: "tm-<first 8 hex>" and "tmnv-<first 8 hex>" ("tmvp-" for
  * virtio-pmem).
  */
+/* object and device: at least QEMU_ARG_MAX + the mem-path, and QEMU_ARG_MAX bytes. */
 int qemu_args_build(const struct qemu_dev_spec *spec, char *object, size_t olen, char *device,
 		    size_t dlen);
+#define QEMU_ARG_MAX 192
+
+/* The QEMU ids of a tag's memory backend and device (the same for -object/-device and for
+ * hot-plug over QMP): "tm-<tag>", "tmnv-<tag>" or "tmvp-<tag>". */
+#define QEMU_ID_MAX 48
+void qemu_ids(const tagmem_tag *tag, bool virtio_pmem, char object_id[QEMU_ID_MAX],
+	      char device_id[QEMU_ID_MAX]);
 
 #endif

@@ -176,7 +176,7 @@ void op_qemu_args(struct request *rq)
 			.devdax = !tag_is_image(e),
 			.virtio_pmem = vpmem,
 		};
-		char object[PATH_MAX + 128], device[128];
+		char object[PATH_MAX + QEMU_ARG_MAX], device[QEMU_ARG_MAX];
 		struct json_object *d;
 
 		/* checked above: the core agrees, so this cannot be refused now */

@@ -70,12 +70,10 @@ static int timed_execute(struct qmp *q, struct attach_job *j, const char *cmd,
 static void run_job(struct vm_monitor *m, struct qmp *q, struct attach_job *j)
 {
 	_cleanup_json_ struct json_object *args = NULL, *ret = NULL;
-	char cls[64] = "", desc[160] = "", tag[TAGMEM_TAG_STRING_MAX], oid[32], did[32];
+	char cls[64] = "", desc[160] = "", oid[QEMU_ID_MAX], did[QEMU_ID_MAX];
 	int r;
 
-	tagmem_tag_format(&j->tag, tag);
-	snprintf(oid, sizeof(oid), "tm-%.8s", tag);
-	snprintf(did, sizeof(did), "tmnv-%.8s", tag);
+	qemu_ids(&j->tag, false, oid, did);
 
 	/* nvdimm hot-plug needs -machine nvdimm=on: ask, rather than learn it from a failure */
 	args = json_object_new_object();

@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include "mailbox.h"
+#include "qemu.h"
 #include "tagmem.h"
 
 struct json_object;
@@ -35,7 +36,7 @@ struct attach_job {
 	char errcode[32];            /* protocol error code */
 	char errmsg[256];
 	uint64_t qmp_usec;           /* time spent in QMP commands */
-	char object[PATH_MAX + 128], device[128];
+	char object[PATH_MAX + QEMU_ARG_MAX], device[QEMU_ARG_MAX];
 	struct attach_job *next;     /* in the monitor's queue */
 	struct mailbox_node done;    /* in its mailbox back to the loop */
 };

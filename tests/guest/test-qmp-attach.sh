@@ -95,4 +95,23 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
 	[ "$(jq -r .error.code <<<"$out")" = permission_denied ] ||
 		fail "nobody pointed brokerd at root's QMP socket: $out"
 fi
+
+# two tags that share their first 8 hex digits, in one VM: cold-plugged together, then two
+# more hot-plugged together (QEMU refused the pair with "Duplicate ID" when ids were cut)
+P1=11111111-2222-4333-8444-000000000001 P2=11111111-2222-4333-8444-000000000002
+P3=11111111-2222-4333-8444-000000000003 P4=11111111-2222-4333-8444-000000000004
+for t in $P1 $P2 $P3 $P4; do
+	tagmem image create "$G/state/images/$t.img" --size 16M --tag $t >/dev/null
+done
+mapfile -t pair < <(tagmem qemu-args $P1 $P2 --vm twins)
+qemu-system-x86_64 -accel tcg -machine pc,nvdimm=on -m 256M,slots=4,maxmem=1G -S -display none \
+	-nodefaults -qmp "unix:$G/twins.qmp,server=on,wait=off" "${pair[@]}" 2>"$G/twins.err" &
+EXTRA_PIDS+=($!)
+for _ in $(seq 1 200); do [ -S "$G/twins.qmp" ] && break; sleep 0.05; done
+[ -S "$G/twins.qmp" ] && kill -0 "${EXTRA_PIDS[-1]}" 2>/dev/null ||
+	fail "QEMU refused two tags sharing a prefix: $(cat "$G/twins.err")"
+for t in $P3 $P4; do
+	out=$(tagmem --json attach $t --vm twins --qmp "$G/twins.qmp") ||
+		fail "hot-plug of $t next to a tag sharing its prefix: $out"
+done
 echo "qmp-attach: ok"

@@ -151,20 +151,41 @@ static void args(void **state)
 
 	assert_int_equal(tagmem_tag_parse(TAG, &spec.tag), 0);
 	assert_int_equal(qemu_args_build(&spec, obj, sizeof(obj), dev, sizeof(dev)), 0);
-	assert_string_equal(obj, "memory-backend-file,id=tm-6f1c2a9e,mem-path=/var/lib/tagmem/"
+	assert_string_equal(obj, "memory-backend-file,id=tm-" TAG ",mem-path=/var/lib/tagmem/"
 				 "images/a.img,size=52428800,share=on,align=2M");
-	assert_string_equal(dev, "nvdimm,id=tmnv-6f1c2a9e,memdev=tm-6f1c2a9e,slot=3,label-size=128K");
+	assert_string_equal(dev, "nvdimm,id=tmnv-" TAG ",memdev=tm-" TAG ",slot=3,label-size=128K");
 	spec.labelled = false;
 	spec.devdax = true;
 	spec.mem_path = "/dev/dax0.0";
 	assert_int_equal(qemu_args_build(&spec, obj, sizeof(obj), dev, sizeof(dev)), 0);
-	assert_string_equal(obj, "memory-backend-file,id=tm-6f1c2a9e,mem-path=/dev/dax0.0,"
+	assert_string_equal(obj, "memory-backend-file,id=tm-" TAG ",mem-path=/dev/dax0.0,"
 				 "size=52428800,share=on,align=2M");
-	assert_string_equal(dev, "nvdimm,id=tmnv-6f1c2a9e,memdev=tm-6f1c2a9e,slot=3");
+	assert_string_equal(dev, "nvdimm,id=tmnv-" TAG ",memdev=tm-" TAG ",slot=3");
 	spec.mem_path = "/tmp/a,b";
 	assert_int_equal(qemu_args_build(&spec, obj, sizeof(obj), dev, sizeof(dev)), -EINVAL);
 	spec.mem_path = "/tmp/a";
 	assert_int_equal(qemu_args_build(&spec, obj, 20, dev, sizeof(dev)), -ENAMETOOLONG);
+
+	/* two tags that share their first 8 hex digits get different ids in one VM (QEMU
+	 * refused such a pair with "Duplicate ID 'tm-11111111'") */
+	char obj2[256], dev2[256], oid[QEMU_ID_MAX], did[QEMU_ID_MAX], oid2[QEMU_ID_MAX],
+	     did2[QEMU_ID_MAX];
+	struct qemu_dev_spec other = spec;
+	assert_int_equal(tagmem_tag_parse("11111111-2222-4333-8444-000000000001", &spec.tag), 0);
+	assert_int_equal(tagmem_tag_parse("11111111-2222-4333-8444-000000000002", &other.tag), 0);
+	other.slot = 4;
+	assert_int_equal(qemu_args_build(&spec, obj, sizeof(obj), dev, sizeof(dev)), 0);
+	assert_int_equal(qemu_args_build(&other, obj2, sizeof(obj2), dev2, sizeof(dev2)), 0);
+	qemu_ids(&spec.tag, false, oid, did);
+	qemu_ids(&other.tag, false, oid2, did2);
+	assert_string_not_equal(oid, oid2);
+	assert_string_not_equal(did, did2);
+	assert_non_null(strstr(obj, oid));
+	assert_null(strstr(obj2, oid));
+	/* the longest device line fits the documented size */
+	spec.labelled = true;
+	spec.slot = 31;
+	assert_int_equal(qemu_args_build(&spec, obj, sizeof(obj), dev, QEMU_ARG_MAX), 0);
 }
 
 int main(void)
