@@ -123,11 +123,14 @@ def check(cond, what):
         raise AssertionError(what)
 
 
-def run(main):
-    """Run a test body with a fresh broker; print the log on failure."""
+def run(main, *extra, wrapper=(), start=False):
+    """Run a test body with a fresh broker (started first if start); print the log on
+    failure."""
     b = None
     try:
-        b = Broker()
+        b = Broker(*extra, wrapper=wrapper)
+        if start:
+            b.start()
         main(b)
     except BaseException:
         if b:

@@ -19,7 +19,7 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import TAGMEM, Broker, Client, check  # noqa: E402
+from harness import TAGMEM, Client, check, run  # noqa: E402
 
 if os.geteuid() != 0 or not shutil.which("setpriv"):
     print("needs root and setpriv")
@@ -205,17 +205,8 @@ def main():
             (flood_and_memory, ["--max-tags", "20000", "--pressure", "none"], ()),
             (per_uid, ["--max-clients", "200", "--max-clients-per-uid", "100"], ()),
             (out_of_fds, ["--pressure", "none"], ("prlimit", "--nofile=64:64"))):
-        if os.environ.get("DOS_ONLY") and body.__name__ != os.environ["DOS_ONLY"]:
-            continue
-        b = Broker(*extra, wrapper=wrapper)
-        try:
-            b.start()
-            body(b)
-        except BaseException:
-            sys.stderr.write("--- brokerd log ---\n" + b.log_text())
-            raise
-        finally:
-            b.cleanup()
+        if not os.environ.get("DOS_ONLY") or body.__name__ == os.environ["DOS_ONLY"]:
+            run(body, *extra, wrapper=wrapper, start=True)
     print("dos: ok")
 
 

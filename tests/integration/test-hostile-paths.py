@@ -22,7 +22,7 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Broker, Client, check  # noqa: E402
+from harness import Client, check, run  # noqa: E402
 
 NOBODY = 65534
 if os.geteuid() != 0 or not shutil.which("setpriv"):
@@ -169,18 +169,6 @@ def adopt_hardlink(b):
     print("adopt: a hard link to a file outside is refused:", m["error"]["message"])
 
 
-def main():
-    for body in (attach_race, create_race, adopt_hardlink):
-        b = Broker()
-        try:
-            b.start()
-            body(b)
-        except BaseException:
-            sys.stderr.write("--- brokerd log ---\n" + b.log_text())
-            raise
-        finally:
-            b.cleanup()
-    print("hostile paths: ok")
-
-
-main()
+for body in (attach_race, create_race, adopt_hardlink):
+    run(body, start=True)
+print("hostile paths: ok")
