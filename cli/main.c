@@ -32,7 +32,8 @@ static void usage(FILE *f, const char *prog)
 		   "  -S, --socket PATH   brokerd socket [$TAGMEM_SOCKET or %s]\n"
 		   "      --timeout MS    how long to wait for brokerd [10000]\n"
 		   "  -h, --help          show this help\n"
-		   "      --version       print the version\n\n"
+		   "  -v, --version       print the version\n"
+		   "      help COMMAND    the options of one command\n\n"
 		   "Exit status: 0 success, 1 failure or not found, 2 usage, 3 brokerd unreachable.\n"
 		   "See tagmem(1).\n", TAGMEM_DEFAULT_SOCKET);
 }
@@ -91,11 +92,18 @@ int main(int argc, char **argv)
 		usage(stderr, cli.prog);
 		return EXIT_USAGE;
 	}
-	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
+	    (!strcmp(argv[1], "help") && argc == 2)) {
 		usage(stdout, cli.prog);
 		return EXIT_OK;
 	}
-	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+	if (!strcmp(argv[1], "help") && argc > 2) {
+		/* "tagmem help claim" is "tagmem claim --help" */
+		argv[1] = argv[2];
+		argv[2] = "--help";
+		argc = 3;
+	} else if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-v") ||
+		   !strcmp(argv[1], "version")) {
 		printf("tagmem %s\n", tagmem_get_version());
 		return EXIT_OK;
 	}

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #define _cleanup_(f) __attribute__((cleanup(f)))
@@ -65,6 +66,9 @@ uint64_t now_usec(void);
 int parse_size(const char *s, uint64_t *ret_bytes);
 /* Format bytes for people: "1.00 GiB". */
 const char *format_size(uint64_t bytes, char *buf, size_t len);
+
+/* mkdir -p: path and every missing parent (mode for the new ones); -errno. */
+int mkdir_parents(const char *path, mode_t mode);
 
 /* write()/read() the whole buffer, retrying on EINTR; -errno. */
 int write_all(int fd, const void *buf, size_t len);

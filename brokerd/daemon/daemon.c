@@ -12,6 +12,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -188,6 +190,42 @@ static int make_dir(const char *path, mode_t mode)
 	return 0;
 }
 
+/*
+ * One brokerd per directory it owns: two on one state directory (or one simulator tree)
+ * would each believe their view and corrupt the other's. The lock is held for the daemon's
+ * life (the kernel drops it on any exit, kill -9 included); the file names the holder.
+ */
+static int lock_dir(const char *dir, const char *what, int *ret_fd)
+{
+	char path[4096], holder[32] = "";
+	int fd;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "%s/.brokerd.lock", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0) {
+		log_err("Failed to open %s: %m", path);
+		return -errno;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int r = -errno;
+		n = pread(fd, holder, sizeof(holder) - 1, 0);
+		holder[n > 0 ? n : 0] = '\0';
+		holder[strcspn(holder, "\n")] = '\0';
+		log_err("Another brokerd%s%s%s uses %s %s: stop it first, or give this one its own "
+			"(--state-dir, --sim-root)", holder[0] ? " (pid " : "", holder,
+			holder[0] ? ")" : "", what, dir);
+		close(fd);
+		return r == -EWOULDBLOCK ? -EBUSY : r;
+	}
+	n = snprintf(holder, sizeof(holder), "%d\n", (int)getpid());
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, holder, (size_t)n, 0) != n) {
+		/* the lock holds without the pid: only the message is poorer */
+	}
+	*ret_fd = fd;
+	return 0;
+}
+
 static int open_backend(struct daemon *d)
 {
 	const struct broker_settings *s = &d->settings;
@@ -231,6 +269,7 @@ int daemon_init(struct daemon *d, const struct broker_settings *settings)
 	int r;
 
 	memset(d, 0, sizeof(*d));
+	d->state_lock = d->sim_lock = -1;
 	d->settings = *settings;
 	a->settings = &d->settings;
 	a->psi_fd = -1;
@@ -246,11 +285,26 @@ int daemon_init(struct daemon *d, const struct broker_settings *settings)
 	if (r < 0)
 		return r;
 	log_setup(d->ctx);
-	r = make_dir(settings->state_dir, 0755);
+	r = mkdir_parents(settings->state_dir, 0755);
 	if (r < 0) {
 		log_err("Failed to create state directory %s: %s", settings->state_dir,
 			strerror(-r));
 		return r;
+	}
+	r = lock_dir(settings->state_dir, "the state directory", &d->state_lock);
+	if (r < 0)
+		return r;
+	if (!strcmp(settings->backend, "sim")) {
+		/* /run/tagmem may not exist outside the service (RuntimeDirectory makes it there) */
+		r = mkdir_parents(settings->sim_root, 0755);
+		if (r < 0) {
+			log_err("Failed to create the simulator's directory %s: %s",
+				settings->sim_root, strerror(-r));
+			return r;
+		}
+		r = lock_dir(settings->sim_root, "the simulated DCD", &d->sim_lock);
+		if (r < 0)
+			return r;
 	}
 	if (!d->settings.nimage_dirs) {
 		/* the default image directory lives in the state directory */
@@ -356,4 +410,8 @@ void daemon_fini(struct daemon *d)
 	loop_free(a->loop);
 	log_setup(NULL);
 	tagmem_unref(d->ctx);
+	if (d->sim_lock >= 0)
+		close(d->sim_lock);
+	if (d->state_lock >= 0)
+		close(d->state_lock);
 }

@@ -27,6 +27,7 @@ struct daemon {
 	bool persist_failed;           /* the last write failed: memory is ahead of the disk */
 	bool persist_retry_armed;      /* a retry timer is pending */
 	char default_image_dir[4096];
+	int state_lock, sim_lock;      /* flock()ed: one brokerd per state directory and sim tree */
 };
 
 int daemon_init(struct daemon *d, const struct broker_settings *settings);

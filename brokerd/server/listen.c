@@ -260,9 +260,11 @@ static int bind_socket(const char *path)
 		return -ENOMEM;
 	slash = strrchr(dir, '/');
 	if (slash && slash != dir) {
+		int r;
 		*slash = '\0';
-		if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-			return -errno;
+		r = mkdir_parents(dir, 0755);
+		if (r < 0)
+			return r;
 	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
