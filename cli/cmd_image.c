@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * tagmem image create|adopt|budget|invalidate: fake-DAX images the broker owns.
+ * tagmem image create|adopt|budget|invalidate|forget: fake-DAX images the broker owns.
  *   create PATH --size SIZE [--tag UUID]   a new sparse image with its label tail
  *   adopt PATH [--tag UUID]                an existing file (data + 2 MiB tail)
  *   budget UUID [--dirty SIZE|none] [--resident SIZE|none]
  *   invalidate UUID                        drop every cached page (before migration)
+ *   forget UUID                            stop treating the file as an image (it stays)
  */
 #include <getopt.h>
 #include <limits.h>
@@ -210,6 +211,29 @@ static int image_invalidate(struct cli *cli, int argc, char **argv)
 	return EXIT_OK;
 }
 
+static int image_forget(struct cli *cli, int argc, char **argv)
+{
+	static const char synopsis[] = "forget UUID";
+	_cleanup_json_ struct json_object *reply = NULL;
+	char tagstr[TAGMEM_TAG_STRING_MAX];
+	struct json_object *result;
+	const char *path = "";
+	int r;
+
+	if (argc != 2 || argv[1][0] == '-')
+		return cli_usage(cli, "image", synopsis, argc != 2 || strcmp(argv[1], "--help"));
+	r = cli_call_tag(cli, "image_forget", argv[1], NULL, tagstr, &reply, &result);
+	if (r < 0)
+		return -r;
+	if (cli->json) {
+		cli_print_json(result);
+	} else {
+		tagmem_json_get_string(result, "path", &path);
+		printf("forgot image %s (tag %s); the file stays\n", path, tagstr);
+	}
+	return EXIT_OK;
+}
+
 int cmd_image(struct cli *cli, int argc, char **argv)
 {
 	static const struct cli_command subs[] = {
@@ -217,9 +241,10 @@ int cmd_image(struct cli *cli, int argc, char **argv)
 		{ "adopt", image_adopt, NULL },
 		{ "budget", image_budget, NULL },
 		{ "invalidate", image_invalidate, NULL },
+		{ "forget", image_forget, NULL },
 	};
 
 	return cli_dispatch(cli, "image", "create PATH --size SIZE [--tag UUID] | adopt PATH "
 			    "[--tag UUID] | budget UUID [--dirty SIZE|none] [--resident SIZE|none] "
-			    "| invalidate UUID", subs, ARRAY_SIZE(subs), argc, argv);
+			    "| invalidate UUID | forget UUID", subs, ARRAY_SIZE(subs), argc, argv);
 }

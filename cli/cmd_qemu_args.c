@@ -31,10 +31,10 @@ int cmd_qemu_args(struct cli *cli, int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
-	static const char synopsis[] = "UUID... [--vm NAME] [--mode nvdimm|virtio-pmem] [--shell]";
+	static const char synopsis[] = "UUID... --vm NAME [--mode nvdimm|virtio-pmem] [--shell]";
 	_cleanup_json_ struct json_object *req = NULL, *reply = NULL;
 	struct json_object *result, *tags, *args;
-	const char *vm = "default", *mode = NULL;
+	const char *vm = NULL, *mode = NULL;
 	bool shell = false;
 	int opt, r;
 
@@ -49,6 +49,11 @@ int cmd_qemu_args(struct cli *cli, int argc, char **argv)
 	}
 	if (optind == argc)
 		return cli_usage(cli, "qemu-args", synopsis, true);
+	if (!vm) {
+		/* the tags are claimed for that VM: a made-up name would hold them for nobody */
+		cli_err(cli, "qemu-args needs --vm NAME, the VM the tags are claimed for");
+		return EXIT_USAGE;
+	}
 	tags = json_object_new_array();
 	for (int i = optind; i < argc; i++) {
 		char s[TAGMEM_TAG_STRING_MAX];

@@ -53,6 +53,7 @@ int image_open_file(int dfd, const char *base, int *ret_fd, struct stat *ret_st)
 /* ops_images.c */
 void op_image_create(struct request *rq);
 void op_image_adopt(struct request *rq);
+void op_image_forget(struct request *rq);
 /* What the label in an image's tail says. */
 struct json_object *image_label_json(const struct tag *t);
 /* ops_data.c */

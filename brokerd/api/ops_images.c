@@ -305,6 +305,37 @@ void op_image_adopt(struct request *rq)
 	reply_result(rq, tag_to_json(e), core_persist(api->core));
 }
 
+/* Stop treating a file as an image; the file itself stays. Refused while it is claimed. */
+void op_image_forget(struct request *rq)
+{
+	struct api *api = rq->api;
+	struct tag *e = arg_tag(rq, NULL, true);
+	struct json_object *res;
+
+	if (!e)
+		return;
+	if (!is_privileged(rq)) {
+		reply_error(rq, "permission_denied", "only root or the daemon's user may forget images");
+		return;
+	}
+	if (!tag_is_image(e)) {
+		reply_error(rq, "not_supported", "tag %s is not an image: brokerd forgets only files "
+			    "it was given", e->tag_str);
+		return;
+	}
+	if (e->claimed) {
+		reply_error(rq, "busy", "tag %s is claimed by uid %u%s%s: release it first (a VM's "
+			    "tags are released when it exits)", e->tag_str, e->owner.uid,
+			    e->owner.name[0] ? " as " : "", e->owner.name);
+		return;
+	}
+	res = json_object_new_object();
+	json_object_object_add(res, "tag", json_object_new_string(e->tag_str));
+	json_object_object_add(res, "path", json_object_new_string(e->cap.path));
+	core_gone(api->core, &e->tag); /* tag_released; the registry forgets it */
+	reply_result(rq, res, core_last_persist(api->core));
+}
+
 /* What the label in an image's tail says (the reader the guest's kernel would agree with). */
 struct json_object *image_label_json(const struct tag *e)
 {

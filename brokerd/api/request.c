@@ -133,6 +133,7 @@ static const struct op {
 	{ "fm_release", op_fm_release },
 	{ "image_create", op_image_create },
 	{ "image_adopt", op_image_adopt },
+	{ "image_forget", op_image_forget },
 	{ "image_invalidate", op_image_invalidate },
 	{ "image_budget", op_image_budget },
 	{ "flush", op_flush },

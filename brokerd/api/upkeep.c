@@ -192,14 +192,21 @@ static int64_t upkeep_tick(struct loop *l, void *data)
 	struct api *api = data;
 	uint64_t total = 0, global = api->settings->resident_budget;
 	bool busy = false;
+	struct tag *e, *tmp;
 
-	struct tag *e;
-
-	core_for_each(e, api->core) {
+	list_for_each_safe(e, tmp, core_tags(api->core), node) {
 		struct dp_request *d;
 
 		if (!e->image.io)
 			continue;
+		if (image_io_deleted(e->image.io)) {
+			/* its file was deleted: the image is gone (a VM that maps it keeps the memory
+			 * until it exits; brokerd can neither flush nor hand it out any more) */
+			log_warn("Image %s of tag %s was deleted; forgetting it", e->cap.path,
+				 e->tag_str);
+			core_gone(api->core, &e->tag);
+			continue;
+		}
 		total += image_io_last_counts(e->image.io).cached;
 		busy |= e->image.evicting;
 		if (dataplane_maintaining(e->image.io))

@@ -188,13 +188,14 @@ static void clear_claim(struct tag *t)
 
 static void remove_gone(struct core *c, struct tag *t)
 {
-	bool was_claimed = t->claimed;
+	/* forced release: the claim is gone with the memory; an image leaves the registry */
+	bool durable = t->claimed || tag_is_image(t);
 
 	t->gone = true;
 	emit(c, "tag_released", t);
 	table_remove(c, t);
-	if (was_claimed)
-		core_persist(c); /* forced release: the claim is gone with the memory */
+	if (durable)
+		core_persist(c);
 }
 
 /* Take the device down for a release the fabric manager is waiting for. */
