@@ -14,6 +14,29 @@ static void on_signal(int sig)
 	interrupted = 1;
 }
 
+/* flush_done carries the flush, not a tag object: what was made durable, or why not. */
+static void print_flush_done(struct json_object *ev)
+{
+	const char *tag = "?", *durability = "range", *message = "";
+	struct json_object *err;
+	uint64_t id = 0, off = 0, len = 0;
+	char b1[32], b2[32];
+
+	tagmem_json_get_string(ev, "tag", &tag);
+	tagmem_json_get_u64(ev, "flush_id", &id);
+	tagmem_json_get_u64(ev, "offset", &off);
+	tagmem_json_get_u64(ev, "length", &len);
+	tagmem_json_get_string(ev, "durability", &durability);
+	printf("%s flush %llu: %s at %s", tag, (unsigned long long)id,
+	       format_size(len, b1, sizeof(b1)), format_size(off, b2, sizeof(b2)));
+	if (json_object_object_get_ex(ev, "error", &err)) {
+		tagmem_json_get_string(err, "message", &message);
+		printf(" failed: %s\n", message);
+	} else {
+		printf(" durable (%s)\n", !strcmp(durability, "whole_file") ? "whole file" : "range");
+	}
+}
+
 static void print_event(struct cli *cli, struct json_object *ev)
 {
 	struct json_object *tag;
@@ -31,8 +54,10 @@ static void print_event(struct cli *cli, struct json_object *ev)
 	strftime(stamp, sizeof(stamp), "%H:%M:%S", localtime(&now));
 	tagmem_json_get_string(ev, "event", &name);
 	printf("%s %-20s ", stamp, name);
-	if (json_object_object_get_ex(ev, "tag", &tag)) {
+	if (json_object_object_get_ex(ev, "tag", &tag) && json_object_is_type(tag, json_type_object)) {
 		cli_print_tag_row(tag);
+	} else if (!strcmp(name, "flush_done")) {
+		print_flush_done(ev);
 	} else {
 		uint64_t size = 0;
 		char buf[32];

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Theory of operation: an image whose file is deleted stops being tagged capacity (it used
 to stay "ready": lookup printed the missing path, claim and qemu-args succeeded), and
-`image forget` lets an operator drop one without a restart. Both emit tag_released, leave the
+`image forget` lets an operator drop one without a restart. `tagmem watch` shows a
+flush_done as what was flushed, not as a row of '?'. Both emit tag_released, leave the
 registry without the image (a restart does not bring it back), and forget refuses a claimed
 image and keeps the file. qemu-args without --vm is a usage error."""
 import json
@@ -31,6 +32,20 @@ def body(b):
         m = c.call("image_create", path=os.path.join(images, name), size=16 << 20, tag=tag)
         check("result" in m, f"create: {m}")
     check(sorted(registry_images(b)) == sorted([A, B]), "both images recorded")
+
+    # people watching see what a flush did (flush_done has no tag object to tabulate)
+    watch = subprocess.Popen([TAGMEM, "--socket", b.sock, "watch"], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True)
+    time.sleep(0.2)
+    check("result" in c.call("flush", tag=B), "async flush")
+    line = ""
+    deadline = time.time() + 10
+    while "flush_done" not in line and time.time() < deadline:
+        line = watch.stdout.readline()
+    watch.kill()
+    watch.wait()
+    check("flush_done" in line and B in line and "durable" in line and " ? " not in line,
+          f"watch shows the flush: {line!r}")
 
     # a deleted file: gone within a few upkeep ticks
     os.unlink(os.path.join(images, "a.img"))
