@@ -132,7 +132,7 @@ static bool digits_within(const char *d, size_t n, const char *limit)
 /* A number; returns the index after it, or 0. *ret_wide: an integer beyond 64 bits. */
 static size_t check_number(const char *s, size_t len, size_t i, const char **why, bool *ret_wide)
 {
-	size_t start = i, int_start;
+	size_t int_start;
 	bool neg = false, integer = true;
 
 	if (s[i] == '-') {
@@ -172,7 +172,6 @@ static size_t check_number(const char *s, size_t len, size_t i, const char **why
 	/* json-c clamps wider integers without a word: the caller must know */
 	*ret_wide = integer && !digits_within(s + int_start, int_end - int_start,
 					      neg ? "9223372036854775808" : "18446744073709551615");
-	(void)start;
 	return i;
 bad:
 	*why = "a number JSON does not allow (a leading zero, or no digit after '.', 'e' or '-')";

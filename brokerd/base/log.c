@@ -53,11 +53,6 @@ void log_setup(struct tagmem_ctx *ctx)
 		tagmem_set_log_priority(ctx, max_priority);
 }
 
-struct tagmem_ctx *log_ctx(void)
-{
-	return log_context;
-}
-
 void log_set_max_priority(int priority)
 {
 	max_priority = priority;

@@ -14,8 +14,6 @@ struct tagmem_ctx;
 /* Make ctx the daemon's log context (referenced) and point its output at our sink. NULL:
  * log to stderr at info (unit tests, before the daemon starts). */
 void log_setup(struct tagmem_ctx *ctx);
-/* The daemon's context, for library calls that log. */
-struct tagmem_ctx *log_ctx(void);
 void log_set_max_priority(int priority);
 void log_msg(int priority, const char *format, ...) _printf_(2, 3);
 
