@@ -47,6 +47,31 @@ static void find_device(struct sysfs *s, const char *ns, struct nd_namespace *n)
 	sysfs_names_free(names, cnt);
 }
 
+/*
+ * The QEMU nvdimm slot behind a label-less namespace: its region must map exactly one DIMM
+ * (mapping0 "nmemX,dpa,size,position"), whose NFIT device handle QEMU sets to slot + 1.
+ */
+static int dimm_slot(struct sysfs *s, const char *ns)
+{
+	char path[192], map[128], nmem[32];
+	unsigned region, id;
+	uint64_t n, handle;
+
+	if (sysfs_parse_dotted(ns, "namespace", &region, &id) < 0)
+		return -1;
+	snprintf(path, sizeof(path), ND_DEVICES "/region%u/mappings", region);
+	if (sysfs_read_u64(s, path, &n) < 0 || n != 1)
+		return -1; /* interleaved or absent: no single slot */
+	snprintf(path, sizeof(path), ND_DEVICES "/region%u/mapping0", region);
+	if (sysfs_read(s, path, map, sizeof(map)) < 0 || sscanf(map, "%31[^,],", nmem) != 1 ||
+	    strncmp(nmem, "nmem", 4))
+		return -1;
+	snprintf(path, sizeof(path), ND_DEVICES "/%s/nfit/handle", nmem);
+	if (sysfs_read_u64(s, path, &handle) < 0 || handle == 0 || handle > 256)
+		return -1;
+	return (int)handle - 1;
+}
+
 int nd_read_namespace(struct sysfs *s, const char *name, struct nd_namespace *ret)
 {
 	struct nd_namespace n = { 0 };
@@ -69,6 +94,7 @@ int nd_read_namespace(struct sysfs *s, const char *name, struct nd_namespace *re
 	snprintf(path, sizeof(path), ND_DEVICES "/%s/mode", name);
 	read_opt(s, path, n.mode, sizeof(n.mode));
 	find_device(s, name, &n);
+	n.dimm_slot = n.tagged ? -1 : dimm_slot(s, name);
 	*ret = n;
 	return 0;
 }

@@ -26,9 +26,12 @@ struct nd_namespace {
 	uint64_t size;
 	enum nd_kind kind;
 	char device[32];             /* pmemN or daxX.Y once enabled, else "" */
+	int dimm_slot;               /* label-less: the QEMU nvdimm slot of its one DIMM, or -1 */
+	bool from_slot;              /* tag: named by the slot map, not by a label (view.c) */
 };
 
-/* Read one namespace; -ENOENT if absent. An io (label-less) namespace is untagged. */
+/* Read one namespace; -ENOENT if absent. An io (label-less) namespace is untagged; its
+ * dimm_slot says where the slot map (slots.h) may name its tag. */
 int nd_read_namespace(struct sysfs *s, const char *name, struct nd_namespace *ret);
 /* All namespaces. Free with free(). */
 int nd_scan(struct sysfs *s, struct nd_namespace **ret, size_t *ret_count);

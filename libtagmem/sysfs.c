@@ -63,19 +63,16 @@ static const char *rel(const char *path)
 	return *path ? path : ".";
 }
 
-int sysfs_read(struct sysfs *s, const char *path, char *buf, size_t size)
+int sysfs_read_raw(struct sysfs *s, const char *path, void *buf, size_t size, size_t *ret_len)
 {
 	_cleanup_close_ int fd = -1;
-	char tmp[SYSFS_ATTR_MAX + 1];
 	size_t len = 0;
 
-	if (size == 0)
-		return -EINVAL;
 	fd = openat(s->rootfd, rel(path), O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
 		return -errno;
 	for (;;) {
-		ssize_t n = read(fd, tmp + len, sizeof(tmp) - len);
+		ssize_t n = read(fd, (char *)buf + len, size - len);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -84,10 +81,24 @@ int sysfs_read(struct sysfs *s, const char *path, char *buf, size_t size)
 		if (n == 0)
 			break;
 		len += (size_t)n;
-		if (len == sizeof(tmp))
-			return -EFBIG; /* no attribute we read is anywhere near a page */
+		if (len == size)
+			return -EFBIG; /* bigger than the caller allows: not the file it expects */
 	}
-	return sysfs_attr_text(tmp, len, buf, size);
+	*ret_len = len;
+	return 0;
+}
+
+int sysfs_read(struct sysfs *s, const char *path, char *buf, size_t size)
+{
+	char tmp[SYSFS_ATTR_MAX + 1];
+	size_t len;
+	int r;
+
+	if (size == 0)
+		return -EINVAL;
+	/* no attribute we read is anywhere near a page */
+	r = sysfs_read_raw(s, path, tmp, sizeof(tmp), &len);
+	return r < 0 ? r : sysfs_attr_text(tmp, len, buf, size);
 }
 
 int sysfs_attr_text(const char *raw, size_t len, char *buf, size_t size)

@@ -28,6 +28,8 @@ int sysfs_root_fd(struct sysfs *s);
 
 /* Read an attribute (path relative to the root) without its trailing newline. */
 int sysfs_read(struct sysfs *s, const char *path, char *buf, size_t size);
+/* The bytes of a file (binary: firmware tables), at most size - 1 of them; -EFBIG if larger. */
+int sysfs_read_raw(struct sysfs *s, const char *path, void *buf, size_t size, size_t *ret_len);
 /* Decimal or 0x-prefixed hex ("%#llx", as DCD extents print); nothing else. */
 int sysfs_read_u64(struct sysfs *s, const char *path, uint64_t *ret_val);
 /* A UUID attribute. An empty or all-zero value means "no tag": *ret_tagged = false. */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "slots.h"
 #include "util.h"
 #include "view.h"
 
@@ -33,6 +34,8 @@ bool view_namespace_admitted(const struct nd_namespace *ns, enum view_nd_policy 
 {
 	if (!ns->tagged)
 		return false;
+	if (ns->from_slot)
+		return policy != VIEW_ND_NONE; /* the hypervisor named it a tagmem tag */
 	switch (policy) {
 	case VIEW_ND_ALL: return true;
 	case VIEW_ND_NONE: return false;
@@ -143,6 +146,7 @@ static int add_dcd(struct sysfs *s, struct view *v)
 /* NVDIMM namespaces (few): appended, then the whole view is sorted again. */
 static int add_namespaces(struct sysfs *s, const struct view_options *o, struct view *v)
 {
+	_cleanup_free_ struct slot_map *slots = NULL;
 	struct nd_namespace *ns = NULL;
 	size_t n = 0, before = v->n;
 	int r = nd_scan(s, &ns, &n);
@@ -152,6 +156,20 @@ static int add_namespaces(struct sysfs *s, const struct view_options *o, struct 
 	for (size_t i = 0; i < n; i++) {
 		struct view_tag *t;
 
+		if (ns[i].device[0] && !ns[i].tagged && ns[i].dimm_slot >= 0 &&
+		    o->nd_policy != VIEW_ND_NONE) {
+			/* label-less: the tag, if any, is the one the hypervisor named for its slot */
+			const tagmem_tag *named;
+
+			if (!slots && (slots = malloc(sizeof(*slots))) && slot_map_read(s, slots) < 0)
+				slot_map_init(slots);
+			named = slots ? slot_map_get(slots, (unsigned)ns[i].dimm_slot) : NULL;
+			if (named) {
+				ns[i].tag = *named;
+				ns[i].tagged = true;
+				ns[i].from_slot = true;
+			}
+		}
 		if (!ns[i].device[0] || !view_namespace_admitted(&ns[i], o->nd_policy))
 			continue;
 		if (view_find(v, &ns[i].tag))
@@ -167,6 +185,7 @@ static int add_namespaces(struct sysfs *s, const struct view_options *o, struct 
 		t->kind = ns[i].kind;
 		snprintf(t->device, sizeof(t->device), "%s", ns[i].device);
 		snprintf(t->ns, sizeof(t->ns), "%s", ns[i].name);
+		t->from_slot = ns[i].from_slot;
 		if (ns[i].kind == ND_KIND_DAX) {
 			uint64_t sz = o->dax_size ? o->dax_size(ns[i].device, o->userdata) : 0;
 			if (sz)

@@ -11,6 +11,9 @@
  *     device caught half-way through a claim, or holding something else, names nothing).
  *   - NVDIMM: a namespace with a label uuid carries it through its block or devdax device,
  *     if the namespace policy admits it (default: label name starting with "tagmem").
+ *   - NVDIMM without a label (capacity brokerd must not write into, e.g. a DCD tag handed
+ *     to a VM): the tag the hypervisor names for the DIMM's slot (slots.h), unless the
+ *     policy is "none".
  *   - A tag present as both is the DCD tag: the namespace would be a second name for it.
  */
 #ifndef TAGMEM_VIEW_H
@@ -41,6 +44,7 @@ struct view_tag {
 	char device[DCD_NAME_MAX];   /* "dax3.1", "pmem0"; "" while no device carries it */
 	enum nd_kind kind;           /* ND_KIND_DAX or ND_KIND_PMEM once there is a device */
 	char ns[32];                 /* nvdimm: the namespace */
+	bool from_slot;              /* nvdimm: label-less, named by the hypervisor's slot map */
 };
 
 struct view {

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "qemu.h"
+#include "slots.h"
 #include "util.h"
 
 void qemu_ids(const tagmem_tag *tag, bool virtio_pmem, char object_id[QEMU_ID_MAX],
@@ -41,4 +42,17 @@ int qemu_args_build(const struct qemu_dev_spec *spec, char *object, size_t olen,
 	if (n < 0 || (size_t)n >= dlen)
 		return -ENAMETOOLONG;
 	return 0;
+}
+
+int qemu_smbios_build(const struct qemu_dev_spec *spec, char *buf, size_t len)
+{
+	char oem[SLOT_OEM_MAX];
+	int n;
+
+	if (spec->labelled || spec->virtio_pmem || spec->slot >= NVDIMM_MAX_SLOTS)
+		return -EINVAL;
+	/* a cold-plugged DIMM keeps its slot for the VM's life, so the firmware table stays true */
+	slot_oem_string(spec->slot, &spec->tag, oem);
+	n = snprintf(buf, len, "type=11,value=%s", oem);
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }

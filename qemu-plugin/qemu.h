@@ -94,6 +94,13 @@ int qemu_args_build(const struct qemu_dev_spec *spec, char *object, size_t olen,
 		    size_t dlen);
 #define QEMU_ARG_MAX 192
 
+/*
+ * The -smbios value that names a label-less nvdimm's tag to the guest (libtagmem's slot map):
+ * "type=11,value=tagmem.nvdimm.<slot>=<uuid>". Labelled and virtio-pmem devices need none;
+ * -EINVAL for them.
+ */
+int qemu_smbios_build(const struct qemu_dev_spec *spec, char *buf, size_t len);
+
 /* The QEMU ids of a tag's memory backend and device (the same for -object/-device and for
  * hot-plug over QMP): "tm-<tag>", "tmnv-<tag>" or "tmvp-<tag>". */
 #define QEMU_ID_MAX 48

@@ -4,8 +4,10 @@
  *   tagmem-id [--root DIR] [--nd-namespaces POLICY] DEVPATH
  * Prints udev properties for a device that carries a tag by the same rules brokerd and
  * `tagmem lookup` use (libtagmem's view: a CXL DCD device holding exactly its tag's extents,
- * or an NVDIMM namespace label uuid the namespace policy admits):
+ * an NVDIMM namespace label uuid the namespace policy admits, or the tag the hypervisor names
+ * for a label-less NVDIMM's slot):
  *   TAGMEM_TAG=<uuid>  TAGMEM_KIND=dax|pmem  TAGMEM_SOURCE=cxl|nvdimm  [TAGMEM_NAMESPACE=…]
+ *   [TAGMEM_NAMED_BY=label|slot]  (nvdimm: its label, or the hypervisor's slot map)
  * and nothing (exit 0) for a device without a stable tag: no guessing, no symlink.
  */
 #include <stdio.h>
@@ -64,5 +66,7 @@ int main(int argc, char **argv)
 	printf("TAGMEM_SOURCE=%s\n", t.source == VIEW_SOURCE_CXL ? "cxl" : "nvdimm");
 	if (t.ns[0])
 		printf("TAGMEM_NAMESPACE=%s\n", t.ns);
+	if (t.source == VIEW_SOURCE_NVDIMM)
+		printf("TAGMEM_NAMED_BY=%s\n", t.from_slot ? "slot" : "label");
 	return 0;
 }

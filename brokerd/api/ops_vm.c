@@ -176,7 +176,7 @@ void op_qemu_args(struct request *rq)
 			.devdax = !tag_is_image(e),
 			.virtio_pmem = vpmem,
 		};
-		char object[PATH_MAX + QEMU_ARG_MAX], device[QEMU_ARG_MAX];
+		char object[PATH_MAX + QEMU_ARG_MAX], device[QEMU_ARG_MAX], smbios[QEMU_ARG_MAX];
 		struct json_object *d;
 
 		/* checked above: the core agrees, so this cannot be refused now */
@@ -186,10 +186,17 @@ void op_qemu_args(struct request *rq)
 		json_object_array_add(argv, json_object_new_string(object));
 		json_object_array_add(argv, json_object_new_string("-device"));
 		json_object_array_add(argv, json_object_new_string(device));
+		if (qemu_smbios_build(&spec, smbios, sizeof(smbios)) == 0) {
+			/* no label in bytes brokerd must not write: the firmware names the tag */
+			json_object_array_add(argv, json_object_new_string("-smbios"));
+			json_object_array_add(argv, json_object_new_string(smbios));
+		}
 		d = json_object_new_object();
 		json_object_object_add(d, "tag", json_object_new_string(e->tag_str));
 		json_object_object_add(d, "slot", json_object_new_int(slots[i]));
 		json_object_object_add(d, "labelled", json_object_new_boolean(spec.labelled));
+		json_object_object_add(d, "tag_in_guest", json_object_new_string(
+			vpmem ? "none" : spec.labelled ? "label" : "firmware"));
 		json_object_object_add(d, "object", json_object_new_string(object));
 		json_object_object_add(d, "device", json_object_new_string(device));
 		json_object_array_add(devs, d);

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "qemu.h"
+#include "slots.h"
 
 static int put(const char *dir, const char *target, const char *name, const void *data,
 	       size_t len)
@@ -48,6 +49,21 @@ int main(int argc, char **argv)
 	r |= PUTS("qmp", "session", "{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 0, \"minor\": 2, \"major\": 7}}, \"capabilities\": [\"oob\"]}}\r\n{\"return\": {}}\r\n{\"timestamp\": {\"seconds\": 1, \"microseconds\": 2}, \"event\": \"RESUME\"}\r\n{\"return\": true, \"id\": 2}\r\n");
 	r |= PUTS("qmp", "error", "{\"QMP\": {\"version\": {}, \"capabilities\": []}}\n{\"return\": {}, \"id\": 1}\n{\"error\": {\"class\": \"GenericError\", \"desc\": \"invalid slot\"}, \"id\": 2}\n");
 	tagmem_tag_parse("6f1c2a9e-0b7d-4c1e-9a51-3d2f8e7b4c10", &tag);
+	{
+		/* an OEM-strings structure as QEMU builds it from two -smbios type=11 values */
+		char oem[SLOT_OEM_MAX];
+		uint8_t smbios[256] = { 11, 5, 0x00, 0x0e, 2 };
+		size_t len = 5;
+
+		slot_oem_string(0, &tag, oem);
+		memcpy(smbios + len, oem, strlen(oem) + 1);
+		len += strlen(oem) + 1;
+		memcpy(smbios + len, "other-vendor=1", 15);
+		len += 15;
+		smbios[len++] = 0;
+		r |= put(dir, "slots", "smbios", smbios, len);
+	}
+	r |= PUTS("slots", "lines", "0 6f1c2a9e-0b7d-4c1e-9a51-3d2f8e7b4c10\n255 11111111-2222-4333-8444-555555555555\n");
 	if (label_area_build(area, &tag, "tagmem", 1, 16u << 20) == 0)
 		r |= put(dir, "labels", "one-label", area, 1024); /* the rest is zero */
 	else
