@@ -44,6 +44,9 @@ static void usage(FILE *f)
 		"      --upkeep-interval MS    how often image budgets are checked [50]\n"
 		"      --pressure TRIGGER      PSI memory trigger that starts eviction, or none\n"
 		"                              [\"some 150000 2000000\"]\n"
+		"      --guest-dir DIR         guest channel sockets (one per VM), or none\n"
+		"                              [the socket's directory/guests]\n"
+		"      --guest-rate N          requests per second one guest gets handled [100]\n"
 		"  -v, --verbose               log debug messages\n"
 		"  -h, --help                  show this help\n"
 		"      --version               print the version\n\n"
@@ -95,7 +98,8 @@ enum {
 	OPT_SIM_ROOT = 256, OPT_SIM_REGION_SIZE, OPT_MAX_CLIENTS, OPT_MAX_LINE,
 	OPT_MAX_SUBSCRIBERS, OPT_MAX_OUTPUT, OPT_REQUEST_TIMEOUT, OPT_MAX_TAGS, OPT_VERSION,
 	OPT_FLUSH_WORKERS = 400, OPT_DIRTY_BUDGET, OPT_RESIDENT_BUDGET, OPT_UPKEEP_INTERVAL,
-	OPT_PRESSURE, OPT_MAX_CLIENTS_PER_UID = 500, OPT_MAX_OUTPUT_TOTAL,
+	OPT_PRESSURE, OPT_MAX_CLIENTS_PER_UID = 500, OPT_MAX_OUTPUT_TOTAL, OPT_GUEST_DIR = 600,
+	OPT_GUEST_RATE,
 };
 
 int main(int argc, char **argv)
@@ -123,6 +127,8 @@ int main(int argc, char **argv)
 		{ "resident-budget", required_argument, NULL, OPT_RESIDENT_BUDGET },
 		{ "upkeep-interval", required_argument, NULL, OPT_UPKEEP_INTERVAL },
 		{ "pressure", required_argument, NULL, OPT_PRESSURE },
+		{ "guest-dir", required_argument, NULL, OPT_GUEST_DIR },
+		{ "guest-rate", required_argument, NULL, OPT_GUEST_RATE },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
@@ -227,6 +233,12 @@ int main(int argc, char **argv)
 			break;
 		case OPT_PRESSURE:
 			settings.pressure = strcmp(optarg, "none") ? optarg : NULL;
+			break;
+		case OPT_GUEST_DIR: settings.guest_dir = optarg; break;
+		case OPT_GUEST_RATE:
+			if (parse_count("guest-rate", optarg, 1, 100000, &v) < 0)
+				return 2;
+			settings.guest_rate = (unsigned)v;
 			break;
 		case 'v': log_set_max_priority(7); break;
 		case 'h': usage(stdout); return 0;

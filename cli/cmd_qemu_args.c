@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * tagmem qemu-args UUID… [--vm NAME] [--mode nvdimm|virtio-pmem] [--shell]: claim the tags
- * for a VM and print the QEMU arguments that hand them to it (one per line, or --shell: one
- * shell-quoted line).
+ * tagmem qemu-args [UUID…] --vm NAME [--mode nvdimm|virtio-pmem] [--no-channel] [--shell]:
+ * claim the tags for a VM and print the QEMU arguments that hand them to it, with the VM's
+ * guest channel (one per line, or --shell: one shell-quoted line). Without tags: only the
+ * channel, for a VM that gets its tags hot-plugged.
  */
 #include <getopt.h>
 #include <string.h>
@@ -28,26 +29,29 @@ int cmd_qemu_args(struct cli *cli, int argc, char **argv)
 		{ "vm", required_argument, NULL, 'v' },
 		{ "shell", no_argument, NULL, 's' },
 		{ "mode", required_argument, NULL, 'm' },
+		{ "no-channel", no_argument, NULL, 'n' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
-	static const char synopsis[] = "UUID... --vm NAME [--mode nvdimm|virtio-pmem] [--shell]";
+	static const char synopsis[] = "[UUID...] --vm NAME [--mode nvdimm|virtio-pmem] "
+				       "[--no-channel] [--shell]";
 	_cleanup_json_ struct json_object *req = NULL, *reply = NULL;
 	struct json_object *result, *tags, *args;
 	const char *vm = NULL, *mode = NULL;
-	bool shell = false;
+	bool shell = false, channel = true;
 	int opt, r;
 
 	while ((opt = getopt_long(argc, argv, "v:sm:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'v': vm = optarg; break;
 		case 's': shell = true; break;
+		case 'n': channel = false; break;
 		case 'm': mode = optarg; break;
 		case 'h': return cli_usage(cli, "qemu-args", synopsis, false);
 		default: return cli_usage(cli, "qemu-args", synopsis, true);
 		}
 	}
-	if (optind == argc)
+	if (optind == argc && !channel)
 		return cli_usage(cli, "qemu-args", synopsis, true);
 	if (!vm) {
 		/* the tags are claimed for that VM: a made-up name would hold them for nobody */
@@ -69,6 +73,8 @@ int cmd_qemu_args(struct cli *cli, int argc, char **argv)
 	if (mode)
 		json_object_object_add(req, "mode", json_object_new_string(mode));
 	json_object_object_add(req, "tags", tags);
+	if (!channel)
+		json_object_object_add(req, "channel", json_object_new_boolean(false));
 	r = cli_call(cli, req, &reply, &result);
 	if (r < 0)
 		return -r;

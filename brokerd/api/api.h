@@ -23,6 +23,8 @@ struct backend;
 struct client;
 struct core;
 struct dataplane;
+struct guest_vm;
+struct guests;
 struct json_object;
 struct loop;
 struct server;
@@ -38,9 +40,10 @@ struct api {
 	struct backend *backend;
 	struct dataplane *dp;
 	struct vms *vms;
+	struct guests *guests;        /* guest channels; NULL when off */
 	uid_t uid;                    /* the daemon's own uid: may drive the simulated FM */
 	uint64_t started_usec;
-	uint64_t requests, errors;
+	uint64_t requests, errors, guest_requests;
 	uint64_t next_flush_id;
 	int psi_fd;                   /* memory-pressure trigger, -1 when off (upkeep.c) */
 	uint64_t pressure_events;
@@ -68,6 +71,14 @@ void api_emit(struct api *api, struct json_object *event);
 /* The VM monitors' callbacks (ops_vm.c; userdata: the api). */
 void api_vm_job_done(void *api, struct attach_job *job);
 void api_vm_exited(void *api, const char *vm, uid_t uid);
+
+/* The guest channels' callbacks (ops_guest.c; userdata: the api). */
+void api_guest_connected(void *api, struct guest_vm *g);
+void api_guest_request(void *api, struct guest_vm *g, const char *line, size_t len);
+/* Tell VM (uid, vm)'s guest its slot map again (after its tags changed). */
+void api_guest_update(struct api *api, uid_t uid, const char *vm);
+/* At start: listen again for every VM that holds tags (its QEMU reconnects). */
+void api_guests_restore(struct api *api);
 
 /* Data-plane answers, budgets and memory pressure on the loop (upkeep.c). */
 int upkeep_start(struct api *api);

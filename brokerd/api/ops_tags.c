@@ -201,6 +201,7 @@ void op_release(struct request *rq)
 	const struct client_info *ci = client_info(rq->c);
 	struct tag *e = arg_tag(rq, NULL, true);
 	struct json_object *res;
+	struct tag_owner owner;
 	bool released = false;
 	uint64_t gen = 0;
 	int r;
@@ -213,6 +214,9 @@ void op_release(struct request *rq)
 			    e->tag_str, e->owner.uid);
 		return;
 	}
+	owner = e->owner;
+	if (!e->claimed)
+		owner.slot = -1;
 	res = json_object_new_object();
 	json_object_object_add(res, "tag", json_object_new_string(e->tag_str));
 	r = core_unclaim(rq->api->core, e, &released, &gen); /* may free e */
@@ -221,6 +225,8 @@ void op_release(struct request *rq)
 		reply_refusal(rq, r, e);
 		return;
 	}
+	if (owner.slot >= 0)
+		api_guest_update(rq->api, owner.uid, owner.name); /* a VM's tag: its guest learns */
 	json_object_object_add(res, "capacity_released", json_object_new_boolean(released));
 	reply_result(rq, res, gen);
 }

@@ -15,6 +15,7 @@
 #include <json-c/json.h>
 
 #include "dataplane.h"
+#include "guests.h"
 #include "log.h"
 #include "ops.h"
 #include "qemu.h"
@@ -63,6 +64,44 @@ static bool vm_path_usable(struct request *rq, struct tag *e)
 	return true;
 }
 
+/*
+ * The VM's guest channel: brokerd listens for it from now on, and QEMU gets a virtio-serial
+ * port connected to that socket (QEMU is the client and reconnects, so either may start
+ * first). Adds the arguments to argv and the socket to res; false after replying an error.
+ */
+static bool channel_args(struct request *rq, uid_t uid, const char *vm, struct json_object *argv,
+			 struct json_object *res)
+{
+	struct guest_vm *g;
+	char arg[PATH_MAX + 64];
+	int r = guests_open(rq->api->guests, uid, vm, &g);
+
+	if (r == -EUSERS) {
+		reply_error(rq, "too_many_vms", "uid %u has as many guest channels as brokerd "
+			    "allows; release the tags of VMs that have stopped", (unsigned)uid);
+		return false;
+	} else if (r < 0) {
+		reply_error(rq, "internal", "cannot open the guest channel of VM %s: %s", vm,
+			    strerror(-r));
+		return false;
+	}
+	if (strchr(guest_path(g), ',')) {
+		reply_error(rq, "invalid_argument", "QEMU cannot take the guest channel path %s "
+			    "(comma); start brokerd with another --guest-dir", guest_path(g));
+		return false;
+	}
+	snprintf(arg, sizeof(arg), "socket,id=tmgc,path=%s,reconnect=1", guest_path(g));
+	json_object_array_add(argv, json_object_new_string("-chardev"));
+	json_object_array_add(argv, json_object_new_string(arg));
+	json_object_array_add(argv, json_object_new_string("-device"));
+	json_object_array_add(argv, json_object_new_string("virtio-serial-pci,id=tmgs"));
+	json_object_array_add(argv, json_object_new_string("-device"));
+	json_object_array_add(argv, json_object_new_string(
+		"virtserialport,bus=tmgs.0,chardev=tmgc,name=" GUEST_PORT_NAME));
+	json_object_object_add(res, "channel", json_object_new_string(guest_path(g)));
+	return true;
+}
+
 void op_qemu_args(struct request *rq)
 {
 	struct api *api = rq->api;
@@ -73,7 +112,7 @@ void op_qemu_args(struct request *rq)
 	struct json_object *tags, *res, *argv, *devs;
 	struct tag_owner owner = { .uid = uid, .pid = client_info(rq->c)->pid };
 	const char *vm, *mode = "nvdimm";
-	bool vpmem;
+	bool vpmem, channel = true;
 	size_t n;
 	int r;
 
@@ -89,12 +128,18 @@ void op_qemu_args(struct request *rq)
 		return;
 	}
 	vpmem = !strcmp(mode, "virtio-pmem");
+	if (tagmem_json_get_bool(rq->msg, "channel", &channel) == -EINVAL) {
+		reply_error(rq, "invalid_argument", "\"channel\" must be true or false");
+		return;
+	}
+	channel = channel && api->guests;
 	snprintf(owner.name, sizeof(owner.name), "%s", vm);
+	/* no tags is fine with a channel: a VM that starts empty and gets tags hot-plugged */
 	if (!json_object_object_get_ex(rq->msg, "tags", &tags) ||
-	    !json_object_is_type(tags, json_type_array) || !(n = json_object_array_length(tags)) ||
-	    n > VM_MAX_TAGS) {
-		reply_error(rq, "invalid_argument", "\"tags\" must be an array of 1 to %d tags",
-			    VM_MAX_TAGS);
+	    !json_object_is_type(tags, json_type_array) || (n = json_object_array_length(tags)) >
+	    VM_MAX_TAGS || (n == 0 && !channel)) {
+		reply_error(rq, "invalid_argument", "\"tags\" must be an array of %d to %d tags",
+			    channel ? 0 : 1, VM_MAX_TAGS);
 		return;
 	}
 	/* Check everything first: a refused request changes nothing. */
@@ -147,6 +192,13 @@ void op_qemu_args(struct request *rq)
 		}
 		taken_now[slots[i]] = true;
 	}
+	res = json_object_new_object();
+	argv = json_object_new_array();
+	if (channel && !channel_args(rq, uid, vm, argv, res)) {
+		json_object_put(argv);
+		json_object_put(res);
+		return;
+	}
 	/* Labels into broker-owned capacity: the one step that can fail after the checks. */
 	for (size_t i = 0; i < n; i++) {
 		if (!tag_is_image(ents[i]) || ents[i]->cap.shared || vpmem)
@@ -159,11 +211,11 @@ void op_qemu_args(struct request *rq)
 				    "cannot write the label of %s into %s: %s", ents[i]->tag_str,
 				    ents[i]->cap.path, r == -EEXIST ? "it holds another namespace" :
 				    strerror(-r));
+			json_object_put(argv);
+			json_object_put(res);
 			return;
 		}
 	}
-	res = json_object_new_object();
-	argv = json_object_new_array();
 	devs = json_object_new_array();
 	json_object_object_add(res, "vm", json_object_new_string(vm));
 	for (size_t i = 0; i < n; i++) {
@@ -206,6 +258,7 @@ void op_qemu_args(struct request *rq)
 	json_object_object_add(res, "mode", json_object_new_string(mode));
 	/* what the machine needs: nvdimms need nvdimm=on; both need -m …,slots=,maxmem= */
 	json_object_object_add(res, "machine", json_object_new_string(vpmem ? "" : "nvdimm=on"));
+	api_guest_update(api, uid, vm); /* a running guest (more tags for it) learns at once */
 	reply_result(rq, res, core_persist(api->core));
 }
 
@@ -319,6 +372,7 @@ void op_attach(struct request *rq)
 		goto out;
 	}
 	job->tag = e->tag;
+	job->uid = ci->uid;
 	snprintf(job->vm, sizeof(job->vm), "%s", vm);
 	snprintf(job->mem_path, sizeof(job->mem_path), "%s", e->cap.path);
 	job->size = e->cap.size;
@@ -352,6 +406,8 @@ void op_attach(struct request *rq)
 			    "cannot start the monitor of VM %s", vm);
 		goto out;
 	}
+	/* the guest learns the slot's tag before the device arrives (label-less capacity) */
+	api_guest_update(api, ci->uid, vm);
 	return; /* the answer comes from api_vm_job_done(); the monitor owns qmp_fd */
 out:
 	if (qmp_fd >= 0)
@@ -373,6 +429,9 @@ void api_vm_job_done(void *userdata, struct attach_job *job)
 		json_object_object_add(res, "vm", json_object_new_string(job->vm));
 		json_object_object_add(res, "slot", json_object_new_int((int)job->slot));
 		json_object_object_add(res, "labelled", json_object_new_boolean(job->labelled));
+		json_object_object_add(res, "tag_in_guest", json_object_new_string(
+			job->labelled ? "label" : api->guests && guests_find(api->guests, job->uid,
+			job->vm) ? "channel" : "none"));
 		json_object_object_add(res, "qmp_usec", json_object_new_uint64(job->qmp_usec));
 		log_info("Attached tag %s to VM %s at nvdimm slot %u", e->tag_str, job->vm, job->slot);
 		core_attach_confirm(api->core, e, &gen);
@@ -388,6 +447,7 @@ void api_vm_job_done(void *userdata, struct attach_job *job)
 				snprintf(job->errcode, sizeof(job->errcode), "busy");
 		if (c)
 			reply_error(&rq, job->errcode, "%s", job->errmsg);
+		api_guest_update(api, job->uid, job->vm); /* the slot is free again */
 	}
 	if (job->label_fd >= 0)
 		close(job->label_fd);
@@ -400,6 +460,7 @@ void api_vm_exited(void *userdata, const char *vm, uid_t uid)
 	struct api *api = userdata;
 	unsigned n = core_vm_exited(api->core, vm, uid);
 
+	api_guest_update(api, uid, vm);
 	if (n)
 		log_info("VM %s exited: %u attached tag(s) released", vm, n);
 }

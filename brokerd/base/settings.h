@@ -35,6 +35,8 @@ struct broker_settings {
 	unsigned upkeep_interval_ms;  /* how often budgets are checked */
 	const char *pressure;         /* PSI trigger ("some 150000 2000000") or NULL: off */
 	const char *proc_root;        /* where /proc is ("/proc"; tests may point elsewhere) */
+	const char *guest_dir;        /* guest channel sockets; NULL: next to the socket; "none" */
+	unsigned guest_rate;          /* requests per second one guest gets handled */
 };
 
 void broker_settings_defaults(struct broker_settings *s);

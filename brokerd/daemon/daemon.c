@@ -22,6 +22,7 @@
 #include "core.h"
 #include "daemon.h"
 #include "dataplane.h"
+#include "guests.h"
 #include "log.h"
 #include "loop.h"
 #include "registry.h"
@@ -54,6 +55,35 @@ void broker_settings_defaults(struct broker_settings *s)
 	/* a 2 s window: without CAP_SYS_RESOURCE the kernel accepts only multiples of 2 s */
 	s->pressure = "some 150000 2000000";
 	s->proc_root = "/proc";
+	s->guest_rate = 100;
+}
+
+/* Guest channels live next to brokerd's socket unless told otherwise ("none": off). */
+static int start_guests(struct daemon *d, const struct guest_callbacks *cb)
+{
+	const struct broker_settings *s = &d->settings;
+	struct guest_limits lim = {
+		.max_line = 4096, .max_output = 256u << 10, .rate = s->guest_rate,
+		.burst = s->guest_rate * 2, .max_vms = 1024, .max_vms_per_uid = 64,
+	};
+	char dir[PATH_MAX];
+	const char *slash;
+	int r;
+
+	if (s->guest_dir && !strcmp(s->guest_dir, "none"))
+		return 0;
+	if (s->guest_dir) {
+		snprintf(dir, sizeof(dir), "%s", s->guest_dir);
+	} else {
+		slash = strrchr(s->socket_path, '/');
+		snprintf(dir, sizeof(dir), "%.*s/guests", slash ? (int)(slash - s->socket_path) : 1,
+			 slash ? s->socket_path : ".");
+	}
+	r = guests_new(d->api.loop, dir, &lim, cb, &d->api.guests);
+	if (r < 0)
+		log_err("Failed to open the guest channel directory %s: %s (--guest-dir none "
+			"turns guest channels off)", dir, strerror(-r));
+	return r;
 }
 
 /* ---- the core's callbacks ---- */
@@ -264,6 +294,9 @@ int daemon_init(struct daemon *d, const struct broker_settings *settings)
 		.userdata = &d->api, .job_done = api_vm_job_done, .exited = api_vm_exited,
 	};
 	const struct server_callbacks server_cb = { .userdata = &d->api, .request = api_request };
+	const struct guest_callbacks guest_cb = {
+		.userdata = &d->api, .connected = api_guest_connected, .request = api_guest_request,
+	};
 	struct api *a = &d->api;
 	struct rlimit rl;
 	int r;
@@ -335,6 +368,9 @@ int daemon_init(struct daemon *d, const struct broker_settings *settings)
 	r = server_new(a->loop, &d->settings, &server_cb, &a->server);
 	if (r < 0)
 		return r;
+	r = start_guests(d, &guest_cb);
+	if (r < 0)
+		return r;
 	r = restore_registry(d);
 	if (r < 0)
 		return r;
@@ -344,6 +380,7 @@ int daemon_init(struct daemon *d, const struct broker_settings *settings)
 		return r;
 	}
 	core_restore_done(a->core);
+	api_guests_restore(a); /* VMs that hold tags: their QEMU reconnects to the same socket */
 	r = upkeep_start(a);
 	if (r < 0)
 		return r;
@@ -395,6 +432,8 @@ void daemon_fini(struct daemon *d)
 
 	vms_free(a->vms);
 	a->vms = NULL;
+	guests_free(a->guests);
+	a->guests = NULL;
 	upkeep_stop(a);
 	dataplane_stop(a->dp);
 	a->dp = NULL;

@@ -24,6 +24,7 @@ struct attach_job {
 	/* request */
 	tagmem_tag tag;
 	char vm[65];
+	uid_t uid;                   /* the VM's owner */
 	char mem_path[PATH_MAX];
 	uint64_t size, file_size;
 	bool labelled, devdax, image;

@@ -33,6 +33,7 @@ copy_bin() {
 copy_bin "$build/brokerd/brokerd" /usr/bin/brokerd
 copy_bin "$build/cli/tagmem" /usr/bin/tagmem
 copy_bin "$build/udev/tagmem-id" /lib/udev/tagmem-id
+copy_bin "$build/udev/tagmem-guestd" /usr/sbin/tagmem-guestd
 for lib in "$build"/libtagmem/libtagmem.so*; do cp -a "$lib" "$root/lib/"; done
 copy_bin /usr/bin/ndctl
 copy_bin /usr/bin/daxctl
@@ -50,7 +51,8 @@ printf 'root:x:0:\ndisk:x:6:\nkvm:x:104:\n' >"$root/etc/group"
 # kernel modules, in the order modprobe would load them
 modlist=$root/etc/modules.order
 : >"$modlist"
-for m in libnvdimm nfit nd_btt nd_pmem device_dax dax_pmem virtio_pci nd_virtio virtio_pmem; do
+for m in libnvdimm nfit nd_btt nd_pmem device_dax dax_pmem virtio_pci nd_virtio virtio_pmem \
+	virtio_console; do
 	modprobe -S "$kver" --show-depends --ignore-install "$m" 2>/dev/null |
 		awk '$1 == "insmod" {print $2}'
 done | awk '!seen[$0]++' | while read -r ko; do

@@ -15,7 +15,8 @@ N=e0e0e0e0-1111-4222-8333-444444444444
 start_host_brokerd --dirty-budget 0 --pressure none
 tagmem image create "$G/state/images/p.img" --size 32M --tag $P >/dev/null
 tagmem image create "$G/state/images/n.img" --size 32M --tag $N >/dev/null
-mapfile -t pargs < <(tagmem qemu-args $P --vm flush --mode virtio-pmem)
+# a second call for the same VM: the first one brings the guest channel
+mapfile -t pargs < <(tagmem qemu-args $P --vm flush --mode virtio-pmem --no-channel)
 mapfile -t nargs < <(tagmem qemu-args $N --vm flush)
 printf '%s\n' "${pargs[@]}" | grep -q '^virtio-pmem-pci,' ||
 	{ echo "FAIL: qemu-args --mode virtio-pmem printed: ${pargs[*]}"; exit 1; }

@@ -1,0 +1,408 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Guest channels (guests.h): one listening socket per VM, at most one connection each. */
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "guests.h"
+#include "list.h"
+#include "log.h"
+#include "loop.h"
+#include "util.h"
+
+#define REFILL_MS 100
+
+struct guest_vm {
+	struct list_node node;
+	struct guests *gs;
+	uid_t uid;
+	char name[65];
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	int lfd;                    /* listening */
+	int fd;                     /* the connection, or -1 */
+	char *in;                   /* max_line bytes */
+	size_t in_len;
+	char *out;
+	size_t out_len, out_off, out_cap;
+	unsigned tokens;            /* requests it may still have handled now */
+	bool paused;                /* out of tokens: not reading until the refill */
+};
+
+struct guests {
+	struct loop *loop;
+	char dir[PATH_MAX];
+	int dirfd;
+	struct guest_limits lim;
+	struct guest_callbacks cb;
+	struct list_head vms;
+	unsigned nvms;
+};
+
+uid_t guest_uid(const struct guest_vm *g) { return g->uid; }
+const char *guest_name(const struct guest_vm *g) { return g->name; }
+const char *guest_path(const struct guest_vm *g) { return g->path; }
+bool guest_connected(const struct guest_vm *g) { return g->fd >= 0; }
+
+static void conn_events(struct guest_vm *g)
+{
+	uint32_t ev = g->paused ? 0 : EPOLLIN;
+
+	if (g->out_len > g->out_off)
+		ev |= EPOLLOUT;
+	loop_mod_fd(g->gs->loop, g->fd, ev);
+}
+
+static void disconnect(struct guest_vm *g, const char *why)
+{
+	if (g->fd < 0)
+		return;
+	log_info("Guest channel of VM %s (uid %u): %s", g->name, g->uid, why);
+	loop_del_fd(g->gs->loop, g->fd);
+	close(g->fd);
+	g->fd = -1;
+	free(g->in);
+	free(g->out);
+	g->in = g->out = NULL;
+	g->in_len = g->out_len = g->out_off = g->out_cap = 0;
+	g->paused = false;
+}
+
+static void flush_out(struct guest_vm *g)
+{
+	while (g->out_off < g->out_len) {
+		ssize_t n = send(g->fd, g->out + g->out_off, g->out_len - g->out_off,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN)
+				disconnect(g, "write failed");
+			return;
+		}
+		g->out_off += (size_t)n;
+	}
+	g->out_off = g->out_len = 0;
+}
+
+void guest_send(struct guests *gs, struct guest_vm *g, struct json_object *msg)
+{
+	const char *s = json_object_to_json_string_ext(msg, JSON_C_TO_STRING_PLAIN);
+	size_t n = strlen(s);
+
+	if (g->fd < 0)
+		goto out;
+	if (g->out_len - g->out_off + n + 1 > gs->lim.max_output) {
+		/* it does not read what it is sent: not brokerd's memory to hold */
+		disconnect(g, "it stopped reading (output limit)");
+		goto out;
+	}
+	if (g->out_len + n + 1 > g->out_cap) {
+		size_t cap = g->out_len + n + 1 + 4096;
+		char *p;
+
+		if (g->out_off) { /* compact first */
+			memmove(g->out, g->out + g->out_off, g->out_len - g->out_off);
+			g->out_len -= g->out_off;
+			g->out_off = 0;
+		}
+		p = realloc(g->out, cap);
+		if (!p) {
+			disconnect(g, "out of memory");
+			goto out;
+		}
+		g->out = p;
+		g->out_cap = cap;
+	}
+	memcpy(g->out + g->out_len, s, n);
+	g->out[g->out_len + n] = '\n';
+	g->out_len += n + 1;
+	flush_out(g);
+	if (g->fd >= 0)
+		conn_events(g);
+out:
+	json_object_put(msg);
+}
+
+/* Handle the complete lines in the buffer while the VM has tokens. */
+static void handle_lines(struct guest_vm *g)
+{
+	struct guests *gs = g->gs;
+	size_t off = 0;
+
+	while (g->fd >= 0 && g->tokens > 0) {
+		char *nl = memchr(g->in + off, '\n', g->in_len - off);
+		size_t len;
+
+		if (!nl)
+			break;
+		len = (size_t)(nl - (g->in + off));
+		*nl = '\0';
+		g->tokens--;
+		gs->cb.request(gs->cb.userdata, g, g->in + off, len);
+		off += len + 1;
+	}
+	if (g->fd < 0)
+		return;
+	memmove(g->in, g->in + off, g->in_len - off);
+	g->in_len -= off;
+	/* out of tokens with a line waiting: stop reading; the refill resumes it */
+	g->paused = g->tokens == 0;
+	conn_events(g);
+}
+
+static void conn_ready(struct loop *l, int fd, uint32_t events, void *data)
+{
+	struct guest_vm *g = data;
+
+	(void)l;
+	(void)fd;
+	if (events & EPOLLOUT) {
+		flush_out(g);
+		if (g->fd < 0)
+			return;
+	}
+	if ((events & EPOLLIN) && !g->paused) {
+		ssize_t n = recv(g->fd, g->in + g->in_len, g->gs->lim.max_line - g->in_len,
+				 MSG_DONTWAIT);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+			disconnect(g, "closed");
+			return;
+		}
+		if (n > 0)
+			g->in_len += (size_t)n;
+		handle_lines(g);
+		if (g->fd >= 0 && g->in_len == g->gs->lim.max_line &&
+		    !memchr(g->in, '\n', g->in_len)) {
+			disconnect(g, "a line longer than the limit");
+			return;
+		}
+	} else if (events & (EPOLLHUP | EPOLLERR)) {
+		disconnect(g, "closed");
+		return;
+	}
+	if (g->fd >= 0)
+		conn_events(g);
+}
+
+static void accept_ready(struct loop *l, int fd, uint32_t events, void *data)
+{
+	struct guest_vm *g = data;
+	struct ucred peer;
+	socklen_t len = sizeof(peer);
+	int c;
+
+	(void)events;
+	c = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (c < 0)
+		return;
+	if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &peer, &len) < 0 ||
+	    (peer.uid != g->uid && peer.uid != 0)) {
+		/* the socket is the VM owner's (0600); anyone else got in by some other means */
+		log_warn("Guest channel of VM %s: refused a connection from uid %u", g->name,
+			 (unsigned)peer.uid);
+		close(c);
+		return;
+	}
+	disconnect(g, "replaced by a new connection");
+	g->in = malloc(g->gs->lim.max_line);
+	if (!g->in || loop_add_fd(l, c, EPOLLIN, conn_ready, g) < 0) {
+		free(g->in);
+		g->in = NULL;
+		close(c);
+		return;
+	}
+	g->fd = c;
+	g->tokens = g->gs->lim.burst;
+	log_info("Guest channel of VM %s (uid %u) connected", g->name, g->uid);
+	g->gs->cb.connected(g->gs->cb.userdata, g);
+}
+
+static int64_t refill(struct loop *l, void *data)
+{
+	struct guests *gs = data;
+	unsigned add = gs->lim.rate * REFILL_MS / 1000;
+	struct guest_vm *g;
+
+	(void)l;
+	list_for_each(g, &gs->vms, node) {
+		if (g->fd < 0)
+			continue;
+		g->tokens = g->tokens + (add ? add : 1) > gs->lim.burst ? gs->lim.burst :
+			    g->tokens + (add ? add : 1);
+		if (g->paused) {
+			g->paused = false;
+			handle_lines(g); /* what waited first, then reading again */
+		}
+	}
+	return REFILL_MS;
+}
+
+int guests_path(const struct guests *gs, uid_t uid, const char *name, char *buf, size_t len)
+{
+	int n = snprintf(buf, len, "%s/%u-%s.sock", gs->dir, (unsigned)uid, name);
+
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+struct guest_vm *guests_find(struct guests *gs, uid_t uid, const char *name)
+{
+	struct guest_vm *g;
+
+	list_for_each(g, &gs->vms, node)
+		if (g->uid == uid && !strcmp(g->name, name))
+			return g;
+	return NULL;
+}
+
+/*
+ * Listen at dir/<uid>-<name>.sock, owned by uid, 0600. The socket is bound under a temporary
+ * name, given its owner and mode, and only then renamed into place and listened on: nobody
+ * else can connect in between, and the directory is brokerd's own.
+ */
+static int listen_at(struct guests *gs, struct guest_vm *g)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	const char *base = strrchr(g->path, '/') + 1;
+	char tmp[sizeof(sa.sun_path)];
+	int fd, r;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.new", g->path) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	unlinkat(gs->dirfd, strrchr(tmp, '/') + 1, 0);
+	memcpy(sa.sun_path, tmp, strlen(tmp) + 1);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		goto fail;
+	if ((g->uid != geteuid() &&
+	     fchownat(gs->dirfd, strrchr(tmp, '/') + 1, g->uid, (gid_t)-1, AT_SYMLINK_NOFOLLOW) < 0) ||
+	    fchmodat(gs->dirfd, strrchr(tmp, '/') + 1, 0600, 0) < 0 ||
+	    renameat(gs->dirfd, strrchr(tmp, '/') + 1, gs->dirfd, base) < 0 || listen(fd, 4) < 0) {
+		r = -errno;
+		unlinkat(gs->dirfd, strrchr(tmp, '/') + 1, 0);
+		close(fd);
+		return r;
+	}
+	return fd;
+fail:
+	r = -errno;
+	close(fd);
+	return r;
+}
+
+int guests_open(struct guests *gs, uid_t uid, const char *name, struct guest_vm **ret)
+{
+	struct guest_vm *g = guests_find(gs, uid, name), *o;
+	unsigned mine = 0;
+	int r;
+
+	if (g) {
+		*ret = g;
+		return 0;
+	}
+	list_for_each(o, &gs->vms, node)
+		mine += o->uid == uid;
+	if (gs->nvms >= gs->lim.max_vms || (uid != 0 && mine >= gs->lim.max_vms_per_uid))
+		return -EUSERS;
+	if (strlen(name) >= sizeof(g->name))
+		return -EINVAL;
+	g = calloc(1, sizeof(*g));
+	if (!g)
+		return -ENOMEM;
+	g->gs = gs;
+	g->uid = uid;
+	g->fd = g->lfd = -1;
+	strcpy(g->name, name);
+	r = guests_path(gs, uid, name, g->path, sizeof(g->path));
+	if (r == 0)
+		r = g->lfd = listen_at(gs, g);
+	if (r >= 0)
+		r = loop_add_fd(gs->loop, g->lfd, EPOLLIN, accept_ready, g);
+	if (r < 0) {
+		if (g->lfd >= 0) {
+			close(g->lfd);
+			unlinkat(gs->dirfd, strrchr(g->path, '/') + 1, 0);
+		}
+		free(g);
+		return r;
+	}
+	list_add_tail(&gs->vms, &g->node);
+	gs->nvms++;
+	*ret = g;
+	return 0;
+}
+
+static void vm_free(struct guests *gs, struct guest_vm *g)
+{
+	disconnect(g, "closed by brokerd");
+	loop_del_fd(gs->loop, g->lfd);
+	close(g->lfd);
+	unlinkat(gs->dirfd, strrchr(g->path, '/') + 1, 0);
+	list_del(&g->node);
+	gs->nvms--;
+	free(g);
+}
+
+void guests_close(struct guests *gs, uid_t uid, const char *name)
+{
+	struct guest_vm *g = guests_find(gs, uid, name);
+
+	if (g)
+		vm_free(gs, g);
+}
+
+int guests_new(struct loop *loop, const char *dir, const struct guest_limits *limits,
+	       const struct guest_callbacks *cb, struct guests **ret)
+{
+	struct guests *gs;
+	int r;
+
+	if (strlen(dir) >= sizeof(gs->dir) || !limits->max_line || !limits->burst)
+		return -EINVAL;
+	r = mkdir_parents(dir, 0755);
+	if (r < 0)
+		return r;
+	gs = calloc(1, sizeof(*gs));
+	if (!gs)
+		return -ENOMEM;
+	gs->dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (gs->dirfd < 0) {
+		r = -errno;
+		free(gs);
+		return r;
+	}
+	gs->loop = loop;
+	strcpy(gs->dir, dir);
+	gs->lim = *limits;
+	gs->cb = *cb;
+	list_init(&gs->vms);
+	r = loop_add_timer(loop, REFILL_MS, refill, gs);
+	if (r < 0) {
+		close(gs->dirfd);
+		free(gs);
+		return r;
+	}
+	*ret = gs;
+	return 0;
+}
+
+void guests_free(struct guests *gs)
+{
+	struct guest_vm *g, *tmp;
+
+	if (!gs)
+		return;
+	list_for_each_safe(g, tmp, &gs->vms, node)
+		vm_free(gs, g);
+	close(gs->dirfd);
+	free(gs);
+}

@@ -1,0 +1,286 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * tagmem-guestd: the guest agent. It runs inside a VM, on the guest end of brokerd's guest
+ * channel (the virtio-serial port org.tagmem.guest.0), and keeps the slot map of label-less
+ * capacity hot-plugged into this VM in /run/tagmem/guest-slots, the file tagmem-id and
+ * `tagmem lookup` read (libtagmem's slot map). When a slot's tag changes it asks udev to look
+ * at that slot's device again, so /dev/disk/by-tag/<uuid> follows hot-plug.
+ *   tagmem-guestd [--port PATH] [--root DIR] [--once]
+ * The host is trusted no more than it must be: every message is bounded and validated, and a
+ * malformed one changes nothing.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "nd.h"
+#include "slots.h"
+#include "util.h"
+
+#define DEFAULT_PORT "/dev/virtio-ports/org.tagmem.guest.0"
+#define MAX_MESSAGE (64u << 10)
+#define RETRY_MS 200
+
+struct agent {
+	const char *root;
+	struct sysfs *sys;
+	struct slot_map map;  /* what the file says now */
+	bool once;
+};
+
+static void sleep_ms(unsigned ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/* The map from a "slots" event; -EBADMSG for anything but a list of {slot, tag}. */
+static int parse_slots(struct json_object *ev, struct slot_map *ret)
+{
+	struct json_object *arr;
+	size_t n;
+
+	slot_map_init(ret);
+	if (!json_object_object_get_ex(ev, "slots", &arr) ||
+	    !json_object_is_type(arr, json_type_array) ||
+	    (n = json_object_array_length(arr)) > SLOT_MAP_SLOTS)
+		return -EBADMSG;
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *o = json_object_array_get_idx(arr, i), *slot;
+		tagmem_tag tag;
+		int64_t s;
+
+		if (!json_object_is_type(o, json_type_object) ||
+		    !json_object_object_get_ex(o, "slot", &slot) ||
+		    !json_object_is_type(slot, json_type_int) ||
+		    (s = json_object_get_int64(slot)) < 0 || s >= SLOT_MAP_SLOTS ||
+		    tagmem_json_get_tag(o, "tag", &tag) < 0 || tagmem_tag_is_null(&tag))
+			return -EBADMSG;
+		slot_map_add(ret, (unsigned)s, &tag);
+	}
+	return 0;
+}
+
+static int write_map(struct agent *a, const struct slot_map *m)
+{
+	char dir[PATH_MAX], tmp[PATH_MAX], path[PATH_MAX];
+	_cleanup_free_ char *text = malloc(SLOT_MAP_SLOTS * 48);
+	size_t len = 0;
+	int fd, r;
+
+	if (!text)
+		return -ENOMEM;
+	for (unsigned s = 0; s < SLOT_MAP_SLOTS; s++) {
+		char t[TAGMEM_TAG_STRING_MAX];
+		const tagmem_tag *tag = slot_map_get(m, s);
+
+		if (tag)
+			len += (size_t)sprintf(text + len, "%u %s\n", s, tagmem_tag_format(tag, t));
+	}
+	if (snprintf(path, sizeof(path) - 4, "%s/" SLOT_MAP_FILE, a->root) >= (int)sizeof(path) - 4)
+		return -ENAMETOOLONG;
+	snprintf(dir, sizeof(dir), "%s", path);
+	*strrchr(dir, '/') = '\0';
+	r = mkdir_parents(dir, 0755);
+	if (r < 0)
+		return r;
+	/* whole or not at all: readers (udev workers) never see half a file */
+	snprintf(tmp, sizeof(tmp), "%.*s.new", (int)(sizeof(tmp) - 5), path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0)
+		return -errno;
+	r = write_all(fd, text, len);
+	if (close(fd) < 0 && r == 0)
+		r = -errno;
+	if (r == 0 && rename(tmp, path) < 0)
+		r = -errno;
+	if (r < 0)
+		unlink(tmp);
+	return r;
+}
+
+/* Ask udev to look again at the devices of the slots whose tag changed. */
+static void retrigger(struct agent *a, const struct slot_map *old, const struct slot_map *now)
+{
+	struct nd_namespace *ns = NULL;
+	size_t n = 0;
+
+	if (nd_scan(a->sys, &ns, &n) < 0)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		const tagmem_tag *x, *y;
+		char path[128];
+
+		if (ns[i].dimm_slot < 0 || !ns[i].device[0])
+			continue;
+		x = slot_map_get(old, (unsigned)ns[i].dimm_slot);
+		y = slot_map_get(now, (unsigned)ns[i].dimm_slot);
+		if ((!x && !y) || (x && y && !tagmem_tag_compare(x, y)))
+			continue;
+		snprintf(path, sizeof(path), ns[i].kind == ND_KIND_DAX ? "sys/bus/dax/devices/%s/uevent" :
+			 "sys/class/block/%s/uevent", ns[i].device);
+		if (sysfs_write(a->sys, path, "change") < 0)
+			fprintf(stderr, "tagmem-guestd: cannot ask udev about %s\n", ns[i].device);
+	}
+	free(ns);
+}
+
+/* One message from the host; true when it was a slot map, now applied. */
+static bool handle(struct agent *a, const char *line, size_t len)
+{
+	struct json_object *msg = NULL;
+	const char *ev;
+	struct slot_map now;
+	unsigned count = 0;
+	bool applied = false;
+
+	if (tagmem_msg_parse(line, len, MAX_MESSAGE, &msg) < 0 ||
+	    !json_object_is_type(msg, json_type_object)) {
+		fprintf(stderr, "tagmem-guestd: ignored a malformed message from the host\n");
+		goto out;
+	}
+	if (tagmem_json_get_string(msg, "event", &ev) < 0 || strcmp(ev, "slots"))
+		goto out; /* replies and events this agent has no use for */
+	if (parse_slots(msg, &now) < 0) {
+		fprintf(stderr, "tagmem-guestd: ignored a malformed slot map from the host\n");
+		goto out;
+	}
+	if (write_map(a, &now) < 0) {
+		fprintf(stderr, "tagmem-guestd: cannot write %s/%s: %m\n", a->root, SLOT_MAP_FILE);
+		goto out;
+	}
+	retrigger(a, &a->map, &now);
+	a->map = now;
+	for (unsigned s = 0; s < SLOT_MAP_SLOTS; s++)
+		count += slot_map_get(&now, s) != NULL;
+	printf("tagmem-guestd: slot map: %u tag(s)\n", count);
+	fflush(stdout);
+	applied = true;
+out:
+	json_object_put(msg);
+	return applied;
+}
+
+/* Serve the port until it fails; lines longer than MAX_MESSAGE are skipped whole. */
+static int serve(struct agent *a, int fd)
+{
+	static const char hello[] = "{\"id\":1,\"op\":\"hello\",\"protocol\":1}\n";
+	_cleanup_free_ char *buf = malloc(MAX_MESSAGE);
+	size_t len = 0;
+	bool skipping = false, greeted = false;
+
+	if (!buf)
+		return -ENOMEM;
+	for (;;) {
+		ssize_t n;
+		char *nl;
+
+		if (!greeted)
+			greeted = write(fd, hello, sizeof(hello) - 1) > 0;
+		n = read(fd, buf + len, MAX_MESSAGE - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0) {
+			/* the host end is not connected (brokerd restarting): wait for it */
+			greeted = false;
+			sleep_ms(RETRY_MS);
+			continue;
+		}
+		len += (size_t)n;
+		while ((nl = memchr(buf, '\n', len))) {
+			size_t l = (size_t)(nl - buf);
+
+			bool applied = !skipping && handle(a, buf, l);
+
+			skipping = false;
+			memmove(buf, nl + 1, len - l - 1);
+			len -= l + 1;
+			if (a->once && applied)
+				return 0;
+		}
+		if (len == MAX_MESSAGE) {
+			skipping = true; /* too long: drop it up to its newline */
+			len = 0;
+		}
+	}
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "port", required_argument, NULL, 'p' },
+		{ "root", required_argument, NULL, 'r' },
+		{ "once", no_argument, NULL, '1' },
+		{ "help", no_argument, NULL, 'h' },
+		{}
+	};
+	static const char usage[] = "Usage: tagmem-guestd [--port PATH] [--root DIR] [--once]\n"
+		"  --port PATH  the guest channel [" DEFAULT_PORT "]\n"
+		"  --root DIR   where /run and /sys are [/]\n"
+		"  --once       exit after the first message (tests)\n";
+	struct agent a = { .root = "/" };
+	const char *port = DEFAULT_PORT;
+	int opt, fd, r;
+
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'p': port = optarg; break;
+		case 'r': a.root = optarg; break;
+		case '1': a.once = true; break;
+		case 'h': fputs(usage, stdout); return 0;
+		default: fputs(usage, stderr); return 2;
+		}
+	}
+	if (optind != argc) {
+		fputs(usage, stderr);
+		return 2;
+	}
+	r = sysfs_open(a.root, &a.sys);
+	if (r < 0) {
+		fprintf(stderr, "tagmem-guestd: cannot open %s: %s\n", a.root, strerror(-r));
+		return 1;
+	}
+	slot_map_init(&a.map);
+	/* start from what the file says, so a restart retriggers only what changes */
+	{
+		char path[PATH_MAX], text[SLOT_MAP_SLOTS * 48];
+		ssize_t n;
+		int f;
+
+		snprintf(path, sizeof(path), "%s/" SLOT_MAP_FILE, a.root);
+		f = open(path, O_RDONLY | O_CLOEXEC);
+		if (f >= 0) {
+			n = read(f, text, sizeof(text));
+			if (n > 0)
+				slot_map_parse_lines(&a.map, text, (size_t)n);
+			close(f);
+		}
+	}
+	fd = open(port, O_RDWR | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		fprintf(stderr, "tagmem-guestd: cannot open the guest channel %s: %m (is the VM "
+			"started with the arguments of `tagmem qemu-args`?)\n", port);
+		sysfs_close(a.sys);
+		return 1;
+	}
+	r = serve(&a, fd);
+	close(fd);
+	sysfs_close(a.sys);
+	if (r < 0) {
+		fprintf(stderr, "tagmem-guestd: the guest channel failed: %s\n", strerror(-r));
+		return 1;
+	}
+	return 0;
+}
