@@ -64,13 +64,14 @@ static int image_create(struct cli *cli, int argc, char **argv)
 	static const struct option opts[] = {
 		{ "size", required_argument, NULL, 's' },
 		{ "tag", required_argument, NULL, 't' },
+		{ "layout", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
-	static const char synopsis[] = "create PATH --size SIZE [--tag UUID]";
+	static const char synopsis[] = "create PATH --size SIZE [--tag UUID] [--layout pmem|devdax]";
 	_cleanup_json_ struct json_object *req = NULL, *reply = NULL;
 	char path[PATH_MAX];
-	const char *sizearg = NULL, *tagarg = NULL, *s = NULL;
+	const char *sizearg = NULL, *tagarg = NULL, *s = NULL, *layout = NULL;
 	uint64_t size;
 	int opt, r;
 
@@ -78,6 +79,7 @@ static int image_create(struct cli *cli, int argc, char **argv)
 		switch (opt) {
 		case 's': sizearg = optarg; break;
 		case 't': tagarg = optarg; break;
+		case 'l': layout = optarg; break;
 		case 'h': return cli_usage(cli, "image", synopsis, false);
 		default: return cli_usage(cli, "image", synopsis, true);
 		}
@@ -89,11 +91,19 @@ static int image_create(struct cli *cli, int argc, char **argv)
 			"16 MiB), like 64M or 1G", sizearg);
 		return EXIT_USAGE;
 	}
+	if (layout && strcmp(layout, "pmem") && strcmp(layout, "devdax")) {
+		cli_err(cli, "--layout '%s': give pmem (a pmem disk in the guest, data at offset 0 "
+			"of the file) or devdax (/dev/daxX.Y in the guest; data after a 16 MiB header)",
+			layout);
+		return EXIT_USAGE;
+	}
 	if (absolute(cli, argv[optind], path) < 0)
 		return EXIT_USAGE;
 	req = tagmem_request_new("image_create");
 	json_object_object_add(req, "path", json_object_new_string(path));
 	json_object_object_add(req, "size", json_object_new_uint64(size));
+	if (layout)
+		json_object_object_add(req, "layout", json_object_new_string(layout));
 	r = send_image_request(cli, req, tagarg, &reply, &s);
 	if (r != EXIT_OK || !s)
 		return r;

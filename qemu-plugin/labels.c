@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bytes.h"
 #include "qemu.h"
 #include "util.h"
 
@@ -27,13 +28,6 @@ enum {
 	LBL_UUID = 0, LBL_NAME = 16, LBL_FLAGS = 80, LBL_NLABEL = 84, LBL_POSITION = 86,
 	LBL_COOKIE = 88, LBL_LBASIZE = 96, LBL_DPA = 104, LBL_RAWSIZE = 112, LBL_SLOT = 120,
 };
-
-static void put16(uint8_t *p, uint16_t v) { v = htole16(v); memcpy(p, &v, 2); }
-static void put32(uint8_t *p, uint32_t v) { v = htole32(v); memcpy(p, &v, 4); }
-static void put64(uint8_t *p, uint64_t v) { v = htole64(v); memcpy(p, &v, 8); }
-static uint16_t get16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return le16toh(v); }
-static uint32_t get32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return le32toh(v); }
-static uint64_t get64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return le64toh(v); }
 
 uint64_t label_isetcookie(unsigned slot)
 {

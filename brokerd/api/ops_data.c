@@ -101,7 +101,8 @@ void op_flush(struct request *rq)
 	if (!d)
 		return;
 	d->id = ++rq->api->next_flush_id;
-	d->off = off;
+	d->data_offset = e->image.data_offset;
+	d->off = d->data_offset + off; /* the data plane works in file offsets */
 	d->len = len;
 	if (wait) {
 		submit_waiting(rq, d);

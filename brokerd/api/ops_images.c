@@ -34,16 +34,50 @@ static struct tag *find_image_file(struct api *api, dev_t dev, ino_t ino)
 	return NULL;
 }
 
+/*
+ * Where the tag's data starts in an image file: after the prefix of the devdax layout when the
+ * file has a DAX info block for this tag, else at 0. The file says which, so it needs no
+ * other record. -EMEDIUMTYPE: an info block for something else.
+ */
+static int image_data_offset(int fd, const tagmem_tag *tag, uint64_t file_size,
+			     uint64_t *ret)
+{
+	uint8_t block[DAX_INFO_SIZE];
+	tagmem_tag parent;
+	uint64_t dataoff;
+	ssize_t n;
+	int r;
+
+	*ret = 0;
+	n = pread(fd, block, sizeof(block), DAX_INFO_OFFSET);
+	if (n < 0)
+		return -errno;
+	if (n != (ssize_t)sizeof(block))
+		return 0;
+	r = dax_info_parse(block, &parent, &dataoff);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0 || tagmem_tag_compare(&parent, tag) || dataoff != DAX_PREFIX ||
+	    file_size < DAX_PREFIX + NVDIMM_REGION_ALIGN + LABEL_TAIL)
+		return -EMEDIUMTYPE;
+	*ret = dataoff;
+	return 0;
+}
+
 int api_add_image(struct api *api, const tagmem_tag *tag, const char *path, int fd, int dfd,
 		  uint64_t file_size, const uint64_t budgets[2], struct tag **ret)
 {
 	struct image_io *io;
 	struct image_budgets bu = { .dirty = budgets ? budgets[0] : api->settings->dirty_budget,
 				    .resident = budgets ? budgets[1] : 0 };
+	uint64_t data_off;
 	int r;
 
 	if (core_find(api->core, tag))
 		return -EEXIST;
+	r = image_data_offset(fd, tag, file_size, &data_off);
+	if (r < 0)
+		return r;
 	r = image_io_open(fd, dfd, file_size - LABEL_TAIL, &io);
 	if (r < 0)
 		return r;
@@ -52,8 +86,8 @@ int api_add_image(struct api *api, const tagmem_tag *tag, const char *path, int 
 		return -EBUSY;
 	}
 	image_io_set_budgets(io, &bu);
-	r = core_add_image(api->core, tag, path, file_size, file_size - LABEL_TAIL, io, bu.dirty,
-			   bu.resident, ret);
+	r = core_add_image(api->core, tag, path, file_size, data_off,
+			   file_size - LABEL_TAIL - data_off, io, bu.dirty, bu.resident, ret);
 	if (r < 0)
 		image_io_unref(io);
 	return r;
@@ -124,13 +158,29 @@ static bool arg_confined(struct request *rq, const char *path, int *ret_dfd,
 	return true;
 }
 
+/* The devdax layout's info block: the guest kernel makes the data a dax device. */
+static int write_dax_info(int fd, const tagmem_tag *tag, uint64_t ns_size)
+{
+	uint8_t block[DAX_INFO_SIZE];
+	tagmem_tag dax_uuid;
+	int r;
+
+	tagmem_tag_generate(&dax_uuid);
+	r = dax_info_build(block, tag, &dax_uuid, ns_size);
+	if (r < 0)
+		return r;
+	if (pwrite(fd, block, sizeof(block), DAX_INFO_OFFSET) != (ssize_t)sizeof(block))
+		return -errno;
+	return 0;
+}
+
 void op_image_create(struct request *rq)
 {
 	struct api *api = rq->api;
 	char base[NAME_MAX + 1], full[PATH_MAX];
 	_cleanup_close_ int dfd = -1, fd = -1;
-	const char *path;
-	bool has_tag;
+	const char *path, *layout = "pmem";
+	bool has_tag, devdax;
 	tagmem_tag tag;
 	uint64_t size, file_size;
 	struct tag *e;
@@ -140,6 +190,14 @@ void op_image_create(struct request *rq)
 		reply_error(rq, "permission_denied", "only root or the daemon's user may create images");
 		return;
 	}
+	if (tagmem_json_get_string(rq->msg, "layout", &layout) == -EINVAL ||
+	    (strcmp(layout, "pmem") && strcmp(layout, "devdax"))) {
+		reply_error(rq, "invalid_argument", "\"layout\" must be \"pmem\" (data at offset 0 of "
+			    "the file; a pmem disk in the guest) or \"devdax\" (a 16 MiB header "
+			    "first; /dev/daxX.Y in the guest, its offset 0 the tag's)");
+		return;
+	}
+	devdax = !strcmp(layout, "devdax");
 	if (tagmem_json_get_string(rq->msg, "path", &path) < 0) {
 		reply_error(rq, "invalid_argument", "\"path\" must be an absolute file name");
 		return;
@@ -173,11 +231,13 @@ void op_image_create(struct request *rq)
 			    strerror(errno));
 		return;
 	}
-	file_size = size + LABEL_TAIL;
+	file_size = (devdax ? DAX_PREFIX : 0) + size + LABEL_TAIL;
 	/* sparse: costs nothing until written; the label (slot 0 until attached) makes the
 	 * file self-describing; the file and its name must be durable before the registry
 	 * that records them */
 	r = ftruncate(fd, (off_t)file_size) < 0 ? -errno : 0;
+	if (r == 0 && devdax)
+		r = write_dax_info(fd, &tag, file_size - LABEL_TAIL);
 	if (r == 0)
 		r = label_write_for_tag(fd, file_size, &tag, "tagmem", 0);
 	if (r == 0 && (fsync(fd) < 0 || fsync(dfd) < 0))
@@ -225,7 +285,7 @@ void op_image_adopt(struct request *rq)
 	struct tag *e;
 	const char *path;
 	struct stat st;
-	uint64_t size;
+	uint64_t size, data_off;
 	int r;
 
 	if (!is_privileged(rq)) {
@@ -287,6 +347,12 @@ void op_image_adopt(struct request *rq)
 		tagmem_tag_generate(&tag);
 	if (core_find(api->core, &tag)) {
 		reply_error(rq, "exists", "tag %s already names capacity", tagmem_tag_format(&tag, s));
+		return;
+	}
+	/* a refused adopt changes nothing: check the info block before labelling */
+	if (image_data_offset(fd, &tag, size, &data_off) == -EMEDIUMTYPE) {
+		reply_error(rq, "busy", "%s has a DAX info block that is not for tag %s; refusing "
+			    "to adopt it", full, tagmem_tag_format(&tag, s));
 		return;
 	}
 	if (!has_label) {

@@ -171,6 +171,11 @@ void op_qemu_args(struct request *rq)
 		}
 		if (!vm_path_usable(rq, e))
 			return;
+		if (vpmem && tag_is_image(e) && e->image.data_offset) {
+			reply_error(rq, "invalid_argument", "image %s has the devdax layout: virtio-pmem "
+				    "would show the guest its header; use nvdimm mode", e->tag_str);
+			return;
+		}
 		if (vpmem && (!tag_is_image(e) || e->cap.shared)) {
 			reply_error(rq, "invalid_argument", "tag %s is dax capacity: virtio-pmem is for "
 				    "images, whose host page cache QEMU can fsync; use nvdimm mode",

@@ -57,7 +57,8 @@ static struct json_object *result_json(struct api *api, struct dp_request *d)
 	case DP_FLUSH:
 		json_object_object_add(o, "flush_id", json_object_new_uint64(d->id));
 		json_object_object_add(o, "tag", json_object_new_string(d->tag_str));
-		json_object_object_add(o, "offset", json_object_new_uint64(d->off));
+		/* the caller's offset: into the tag's data, not the file */
+		json_object_object_add(o, "offset", json_object_new_uint64(d->off - d->data_offset));
 		json_object_object_add(o, "length", json_object_new_uint64(d->len));
 		json_object_object_add(o, "batch", json_object_new_uint64(d->batch));
 		json_object_object_add(o, "batch_size", json_object_new_int((int)d->batch_size));

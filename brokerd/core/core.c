@@ -533,8 +533,8 @@ unsigned core_vm_exited(struct core *c, const char *vm, uid_t uid)
 /* ---- images ---- */
 
 int core_add_image(struct core *c, const tagmem_tag *tag, const char *path, uint64_t file_size,
-		   uint64_t data_size, struct image_io *io, uint64_t dirty_budget,
-		   uint64_t resident_budget, struct tag **ret)
+		   uint64_t data_offset, uint64_t data_size, struct image_io *io,
+		   uint64_t dirty_budget, uint64_t resident_budget, struct tag **ret)
 {
 	struct tag *t;
 
@@ -550,6 +550,7 @@ int core_add_image(struct core *c, const tagmem_tag *tag, const char *path, uint
 	}
 	t->image.io = io;
 	t->image.file_size = file_size;
+	t->image.data_offset = data_offset;
 	t->image.dirty_budget = dirty_budget;
 	t->image.resident_budget = resident_budget;
 	t->cap.size = data_size; /* the guest sees the data part */

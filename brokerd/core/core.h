@@ -69,7 +69,9 @@ enum tag_vm {
 /* Images: broker-owned files. The core keeps the record; the data plane owns io. */
 struct tag_image {
 	struct image_io *io;    /* non-NULL for an image */
-	uint64_t file_size;     /* data + label tail */
+	uint64_t file_size;     /* [devdax prefix] + data + label tail */
+	uint64_t data_offset;   /* where the tag's offset 0 is in the file: 0, or the devdax
+				 * layout's prefix (the guest's DAX info block lives there) */
 	uint64_t dirty_budget, resident_budget; /* persisted; 0: none */
 	bool evicting;          /* a budget or pressure eviction is in flight (upkeep's) */
 };
@@ -200,8 +202,8 @@ uint64_t core_last_persist(struct core *c);
 
 /* A broker-owned image file as tagged capacity (ready at once). io is taken over. */
 int core_add_image(struct core *c, const tagmem_tag *tag, const char *path, uint64_t file_size,
-		   uint64_t data_size, struct image_io *io, uint64_t dirty_budget,
-		   uint64_t resident_budget, struct tag **ret);
+		   uint64_t data_offset, uint64_t data_size, struct image_io *io,
+		   uint64_t dirty_budget, uint64_t resident_budget, struct tag **ret);
 /* Budgets of an image changed (persisted). */
 uint64_t core_set_image_budgets(struct core *c, struct tag *t, uint64_t dirty,
 				uint64_t resident);

@@ -69,6 +69,8 @@ struct json_object *tag_to_json(const struct tag *t)
 	if (tag_is_image(t)) {
 		json_object_object_add(o, "image", json_object_new_boolean(true));
 		add_u64(o, "file_size", t->image.file_size);
+		add_str(o, "layout", t->image.data_offset ? "devdax" : "pmem");
+		add_u64(o, "data_offset", t->image.data_offset);
 	}
 	if (t->vm == TAG_VM_ATTACHED || t->vm == TAG_VM_DETACH_PENDING)
 		json_object_object_add(o, "attached", json_object_new_boolean(true));

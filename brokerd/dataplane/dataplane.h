@@ -82,7 +82,8 @@ struct dp_request {
 	uint64_t client_serial;      /* who to answer; 0 when nobody waits */
 	struct json_object *req_id;  /* the request's id (owned) when the client waits */
 	bool wait;                   /* answer when done instead of at once */
-	uint64_t off, len;           /* byte range of the image's data (DP_FLUSH) */
+	uint64_t off, len;           /* byte range of the image file (DP_FLUSH) */
+	uint64_t data_offset;        /* where the tag's data starts in the file (for replies) */
 	uint64_t target;             /* DP_EVICT: resident bytes to shrink to */
 	double fraction;             /* DP_EVICT: if > 0, shrink to this share of what is
 					resident when the worker starts (the loop's counts may be

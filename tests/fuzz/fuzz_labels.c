@@ -1,6 +1,6 @@
 /* libFuzzer target: an NVDIMM label area, as a guest (or anyone with the image) may have
  * written it. The input is the start of the area (index blocks and the first labels); the
- * rest of the 128 KiB is zero. */
+ * rest of the 128 KiB is zero. The same bytes as a devdax image's DAX info block. */
 #include <stdint.h>
 #include <string.h>
 
@@ -16,5 +16,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(area, 0, sizeof(area));
 	memcpy(area, data, size);
 	label_area_parse(area, li, 4);
+	{
+		tagmem_tag parent;
+		uint64_t dataoff;
+
+		dax_info_parse(area, &parent, &dataoff); /* the first 4 KiB */
+	}
 	return 0;
 }

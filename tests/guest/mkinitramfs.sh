@@ -34,6 +34,7 @@ copy_bin "$build/brokerd/brokerd" /usr/bin/brokerd
 copy_bin "$build/cli/tagmem" /usr/bin/tagmem
 copy_bin "$build/udev/tagmem-id" /lib/udev/tagmem-id
 copy_bin "$build/udev/tagmem-guestd" /usr/sbin/tagmem-guestd
+copy_bin "$build/tests/dax_peek" /usr/bin/dax_peek
 for lib in "$build"/libtagmem/libtagmem.so*; do cp -a "$lib" "$root/lib/"; done
 copy_bin /usr/bin/ndctl
 copy_bin /usr/bin/daxctl

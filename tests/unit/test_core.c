@@ -272,11 +272,11 @@ static void complete_view_sweeps(void **state)
 	tagmem_tag t2 = tag_of(T2);
 
 	reconcile_one(c, T1, 4 * MB, "dax0.1", CORE_VIEW_PARTIAL);
-	assert_int_equal(core_add_image(c, &t2, "/images/a.img", 18 * MB, 16 * MB,
+	assert_int_equal(core_add_image(c, &t2, "/images/a.img", 18 * MB, 0, 16 * MB,
 					(struct image_io *)0x1, 0, 0, &img), 0);
 	assert_int_equal(tag_state(img), TAG_READY);
 	assert_true(tag_is_image(img));
-	assert_int_equal(core_add_image(c, &t2, "/images/b.img", 18 * MB, 16 * MB,
+	assert_int_equal(core_add_image(c, &t2, "/images/b.img", 18 * MB, 0, 16 * MB,
 					(struct image_io *)0x1, 0, 0, NULL), -EEXIST);
 	events_are("tag_added:T1 tag_ready:T1 tag_added:T2 tag_ready:T2");
 	/* a partial view lacking T1 changes nothing */

@@ -188,6 +188,47 @@ static void args(void **state)
 	assert_int_equal(qemu_args_build(&spec, obj, sizeof(obj), dev, QEMU_ARG_MAX), 0);
 }
 
+/* The devdax layout's info block, byte for byte where the guest kernel reads it. */
+static void dax_info(void **state)
+{
+	uint8_t b[DAX_INFO_SIZE], copy[DAX_INFO_SIZE];
+	tagmem_tag tag, dax, parent;
+	uint64_t dataoff, sum;
+
+	(void)state;
+	tagmem_tag_parse("6f1c2a9e-0b7d-4c1e-9a51-3d2f8e7b4c10", &tag);
+	tagmem_tag_parse("11111111-2222-4333-8444-555555555555", &dax);
+	assert_int_equal(dax_info_build(b, &tag, &dax, DAX_PREFIX + (32u << 20)), 0);
+	assert_memory_equal(b, "NVDIMM_DAX_INFO\0", 16);
+	assert_memory_equal(b + 16, dax.bytes, 16);
+	assert_memory_equal(b + 32, tag.bytes, 16);          /* parent: the namespace = tag */
+	assert_int_equal(b[52] | b[53] << 8, 1);              /* version 1.4 */
+	assert_int_equal(b[54] | b[55] << 8, 4);
+	assert_int_equal(b[56 + 3], 0x01);                    /* dataoff 16 MiB, little endian */
+	assert_int_equal(b[64] | b[65] << 8 | b[66] << 16, (32u << 20) / 4096); /* npfns */
+	assert_int_equal(b[72], 1);                           /* mode: page map in RAM */
+	assert_int_equal(b[84 + 2], 0x20);                    /* align 2 MiB */
+	assert_int_equal(b[88 + 1], 0x10);                    /* page size 4096 */
+	assert_int_equal(b[92], 64);                          /* struct page */
+	memcpy(copy, b, sizeof(copy));
+	memset(copy + DAX_INFO_SIZE - 8, 0, 8);
+	sum = label_fletcher64(copy, sizeof(copy));
+	assert_memory_equal(b + DAX_INFO_SIZE - 8, &sum, 8);  /* x86: little endian */
+	assert_int_equal(dax_info_parse(b, &parent, &dataoff), 0);
+	assert_memory_equal(parent.bytes, tag.bytes, 16);
+	assert_int_equal(dataoff, DAX_PREFIX);
+	/* refusals and damage */
+	assert_int_equal(dax_info_build(b, &tag, &dax, DAX_PREFIX), -EINVAL);
+	assert_int_equal(dax_info_build(b, &tag, &dax, DAX_PREFIX + (2u << 20)), -EINVAL);
+	memset(&parent, 0, sizeof(parent));
+	assert_int_equal(dax_info_build(b, &parent, &dax, DAX_PREFIX + (16u << 20)), -EINVAL);
+	assert_int_equal(dax_info_build(b, &tag, &dax, DAX_PREFIX + (16u << 20)), 0);
+	b[100] ^= 1;
+	assert_int_equal(dax_info_parse(b, &parent, &dataoff), -EBADMSG);
+	memset(b, 0, sizeof(b));
+	assert_int_equal(dax_info_parse(b, &parent, &dataoff), -ENOENT);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -197,6 +238,7 @@ int main(void)
 		cmocka_unit_test(parse_round_trip_and_corruption),
 		cmocka_unit_test(refusals),
 		cmocka_unit_test(args),
+		cmocka_unit_test(dax_info),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
