@@ -76,7 +76,8 @@ start_host_brokerd() {
 tagmem() { "$BUILD_DIR/cli/tagmem" "$@"; }
 
 # start_guest CHECK_SCRIPT TIMEOUT_S [QEMU ARGS…]: boot in the background (console in
-# $G/console.log); finish_guest waits for it and asserts on the report.
+# $G/console.log; GUEST_MEM_SLOTS and GUEST_MAXMEM size the memory hot-plug room);
+# finish_guest waits for it and asserts on the report.
 start_guest() {
 	local script=$1 limit=$2 accel
 	shift 2
@@ -86,7 +87,7 @@ start_guest() {
 	GUEST_START=$(date +%s%N)
 	: >"$G/console.log"
 	timeout "$limit" qemu-system-x86_64 -accel "$accel" -machine pc,nvdimm=on \
-		-m 512M,slots=8,maxmem=4G -smp 1 -nographic -no-reboot \
+		-m 512M,slots=${GUEST_MEM_SLOTS:-8},maxmem=${GUEST_MAXMEM:-4G} -smp 1 -nographic -no-reboot \
 		-kernel "$KERNEL" -initrd "$G/initrd.cpio.gz" \
 		-append "console=ttyS0 panic=-1 quiet" "$@" >"$G/console.log" 2>&1 &
 	GUEST_PID=$!
