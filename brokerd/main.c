@@ -46,7 +46,7 @@ static void usage(FILE *f)
 		"                              [\"some 150000 2000000\"]\n"
 		"      --guest-dir DIR         guest channel sockets (one per VM), or none\n"
 		"                              [the socket's directory/guests]\n"
-		"      --guest-rate N          requests per second one guest gets handled [100]\n"
+		"      --guest-rate N          requests per second one guest gets handled [1000]\n"
 		"  -v, --verbose               log debug messages\n"
 		"  -h, --help                  show this help\n"
 		"      --version               print the version\n\n"

@@ -23,13 +23,15 @@ static const struct cli_command commands[] = {
 
 static void usage(FILE *f, const char *prog)
 {
-	fprintf(f, "Usage: %s [--json] [--socket PATH] [--timeout MS] <command> [ARGS]\n\n"
+	fprintf(f, "Usage: %s [--json] [--socket PATH | --guest] [--timeout MS] <command> [ARGS]\n\n"
 		   "Commands:\n", prog);
 	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
 		fprintf(f, "  %-10s  %s\n", commands[i].name, commands[i].summary);
 	fprintf(f, "\nOptions:\n"
 		   "  -j, --json          machine-readable output\n"
 		   "  -S, --socket PATH   brokerd socket [$TAGMEM_SOCKET or %s]\n"
+		   "  -G, --guest         in a VM: the host's brokerd, through the guest agent\n"
+		   "                      (flush of this VM's images) [" TAGMEM_GUEST_SOCKET "]\n"
 		   "      --timeout MS    how long to wait for brokerd [10000]\n"
 		   "  -h, --help          show this help\n"
 		   "  -v, --version       print the version\n"
@@ -72,6 +74,9 @@ static int take_global_options(struct cli *cli, int argc, char **argv)
 			i++;
 		} else if (!strncmp(a, "--socket=", 9)) {
 			cli->socket = a + 9;
+		} else if (!strcmp(a, "-G") || !strcmp(a, "--guest")) {
+			cli->socket = getenv("TAGMEM_GUEST_SOCKET") ? getenv("TAGMEM_GUEST_SOCKET") :
+				      TAGMEM_GUEST_SOCKET;
 		} else {
 			argv[out++] = argv[i];
 		}

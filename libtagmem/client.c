@@ -271,6 +271,34 @@ TAGMEM_EXPORT int tagmem_client_call_result(struct tagmem_client *c,
 	return 0;
 }
 
+TAGMEM_EXPORT int tagmem_flush_range(struct tagmem_client *c, const tagmem_tag *tag,
+				     uint64_t offset, uint64_t length, bool wait,
+				     uint64_t *ret_flush_id)
+{
+	_cleanup_json_ struct json_object *req = NULL, *reply = NULL;
+	char s[TAGMEM_TAG_STRING_MAX];
+	uint64_t id = 0;
+	int r;
+
+	if (!c || !tag)
+		return -EINVAL;
+	req = tagmem_request_new("flush");
+	if (!req)
+		return -ENOMEM;
+	json_object_object_add(req, "tag", json_object_new_string(tagmem_tag_format(tag, s)));
+	json_object_object_add(req, "offset", json_object_new_uint64(offset));
+	if (length)
+		json_object_object_add(req, "length", json_object_new_uint64(length));
+	json_object_object_add(req, "wait", json_object_new_boolean(wait));
+	r = tagmem_client_call_result(c, req, -1, &reply);
+	if (r < 0)
+		return r;
+	tagmem_json_get_u64(tagmem_reply_result(reply), "flush_id", &id);
+	if (ret_flush_id)
+		*ret_flush_id = id;
+	return 0;
+}
+
 TAGMEM_EXPORT int tagmem_client_next_event(struct tagmem_client *c, int timeout_ms,
 					   struct json_object **ret_event)
 {

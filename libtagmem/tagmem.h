@@ -28,6 +28,8 @@ struct json_object;
 
 #define TAGMEM_PROTOCOL_VERSION 1
 #define TAGMEM_DEFAULT_SOCKET "/run/tagmem/brokerd.sock"
+/* Inside a VM: the guest agent (tagmem-guestd), which relays to the host's brokerd. */
+#define TAGMEM_GUEST_SOCKET "/run/tagmem/guest.sock"
 #define TAGMEM_MAX_LINE_DEFAULT 65536
 
 /* ---- context ------------------------------------------------------------------------ */
@@ -116,6 +118,15 @@ int tagmem_client_call(struct tagmem_client *client, struct json_object *request
 /* Convenience: call and turn an error reply into -EREMOTEIO with the message logged. */
 int tagmem_client_call_result(struct tagmem_client *client, struct json_object *request,
 			      int timeout_ms, struct json_object **ret_reply);
+/*
+ * Make [offset, offset + length) of an image's data durable on the host (length 0: to the
+ * end). On a host, connect to brokerd; inside a VM, to TAGMEM_GUEST_SOCKET (the guest agent
+ * relays to the host's brokerd, which flushes only its own VM's images). wait: return once it
+ * is durable; else once queued, *ret_flush_id naming the flush_done event to come (may be
+ * NULL). -EREMOTEIO with the reason logged when brokerd refuses or the flush fails.
+ */
+int tagmem_flush_range(struct tagmem_client *client, const tagmem_tag *tag, uint64_t offset,
+		       uint64_t length, bool wait, uint64_t *ret_flush_id);
 /* Next event message ({"event": …}); -ETIMEDOUT after timeout_ms (0: poll, -1: forever). */
 int tagmem_client_next_event(struct tagmem_client *client, int timeout_ms,
 			     struct json_object **ret_event);

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <poll.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,11 +23,13 @@
 
 #include <json-c/json.h>
 
+#include "guestd.h"
 #include "nd.h"
 #include "slots.h"
 #include "util.h"
 
 #define DEFAULT_PORT "/dev/virtio-ports/org.tagmem.guest.0"
+#define DEFAULT_SOCKET TAGMEM_GUEST_SOCKET
 #define MAX_MESSAGE (64u << 10)
 #define RETRY_MS 200
 
@@ -34,14 +37,16 @@ struct agent {
 	const char *root;
 	struct sysfs *sys;
 	struct slot_map map;  /* what the file says now */
+	struct relay *relay;  /* guest programs' requests; NULL with --no-socket */
 	bool once;
 };
 
-static void sleep_ms(unsigned ms)
+static uint64_t now_ms(void)
 {
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+	struct timespec ts;
 
-	nanosleep(&ts, NULL);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /* The map from a "slots" event; -EBADMSG for anything but a list of {slot, tag}. */
@@ -149,6 +154,8 @@ static bool handle(struct agent *a, const char *line, size_t len)
 		fprintf(stderr, "tagmem-guestd: ignored a malformed message from the host\n");
 		goto out;
 	}
+	if (a->relay && relay_from_host(a->relay, msg))
+		goto out; /* a guest program's answer */
 	if (tagmem_json_get_string(msg, "event", &ev) < 0 || strcmp(ev, "slots"))
 		goto out; /* replies and events this agent has no use for */
 	if (parse_slots(msg, &now) < 0) {
@@ -171,37 +178,71 @@ out:
 	return applied;
 }
 
-/* Serve the port until it fails; lines longer than MAX_MESSAGE are skipped whole. */
-static int serve(struct agent *a, int fd)
+/* The channel is silent or hung up: note the host gone and leave it alone a while. */
+static void host_gone(struct agent *a, bool *up, uint64_t *retry_at)
 {
-	static const char hello[] = "{\"id\":1,\"op\":\"hello\",\"protocol\":1}\n";
+	if (*up && a->relay)
+		relay_host_down(a->relay);
+	*up = false;
+	*retry_at = now_ms() + RETRY_MS;
+}
+
+/*
+ * The loop: the channel and the local socket. While brokerd is not connected on the host the
+ * channel reads 0 and polls POLLHUP at once; it is then left out of poll for RETRY_MS, and
+ * requests in flight are answered "unreachable". brokerd speaks first when it connects (the
+ * slot map), so the first bytes mean it is back. Lines from the host longer than MAX_MESSAGE
+ * are skipped whole.
+ */
+static int serve(struct agent *a, int port)
+{
+	static const char hello[] = "{\"id\":0,\"op\":\"hello\",\"protocol\":1}\n";
 	_cleanup_free_ char *buf = malloc(MAX_MESSAGE);
 	size_t len = 0;
-	bool skipping = false, greeted = false;
+	bool skipping = false, up = false;
+	uint64_t retry_at = 0;
 
 	if (!buf)
 		return -ENOMEM;
 	for (;;) {
-		ssize_t n;
+		struct pollfd fds[1 + RELAY_MAX_FDS];
+		bool watch_port = now_ms() >= retry_at;
+		size_t n = 0, first = 0;
+		ssize_t got;
 		char *nl;
 
-		if (!greeted)
-			greeted = write(fd, hello, sizeof(hello) - 1) > 0;
-		n = read(fd, buf + len, MAX_MESSAGE - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
+		if (watch_port)
+			fds[n++] = (struct pollfd){ .fd = port, .events = POLLIN };
+		first = n;
+		if (a->relay)
+			relay_poll_fds(a->relay, fds, &n);
+		if (poll(fds, n, watch_port ? -1 : RETRY_MS) < 0 && errno != EINTR)
 			return -errno;
-		if (n == 0) {
-			/* the host end is not connected (brokerd restarting): wait for it */
-			greeted = false;
-			sleep_ms(RETRY_MS);
+		if (a->relay)
+			relay_ready(a->relay, fds + first, n - first, up ? port : -1);
+		if (!watch_port || !fds[0].revents)
+			continue;
+		if (!(fds[0].revents & POLLIN)) {
+			host_gone(a, &up, &retry_at);
 			continue;
 		}
-		len += (size_t)n;
+		got = read(port, buf + len, MAX_MESSAGE - len);
+		if (got < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (got < 0)
+			return -errno;
+		if (got == 0) {
+			host_gone(a, &up, &retry_at);
+			continue;
+		}
+		if (!up) {
+			up = true;
+			if (write_all(port, hello, sizeof(hello) - 1) < 0)
+				host_gone(a, &up, &retry_at);
+		}
+		len += (size_t)got;
 		while ((nl = memchr(buf, '\n', len))) {
 			size_t l = (size_t)(nl - buf);
-
 			bool applied = !skipping && handle(a, buf, l);
 
 			skipping = false;
@@ -223,15 +264,19 @@ int main(int argc, char **argv)
 		{ "port", required_argument, NULL, 'p' },
 		{ "root", required_argument, NULL, 'r' },
 		{ "once", no_argument, NULL, '1' },
+		{ "socket", required_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
-	static const char usage[] = "Usage: tagmem-guestd [--port PATH] [--root DIR] [--once]\n"
-		"  --port PATH  the guest channel [" DEFAULT_PORT "]\n"
-		"  --root DIR   where /run and /sys are [/]\n"
-		"  --once       exit after the first message (tests)\n";
+	static const char usage[] = "Usage: tagmem-guestd [--port PATH] [--root DIR] "
+		"[--socket PATH|none] [--once]\n"
+		"  --port PATH    the guest channel [" DEFAULT_PORT "]\n"
+		"  --root DIR     where /run and /sys are [/]\n"
+		"  --socket PATH  where guest programs reach brokerd (tagmem --guest) ["
+		DEFAULT_SOCKET "]\n"
+		"  --once         exit after the first slot map (tests)\n";
 	struct agent a = { .root = "/" };
-	const char *port = DEFAULT_PORT;
+	const char *port = DEFAULT_PORT, *sock = DEFAULT_SOCKET;
 	int opt, fd, r;
 
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -239,6 +284,7 @@ int main(int argc, char **argv)
 		case 'p': port = optarg; break;
 		case 'r': a.root = optarg; break;
 		case '1': a.once = true; break;
+		case 's': sock = optarg; break;
 		case 'h': fputs(usage, stdout); return 0;
 		default: fputs(usage, stderr); return 2;
 		}
@@ -275,7 +321,24 @@ int main(int argc, char **argv)
 		sysfs_close(a.sys);
 		return 1;
 	}
+	if (strcmp(sock, "none")) {
+		char dir[PATH_MAX];
+
+		snprintf(dir, sizeof(dir), "%s", sock);
+		if (strrchr(dir, '/'))
+			*strrchr(dir, '/') = '\0';
+		r = mkdir_parents(dir, 0755);
+		if (r == 0)
+			r = relay_new(sock, &a.relay);
+		if (r < 0) {
+			fprintf(stderr, "tagmem-guestd: cannot listen on %s: %s\n", sock, strerror(-r));
+			close(fd);
+			sysfs_close(a.sys);
+			return 1;
+		}
+	}
 	r = serve(&a, fd);
+	relay_free(a.relay);
 	close(fd);
 	sysfs_close(a.sys);
 	if (r < 0) {

@@ -79,6 +79,11 @@ void api_guest_request(void *api, struct guest_vm *g, const char *line, size_t l
 void api_guest_update(struct api *api, uid_t uid, const char *vm);
 /* At start: listen again for every VM that holds tags (its QEMU reconnects). */
 void api_guests_restore(struct api *api);
+/* A guest's flush finished: its reply or flush_done event over the VM's channel, and
+ * flush_done to the host's subscribers (res consumed; error_code NULL on success). */
+struct dp_request;
+void api_guest_flush_done(struct api *api, struct dp_request *d, struct json_object *res,
+			  const char *error_code);
 
 /* Data-plane answers, budgets and memory pressure on the loop (upkeep.c). */
 int upkeep_start(struct api *api);

@@ -58,6 +58,9 @@ void op_image_forget(struct request *rq);
 struct json_object *image_label_json(const struct tag *t);
 /* ops_data.c */
 void op_flush(struct request *rq);
+/* A flush range of the image's data: NULL if fine (len filled in when !has_len), else why
+ * not (static text). */
+const char *flush_range(const struct tag *e, uint64_t off, bool has_len, uint64_t *len);
 void op_evict(struct request *rq);
 void op_image_invalidate(struct request *rq);
 void op_image_budget(struct request *rq);

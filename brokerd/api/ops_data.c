@@ -76,12 +76,28 @@ static bool arg_u64(struct request *rq, const char *key, uint64_t *val, bool *pr
 	return true;
 }
 
+const char *flush_range(const struct tag *e, uint64_t off, bool has_len, uint64_t *len)
+{
+	static char why[160];
+
+	if (!has_len)
+		*len = off < e->cap.size ? e->cap.size - off : 0;
+	if (off >= e->cap.size || *len == 0 || *len > e->cap.size - off) {
+		snprintf(why, sizeof(why), "range %llu+%llu is not inside the image's %llu data "
+			 "bytes", (unsigned long long)off, (unsigned long long)*len,
+			 (unsigned long long)e->cap.size);
+		return why;
+	}
+	return NULL;
+}
+
 void op_flush(struct request *rq)
 {
 	struct tag *e = arg_image(rq, "flush");
 	uint64_t off = 0, len = 0;
 	bool has_off, has_len, wait = false;
 	struct dp_request *d;
+	const char *why;
 
 	if (!e || !arg_u64(rq, "offset", &off, &has_off) || !arg_u64(rq, "length", &len, &has_len))
 		return;
@@ -89,12 +105,9 @@ void op_flush(struct request *rq)
 		reply_error(rq, "invalid_argument", "\"wait\" must be true or false");
 		return;
 	}
-	if (!has_len)
-		len = off < e->cap.size ? e->cap.size - off : 0;
-	if (off >= e->cap.size || len == 0 || len > e->cap.size - off) {
-		reply_error(rq, "invalid_argument", "range %llu+%llu is not inside the image's %llu "
-			    "data bytes", (unsigned long long)off, (unsigned long long)len,
-			    (unsigned long long)e->cap.size);
+	why = flush_range(e, off, has_len, &len);
+	if (why) {
+		reply_error(rq, "invalid_argument", "%s", why);
 		return;
 	}
 	d = new_request(rq, e, DP_FLUSH);

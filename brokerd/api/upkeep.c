@@ -115,6 +115,11 @@ static void answer(struct api *api, struct dp_request *d)
 	struct client *c = server_find_client(api->server, d->client_serial);
 	struct json_object *res;
 
+	if (d->from_guest) {
+		res = result_json(api, d);
+		api_guest_flush_done(api, d, res, d->error < 0 ? error_code(d->error) : NULL);
+		return;
+	}
 	if (d->wait) {
 		struct request rq = { .api = api, .c = c, .id = d->req_id };
 
@@ -153,7 +158,7 @@ static void dataplane_ready(struct loop *l, int fd, uint32_t events, void *data)
 
 	for (; d; d = next) {
 		next = d->next;
-		if (d->client_serial) {
+		if (d->client_serial || d->from_guest) {
 			answer(api, d);
 		} else if (d->error < 0) {
 			log_warn("Image %s: %s eviction: %s", d->tag_str,

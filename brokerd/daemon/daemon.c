@@ -55,7 +55,7 @@ void broker_settings_defaults(struct broker_settings *s)
 	/* a 2 s window: without CAP_SYS_RESOURCE the kernel accepts only multiples of 2 s */
 	s->pressure = "some 150000 2000000";
 	s->proc_root = "/proc";
-	s->guest_rate = 100;
+	s->guest_rate = 1000;
 }
 
 /* Guest channels live next to brokerd's socket unless told otherwise ("none": off). */

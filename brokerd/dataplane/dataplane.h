@@ -80,6 +80,9 @@ struct dp_request {
 	uint64_t id;                 /* flush id given to the client */
 	char tag_str[40];            /* the image's tag, for the answer */
 	uint64_t client_serial;      /* who to answer; 0 when nobody waits */
+	bool from_guest;             /* asked over a guest channel: answered there (guest_*) */
+	uid_t guest_uid;             /* ... the VM's owner and name */
+	char guest_vm[65];
 	struct json_object *req_id;  /* the request's id (owned) when the client waits */
 	bool wait;                   /* answer when done instead of at once */
 	uint64_t off, len;           /* byte range of the image file (DP_FLUSH) */
