@@ -47,6 +47,8 @@ static void usage(FILE *f)
 		"      --guest-dir DIR         guest channel sockets (one per VM), or none\n"
 		"                              [the socket's directory/guests]\n"
 		"      --guest-rate N          requests per second one guest gets handled [1000]\n"
+		"      --guest-reclaim-ms MS   how long an eviction waits for the guest to say\n"
+		"                              which ranges it can give back; 0: never ask [200]\n"
 		"  -v, --verbose               log debug messages\n"
 		"  -h, --help                  show this help\n"
 		"      --version               print the version\n\n"
@@ -99,7 +101,7 @@ enum {
 	OPT_MAX_SUBSCRIBERS, OPT_MAX_OUTPUT, OPT_REQUEST_TIMEOUT, OPT_MAX_TAGS, OPT_VERSION,
 	OPT_FLUSH_WORKERS = 400, OPT_DIRTY_BUDGET, OPT_RESIDENT_BUDGET, OPT_UPKEEP_INTERVAL,
 	OPT_PRESSURE, OPT_MAX_CLIENTS_PER_UID = 500, OPT_MAX_OUTPUT_TOTAL, OPT_GUEST_DIR = 600,
-	OPT_GUEST_RATE,
+	OPT_GUEST_RATE, OPT_GUEST_RECLAIM_MS,
 };
 
 int main(int argc, char **argv)
@@ -129,6 +131,7 @@ int main(int argc, char **argv)
 		{ "pressure", required_argument, NULL, OPT_PRESSURE },
 		{ "guest-dir", required_argument, NULL, OPT_GUEST_DIR },
 		{ "guest-rate", required_argument, NULL, OPT_GUEST_RATE },
+		{ "guest-reclaim-ms", required_argument, NULL, OPT_GUEST_RECLAIM_MS },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
@@ -239,6 +242,11 @@ int main(int argc, char **argv)
 			if (parse_count("guest-rate", optarg, 1, 100000, &v) < 0)
 				return 2;
 			settings.guest_rate = (unsigned)v;
+			break;
+		case OPT_GUEST_RECLAIM_MS:
+			if (parse_count("guest-reclaim-ms", optarg, 0, 60000, &v) < 0)
+				return 2;
+			settings.guest_reclaim_ms = (unsigned)v;
 			break;
 		case 'v': log_set_max_priority(7); break;
 		case 'h': usage(stdout); return 0;

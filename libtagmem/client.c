@@ -299,6 +299,24 @@ TAGMEM_EXPORT int tagmem_flush_range(struct tagmem_client *c, const tagmem_tag *
 	return 0;
 }
 
+TAGMEM_EXPORT int tagmem_hint_range(struct tagmem_client *c, const tagmem_tag *tag,
+				    uint64_t offset, uint64_t length, bool cold)
+{
+	_cleanup_json_ struct json_object *req = NULL, *reply = NULL;
+	char s[TAGMEM_TAG_STRING_MAX];
+
+	if (!c || !tag || !length)
+		return -EINVAL;
+	req = tagmem_request_new("hint");
+	if (!req)
+		return -ENOMEM;
+	json_object_object_add(req, "tag", json_object_new_string(tagmem_tag_format(tag, s)));
+	json_object_object_add(req, "offset", json_object_new_uint64(offset));
+	json_object_object_add(req, "length", json_object_new_uint64(length));
+	json_object_object_add(req, "state", json_object_new_string(cold ? "cold" : "hot"));
+	return tagmem_client_call_result(c, req, -1, &reply);
+}
+
 TAGMEM_EXPORT int tagmem_client_next_event(struct tagmem_client *c, int timeout_ms,
 					   struct json_object **ret_event)
 {

@@ -127,6 +127,13 @@ int tagmem_client_call_result(struct tagmem_client *client, struct json_object *
  */
 int tagmem_flush_range(struct tagmem_client *client, const tagmem_tag *tag, uint64_t offset,
 		       uint64_t length, bool wait, uint64_t *ret_flush_id);
+/*
+ * Inside a VM, connected to TAGMEM_GUEST_SOCKET: mark [offset, offset + length) of a tag's
+ * data cold (the host's brokerd takes it first when it must shrink the image: a cache the
+ * program can refill) or hot again.
+ */
+int tagmem_hint_range(struct tagmem_client *client, const tagmem_tag *tag, uint64_t offset,
+		      uint64_t length, bool cold);
 /* Next event message ({"event": …}); -ETIMEDOUT after timeout_ms (0: poll, -1: forever). */
 int tagmem_client_next_event(struct tagmem_client *client, int timeout_ms,
 			     struct json_object **ret_event);

@@ -46,6 +46,7 @@ struct pending {
 
 struct relay {
 	int lfd;
+	struct hints *hints;
 	struct client clients[MAX_CLIENTS];
 	struct pending pending[MAX_PENDING];
 	struct { uint64_t flush_id, client_serial; } owners[MAX_FLUSH_OWNERS];
@@ -53,7 +54,7 @@ struct relay {
 	uint64_t next_serial, next_host_id;
 };
 
-int relay_new(const char *path, struct relay **ret)
+int relay_new(const char *path, struct hints *hints, struct relay **ret)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct relay *r;
@@ -67,6 +68,7 @@ int relay_new(const char *path, struct relay **ret)
 	for (unsigned i = 0; i < MAX_CLIENTS; i++)
 		r->clients[i].fd = -1;
 	r->next_host_id = 1;
+	r->hints = hints;
 	strcpy(sa.sun_path, path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
@@ -135,6 +137,43 @@ static void client_error(struct relay *r, struct client *c, struct json_object *
 	json_object_put(o);
 }
 
+/* hint — tag, offset, length, state "cold" | "hot": kept here, for when brokerd asks. */
+static void client_hint(struct relay *r, struct client *c, struct json_object *msg,
+			struct json_object *id)
+{
+	const char *state;
+	uint64_t off, len;
+	tagmem_tag tag;
+	struct json_object *o, *res;
+	int e;
+
+	if (!r->hints || tagmem_json_get_tag(msg, "tag", &tag) < 0 ||
+	    tagmem_json_get_u64(msg, "offset", &off) < 0 ||
+	    tagmem_json_get_u64(msg, "length", &len) < 0 || !len ||
+	    tagmem_json_get_string(msg, "state", &state) < 0 ||
+	    (strcmp(state, "cold") && strcmp(state, "hot"))) {
+		client_error(r, c, id, "invalid_argument", "hint takes \"tag\", \"offset\", "
+			     "\"length\" (bytes > 0) and \"state\": \"cold\" (can be given back) or "
+			     "\"hot\"");
+		return;
+	}
+	e = hints_mark(r->hints, &tag, off, len, !strcmp(state, "cold"));
+	if (e < 0) {
+		client_error(r, c, id, e == -ENOSPC ? "no_space" : "invalid_argument",
+			     e == -ENOSPC ? "too many cold ranges or tags; mark larger ranges, or "
+			     "some hot again" : "the range is empty or wraps");
+		return;
+	}
+	o = json_object_new_object();
+	res = json_object_new_object();
+	json_object_object_add(o, "id", json_object_get(id));
+	json_object_object_add(res, "cold_bytes", json_object_new_uint64(
+		hints_cold_bytes(r->hints, &tag)));
+	json_object_object_add(o, "result", res);
+	client_send(r, c, o);
+	json_object_put(o);
+}
+
 static void client_line(struct relay *r, struct client *c, const char *line, size_t len,
 			int port)
 {
@@ -155,11 +194,15 @@ static void client_line(struct relay *r, struct client *c, const char *line, siz
 		client_error(r, c, id, "bad_request", "\"op\" must be a string");
 		goto done;
 	}
+	if (!strcmp(op, "hint")) {
+		client_hint(r, c, msg, id);
+		goto done;
+	}
 	for (const char *const *o = relayed_ops; *o; o++)
 		ok = ok || !strcmp(*o, op);
 	if (!ok) {
 		client_error(r, c, id, "unknown_op", "in a guest, brokerd serves hello and flush "
-			     "(through tagmem-guestd)");
+			     "(through tagmem-guestd), and the agent itself hint");
 		goto done;
 	}
 	if (port < 0) {

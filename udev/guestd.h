@@ -6,13 +6,32 @@
 #include <poll.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include "tagmem.h"
 
 struct json_object;
+
+/* guestd-hints.c: ranges guest programs marked cold (they can lose them), per tag. */
+struct hints;
+struct hint_range {
+	uint64_t off, len;  /* the tag's data offsets */
+};
+#define HINT_RANGES 1024 /* per tag; brokerd takes at most as many */
+struct hints *hints_new(void);
+void hints_free(struct hints *h);
+/* Mark [off, off + len) cold (merged with what touches it) or hot (taken out). -ENOSPC when
+ * the tag or the range table is full, -EINVAL for an empty range. */
+int hints_mark(struct hints *h, const tagmem_tag *tag, uint64_t off, uint64_t len, bool cold);
+/* The tag's cold ranges, by offset (borrowed until the next mark). */
+size_t hints_cold(struct hints *h, const tagmem_tag *tag, const struct hint_range **ret);
+uint64_t hints_cold_bytes(struct hints *h, const tagmem_tag *tag);
 
 /* guestd-relay.c: guest programs' requests to the host's brokerd, over the channel. */
 struct relay;
 #define RELAY_MAX_FDS 65
-int relay_new(const char *socket_path, struct relay **ret);
+/* hints: where "hint" requests are kept (the relay answers them itself), or NULL. */
+int relay_new(const char *socket_path, struct hints *hints, struct relay **ret);
 void relay_free(struct relay *r);
 /* Its descriptors to poll (at most RELAY_MAX_FDS), appended at fds + *n. */
 void relay_poll_fds(struct relay *r, struct pollfd *fds, size_t *n);

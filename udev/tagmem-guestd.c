@@ -37,7 +37,9 @@ struct agent {
 	const char *root;
 	struct sysfs *sys;
 	struct slot_map map;  /* what the file says now */
-	struct relay *relay;  /* guest programs' requests; NULL with --no-socket */
+	struct relay *relay;  /* guest programs' requests; NULL with --socket none */
+	struct hints *hints;  /* what they said they can lose */
+	int port;
 	bool once;
 };
 
@@ -140,6 +142,43 @@ static void retrigger(struct agent *a, const struct slot_map *old, const struct 
 	free(ns);
 }
 
+/* brokerd must shrink an image of this VM: tell it what guest programs marked cold. */
+static void answer_reclaim(struct agent *a, struct json_object *ev)
+{
+	struct json_object *ans, *arr;
+	const struct hint_range *r = NULL;
+	uint64_t req;
+	tagmem_tag tag;
+	char s[TAGMEM_TAG_STRING_MAX];
+	const char *line;
+	size_t n;
+
+	if (tagmem_json_get_u64(ev, "request", &req) < 0 || tagmem_json_get_tag(ev, "tag", &tag) < 0)
+		return;
+	n = a->hints ? hints_cold(a->hints, &tag, &r) : 0;
+	ans = json_object_new_object();
+	arr = json_object_new_array();
+	json_object_object_add(ans, "id", json_object_new_int(0)); /* the agent's own */
+	json_object_object_add(ans, "op", json_object_new_string("reclaim_ranges"));
+	json_object_object_add(ans, "request", json_object_new_uint64(req));
+	json_object_object_add(ans, "tag", json_object_new_string(tagmem_tag_format(&tag, s)));
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "offset", json_object_new_uint64(r[i].off));
+		json_object_object_add(o, "length", json_object_new_uint64(r[i].len));
+		json_object_array_add(arr, o);
+	}
+	json_object_object_add(ans, "ranges", arr);
+	line = json_object_to_json_string_ext(ans, JSON_C_TO_STRING_PLAIN);
+	if (write_all(a->port, line, strlen(line)) < 0 || write_all(a->port, "\n", 1) < 0)
+		fprintf(stderr, "tagmem-guestd: cannot answer a reclaim: %m\n");
+	else
+		printf("tagmem-guestd: reclaim of %s: offered %zu cold range(s)\n", s, n);
+	fflush(stdout);
+	json_object_put(ans);
+}
+
 /* One message from the host; true when it was a slot map, now applied. */
 static bool handle(struct agent *a, const char *line, size_t len)
 {
@@ -156,6 +195,10 @@ static bool handle(struct agent *a, const char *line, size_t len)
 	}
 	if (a->relay && relay_from_host(a->relay, msg))
 		goto out; /* a guest program's answer */
+	if (tagmem_json_get_string(msg, "event", &ev) == 0 && !strcmp(ev, "reclaim")) {
+		answer_reclaim(a, msg);
+		goto out;
+	}
 	if (tagmem_json_get_string(msg, "event", &ev) < 0 || strcmp(ev, "slots"))
 		goto out; /* replies and events this agent has no use for */
 	if (parse_slots(msg, &now) < 0) {
@@ -328,8 +371,9 @@ int main(int argc, char **argv)
 		if (strrchr(dir, '/'))
 			*strrchr(dir, '/') = '\0';
 		r = mkdir_parents(dir, 0755);
+		a.hints = hints_new();
 		if (r == 0)
-			r = relay_new(sock, &a.relay);
+			r = a.hints ? relay_new(sock, a.hints, &a.relay) : -ENOMEM;
 		if (r < 0) {
 			fprintf(stderr, "tagmem-guestd: cannot listen on %s: %s\n", sock, strerror(-r));
 			close(fd);
@@ -337,8 +381,10 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
+	a.port = fd;
 	r = serve(&a, fd);
 	relay_free(a.relay);
+	hints_free(a.hints);
 	close(fd);
 	sysfs_close(a.sys);
 	if (r < 0) {

@@ -46,6 +46,8 @@ struct api {
 	uint64_t requests, errors, guest_requests;
 	uint64_t next_flush_id;
 	int psi_fd;                   /* memory-pressure trigger, -1 when off (upkeep.c) */
+	struct reclaim *reclaims;     /* evictions waiting for their guest's answer (reclaim.c) */
+	uint64_t next_reclaim_id, reclaims_asked, reclaims_answered, reclaims_expired;
 	uint64_t pressure_events;
 };
 

@@ -56,6 +56,20 @@ void op_image_adopt(struct request *rq);
 void op_image_forget(struct request *rq);
 /* What the label in an image's tail says. */
 struct json_object *image_label_json(const struct tag *t);
+/* reclaim.c: guest-chosen eviction */
+struct dp_request;
+struct guest_vm;
+int reclaim_init(struct api *api);
+void reclaim_fini(struct api *api);
+/* Submit an eviction of e, after asking e's guest which ranges to give back (if its VM has
+ * a connected channel; otherwise at once). d is taken over. */
+void reclaim_submit(struct api *api, struct tag *e, struct dp_request *d);
+/* A guest's reclaim_ranges: the result to reply (or *ret_error, static text). */
+void reclaim_answer(struct api *api, struct guest_vm *g, struct json_object *msg,
+		    struct json_object **ret_result, const char **ret_error);
+/* Evictions whose guest did not answer in time go ahead (upkeep's tick). */
+void reclaim_tick(struct api *api);
+
 /* ops_data.c */
 void op_flush(struct request *rq);
 /* A flush range of the image's data: NULL if fine (len filled in when !has_len), else why

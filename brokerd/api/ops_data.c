@@ -151,7 +151,9 @@ void op_evict(struct request *rq)
 		return;
 	d->target = to;
 	snprintf(d->reason, sizeof(d->reason), "request");
-	submit_waiting(rq, d);
+	d->wait = true;
+	d->req_id = json_object_get(rq->id);
+	reclaim_submit(rq->api, e, d); /* its guest may say which ranges go first */
 }
 
 void op_image_invalidate(struct request *rq)

@@ -253,10 +253,14 @@ void api_guest_request(void *userdata, struct guest_vm *g, const char *line, siz
 		json_object_array_add(ops, json_object_new_string("hello"));
 		json_object_array_add(ops, json_object_new_string("slots"));
 		json_object_array_add(ops, json_object_new_string("flush"));
+		json_object_array_add(ops, json_object_new_string("reclaim_ranges"));
 		json_object_object_add(res, "ops", ops);
 		guest_reply(api, g, id, res, NULL, NULL);
 	} else if (!strcmp(op, "flush")) {
 		guest_flush(api, g, msg, id);
+	} else if (!strcmp(op, "reclaim_ranges")) {
+		reclaim_answer(api, g, msg, &res, &why);
+		guest_reply(api, g, id, res, res ? NULL : "invalid_argument", why);
 	} else if (!strcmp(op, "slots")) {
 		res = json_object_new_object();
 		json_object_object_add(res, "slots", slots_of(api, guest_uid(g), guest_name(g)));

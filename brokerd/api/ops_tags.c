@@ -41,7 +41,7 @@ void op_status(struct request *rq)
 {
 	struct api *api = rq->api;
 	struct json_object *res = json_object_new_object(), *states = json_object_new_object();
-	struct json_object *mp = json_object_new_object();
+	struct json_object *mp = json_object_new_object(), *gs = json_object_new_object();
 	unsigned count[TAG_STATE_COUNT];
 	uint64_t tagged;
 
@@ -72,6 +72,14 @@ void op_status(struct request *rq)
 	json_object_object_add(mp, "trigger", api->psi_fd >= 0 ?
 			       json_object_new_string(api->settings->pressure) : NULL);
 	json_object_object_add(mp, "events", json_object_new_uint64(api->pressure_events));
+	/* guests: their requests, and how often they chose what an eviction took */
+	json_object_object_add(gs, "requests", json_object_new_uint64(api->guest_requests));
+	json_object_object_add(gs, "reclaims_asked", json_object_new_uint64(api->reclaims_asked));
+	json_object_object_add(gs, "reclaims_answered",
+			       json_object_new_uint64(api->reclaims_answered));
+	json_object_object_add(gs, "reclaims_expired",
+			       json_object_new_uint64(api->reclaims_expired));
+	json_object_object_add(res, "guests", gs);
 	reply_result(rq, res, 0);
 }
 

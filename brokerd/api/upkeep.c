@@ -69,6 +69,9 @@ static struct json_object *result_json(struct api *api, struct dp_request *d)
 	case DP_EVICT:
 		json_object_object_add(o, "tag", json_object_new_string(d->tag_str));
 		json_object_object_add(o, "target_bytes", json_object_new_uint64(d->target));
+		/* whose choice went first: the guest's ranges, or the host's order alone */
+		json_object_object_add(o, "chosen_by", json_object_new_string(
+			d->guest_chose ? "guest" : "host"));
 		json_object_object_add(o, "before", counts_json(&d->before));
 		json_object_object_add(o, "after", counts_json(&d->after));
 		break;
@@ -189,7 +192,7 @@ static void evict_in_background(struct api *api, struct tag *e, double fraction,
 	e->image.evicting = true;
 	log_debug("Image %s: %s eviction to %.0f%% of its cache", e->tag_str, reason,
 		  fraction * 100);
-	dataplane_submit(api->dp, d);
+	reclaim_submit(api, e, d);
 }
 
 /* Budgets: every image gets a look each interval (its counters come back with it). */
@@ -200,6 +203,7 @@ static int64_t upkeep_tick(struct loop *l, void *data)
 	bool busy = false;
 	struct tag *e, *tmp;
 
+	reclaim_tick(api);
 	list_for_each_safe(e, tmp, core_tags(api->core), node) {
 		struct dp_request *d;
 
@@ -295,6 +299,9 @@ int upkeep_start(struct api *api)
 
 	if (r < 0)
 		return r;
+	r = reclaim_init(api);
+	if (r < 0)
+		return r;
 	r = loop_add_timer(api->loop, api->settings->upkeep_interval_ms, upkeep_tick, api);
 	if (r < 0)
 		return r;
@@ -304,6 +311,7 @@ int upkeep_start(struct api *api)
 
 void upkeep_stop(struct api *api)
 {
+	reclaim_fini(api);
 	if (api->psi_fd >= 0) {
 		loop_del_fd(api->loop, api->psi_fd);
 		close(api->psi_fd);

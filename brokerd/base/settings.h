@@ -37,6 +37,7 @@ struct broker_settings {
 	const char *proc_root;        /* where /proc is ("/proc"; tests may point elsewhere) */
 	const char *guest_dir;        /* guest channel sockets; NULL: next to the socket; "none" */
 	unsigned guest_rate;          /* requests per second one guest gets handled */
+	unsigned guest_reclaim_ms;    /* how long an eviction waits for the guest's choice; 0: off */
 };
 
 void broker_settings_defaults(struct broker_settings *s);

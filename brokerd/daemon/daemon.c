@@ -56,6 +56,7 @@ void broker_settings_defaults(struct broker_settings *s)
 	s->pressure = "some 150000 2000000";
 	s->proc_root = "/proc";
 	s->guest_rate = 1000;
+	s->guest_reclaim_ms = 200;
 }
 
 /* Guest channels live next to brokerd's socket unless told otherwise ("none": off). */

@@ -237,6 +237,7 @@ void dp_request_free(struct dp_request *rq)
 	if (!rq)
 		return;
 	json_object_put(rq->req_id);
+	free(rq->prefer);
 	image_io_unref(rq->io);
 	free(rq);
 }
@@ -456,7 +457,7 @@ static void run_maintain(struct dataplane *dp, struct image_io *io, struct dp_re
 	if (bu.dirty && rq->before.dirty > bu.dirty / 2)
 		start_writeback(io);
 	if (bu.resident && rq->before.cached > bu.resident) {
-		r = evict_image(io->evict_fd, io->dev, io->ino, dp->proc_root, bu.resident,
+		r = evict_image(io->evict_fd, io->dev, io->ino, dp->proc_root, bu.resident, NULL, 0,
 				&rq->before, &rq->after, rq->errmsg, sizeof(rq->errmsg));
 		if (r < 0)
 			rq->error = r;
@@ -466,7 +467,7 @@ static void run_maintain(struct dataplane *dp, struct image_io *io, struct dp_re
 
 static void run_batch(struct dataplane *dp, struct image_io *io, struct dp_request *list)
 {
-	struct dp_request *fl[64], *rq;
+	struct dp_request *fl[64], *rq, *prefer = NULL;
 	unsigned nfl = 0;
 	uint64_t target = UINT64_MAX;
 	bool any_evict = false;
@@ -497,10 +498,13 @@ static void run_batch(struct dataplane *dp, struct image_io *io, struct dp_reque
 		if (rq->kind == DP_EVICT) {
 			any_evict = true;
 			target = MIN(target, rq->target);
+			if (rq->nprefer && !prefer)
+				prefer = rq; /* the guest's choice (the newest the batch has) */
 		}
 	if (any_evict) {
-		er = evict_image(io->evict_fd, io->dev, io->ino, dp->proc_root, target, &eb, &ea,
-				 emsg, sizeof(emsg));
+		er = evict_image(io->evict_fd, io->dev, io->ino, dp->proc_root, target,
+				 prefer ? prefer->prefer : NULL, prefer ? prefer->nprefer : 0, &eb,
+				 &ea, emsg, sizeof(emsg));
 		set_last(io, &ea);
 	}
 

@@ -74,6 +74,12 @@ enum dp_kind {
 	DP_MAINTAIN,   /* keep the budgets (background) */
 };
 
+/* A byte range of an image file. */
+struct dp_range {
+	uint64_t off, len;
+};
+#define DP_PREFER_MAX 1024 /* ranges one eviction takes from a guest */
+
 struct dp_request {
 	/* request, set by the loop */
 	enum dp_kind kind;
@@ -92,6 +98,9 @@ struct dp_request {
 					resident when the worker starts (the loop's counts may be
 					old); target then only caps it */
 	char reason[16];             /* DP_EVICT: "request", "budget", "pressure", "global" */
+	struct dp_range *prefer;     /* DP_EVICT: ranges to evict first (owned), file offsets */
+	size_t nprefer;
+	bool guest_chose;            /* DP_EVICT: prefer came from the guest (for the reply) */
 	struct image_io *io;         /* referenced */
 	/* result, set by the worker */
 	int error;                   /* 0 or -errno */
@@ -150,9 +159,10 @@ bool dataplane_maintaining(struct image_io *io);
 /* ---- eviction (evict.c), run by workers ------------------------------------------------- */
 
 /* Write back, then drop clean pages (unmapped ones with fadvise, mapped ones with
- * process_madvise on each mapping) until at most target bytes stay cached. */
+ * process_madvise on each mapping) until at most target bytes stay cached: the preferred
+ * ranges first (file offsets, in order), then from the start of the file. */
 int evict_image(int fd, dev_t dev, ino_t ino, const char *proc_root, uint64_t target,
-		struct pc_counts *ret_before, struct pc_counts *ret_after, char *errmsg,
-		size_t errlen);
+		const struct dp_range *prefer, size_t nprefer, struct pc_counts *ret_before,
+		struct pc_counts *ret_after, char *errmsg, size_t errlen);
 
 #endif

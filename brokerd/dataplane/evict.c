@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * Shrinking an image's share of the page cache without the guest's help. Reclaim through
+ * Shrinking an image's share of the page cache. The guest may have said which ranges it can
+ * lose (cold first); the rest goes from the start of the image. Reclaim through
  * fadvise or madvise never writes a dirty file page, so each chunk is written back first;
  * then clean unmapped pages go with POSIX_FADV_DONTNEED, and pages a VM maps go with
  * process_madvise(MADV_PAGEOUT) on that VM's mapping of the chunk. A page dirtied again in
@@ -21,14 +22,94 @@ static int emsg(char *errmsg, size_t errlen, int r, const char *what)
 	return r;
 }
 
-int evict_image(int fd, dev_t dev, ino_t ino, const char *proc_root, uint64_t target,
-		struct pc_counts *ret_before, struct pc_counts *ret_after, char *errmsg,
-		size_t errlen)
+/* One eviction's state: what it needs for every range it visits. */
+struct evictor {
+	int fd;
+	dev_t dev;
+	ino_t ino;
+	const char *proc_root;
+	uint64_t target, cached;
+	struct pc_mapping *maps;
+	size_t nmaps;
+	bool looked;
+	char *errmsg;
+	size_t errlen;
+};
+
+/* Write back, then drop [off, off + len) (no more than brings the image to its target).
+ * 0, or -errno with errmsg set. */
+static int evict_range(struct evictor *x, uint64_t off, uint64_t len)
 {
-	struct pc_mapping *maps = NULL;
-	size_t nmaps = 0;
-	bool looked = false;
-	uint64_t cached, size;
+	struct pc_counts c, after;
+	uint64_t excess = x->cached - x->target;
+	int r;
+
+	r = pc_cachestat(x->fd, off, len, &c);
+	if (r < 0 || !c.cached)
+		return r;
+	if (c.cached > excess) {
+		/* stop at the budget, not below it: take only as much of the range as holds
+		 * about the excess, at its density of cached pages */
+		len = MIN(len, (uint64_t)((double)excess * (double)len / (double)c.cached));
+		len = MAX((len + 4095) & ~4095ull, 4096ull);
+		r = pc_cachestat(x->fd, off, len, &c);
+		if (r < 0 || !c.cached)
+			return r;
+	}
+	if (c.dirty || c.writeback) {
+		r = pc_write_range(x->fd, off, len);
+		if (r < 0)
+			return emsg(x->errmsg, x->errlen, r, "writeback before eviction failed; "
+				    "dirty pages were kept");
+	}
+	pc_drop(x->fd, off, len);
+	r = pc_cachestat(x->fd, off, len, &after);
+	if (r < 0)
+		return r;
+	if (after.cached > after.dirty) { /* still cached and clean: somebody maps them */
+		if (!x->looked) {
+			r = pc_find_mappings(x->proc_root, x->dev, x->ino, &x->maps, &x->nmaps);
+			if (r < 0)
+				return emsg(x->errmsg, x->errlen, r, "reading /proc for mappings");
+			x->looked = true;
+		}
+		for (size_t i = 0; i < x->nmaps; i++) {
+			r = pc_pageout(&x->maps[i], off, len);
+			if (r < 0) {
+				snprintf(x->errmsg, x->errlen, "process_madvise on pid %d: %s (needs "
+					 "CAP_SYS_NICE and ptrace access)", x->maps[i].pid,
+					 strerror(-r));
+				return r;
+			}
+		}
+		r = pc_cachestat(x->fd, off, len, &after);
+		if (r < 0)
+			return r;
+	}
+	x->cached -= MIN(x->cached, c.cached - MIN(c.cached, after.cached));
+	return 0;
+}
+
+/* [off, off + len) a chunk at a time, until the target is reached. */
+static int evict_span(struct evictor *x, uint64_t off, uint64_t len)
+{
+	for (uint64_t end = off + len, n; off < end && x->cached > x->target; off += n) {
+		int r;
+
+		n = MIN(EVICT_CHUNK, end - off); /* uncached stretches go a chunk at a time */
+		r = evict_range(x, off, n);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int evict_image(int fd, dev_t dev, ino_t ino, const char *proc_root, uint64_t target,
+		const struct dp_range *prefer, size_t nprefer, struct pc_counts *ret_before,
+		struct pc_counts *ret_after, char *errmsg, size_t errlen)
+{
+	struct evictor x = { .fd = fd, .dev = dev, .ino = ino, .proc_root = proc_root,
+			     .target = target, .errmsg = errmsg, .errlen = errlen };
 	struct stat st;
 	int r;
 
@@ -37,76 +118,21 @@ int evict_image(int fd, dev_t dev, ino_t ino, const char *proc_root, uint64_t ta
 	if (r < 0)
 		return emsg(errmsg, errlen, r, "cachestat");
 	*ret_after = *ret_before;
-	cached = ret_before->cached;
-	if (cached <= target)
+	x.cached = ret_before->cached;
+	if (x.cached <= target)
 		return 0;
 	if (fstat(fd, &st) < 0)
 		return emsg(errmsg, errlen, -errno, "fstat");
-	size = (uint64_t)st.st_size;
-
-	/* from the start of the image: the kernel tells us nothing about which pages the
-	 * guest uses least, and a fixed order makes repeated evictions predictable */
-	for (uint64_t off = 0, len; off < size && cached > target; off += len) {
-		struct pc_counts c, after;
-		uint64_t excess = cached - target;
-
-		/* uncached stretches are skipped a whole chunk at a time */
-		len = MIN(EVICT_CHUNK, size - off);
-		r = pc_cachestat(fd, off, len, &c);
-		if (r < 0)
-			break;
-		if (!c.cached)
-			continue;
-		if (c.cached > excess) {
-			/* stop at the budget, not below it: take only as much of the chunk as
-			 * holds about the excess, at its density of cached pages */
-			len = MIN(len, (uint64_t)((double)excess * (double)len / (double)c.cached));
-			len = MAX((len + 4095) & ~4095ull, 4096ull);
-			r = pc_cachestat(fd, off, len, &c);
-			if (r < 0)
-				break;
-			if (!c.cached)
-				continue;
-		}
-		if (c.dirty || c.writeback) {
-			r = pc_write_range(fd, off, len);
-			if (r < 0) {
-				emsg(errmsg, errlen, r, "writeback before eviction failed; dirty "
-				     "pages were kept");
-				break;
-			}
-		}
-		pc_drop(fd, off, len);
-		r = pc_cachestat(fd, off, len, &after);
-		if (r < 0)
-			break;
-		if (after.cached > after.dirty) { /* still cached and clean: somebody maps them */
-			if (!looked) {
-				r = pc_find_mappings(proc_root, dev, ino, &maps, &nmaps);
-				if (r < 0) {
-					emsg(errmsg, errlen, r, "reading /proc for mappings");
-					break;
-				}
-				looked = true;
-			}
-			for (size_t i = 0; i < nmaps; i++) {
-				r = pc_pageout(&maps[i], off, len);
-				if (r < 0) {
-					snprintf(errmsg, errlen, "process_madvise on pid %d: %s (needs "
-						 "CAP_SYS_NICE and ptrace access)", maps[i].pid,
-						 strerror(-r));
-					break;
-				}
-			}
-			if (r < 0)
-				break;
-			r = pc_cachestat(fd, off, len, &after);
-			if (r < 0)
-				break;
-		}
-		cached -= MIN(cached, c.cached - MIN(c.cached, after.cached));
-	}
-	free(maps);
+	/* what the guest said it can lose first, in its order */
+	for (size_t i = 0; i < nprefer && r == 0 && x.cached > target; i++)
+		if (prefer[i].off < (uint64_t)st.st_size)
+			r = evict_span(&x, prefer[i].off, MIN(prefer[i].len,
+							      (uint64_t)st.st_size - prefer[i].off));
+	/* then from the start of the image: the kernel tells us nothing about which pages
+	 * the guest uses least, and a fixed order makes repeated evictions predictable */
+	if (r == 0)
+		r = evict_span(&x, 0, (uint64_t)st.st_size);
+	free(x.maps);
 	if (r < 0 && !errmsg[0])
 		emsg(errmsg, errlen, r, "cachestat");
 	if (pc_cachestat(fd, 0, 0, ret_after) < 0)

@@ -120,8 +120,8 @@ static void evict_reaches_another_process(void **state)
 	assert_int_equal(read(ready[0], &c, 1), 1);
 	assert_int_equal(fstat(f->fd, &st), 0);
 
-	assert_int_equal(evict_image(f->fd, st.st_dev, st.st_ino, "/proc", 16 * MiB, &before,
-				     &after, msg, sizeof(msg)), 0);
+	assert_int_equal(evict_image(f->fd, st.st_dev, st.st_ino, "/proc", 16 * MiB, NULL, 0,
+				     &before, &after, msg, sizeof(msg)), 0);
 	assert_int_equal(before.cached, FILE_SIZE);
 	assert_true(after.cached <= 16 * MiB);
 	assert_true(after.cached > 0); /* it stops at the budget, not at zero */
@@ -135,6 +135,36 @@ static void evict_reaches_another_process(void **state)
 	assert_int_equal(write(go[1], "g", 1), 1);
 	waitpid(pid, NULL, 0);
 	close(ready[0]), close(ready[1]), close(go[0]), close(go[1]);
+}
+
+/* Ranges the guest named go first; what it did not name stays while they suffice. */
+static void evict_prefers_named_ranges(void **state)
+{
+	struct fx *f = *state;
+	const struct dp_range prefer[] = { { 48 * MiB, 16 * MiB }, { 8 * MiB, 8 * MiB } };
+	struct pc_counts before, after, c;
+	struct stat st;
+	char msg[256], *p;
+
+	p = mmap(NULL, FILE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, f->fd, 0);
+	assert_true(p != MAP_FAILED);
+	fill(p, FILE_SIZE, 'h'); /* dirty */
+	munmap(p, FILE_SIZE);
+	assert_int_equal(fstat(f->fd, &st), 0);
+	assert_int_equal(evict_image(f->fd, st.st_dev, st.st_ino, "/proc", 40 * MiB, prefer, 2,
+				     &before, &after, msg, sizeof(msg)), 0);
+	assert_true(after.cached <= 40 * MiB && after.cached >= 36 * MiB);
+	assert_int_equal(pc_cachestat(f->fd, 48 * MiB, 16 * MiB, &c), 0);
+	assert_int_equal(c.cached, 0);                 /* the first range named: gone */
+	assert_int_equal(pc_cachestat(f->fd, 0, 8 * MiB, &c), 0);
+	assert_int_equal(c.cached, 8 * MiB);           /* not named, and not needed: kept */
+	assert_int_equal(pc_cachestat(f->fd, 16 * MiB, 32 * MiB, &c), 0);
+	assert_int_equal(c.cached, 32 * MiB);
+	p = malloc(FILE_SIZE);                         /* nothing written was lost */
+	assert_int_equal(pread(f->fd, p, FILE_SIZE, 0), FILE_SIZE);
+	for (uint64_t i = 0; i < FILE_SIZE; i += 4096)
+		assert_int_equal(p[i], (char)('h' + (char)(i / 4096)));
+	free(p);
 }
 
 /* The mapping finder sees the child's mapping, with its file offset. */
@@ -197,6 +227,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(range_flush_leaves_the_rest_dirty, setup, teardown),
 		cmocka_unit_test_setup_teardown(evict_reaches_another_process, setup, teardown),
+		cmocka_unit_test_setup_teardown(evict_prefers_named_ranges, setup, teardown),
 		cmocka_unit_test_setup_teardown(finds_mappings, setup, teardown),
 		cmocka_unit_test(maps_lines),
 	};
