@@ -123,11 +123,13 @@ int evict_image(int fd, dev_t dev, ino_t ino, const char *proc_root, uint64_t ta
 		return 0;
 	if (fstat(fd, &st) < 0)
 		return emsg(errmsg, errlen, -errno, "fstat");
-	/* what the guest said it can lose first, in its order */
-	for (size_t i = 0; i < nprefer && r == 0 && x.cached > target; i++)
-		if (prefer[i].off < (uint64_t)st.st_size)
-			r = evict_span(&x, prefer[i].off, MIN(prefer[i].len,
-							      (uint64_t)st.st_size - prefer[i].off));
+	/* what the guest said it can lose first, in its order; a second sweep takes pages the
+	 * first found busy (under writeback, just referenced) before anything it did not offer */
+	for (int sweep = 0; sweep < 2 && nprefer && r == 0 && x.cached > target; sweep++)
+		for (size_t i = 0; i < nprefer && r == 0 && x.cached > target; i++)
+			if (prefer[i].off < (uint64_t)st.st_size)
+				r = evict_span(&x, prefer[i].off,
+					       MIN(prefer[i].len, (uint64_t)st.st_size - prefer[i].off));
 	/* then from the start of the image: the kernel tells us nothing about which pages
 	 * the guest uses least, and a fixed order makes repeated evictions predictable */
 	if (r == 0)

@@ -36,7 +36,9 @@ copy_bin "$build/udev/tagmem-id" /lib/udev/tagmem-id
 copy_bin "$build/udev/tagmem-guestd" /usr/sbin/tagmem-guestd
 copy_bin "$build/tests/dax_peek" /usr/bin/dax_peek
 # benchmarks that run in the guest, when they are built (bench/guest-flush)
-[ -x "$build/bench/guest_flushbench" ] && copy_bin "$build/bench/guest_flushbench" /usr/bin/guest_flushbench
+for b in guest_flushbench guest_cache; do
+	[ -x "$build/bench/$b" ] && copy_bin "$build/bench/$b" "/usr/bin/$b"
+done
 for lib in "$build"/libtagmem/libtagmem.so*; do cp -a "$lib" "$root/lib/"; done
 copy_bin /usr/bin/ndctl
 copy_bin /usr/bin/daxctl
