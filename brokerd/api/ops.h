@@ -67,6 +67,8 @@ void reclaim_submit(struct api *api, struct tag *e, struct dp_request *d);
 /* A guest's reclaim_ranges: the result to reply (or *ret_error, static text). */
 void reclaim_answer(struct api *api, struct guest_vm *g, struct json_object *msg,
 		    struct json_object **ret_result, const char **ret_error);
+/* Would an eviction of e ask its guest first? */
+bool reclaim_asks(struct api *api, const struct tag *e);
 /* Evictions whose guest did not answer in time go ahead (upkeep's tick). */
 void reclaim_tick(struct api *api);
 

@@ -28,6 +28,13 @@ struct reclaim {
 	tagmem_tag tag;
 };
 
+static struct guest_vm *channel_of(struct api *api, const struct tag *e);
+
+bool reclaim_asks(struct api *api, const struct tag *e)
+{
+	return api->settings->guest_reclaim_ms && channel_of(api, e);
+}
+
 static struct guest_vm *channel_of(struct api *api, const struct tag *e)
 {
 	struct guest_vm *g;

@@ -206,6 +206,8 @@ static int64_t upkeep_tick(struct loop *l, void *data)
 	reclaim_tick(api);
 	list_for_each_safe(e, tmp, core_tags(api->core), node) {
 		struct dp_request *d;
+		uint64_t cached;
+		bool asks;
 
 		if (!e->image.io)
 			continue;
@@ -217,14 +219,21 @@ static int64_t upkeep_tick(struct loop *l, void *data)
 			core_gone(api->core, &e->tag);
 			continue;
 		}
-		total += image_io_last_counts(e->image.io).cached;
+		cached = image_io_last_counts(e->image.io).cached;
+		total += cached;
 		busy |= e->image.evicting;
+		/* a VM's guest may say what goes: the loop evicts over the budget after asking,
+		 * instead of the worker on its own */
+		asks = e->image.resident_budget && reclaim_asks(api, e);
+		if (asks && cached > e->image.resident_budget && !e->image.evicting)
+			evict_in_background(api, e, 0, e->image.resident_budget, "budget");
 		if (dataplane_maintaining(e->image.io))
 			continue;
 		d = dp_request_new(DP_MAINTAIN, e->image.io);
 		if (!d)
 			continue;
 		snprintf(d->tag_str, sizeof(d->tag_str), "%s", e->tag_str);
+		d->keep_resident = asks;
 		dataplane_submit(api->dp, d);
 	}
 	/* over the global budget: every image gives back the same share of what it holds */

@@ -456,7 +456,7 @@ static void run_maintain(struct dataplane *dp, struct image_io *io, struct dp_re
 	rq->after = rq->before;
 	if (bu.dirty && rq->before.dirty > bu.dirty / 2)
 		start_writeback(io);
-	if (bu.resident && rq->before.cached > bu.resident) {
+	if (bu.resident && rq->before.cached > bu.resident && !rq->keep_resident) {
 		r = evict_image(io->evict_fd, io->dev, io->ino, dp->proc_root, bu.resident, NULL, 0,
 				&rq->before, &rq->after, rq->errmsg, sizeof(rq->errmsg));
 		if (r < 0)

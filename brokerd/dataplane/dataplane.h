@@ -101,6 +101,8 @@ struct dp_request {
 	struct dp_range *prefer;     /* DP_EVICT: ranges to evict first (owned), file offsets */
 	size_t nprefer;
 	bool guest_chose;            /* DP_EVICT: prefer came from the guest (for the reply) */
+	bool keep_resident;          /* DP_MAINTAIN: leave the resident budget to the loop, which
+					asks the image's guest first (api/reclaim.c) */
 	struct image_io *io;         /* referenced */
 	/* result, set by the worker */
 	int error;                   /* 0 or -errno */
