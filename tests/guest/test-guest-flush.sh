@@ -20,7 +20,14 @@ mkdir -p "$thin" "$fs" "$G/state/images"
 mount -t tmpfs -o size=24M tmpfs "$thin"
 truncate -s 512M "$thin/backing"
 loop=$(losetup --find --show "$thin/backing")
-cleanup_thin() { umount "$fs" 2>/dev/null || true; losetup -d "$loop" 2>/dev/null || true; umount "$thin" 2>/dev/null || true; }
+# brokerd and QEMU hold files on the loop filesystem: stop them before it goes, then the rest
+cleanup_thin() {
+	kill $HOST_BROKERD_PID $GUEST_PID 2>/dev/null || true
+	wait 2>/dev/null || true
+	umount "$fs" 2>/dev/null || umount -l "$fs" 2>/dev/null || true
+	losetup -d "$loop" 2>/dev/null || true
+	umount "$thin" 2>/dev/null || umount -l "$thin" 2>/dev/null || true
+}
 trap 'cleanup_thin; guest_cleanup' EXIT
 mkfs.ext4 -q -E lazy_itable_init=1,lazy_journal_init=1 "$loop"
 mount -o errors=continue "$loop" "$fs"
