@@ -48,6 +48,7 @@ int cmd_attach(struct cli *cli, int argc, char **argv);
 int cmd_detach(struct cli *cli, int argc, char **argv);
 int cmd_flush(struct cli *cli, int argc, char **argv);
 int cmd_hint(struct cli *cli, int argc, char **argv);
+int cmd_vm(struct cli *cli, int argc, char **argv);
 int cmd_evict(struct cli *cli, int argc, char **argv);
 
 /* Data-plane work (flush, evict) takes as long as the disk needs: wait up to an hour

@@ -30,14 +30,15 @@ int cmd_qemu_args(struct cli *cli, int argc, char **argv)
 		{ "shell", no_argument, NULL, 's' },
 		{ "mode", required_argument, NULL, 'm' },
 		{ "no-channel", no_argument, NULL, 'n' },
+		{ "ram", required_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
 	static const char synopsis[] = "[UUID...] --vm NAME [--mode nvdimm|virtio-pmem] "
-				       "[--no-channel] [--shell]";
+				       "[--ram UUID] [--no-channel] [--shell]";
 	_cleanup_json_ struct json_object *req = NULL, *reply = NULL;
 	struct json_object *result, *tags, *args;
-	const char *vm = NULL, *mode = NULL;
+	const char *vm = NULL, *mode = NULL, *ram = NULL;
 	bool shell = false, channel = true;
 	int opt, r;
 
@@ -46,12 +47,13 @@ int cmd_qemu_args(struct cli *cli, int argc, char **argv)
 		case 'v': vm = optarg; break;
 		case 's': shell = true; break;
 		case 'n': channel = false; break;
+		case 'R': ram = optarg; break;
 		case 'm': mode = optarg; break;
 		case 'h': return cli_usage(cli, "qemu-args", synopsis, false);
 		default: return cli_usage(cli, "qemu-args", synopsis, true);
 		}
 	}
-	if (optind == argc && !channel)
+	if (optind == argc && !channel && !ram)
 		return cli_usage(cli, "qemu-args", synopsis, true);
 	if (!vm) {
 		/* the tags are claimed for that VM: a made-up name would hold them for nobody */
@@ -75,6 +77,14 @@ int cmd_qemu_args(struct cli *cli, int argc, char **argv)
 	json_object_object_add(req, "tags", tags);
 	if (!channel)
 		json_object_object_add(req, "channel", json_object_new_boolean(false));
+	if (ram) {
+		char s[TAGMEM_TAG_STRING_MAX];
+		tagmem_tag t;
+
+		if (cli_parse_tag(cli, ram, &t) < 0)
+			return EXIT_USAGE;
+		json_object_object_add(req, "ram", json_object_new_string(tagmem_tag_format(&t, s)));
+	}
 	r = cli_call(cli, req, &reply, &result);
 	if (r < 0)
 		return -r;

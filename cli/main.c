@@ -19,6 +19,7 @@ static const struct cli_command commands[] = {
 	{ "detach", cmd_detach, "mark an attached tag for release when its VM exits" },
 	{ "flush", cmd_flush, "make an image's cached writes durable (all or a range)" },
 	{ "evict", cmd_evict, "write back and drop an image's cached pages" },
+	{ "vm", cmd_vm, "save a VM's tagged memory and device state to a file, or restore it" },
 	{ "hint", cmd_hint, "in a VM: mark a range cold (given back first) or hot" },
 };
 

@@ -80,9 +80,38 @@ static bool is_event(struct json_object *m)
 	return json_object_object_get_ex(m, "event", NULL);
 }
 
+/* The first bytes of a command with a descriptor alongside (SCM_RIGHTS), as getfd wants it. */
+static ssize_t send_with_fd(int sock, const char *buf, size_t len, int fd)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} ctl;
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+			      .msg_controllen = sizeof(ctl.buf) };
+	struct cmsghdr *c;
+
+	memset(&ctl, 0, sizeof(ctl));
+	c = CMSG_FIRSTHDR(&msg);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	return sendmsg(sock, &msg, MSG_NOSIGNAL);
+}
+
 int qmp_execute(struct qmp *q, const char *command, struct json_object *args, int timeout_ms,
 		struct json_object **ret_return, char *errclass, size_t classlen, char *errdesc,
 		size_t desclen)
+{
+	return qmp_execute_fd(q, command, args, -1, timeout_ms, ret_return, errclass, classlen,
+			      errdesc, desclen);
+}
+
+int qmp_execute_fd(struct qmp *q, const char *command, struct json_object *args, int fd,
+		   int timeout_ms, struct json_object **ret_return, char *errclass,
+		   size_t classlen, char *errdesc, size_t desclen)
 {
 	_cleanup_json_ struct json_object *cmd = json_object_new_object();
 	uint64_t deadline = now_usec() + (uint64_t)timeout_ms * 1000u;
@@ -100,7 +129,8 @@ int qmp_execute(struct qmp *q, const char *command, struct json_object *args, in
 		return -ENOMEM;
 	/* send(MSG_NOSIGNAL): a QEMU that exits under us is an error, not a SIGPIPE */
 	for (size_t off = 0; off < len;) {
-		ssize_t n = send(q->fd, line + off, len - off, MSG_NOSIGNAL);
+		ssize_t n = off == 0 && fd >= 0 ? send_with_fd(q->fd, line, len, fd) :
+			    send(q->fd, line + off, len - off, MSG_NOSIGNAL);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)

@@ -35,6 +35,11 @@ int qmp_execute(struct qmp *q, const char *command, struct json_object *args, in
 		struct json_object **ret_return, char *errclass, size_t classlen, char *errdesc,
 		size_t desclen);
 
+/* The same, with a descriptor passed to QEMU alongside the command (getfd, add-fd). */
+int qmp_execute_fd(struct qmp *q, const char *command, struct json_object *args, int fd,
+		   int timeout_ms, struct json_object **ret_return, char *errclass,
+		   size_t classlen, char *errdesc, size_t desclen);
+
 /* Wait up to timeout_ms for input; 1 if an event arrived (it is read and dropped), 0 on
  * timeout, -ECONNRESET when QEMU closed the socket (the VM exited). */
 int qmp_poll_events(struct qmp *q, int timeout_ms);

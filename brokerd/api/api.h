@@ -18,7 +18,7 @@
 #include "settings.h"
 #include "tagmem.h"
 
-struct attach_job;
+struct vm_job;
 struct backend;
 struct client;
 struct core;
@@ -28,6 +28,7 @@ struct guests;
 struct json_object;
 struct loop;
 struct server;
+struct snap_job;
 struct tag;
 struct vms;
 
@@ -47,6 +48,8 @@ struct api {
 	uint64_t next_flush_id;
 	int psi_fd;                   /* memory-pressure trigger, -1 when off (upkeep.c) */
 	struct reclaim *reclaims;     /* evictions waiting for their guest's answer (reclaim.c) */
+	struct snap_job *snaps[8];    /* saves and restores running (progress events) */
+	unsigned ticks;
 	uint64_t next_reclaim_id, reclaims_asked, reclaims_answered, reclaims_expired;
 	uint64_t pressure_events;
 };
@@ -70,8 +73,12 @@ void api_tag_event(void *api, const char *name, const struct tag *t);
 void api_untagged_event(void *api, int64_t delta, uint64_t total);
 void api_emit(struct api *api, struct json_object *event);
 
+/* Saves and restores (ops_snapshot.c): a finished job, and progress events. */
+void api_snapshot_done(struct api *api, struct vm_job *job);
+void api_snapshot_progress(struct api *api);
+
 /* The VM monitors' callbacks (ops_vm.c; userdata: the api). */
-void api_vm_job_done(void *api, struct attach_job *job);
+void api_vm_job_done(void *api, struct vm_job *job);
 void api_vm_exited(void *api, const char *vm, uid_t uid);
 
 /* The guest channels' callbacks (ops_guest.c; userdata: the api). */

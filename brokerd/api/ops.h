@@ -72,6 +72,10 @@ bool reclaim_asks(struct api *api, const struct tag *e);
 /* Evictions whose guest did not answer in time go ahead (upkeep's tick). */
 void reclaim_tick(struct api *api);
 
+/* ops_snapshot.c */
+void op_vm_save(struct request *rq);
+void op_vm_restore(struct request *rq);
+
 /* ops_data.c */
 void op_flush(struct request *rq);
 /* A flush range of the image's data: NULL if fine (len filled in when !has_len), else why

@@ -102,6 +102,53 @@ static bool channel_args(struct request *rq, uid_t uid, const char *vm, struct j
 	return true;
 }
 
+/*
+ * The optional "ram": a tag to be the VM's RAM (memory-backend-file + -machine memory-backend).
+ * An image without a header, or DCD capacity; not one of the VM's nvdimms. Replies the refusal
+ * and returns false; *ret NULL when there is none.
+ */
+static bool arg_ram(struct request *rq, const struct tag_owner *owner, struct tag **ents,
+		    size_t n, struct tag **ret)
+{
+	tagmem_tag tag;
+	struct tag *e;
+	int r = tagmem_json_get_tag(rq->msg, "ram", &tag);
+
+	*ret = NULL;
+	if (r == -ENOENT)
+		return true;
+	if (r < 0) {
+		reply_error(rq, "invalid_argument", "\"ram\" must be a UUID string");
+		return false;
+	}
+	e = core_find(rq->api->core, &tag);
+	if (!e) {
+		reply_error(rq, "not_found", "no capacity carries tag %s (for the VM's RAM)",
+			    json_object_get_string(json_object_object_get(rq->msg, "ram")));
+		return false;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (ents[i] == e) {
+			reply_error(rq, "invalid_argument", "tag %s cannot be both RAM and an nvdimm",
+				    e->tag_str);
+			return false;
+		}
+	if (tag_is_image(e) && e->image.data_offset) {
+		reply_error(rq, "invalid_argument", "image %s has the devdax layout: its header "
+			    "would be RAM; use a pmem-layout image", e->tag_str);
+		return false;
+	}
+	r = core_check_claim_for_vm(rq->api->core, e, owner);
+	if (r) {
+		reply_refusal(rq, r, e);
+		return false;
+	}
+	if (!vm_path_usable(rq, e))
+		return false;
+	*ret = e;
+	return true;
+}
+
 void op_qemu_args(struct request *rq)
 {
 	struct api *api = rq->api;
@@ -112,6 +159,7 @@ void op_qemu_args(struct request *rq)
 	struct json_object *tags, *res, *argv, *devs;
 	struct tag_owner owner = { .uid = uid, .pid = client_info(rq->c)->pid };
 	const char *vm, *mode = "nvdimm";
+	struct tag *ram = NULL;
 	bool vpmem, channel = true;
 	size_t n;
 	int r;
@@ -137,7 +185,7 @@ void op_qemu_args(struct request *rq)
 	/* no tags is fine with a channel: a VM that starts empty and gets tags hot-plugged */
 	if (!json_object_object_get_ex(rq->msg, "tags", &tags) ||
 	    !json_object_is_type(tags, json_type_array) || (n = json_object_array_length(tags)) >
-	    VM_MAX_TAGS || (n == 0 && !channel)) {
+	    VM_MAX_TAGS || (n == 0 && !channel && !json_object_object_get_ex(rq->msg, "ram", NULL))) {
 		reply_error(rq, "invalid_argument", "\"tags\" must be an array of %d to %d tags",
 			    channel ? 0 : 1, VM_MAX_TAGS);
 		return;
@@ -197,6 +245,8 @@ void op_qemu_args(struct request *rq)
 		}
 		taken_now[slots[i]] = true;
 	}
+	if (!arg_ram(rq, &owner, ents, n, &ram))
+		return;
 	res = json_object_new_object();
 	argv = json_object_new_array();
 	if (channel && !channel_args(rq, uid, vm, argv, res)) {
@@ -257,6 +307,22 @@ void op_qemu_args(struct request *rq)
 		json_object_object_add(d, "object", json_object_new_string(object));
 		json_object_object_add(d, "device", json_object_new_string(device));
 		json_object_array_add(devs, d);
+	}
+	if (ram) {
+		/* the VM's RAM itself: tagged capacity, so a save can leave QEMU out of it */
+		char object[PATH_MAX + QEMU_ARG_MAX], did[QEMU_ID_MAX], oid[QEMU_ID_MAX];
+
+		core_claim_for_vm(api->core, ram, &owner, -1);
+		qemu_ids(&ram->tag, false, oid, did);
+		snprintf(object, sizeof(object), "memory-backend-file,id=%s,mem-path=%s,size=%llu,"
+			 "share=on%s", oid, ram->cap.path, (unsigned long long)ram->cap.size,
+			 tag_is_image(ram) ? "" : ",align=2M");
+		json_object_array_add(argv, json_object_new_string("-object"));
+		json_object_array_add(argv, json_object_new_string(object));
+		snprintf(object, sizeof(object), "memory-backend=%s", oid);
+		json_object_array_add(argv, json_object_new_string("-machine"));
+		json_object_array_add(argv, json_object_new_string(object));
+		json_object_object_add(res, "ram_bytes", json_object_new_uint64(ram->cap.size));
 	}
 	json_object_object_add(res, "args", argv);
 	json_object_object_add(res, "devices", devs);
@@ -338,7 +404,7 @@ void op_attach(struct request *rq)
 	struct api *api = rq->api;
 	const struct client_info *ci = client_info(rq->c);
 	bool none[NVDIMM_MAX_SLOTS] = { 0 };
-	struct attach_job *job;
+	struct vm_job *job;
 	struct tag *e;
 	struct tag_owner owner = { .uid = ci->uid, .pid = ci->pid };
 	const char *vm, *qmp;
@@ -399,7 +465,7 @@ void op_attach(struct request *rq)
 	}
 	job->client_serial = ci->serial;
 	job->req_id = json_object_get(rq->id);
-	r = vm_attach(api->vms, vm, ci->uid, qmp, qmp_fd, job);
+	r = vm_submit(api->vms, vm, ci->uid, qmp, qmp_fd, job);
 	if (r < 0) {
 		core_attach_abort(api->core, e);
 		json_object_put(job->req_id);
@@ -419,9 +485,14 @@ out:
 		close(qmp_fd);
 }
 
-void api_vm_job_done(void *userdata, struct attach_job *job)
+void api_vm_job_done(void *userdata, struct vm_job *job)
 {
 	struct api *api = userdata;
+
+	if (job->run) {
+		api_snapshot_done(api, job);
+		return;
+	}
 	struct tag *e = core_find(api->core, &job->tag);
 	struct client *c = server_find_client(api->server, job->client_serial);
 	struct request rq = { .api = api, .c = c, .id = job->req_id };

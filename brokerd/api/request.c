@@ -141,6 +141,8 @@ static const struct op {
 	{ "qemu_args", op_qemu_args },
 	{ "attach", op_attach },
 	{ "detach", op_detach },
+	{ "vm_save", op_vm_save },
+	{ "vm_restore", op_vm_restore },
 };
 
 void ops_add_names(struct json_object *arr)

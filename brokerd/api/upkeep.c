@@ -204,6 +204,8 @@ static int64_t upkeep_tick(struct loop *l, void *data)
 	struct tag *e, *tmp;
 
 	reclaim_tick(api);
+	if (++api->ticks % 10 == 0)
+		api_snapshot_progress(api);
 	list_for_each_safe(e, tmp, core_tags(api->core), node) {
 		struct dp_request *d;
 		uint64_t cached;

@@ -37,15 +37,12 @@ struct vm_monitor {
 	int wake[2];                 /* tells the worker to look at its queue */
 	struct mailbox done;         /* finished jobs, to the loop */
 	bool stop;
-	struct attach_job *todo;     /* guarded by lock */
+	struct vm_job *todo;     /* guarded by lock */
 	bool exited;                 /* the VM went away: guarded by lock */
 	struct list_node node;       /* in vms->monitors */
 };
 
-static void job_fail(struct attach_job *j, int error, const char *code, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static void job_fail(struct attach_job *j, int error, const char *code, const char *fmt, ...)
+void vm_job_fail(struct vm_job *j, int error, const char *code, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -56,7 +53,7 @@ static void job_fail(struct attach_job *j, int error, const char *code, const ch
 	va_end(ap);
 }
 
-static int timed_execute(struct qmp *q, struct attach_job *j, const char *cmd,
+static int timed_execute(struct qmp *q, struct vm_job *j, const char *cmd,
 			 struct json_object *args, struct json_object **ret, char *cls, char *desc)
 {
 	uint64_t t0 = now_usec();
@@ -67,7 +64,7 @@ static int timed_execute(struct qmp *q, struct attach_job *j, const char *cmd,
 }
 
 /* One hot-plug, all in QEMU's terms. On failure nothing is left behind in the VM. */
-static void run_job(struct vm_monitor *m, struct qmp *q, struct attach_job *j)
+static void run_job(struct vm_monitor *m, struct qmp *q, struct vm_job *j)
 {
 	_cleanup_json_ struct json_object *args = NULL, *ret = NULL;
 	char cls[64] = "", desc[160] = "", oid[QEMU_ID_MAX], did[QEMU_ID_MAX];
@@ -81,19 +78,19 @@ static void run_job(struct vm_monitor *m, struct qmp *q, struct attach_job *j)
 	json_object_object_add(args, "property", json_object_new_string("nvdimm"));
 	r = timed_execute(q, j, "qom-get", args, &ret, cls, desc);
 	if (r == -EREMOTEIO || (r == 0 && !json_object_get_boolean(ret))) {
-		job_fail(j, -EOPNOTSUPP, "unsupported", "VM %s has no nvdimm support: start QEMU "
+		vm_job_fail(j, -EOPNOTSUPP, "unsupported", "VM %s has no nvdimm support: start QEMU "
 			 "with -machine nvdimm=on and -m SIZE,slots=N,maxmem=MAX", m->vm);
 		return;
 	}
 	if (r < 0) {
-		job_fail(j, r, "qemu_error", "QMP qom-get failed: %s", strerror(-r));
+		vm_job_fail(j, r, "qemu_error", "QMP qom-get failed: %s", strerror(-r));
 		return;
 	}
 	if (j->labelled) {
 		/* the label makes the tag visible in the guest; its cookie needs the slot */
 		r = label_write_for_tag(j->label_fd, j->file_size, &j->tag, "tagmem", j->slot);
 		if (r < 0) {
-			job_fail(j, r, r == -EEXIST ? "busy" : "io_error", "cannot label %s: %s",
+			vm_job_fail(j, r, r == -EEXIST ? "busy" : "io_error", "cannot label %s: %s",
 				 j->mem_path, r == -EEXIST ? "it holds another namespace" : strerror(-r));
 			return;
 		}
@@ -109,7 +106,7 @@ static void run_job(struct vm_monitor *m, struct qmp *q, struct attach_job *j)
 		json_object_object_add(args, "align", json_object_new_uint64(2u << 20));
 	r = timed_execute(q, j, "object-add", args, NULL, cls, desc);
 	if (r < 0) {
-		job_fail(j, r, "qemu_error", "QEMU refused the memory backend (%s): %s",
+		vm_job_fail(j, r, "qemu_error", "QEMU refused the memory backend (%s): %s",
 			 cls[0] ? cls : strerror(-r), desc);
 		return;
 	}
@@ -126,7 +123,7 @@ static void run_job(struct vm_monitor *m, struct qmp *q, struct attach_job *j)
 		_cleanup_json_ struct json_object *del = json_object_new_object();
 		json_object_object_add(del, "id", json_object_new_string(oid));
 		timed_execute(q, j, "object-del", del, NULL, NULL, NULL); /* leave nothing behind */
-		job_fail(j, r, "qemu_error", "QEMU refused the nvdimm (%s): %s",
+		vm_job_fail(j, r, "qemu_error", "QEMU refused the nvdimm (%s): %s",
 			 cls[0] ? cls : strerror(-r), desc);
 		return;
 	}
@@ -134,7 +131,7 @@ static void run_job(struct vm_monitor *m, struct qmp *q, struct attach_job *j)
 }
 
 /* A finished job to the loop; NULL only wakes it (to see that the VM exited). */
-static void post(struct vm_monitor *m, struct attach_job *j)
+static void post(struct vm_monitor *m, struct vm_job *j)
 {
 	if (j)
 		mailbox_append(&m->done, &j->done);
@@ -148,7 +145,7 @@ static void deliver_done(struct vms *vms, struct vm_monitor *m)
 
 	for (; n; n = next) {
 		next = n->next;
-		vms->cb.job_done(vms->cb.userdata, container_of(n, struct attach_job, done));
+		vms->cb.job_done(vms->cb.userdata, container_of(n, struct vm_job, done));
 	}
 }
 
@@ -158,7 +155,7 @@ static void *monitor_main(void *arg)
 	struct qmp *q = NULL;
 
 	for (;;) {
-		struct attach_job *j;
+		struct vm_job *j;
 		struct pollfd pfd[2] = { { .fd = m->wake[0], .events = POLLIN },
 					 { .fd = q ? qmp_fd(q) : -1, .events = POLLIN } };
 
@@ -177,14 +174,18 @@ static void *monitor_main(void *arg)
 				r = qmp_open_fd(m->qmp_fd, QMP_TIMEOUT_MS, &q);
 				m->qmp_fd = -1;
 				if (r == -EPROTO)
-					job_fail(j, r, "invalid_argument", "%s does not speak QMP "
+					vm_job_fail(j, r, "invalid_argument", "%s does not speak QMP "
 						 "(is it a QEMU -qmp socket?)", m->qmp_path);
 				else if (r < 0)
-					job_fail(j, r, "unreachable", "cannot reach QEMU at %s: %s",
+					vm_job_fail(j, r, "unreachable", "cannot reach QEMU at %s: %s",
 						 m->qmp_path, strerror(-r));
 			}
-			if (r == 0)
+			if (r == 0 && j->run) {
+				if (j->run(q, j) < 0 && !j->error)
+					vm_job_fail(j, -EIO, "internal", "the job failed");
+			} else if (r == 0) {
 				run_job(m, q, j);
+			}
 			post(m, j);
 			if (r < 0) {
 				/* never connected: this monitor has nothing to watch */
@@ -231,9 +232,9 @@ static void monitor_free(struct vms *vms, struct vm_monitor *m)
 	loop_del_fd(vms->loop, mailbox_fd(&m->done));
 	deliver_done(vms, m); /* finished before the worker stopped: answer them */
 	while (m->todo) {
-		struct attach_job *j = m->todo;
+		struct vm_job *j = m->todo;
 		m->todo = j->next;
-		job_fail(j, -ECANCELED, "unreachable", "the monitor of VM %s went away before this "
+		vm_job_fail(j, -ECANCELED, "unreachable", "the monitor of VM %s went away before this "
 			 "attach ran (the VM exited, or brokerd is stopping); retry", m->vm);
 		vms->cb.job_done(vms->cb.userdata, j);
 	}
@@ -286,8 +287,8 @@ const char *vm_monitor_path(struct vms *vms, const char *vm, uid_t uid)
 	return m ? m->qmp_path : NULL;
 }
 
-int vm_attach(struct vms *vms, const char *vm, uid_t uid, const char *qmp_path, int qmp_fd,
-	      struct attach_job *job)
+int vm_submit(struct vms *vms, const char *vm, uid_t uid, const char *qmp_path, int qmp_fd,
+	      struct vm_job *job)
 {
 	struct vm_monitor *m = find(vms, vm, uid);
 	int r;
@@ -332,7 +333,7 @@ int vm_attach(struct vms *vms, const char *vm, uid_t uid, const char *qmp_path, 
 	}
 	pthread_mutex_lock(&m->lock);
 	job->next = NULL;
-	struct attach_job **pp = &m->todo;
+	struct vm_job **pp = &m->todo;
 	while (*pp)
 		pp = &(*pp)->next;
 	*pp = job;

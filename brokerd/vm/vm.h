@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * Running VMs the broker hot-plugs into. A QMP socket serves one client at a time, so each
- * VM gets one monitor: a worker thread that owns the QMP connection, runs attach jobs
- * (object-add + device_add) and notices the VM exiting (the socket closing). Results come
- * back to the event loop through an eventfd; nothing here blocks the loop. The front door of brokerd/vm.
+ * Running VMs the broker drives over QMP. A QMP socket serves one client at a time, so each
+ * VM gets one monitor: a worker thread that owns the QMP connection, runs jobs (attach:
+ * object-add + device_add; or work a caller brings, such as a save, run on the thread with
+ * the connection) and notices the VM exiting (the socket closing). Results come back to the
+ * event loop through an eventfd; nothing here blocks the loop. The front door of brokerd/vm.
  */
 #ifndef BROKERD_VM_H
 #define BROKERD_VM_H
@@ -18,10 +19,14 @@
 
 struct json_object;
 struct loop;
+struct qmp;
 struct vms;
 
-struct attach_job {
-	/* request */
+struct vm_job {
+	/* request: run(q, job) when set (blocking work on the monitor thread: it returns 0 or
+	 * fails the job with vm_job_fail), else the hot-plug described below */
+	int (*run)(struct qmp *q, struct vm_job *job);
+	void *ctx;                   /* run's, owned by whoever made the job */
 	tagmem_tag tag;
 	char vm[65];
 	uid_t uid;                   /* the VM's owner */
@@ -38,17 +43,21 @@ struct attach_job {
 	char errmsg[256];
 	uint64_t qmp_usec;           /* time spent in QMP commands */
 	char object[PATH_MAX + QEMU_ARG_MAX], device[QEMU_ARG_MAX];
-	struct attach_job *next;     /* in the monitor's queue */
+	struct vm_job *next;     /* in the monitor's queue */
 	struct mailbox_node done;    /* in its mailbox back to the loop */
 };
 
 struct vm_callbacks {
 	void *userdata;
 	/* On the loop: a job came back (ownership passes to the callee). */
-	void (*job_done)(void *userdata, struct attach_job *job);
+	void (*job_done)(void *userdata, struct vm_job *job);
 	/* On the loop: the VM's QMP socket closed, or could never be reached. */
 	void (*exited)(void *userdata, const char *vm, uid_t uid);
 };
+
+/* Record why a job failed: errno, the protocol's error code, a message. */
+void vm_job_fail(struct vm_job *j, int error, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 
 int vms_new(struct loop *loop, const struct vm_callbacks *cb, struct vms **ret);
 /* Stops every monitor; jobs still queued come back failed first. */
@@ -60,7 +69,7 @@ const char *vm_monitor_path(struct vms *vms, const char *vm, uid_t uid);
  * by name. With a monitor, qmp_fd is -1 and qmp_path must be the monitor's (-EBUSY). On
  * success the job (and qmp_fd) belong to the monitor until the job comes back; on failure
  * both stay the caller's. */
-int vm_attach(struct vms *vms, const char *vm, uid_t uid, const char *qmp_path, int qmp_fd,
-	      struct attach_job *job);
+int vm_submit(struct vms *vms, const char *vm, uid_t uid, const char *qmp_path, int qmp_fd,
+	      struct vm_job *job);
 
 #endif

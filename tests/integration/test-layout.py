@@ -21,6 +21,7 @@ FRONT = {
     "vm": {"vm.h"},
     "server": {"server.h"},
     "guests": {"guests.h"},
+    "snapshot": {"snapshot.h"},
     "api": {"api.h"},
     "daemon": {"daemon.h"},
 }
@@ -34,7 +35,8 @@ ALLOWED = {
     "vm": {"base"},
     "server": {"base"},
     "guests": {"base"},
-    "api": {"core", "server", "guests", "dataplane", "vm", "backends", "base"},
+    "snapshot": {"base"},
+    "api": {"core", "server", "guests", "snapshot", "dataplane", "vm", "backends", "base"},
     "daemon": set(FRONT) - {"daemon"},
     "": {"daemon", "base"},  # main.c
 }

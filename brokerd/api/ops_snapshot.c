@@ -1,0 +1,261 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * vm_save and vm_restore: the VM's tags, gathered here on the loop, then the whole job on the
+ * VM's monitor thread (snapshot.h does the work, vm.h runs it). Progress goes out as
+ * vm_snapshot_progress events from the upkeep tick while a job runs.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "dataplane.h"
+#include "log.h"
+#include "ops.h"
+#include "qemu.h"
+#include "qmp.h"
+#include "snapshot.h"
+#include "vm.h"
+
+#define SNAP_THREADS_DEFAULT 4
+
+static int run_snapshot(struct qmp *q, struct vm_job *job)
+{
+	struct snap_job *s = job->ctx;
+	int r = s->restore ? snap_restore(q, s) : snap_save(q, s);
+
+	if (r < 0)
+		vm_job_fail(job, r, s->errcode[0] ? s->errcode : "io_error", "%s", s->errmsg);
+	return r;
+}
+
+static void snap_job_free(struct snap_job *s)
+{
+	for (unsigned i = 0; s && i < s->nb; i++)
+		if (s->b[i].fd >= 0)
+			close(s->b[i].fd);
+	if (s && s->dir_fd >= 0)
+		close(s->dir_fd);
+	free(s);
+}
+
+/* The VM's tags as backings: an image whole (labels and headers are QEMU's backend too), a
+ * DCD tag's file. Replies and returns false when one cannot be read here. */
+static bool gather(struct request *rq, const char *vm, uid_t *ret_uid, struct snap_job *s)
+{
+	struct api *api = rq->api;
+	uid_t caller = client_info(rq->c)->uid;
+	bool found = false;
+	struct tag *e;
+
+	core_for_each(e, api->core) {
+		struct snap_backing *b;
+		struct stat st;
+
+		if (!e->claimed || strcmp(e->owner.name, vm) ||
+		    (e->owner.uid != caller && !is_privileged(rq)))
+			continue;
+		if (found && e->owner.uid != *ret_uid) {
+			reply_error(rq, "invalid_argument", "two users have a VM called %s", vm);
+			return false;
+		}
+		found = true;
+		*ret_uid = e->owner.uid;
+		if (s->nb == SNAP_MAX_ENTRIES) {
+			reply_error(rq, "unsupported", "VM %s has more than %d tags", vm,
+				    SNAP_MAX_ENTRIES);
+			return false;
+		}
+		b = &s->b[s->nb];
+		b->tag = e->tag;
+		qemu_ids(&e->tag, false, b->qemu_id, (char[QEMU_ID_MAX]){ 0 });
+		if (tag_is_image(e)) {
+			b->fd = fcntl(image_io_fd(e->image.io), F_DUPFD_CLOEXEC, 3);
+			b->size = e->image.file_size;
+		} else {
+			b->fd = open(e->cap.path, O_RDWR | O_CLOEXEC);
+			b->size = e->cap.size;
+		}
+		s->nb++;
+		s->total_bytes += b->size;
+		if (b->fd < 0 || fstat(b->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+			reply_error(rq, "unsupported", "tag %s of VM %s is %s: brokerd saves file-backed "
+				    "capacity (images, the simulator's DCD); a device-DAX backing needs "
+				    "mmap copies it does not make yet", e->tag_str, vm,
+				    b->fd < 0 ? "not readable here" : "not a regular file");
+			return false;
+		}
+	}
+	if (!found)
+		reply_error(rq, "not_found", "no tags are claimed for VM %s%s", vm,
+			    is_privileged(rq) ? "" : " by you");
+	return found;
+}
+
+static void op_snapshot(struct request *rq, bool restore)
+{
+	struct api *api = rq->api;
+	struct snap_job *s;
+	struct vm_job *job;
+	const char *vm, *path, *qmp = NULL, *slash;
+	uid_t uid = 0;
+	uint64_t threads = SNAP_THREADS_DEFAULT;
+	bool resume = false;
+	char dir[PATH_MAX];
+	int qmp_fd = -1, r;
+
+	if (!is_privileged(rq)) {
+		/* brokerd writes (or reads into VM memory) the file it is given: root's call */
+		reply_error(rq, "permission_denied", "only root or the daemon's user may save or "
+			    "restore VMs");
+		return;
+	}
+	if (tagmem_json_get_string(rq->msg, "vm", &vm) < 0 || !*vm || strlen(vm) > 64 ||
+	    tagmem_json_get_string(rq->msg, "path", &path) < 0 || path[0] != '/' ||
+	    strlen(path) >= PATH_MAX || !(slash = strrchr(path, '/'))[1] ||
+	    tagmem_json_get_string(rq->msg, "qmp", &qmp) == -EINVAL ||
+	    tagmem_json_get_u64(rq->msg, "threads", &threads) == -EINVAL || !threads ||
+	    threads > 16 || tagmem_json_get_bool(rq->msg, "resume", &resume) == -EINVAL) {
+		reply_error(rq, "invalid_argument", "\"vm\" (a name), \"path\" (an absolute file "
+			    "name), optional \"qmp\" (the VM's QMP socket), \"threads\" (1-16), "
+			    "\"resume\" (bool)");
+		return;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		reply_error(rq, "internal", "out of memory");
+		return;
+	}
+	s->dir_fd = -1;
+	snprintf(s->vm, sizeof(s->vm), "%s", vm);
+	snprintf(s->path, sizeof(s->path), "%s", path);
+	snprintf(s->base, sizeof(s->base), "%s", slash + 1);
+	s->threads = (unsigned)threads;
+	s->resume = resume;
+	s->restore = restore;
+	snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
+	s->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* fsync needs more than O_PATH */
+	if (s->dir_fd < 0) {
+		reply_error(rq, "invalid_argument", "cannot open the directory %s: %s", dir,
+			    strerror(errno));
+		goto fail;
+	}
+	if (!gather(rq, vm, &uid, s))
+		goto fail;
+	if (!vm_monitor_path(api->vms, vm, uid)) {
+		if (!qmp) {
+			reply_error(rq, "invalid_argument", "brokerd has no monitor of VM %s yet: give "
+				    "\"qmp\", its QMP socket", vm);
+			goto fail;
+		}
+		r = qmp_socket_connect(qmp, &qmp_fd);
+		if (r < 0) {
+			reply_error(rq, "unreachable", "cannot reach QEMU at %s: %s", qmp, strerror(-r));
+			goto fail;
+		}
+	}
+	job = calloc(1, sizeof(*job));
+	if (!job) {
+		reply_error(rq, "internal", "out of memory");
+		goto fail;
+	}
+	job->run = run_snapshot;
+	job->ctx = s;
+	job->uid = uid;
+	snprintf(job->vm, sizeof(job->vm), "%s", vm);
+	job->label_fd = -1;
+	job->client_serial = client_info(rq->c)->serial;
+	job->req_id = json_object_get(rq->id);
+	r = vm_submit(api->vms, vm, uid, qmp ? qmp : vm_monitor_path(api->vms, vm, uid), qmp_fd,
+		      job);
+	if (r < 0) {
+		json_object_put(job->req_id);
+		free(job);
+		reply_error(rq, r == -EBUSY ? "busy" : "internal", "cannot queue the job on VM %s's "
+			    "monitor: %s", vm, strerror(-r));
+		goto fail;
+	}
+	for (unsigned i = 0; i < ARRAY_SIZE(api->snaps); i++)
+		if (!api->snaps[i]) {
+			api->snaps[i] = s;
+			break;
+		}
+	log_info("%s VM %s %s %s (%u backing(s))", restore ? "Restoring" : "Saving", vm,
+		 restore ? "from" : "to", path, s->nb);
+	return; /* answered by api_snapshot_done() */
+fail:
+	if (qmp_fd >= 0)
+		close(qmp_fd);
+	snap_job_free(s);
+}
+
+void op_vm_save(struct request *rq)
+{
+	op_snapshot(rq, false);
+}
+
+void op_vm_restore(struct request *rq)
+{
+	op_snapshot(rq, true);
+}
+
+void api_snapshot_done(struct api *api, struct vm_job *job)
+{
+	struct snap_job *s = job->ctx;
+	struct client *c = server_find_client(api->server, job->client_serial);
+	struct request rq = { .api = api, .c = c, .id = job->req_id };
+
+	for (unsigned i = 0; i < ARRAY_SIZE(api->snaps); i++)
+		if (api->snaps[i] == s)
+			api->snaps[i] = NULL;
+	if (job->error) {
+		log_warn("%s of VM %s failed: %s", s->restore ? "Restore" : "Save", s->vm,
+			 job->errmsg);
+		if (c)
+			reply_error(&rq, job->errcode, "%s", job->errmsg);
+	} else if (c) {
+		struct json_object *res = json_object_new_object();
+		double secs = (double)s->usec / 1e6;
+
+		json_object_object_add(res, "vm", json_object_new_string(s->vm));
+		json_object_object_add(res, "path", json_object_new_string(s->path));
+		json_object_object_add(res, "backings", json_object_new_int((int)s->nb));
+		json_object_object_add(res, "bytes", json_object_new_uint64(s->total_bytes));
+		json_object_object_add(res, "device_state_bytes",
+				       json_object_new_uint64(s->devstate_bytes));
+		json_object_object_add(res, "usec", json_object_new_uint64(s->usec));
+		json_object_object_add(res, "copy_usec", json_object_new_uint64(s->copy_usec));
+		json_object_object_add(res, "qemu_usec", json_object_new_uint64(s->qemu_usec));
+		json_object_object_add(res, "gb_per_s", json_object_new_double(
+			secs > 0 ? (double)s->total_bytes / 1e9 / secs : 0));
+		log_info("%s VM %s: %llu bytes in %.2f s", s->restore ? "Restored" : "Saved", s->vm,
+			 (unsigned long long)s->total_bytes, secs);
+		reply_result(&rq, res, 0);
+	}
+	json_object_put(job->req_id);
+	snap_job_free(s);
+	free(job);
+}
+
+void api_snapshot_progress(struct api *api)
+{
+	for (unsigned i = 0; i < ARRAY_SIZE(api->snaps); i++) {
+		struct snap_job *s = api->snaps[i];
+		struct json_object *ev;
+
+		if (!s || !s->total_bytes)
+			continue;
+		ev = json_object_new_object();
+		json_object_object_add(ev, "event", json_object_new_string("vm_snapshot_progress"));
+		json_object_object_add(ev, "vm", json_object_new_string(s->vm));
+		json_object_object_add(ev, "op", json_object_new_string(s->restore ? "restore" :
+									     "save"));
+		json_object_object_add(ev, "done_bytes", json_object_new_uint64(
+			atomic_load(&s->done_bytes)));
+		json_object_object_add(ev, "total_bytes", json_object_new_uint64(s->total_bytes));
+		api_emit(api, ev);
+	}
+}

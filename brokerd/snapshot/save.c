@@ -1,0 +1,430 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Save and restore (snapshot.h), step by step over the VM's QMP connection:
+ *   save:    stop → every memory backend must be one of the VM's tags (share=on) →
+ *            migrate device state only (x-ignore-shared) into a file QEMU gets as an fd →
+ *            the backings into the temporary save file, in parallel, O_DIRECT →
+ *            header, fsync, rename over FILE, fsync the directory → (cont)
+ *   restore: the VM was started with -incoming defer and the same devices →
+ *            check the header against the VM's backings → the bytes back into the
+ *            backings, in parallel, checksums verified → migrate-incoming the device state
+ *            from the file (an fd at its offset) → cont
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "qmp.h"
+#include "snapshot.h"
+#include "util.h"
+
+#define QMP_MS 10000
+#define MIGRATE_MS 600000
+
+static int jfail(struct snap_job *j, int err, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int jfail(struct snap_job *j, int err, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+
+	j->error = err;
+	snprintf(j->errcode, sizeof(j->errcode), "%s", code);
+	va_start(ap, fmt);
+	vsnprintf(j->errmsg, sizeof(j->errmsg), fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+static int qmp(struct snap_job *j, struct qmp *q, const char *cmd, struct json_object *args,
+	       int fd, struct json_object **ret)
+{
+	char cls[64] = "", desc[160] = "";
+	uint64_t t0 = now_usec();
+	int r = qmp_execute_fd(q, cmd, args, fd, QMP_MS, ret, cls, sizeof(cls), desc,
+			       sizeof(desc));
+
+	j->qemu_usec += now_usec() - t0;
+	if (r < 0)
+		jfail(j, r, "qemu_error", "QMP %s failed: %s", cmd, desc[0] ? desc : strerror(-r));
+	json_object_put(args);
+	return r;
+}
+
+/* Every RAM of the VM must be one of its tags: otherwise QEMU would have to copy it (and
+ * x-ignore-shared would silently leave it out of the save). Keeps only the backings QEMU has. */
+static int check_memory(struct snap_job *j, struct qmp *q)
+{
+	_cleanup_json_ struct json_object *ret = NULL;
+	bool present[SNAP_MAX_ENTRIES] = { 0 };
+	unsigned k = 0;
+	int r = qmp(j, q, "query-memdev", NULL, -1, &ret);
+
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < json_object_array_length(ret); i++) {
+		struct json_object *m = json_object_array_get_idx(ret, i), *id, *share;
+		bool ours = false;
+
+		json_object_object_get_ex(m, "id", &id);
+		json_object_object_get_ex(m, "share", &share);
+		for (unsigned b = 0; id && b < j->nb; b++)
+			if (!strcmp(json_object_get_string(id), j->b[b].qemu_id)) {
+				ours = present[b] = true;
+				break;
+			}
+		if (!ours || !share || !json_object_get_boolean(share))
+			return jfail(j, -EOPNOTSUPP, "unsupported", "VM %s has memory that is not "
+				     "one of its tags (%s%s): every RAM and nvdimm backend must be "
+				     "tagged capacity, shared, for brokerd to save it",
+				     j->vm, id ? json_object_get_string(id) : "a backend without id",
+				     share && !json_object_get_boolean(share) ? ", share=off" : "");
+	}
+	for (unsigned b = 0; b < j->nb; b++)
+		if (present[b])
+			j->b[k++] = j->b[b];
+	j->nb = k;
+	if (!k)
+		return jfail(j, -EOPNOTSUPP, "unsupported", "VM %s has none of its tags in QEMU",
+			     j->vm);
+	return 0;
+}
+
+static int ignore_shared(struct snap_job *j, struct qmp *q)
+{
+	struct json_object *args = json_object_new_object(), *caps = json_object_new_array(),
+			   *c = json_object_new_object();
+
+	json_object_object_add(c, "capability", json_object_new_string("x-ignore-shared"));
+	json_object_object_add(c, "state", json_object_new_boolean(true));
+	json_object_array_add(caps, c);
+	json_object_object_add(args, "capabilities", caps);
+	return qmp(j, q, "migrate-set-capabilities", args, -1, NULL);
+}
+
+/* Poll query-migrate until it is over; 0 for completed. */
+static int wait_migration(struct snap_job *j, struct qmp *q)
+{
+	uint64_t deadline = now_usec() + MIGRATE_MS * 1000ull;
+
+	while (now_usec() < deadline) {
+		_cleanup_json_ struct json_object *ret = NULL;
+		struct json_object *st, *err;
+		const char *s;
+		int r = qmp(j, q, "query-migrate", NULL, -1, &ret);
+
+		if (r < 0)
+			return r;
+		s = json_object_object_get_ex(ret, "status", &st) ? json_object_get_string(st) : "";
+		if (!strcmp(s, "completed"))
+			return 0;
+		if (!strcmp(s, "failed") || !strcmp(s, "cancelled"))
+			return jfail(j, -EIO, "qemu_error", "QEMU's migration of the device state %s: "
+				     "%s", s, json_object_object_get_ex(ret, "error-desc", &err) ?
+				     json_object_get_string(err) : "no reason given");
+		usleep(2000);
+	}
+	return jfail(j, -ETIMEDOUT, "qemu_error", "QEMU's migration did not finish in time");
+}
+
+/* The destination side: QEMU loads the device state, then stops "inmigrate" (a failed load
+ * makes it exit, which the connection reports). Runs it afterwards if it did not start. */
+static int wait_incoming(struct snap_job *j, struct qmp *q)
+{
+	uint64_t deadline = now_usec() + MIGRATE_MS * 1000ull;
+
+	while (now_usec() < deadline) {
+		_cleanup_json_ struct json_object *st = NULL;
+		struct json_object *s, *run;
+		int r = qmp(j, q, "query-status", NULL, -1, &st);
+
+		if (r < 0)
+			return r;
+		if (json_object_object_get_ex(st, "status", &s) &&
+		    strcmp(json_object_get_string(s), "inmigrate")) {
+			if (json_object_object_get_ex(st, "running", &run) &&
+			    json_object_get_boolean(run))
+				return 0;
+			return qmp(j, q, "cont", NULL, -1, NULL);
+		}
+		usleep(2000);
+	}
+	return jfail(j, -ETIMEDOUT, "qemu_error", "QEMU did not load the device state in time");
+}
+
+static int send_fd(struct snap_job *j, struct qmp *q, int fd)
+{
+	struct json_object *args = json_object_new_object();
+
+	json_object_object_add(args, "fdname", json_object_new_string("tagmem-snap"));
+	return qmp(j, q, "getfd", args, fd, NULL);
+}
+
+static int running(struct snap_job *j, struct qmp *q, bool *ret, bool *ret_postmigrate)
+{
+	_cleanup_json_ struct json_object *st = NULL;
+	struct json_object *run, *status;
+	int r = qmp(j, q, "query-status", NULL, -1, &st);
+
+	if (r == 0) {
+		*ret = json_object_object_get_ex(st, "running", &run) && json_object_get_boolean(run);
+		*ret_postmigrate = json_object_object_get_ex(st, "status", &status) &&
+				   !strcmp(json_object_get_string(status), "postmigrate");
+	}
+	return r;
+}
+
+/* Temporaries of this save file that an earlier brokerd left (killed in the middle). */
+static void remove_stale(struct snap_job *j)
+{
+	char prefix[NAME_MAX + 8];
+	int dfd = openat(j->dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct dirent *de;
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+
+	if (!d) {
+		if (dfd >= 0)
+			close(dfd);
+		return;
+	}
+	snprintf(prefix, sizeof(prefix), ".%.200s.tmp-", j->base);
+	while ((de = readdir(d)))
+		if (!strncmp(de->d_name, prefix, strlen(prefix)))
+			unlinkat(j->dir_fd, de->d_name, 0);
+	closedir(d);
+}
+
+int snap_save(struct qmp *q, struct snap_job *j)
+{
+	struct snap_header h = { .created = (uint64_t)time(NULL) };
+	struct snap_copy c[SNAP_MAX_ENTRIES + 1];
+	char tmp[NAME_MAX + 1], dev[NAME_MAX + 1];
+	uint8_t *hdr = NULL;
+	int fd = -1, devfd = -1, r;
+	bool was_running = false, postmigrate = false;
+	uint64_t t0 = now_usec(), t1, size;
+	struct stat st;
+
+	snprintf(tmp, sizeof(tmp), ".%.200s.tmp-%d", j->base, (int)getpid());
+	snprintf(dev, sizeof(dev), ".%.200s.dev-%d", j->base, (int)getpid());
+	remove_stale(j);
+	r = running(j, q, &was_running, &postmigrate);
+	/* QEMU will not migrate a VM a migration paused: let it run for a moment first (the
+	 * save is of that moment) */
+	if (r == 0 && postmigrate)
+		r = qmp(j, q, "cont", NULL, -1, NULL);
+	if (r == 0 && (was_running || postmigrate))
+		r = qmp(j, q, "stop", NULL, -1, NULL);
+	if (r == 0)
+		r = check_memory(j, q);
+	if (r < 0)
+		goto out;
+	fd = openat(j->dir_fd, tmp, O_RDWR | O_CREAT | O_TRUNC | O_DIRECT | O_CLOEXEC | O_NOFOLLOW,
+		    0600);
+	if (fd < 0) {
+		r = jfail(j, -errno, errno == EINVAL ? "unsupported" : "io_error", errno == EINVAL ?
+			  "the filesystem of %s cannot do O_DIRECT; save onto a disk filesystem" :
+			  "cannot create the save file next to %s: %m", j->path);
+		goto out;
+	}
+	/* the device state: QEMU writes it into a file it gets as a descriptor */
+	devfd = openat(j->dir_fd, dev, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (devfd < 0) {
+		r = jfail(j, -errno, "io_error", "cannot create a temporary file next to %s: %m",
+			  j->path);
+		goto out;
+	}
+	unlinkat(j->dir_fd, dev, 0); /* only the descriptor lives on */
+	r = ignore_shared(j, q);
+	if (r == 0)
+		r = send_fd(j, q, devfd);
+	if (r == 0) {
+		struct json_object *args = json_object_new_object();
+
+		json_object_object_add(args, "uri", json_object_new_string("fd:tagmem-snap"));
+		r = qmp(j, q, "migrate", args, -1, NULL);
+	}
+	if (r == 0)
+		r = wait_migration(j, q);
+	if (r < 0)
+		goto out;
+	if (fstat(devfd, &st) < 0) {
+		r = jfail(j, -errno, "io_error", "device state: %m");
+		goto out;
+	}
+	/* lay the file out; the device state goes last, padded for O_DIRECT */
+	h.nentries = j->nb;
+	snprintf(h.vm, sizeof(h.vm), "%s", j->vm);
+	for (unsigned i = 0; i < j->nb; i++) {
+		h.e[i].tag = j->b[i].tag;
+		h.e[i].size = j->b[i].size;
+	}
+	h.devstate_length = (uint64_t)st.st_size;
+	j->devstate_bytes = h.devstate_length;
+	size = snap_layout(&h);
+	if (ftruncate(fd, (off_t)size) < 0) {
+		r = jfail(j, -errno, errno == ENOSPC || errno == EFBIG ? "no_space" : "io_error",
+			  "cannot size the save file to %llu bytes: %m", (unsigned long long)size);
+		goto out;
+	}
+	for (unsigned i = 0; i < j->nb; i++)
+		c[i] = (struct snap_copy){ .src = j->b[i].fd, .src_off = j->b[i].data_offset,
+					   .dst = fd, .dst_off = h.e[i].file_offset,
+					   .len = j->b[i].size };
+	c[j->nb] = (struct snap_copy){ .src = devfd, .dst = fd, .dst_off = h.devstate_offset,
+				       .len = (h.devstate_length + 4095) & ~4095ull };
+	if (ftruncate(devfd, (off_t)c[j->nb].len) < 0) { /* zero padding to a whole block */
+		r = jfail(j, -errno, "io_error", "device state: %m");
+		goto out;
+	}
+	t1 = now_usec();
+	r = snap_copy_run(c, j->nb + 1, j->threads, &j->done_bytes, j->errmsg, sizeof(j->errmsg));
+	j->copy_usec = now_usec() - t1;
+	if (r < 0) {
+		char why[sizeof(j->errmsg)];
+
+		snprintf(why, sizeof(why), "%s", j->errmsg);
+		jfail(j, r, r == -ENOSPC ? "no_space" : "io_error", "cannot save to %s (%s); %s is "
+		      "as it was", j->path, why, j->base);
+		goto out;
+	}
+	for (unsigned i = 0; i < j->nb; i++)
+		h.e[i].checksum = c[i].checksum;
+	h.devstate_checksum = c[j->nb].checksum;
+	if (posix_memalign((void **)&hdr, 4096, SNAP_HEADER_SIZE)) {
+		r = jfail(j, -ENOMEM, "internal", "out of memory");
+		goto out;
+	}
+	snap_header_build(&h, hdr);
+	/* the header last, then durable, then the name: FILE is whole or the old one */
+	if (pwrite(fd, hdr, SNAP_HEADER_SIZE, 0) != SNAP_HEADER_SIZE || fsync(fd) < 0 ||
+	    renameat(j->dir_fd, tmp, j->dir_fd, j->base) < 0 || fsync(j->dir_fd) < 0) {
+		r = jfail(j, -errno, errno == ENOSPC ? "no_space" : "io_error",
+			  "cannot complete %s: %m", j->path);
+		goto out;
+	}
+	r = 0;
+out:
+	if (r < 0 && fd >= 0)
+		unlinkat(j->dir_fd, tmp, 0); /* the previous save stays as it was */
+	if (fd >= 0)
+		close(fd);
+	if (devfd >= 0)
+		close(devfd);
+	free(hdr);
+	if (was_running && (j->resume || r < 0)) {
+		int e = j->error;
+		qmp(j, q, "cont", NULL, -1, NULL); /* a failed save leaves the VM as it found it */
+		j->error = e;
+	}
+	j->usec = now_usec() - t0;
+	return r;
+}
+
+int snap_restore(struct qmp *q, struct snap_job *j)
+{
+	struct snap_header h;
+	struct snap_copy c[SNAP_MAX_ENTRIES + 1];
+	uint8_t *hdr = NULL;
+	uint64_t t0 = now_usec(), t1;
+	bool ok_entry[SNAP_MAX_ENTRIES] = { 0 };
+	int fd = -1, devfd = -1, r;
+
+	r = check_memory(j, q);
+	if (r < 0)
+		goto out;
+	fd = openat(j->dir_fd, j->base, O_RDONLY | O_DIRECT | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		r = jfail(j, -errno, errno == ENOENT ? "not_found" : errno == EINVAL ? "unsupported" :
+			  "io_error", "cannot open %s: %m", j->path);
+		goto out;
+	}
+	if (posix_memalign((void **)&hdr, 4096, SNAP_HEADER_SIZE) ||
+	    pread(fd, hdr, SNAP_HEADER_SIZE, 0) != SNAP_HEADER_SIZE ||
+	    snap_header_parse(hdr, SNAP_HEADER_SIZE, &h) < 0) {
+		r = jfail(j, -EBADMSG, "invalid_argument", "%s is not a tagmem save file (or it is "
+			  "damaged)", j->path);
+		goto out;
+	}
+	/* every backing of the VM must be in the file, at its size; nothing else may be */
+	if (h.nentries != j->nb) {
+		r = jfail(j, -EINVAL, "invalid_argument", "%s holds %u backings, VM %s has %u",
+			  j->path, h.nentries, j->vm, j->nb);
+		goto out;
+	}
+	for (unsigned i = 0; i < j->nb; i++) {
+		unsigned k;
+
+		for (k = 0; k < h.nentries; k++)
+			if (!tagmem_tag_compare(&h.e[k].tag, &j->b[i].tag) && !ok_entry[k])
+				break;
+		if (k == h.nentries || h.e[k].size != j->b[i].size) {
+			char s[TAGMEM_TAG_STRING_MAX];
+			r = jfail(j, -EINVAL, "invalid_argument", "%s has no backing for tag %s of "
+				  "%llu bytes", j->path, tagmem_tag_format(&j->b[i].tag, s),
+				  (unsigned long long)j->b[i].size);
+			goto out;
+		}
+		ok_entry[k] = true;
+		c[i] = (struct snap_copy){ .src = fd, .src_off = h.e[k].file_offset, .dst = j->b[i].fd,
+					   .dst_off = j->b[i].data_offset, .len = h.e[k].size,
+					   .checksum = h.e[k].checksum };
+	}
+	t1 = now_usec();
+	{
+		uint64_t want[SNAP_MAX_ENTRIES];
+
+		for (unsigned i = 0; i < j->nb; i++)
+			want[i] = c[i].checksum;
+		r = snap_copy_run(c, j->nb, j->threads, &j->done_bytes, j->errmsg,
+				  sizeof(j->errmsg));
+		for (unsigned i = 0; r == 0 && i < j->nb; i++)
+			if (c[i].checksum != want[i]) {
+				char s[TAGMEM_TAG_STRING_MAX];
+				r = jfail(j, -EBADMSG, "io_error", "%s: the bytes of tag %s do not match "
+					  "their checksum; the VM was not started", j->path,
+					  tagmem_tag_format(&j->b[i].tag, s));
+			}
+	}
+	j->copy_usec = now_usec() - t1;
+	if (r < 0) {
+		if (!j->errcode[0])
+			snprintf(j->errcode, sizeof(j->errcode), "io_error");
+		j->error = r;
+		goto out;
+	}
+	/* the device state, read by QEMU from a descriptor placed at its offset */
+	devfd = openat(j->dir_fd, j->base, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (devfd < 0 || lseek(devfd, (off_t)h.devstate_offset, SEEK_SET) < 0) {
+		r = jfail(j, -errno, "io_error", "cannot read the device state of %s: %m", j->path);
+		goto out;
+	}
+	j->devstate_bytes = h.devstate_length;
+	r = ignore_shared(j, q);
+	if (r == 0)
+		r = send_fd(j, q, devfd);
+	if (r == 0) {
+		struct json_object *args = json_object_new_object();
+
+		json_object_object_add(args, "uri", json_object_new_string("fd:tagmem-snap"));
+		r = qmp(j, q, "migrate-incoming", args, -1, NULL);
+	}
+	if (r == 0)
+		r = wait_incoming(j, q);
+out:
+	if (fd >= 0)
+		close(fd);
+	if (devfd >= 0)
+		close(devfd);
+	free(hdr);
+	j->usec = now_usec() - t0;
+	return r;
+}
