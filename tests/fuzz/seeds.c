@@ -7,6 +7,7 @@
 
 #include "qemu.h"
 #include "slots.h"
+#include "snapshot.h"
 
 static int put(const char *dir, const char *target, const char *name, const void *data,
 	       size_t len)
@@ -64,6 +65,17 @@ int main(int argc, char **argv)
 		r |= put(dir, "slots", "smbios", smbios, len);
 	}
 	r |= PUTS("slots", "lines", "0 6f1c2a9e-0b7d-4c1e-9a51-3d2f8e7b4c10\n255 11111111-2222-4333-8444-555555555555\n");
+	{
+		/* a save file's header as brokerd writes it */
+		static uint8_t hdr[SNAP_HEADER_SIZE];
+		struct snap_header h = { .vm = "vm1", .nentries = 1, .devstate_length = 4096 };
+
+		h.e[0].tag = tag;
+		h.e[0].size = 64u << 20;
+		snap_layout(&h);
+		snap_header_build(&h, hdr);
+		r |= put(dir, "snapshot", "header", hdr, sizeof(hdr));
+	}
 	if (label_area_build(area, &tag, "tagmem", 1, 16u << 20) == 0)
 		r |= put(dir, "labels", "one-label", area, 1024); /* the rest is zero */
 	else

@@ -1,0 +1,117 @@
+/* Unit tests: the save file's header (brokerd/snapshot/format.c) — layout, round trip, and
+ * every kind of damage a reader must refuse — and the order-free chunk checksum. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "snapshot.h"
+
+#define MB (1ull << 20)
+
+static void header(struct snap_header *h)
+{
+	memset(h, 0, sizeof(*h));
+	strcpy(h->vm, "vm1");
+	h->nentries = 2;
+	tagmem_tag_parse("6f1c2a9e-0b7d-4c1e-9a51-3d2f8e7b4c10", &h->e[0].tag);
+	tagmem_tag_parse("11111111-2222-4333-8444-555555555555", &h->e[1].tag);
+	h->e[0].size = 512 * MB;
+	h->e[1].size = 34 * MB + 4096;
+	h->e[0].checksum = 0x1234;
+	h->devstate_length = 318270;
+	h->created = 1790000000;
+}
+
+static void round_trip(void **state)
+{
+	uint8_t buf[SNAP_HEADER_SIZE];
+	struct snap_header h, back;
+
+	(void)state;
+	header(&h);
+	assert_int_equal(snap_layout(&h), 2 * MB + 512 * MB + 36 * MB + 2 * MB);
+	assert_int_equal(h.e[0].file_offset, 2 * MB);            /* after the padded header */
+	assert_int_equal(h.e[1].file_offset, 514 * MB);
+	assert_int_equal(h.devstate_offset, 550 * MB);           /* 2 MiB aligned */
+	snap_header_build(&h, buf);
+	assert_memory_equal(buf, "TAGMEMVM", 8);
+	assert_int_equal(snap_header_parse(buf, sizeof(buf), &back), 0);
+	assert_string_equal(back.vm, "vm1");
+	assert_int_equal(back.nentries, 2);
+	assert_int_equal(back.e[1].size, 34 * MB + 4096);
+	assert_int_equal(back.e[0].checksum, 0x1234);
+	assert_int_equal(back.devstate_length, 318270);
+	assert_memory_equal(back.e[1].tag.bytes, h.e[1].tag.bytes, 16);
+}
+
+/* Damage one thing at a time; the checksum is made right again where it would hide it. */
+static void refuses_damage(void **state)
+{
+	struct snap_header h, out;
+	uint8_t buf[SNAP_HEADER_SIZE];
+
+	(void)state;
+	header(&h);
+	snap_layout(&h);
+	snap_header_build(&h, buf);
+	buf[200] ^= 1;                                            /* a flipped bit */
+	assert_int_equal(snap_header_parse(buf, sizeof(buf), &out), -EBADMSG);
+	assert_int_equal(snap_header_parse(buf, 100, &out), -EBADMSG); /* short */
+
+	h.e[1].file_offset = h.e[0].file_offset + MB;             /* overlapping */
+	snap_header_build(&h, buf);
+	assert_int_equal(snap_header_parse(buf, sizeof(buf), &out), -EBADMSG);
+	snap_layout(&h);
+	h.e[0].file_offset += 4096;                               /* not 2 MiB aligned */
+	snap_header_build(&h, buf);
+	assert_int_equal(snap_header_parse(buf, sizeof(buf), &out), -EBADMSG);
+	snap_layout(&h);
+	h.devstate_offset = h.e[1].file_offset;                   /* state over a backing */
+	snap_header_build(&h, buf);
+	assert_int_equal(snap_header_parse(buf, sizeof(buf), &out), -EBADMSG);
+	snap_layout(&h);
+	h.nentries = SNAP_MAX_ENTRIES + 1;                        /* too many */
+	snap_header_build(&h, buf);
+	assert_int_equal(snap_header_parse(buf, sizeof(buf), &out), -EBADMSG);
+	header(&h);
+	h.e[1].size = 4095;                                       /* not whole blocks */
+	snap_layout(&h);
+	snap_header_build(&h, buf);
+	assert_int_equal(snap_header_parse(buf, sizeof(buf), &out), -EBADMSG);
+	header(&h);
+	memset(&h.e[0].tag, 0, 16);                               /* no tag */
+	snap_layout(&h);
+	snap_header_build(&h, buf);
+	assert_int_equal(snap_header_parse(buf, sizeof(buf), &out), -EBADMSG);
+}
+
+/* Chunk sums add up the same in any order, and notice a changed or moved chunk. */
+static void chunk_sums(void **state)
+{
+	static uint8_t a[8192], b[8192];
+	uint64_t s1, s2;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(a); i++)
+		a[i] = (uint8_t)(i * 7), b[i] = (uint8_t)(i * 13);
+	s1 = snap_chunk_sum(a, sizeof(a), 0) + snap_chunk_sum(b, sizeof(b), 1);
+	s2 = snap_chunk_sum(b, sizeof(b), 1) + snap_chunk_sum(a, sizeof(a), 0);
+	assert_int_equal(s1, s2);
+	assert_true(s1 != snap_chunk_sum(b, sizeof(b), 0) + snap_chunk_sum(a, sizeof(a), 1));
+	a[100] ^= 1;
+	assert_true(s1 != snap_chunk_sum(a, sizeof(a), 0) + snap_chunk_sum(b, sizeof(b), 1));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(round_trip),
+		cmocka_unit_test(refuses_damage),
+		cmocka_unit_test(chunk_sums),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
