@@ -222,8 +222,9 @@ out:
 }
 
 /* The channel is silent or hung up: note the host gone and leave it alone a while. */
-static void host_gone(struct agent *a, bool *up, uint64_t *retry_at)
+static void host_gone(struct agent *a, bool *up, uint64_t *retry_at, size_t *len)
 {
+	*len = 0; /* part of a line from a connection that is gone */
 	if (*up && a->relay)
 		relay_host_down(a->relay);
 	*up = false;
@@ -266,7 +267,7 @@ static int serve(struct agent *a, int port)
 		if (!watch_port || !fds[0].revents)
 			continue;
 		if (!(fds[0].revents & POLLIN)) {
-			host_gone(a, &up, &retry_at);
+			host_gone(a, &up, &retry_at, &len);
 			continue;
 		}
 		got = read(port, buf + len, MAX_MESSAGE - len);
@@ -275,18 +276,19 @@ static int serve(struct agent *a, int port)
 		if (got < 0)
 			return -errno;
 		if (got == 0) {
-			host_gone(a, &up, &retry_at);
+			host_gone(a, &up, &retry_at, &len);
 			continue;
 		}
 		if (!up) {
 			up = true;
 			if (write_all(port, hello, sizeof(hello) - 1) < 0)
-				host_gone(a, &up, &retry_at);
+				host_gone(a, &up, &retry_at, &len);
 		}
 		len += (size_t)got;
 		while ((nl = memchr(buf, '\n', len))) {
 			size_t l = (size_t)(nl - buf);
-			bool applied = !skipping && handle(a, buf, l);
+			/* empty lines separate: brokerd sends one when it connects */
+			bool applied = !skipping && l && handle(a, buf, l);
 
 			skipping = false;
 			memmove(buf, nl + 1, len - l - 1);

@@ -221,6 +221,11 @@ static void accept_ready(struct loop *l, int fd, uint32_t events, void *data)
 	}
 	g->fd = c;
 	g->tokens = g->gs->lim.burst;
+	/* an empty line first: whatever part of a line an earlier connection left in the
+	 * guest's port ends here, so the next message is read whole */
+	if (send(c, "\n", 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 && errno != EAGAIN) {
+		/* the connection is already gone: the first read says so */
+	}
 	log_info("Guest channel of VM %s (uid %u) connected", g->name, g->uid);
 	g->gs->cb.connected(g->gs->cb.userdata, g);
 }

@@ -59,7 +59,8 @@ eq "udev would start the agent" "$(udevadm info $port | grep -o 'SYSTEMD_WANTS=.
 # --- a hostile client on the channel ---
 exec 3<>$port
 printf '{"id":1,"op":"slots"}\n' >&3
-read -r -t 20 ev <&3; read -r -t 20 reply <&3
+while read -r -t 20 ev <&3 && [ -z "$ev" ]; do :; done   # brokerd's first line is empty
+read -r -t 20 reply <&3
 eq "first: brokerd's slot map (empty)" "$(echo "$ev" | jq -c .slots)" "[]"
 eq "a guest may ask for its slot map" "$(echo "$reply" | jq -c .result.slots)" "[]"
 printf 'not json at all\n' >&3

@@ -79,13 +79,15 @@ class Client:
         self.s.sendall(data)
 
     def read_msg(self):
-        while b"\n" not in self.buf:
-            chunk = self.s.recv(65536)
-            if not chunk:
-                raise ConnectionError("closed by brokerd")
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\n", 1)
-        return json.loads(line)
+        while True:
+            while b"\n" not in self.buf:
+                chunk = self.s.recv(65536)
+                if not chunk:
+                    raise ConnectionError("closed by brokerd")
+                self.buf += chunk
+            line, self.buf = self.buf.split(b"\n", 1)
+            if line:  # a guest channel starts with an empty line
+                return json.loads(line)
 
     def read_reply(self):
         while True:
