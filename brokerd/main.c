@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* brokerd: command line, service-manager integration, and the main loop. */
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include "daemon.h"
 #include "log.h"
@@ -49,6 +51,7 @@ static void usage(FILE *f)
 		"      --guest-rate N          requests per second one guest gets handled [1000]\n"
 		"      --guest-reclaim-ms MS   how long an eviction waits for the guest to say\n"
 		"                              which ranges it can give back; 0: never ask [200]\n"
+		"  -D, --daemon                run in the background; return once serving\n"
 		"  -v, --verbose               log debug messages\n"
 		"  -h, --help                  show this help\n"
 		"      --version               print the version\n\n"
@@ -72,10 +75,46 @@ static int parse_count(const char *opt, const char *arg, uint64_t min, uint64_t 
 	return 0;
 }
 
+static int daemon_ready_fd = -1; /* --daemon: the parent waits on this for "serving" */
+
+/*
+ * --daemon: go to the background, but return to the shell only once brokerd serves, so the
+ * next command in a script finds the socket. Must run before any thread starts. The parent
+ * exits 0 when the child says it serves, 1 if the child dies first.
+ */
+static int daemonize(void)
+{
+	int p[2];
+	pid_t pid;
+	char c;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid > 0) {
+		close(p[1]);
+		_exit(read(p[0], &c, 1) == 1 ? 0 : 1);
+	}
+	close(p[0]);
+	setsid();
+	daemon_ready_fd = p[1];
+	return 0;
+}
+
 /* Type=notify: tell systemd we serve. Written by hand to avoid a libsystemd dependency. */
 static void notify_ready(void)
 {
 	const char *path = getenv("NOTIFY_SOCKET");
+
+	if (daemon_ready_fd >= 0) {
+		if (write(daemon_ready_fd, "r", 1) < 0) {
+			/* the parent is gone: nobody waits */
+		}
+		close(daemon_ready_fd);
+		daemon_ready_fd = -1;
+	}
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	static const char msg[] = "READY=1\nSTATUS=Serving tagged capacity";
 	socklen_t salen;
@@ -133,6 +172,7 @@ int main(int argc, char **argv)
 		{ "guest-rate", required_argument, NULL, OPT_GUEST_RATE },
 		{ "guest-reclaim-ms", required_argument, NULL, OPT_GUEST_RECLAIM_MS },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "daemon", no_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{}
@@ -140,10 +180,11 @@ int main(int argc, char **argv)
 	struct broker_settings settings;
 	static struct daemon d;
 	uint64_t v;
+	bool daemonize_opt = false;
 	int opt, r;
 
 	broker_settings_defaults(&settings);
-	while ((opt = getopt_long(argc, argv, "s:d:b:vh", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "s:d:b:vDh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 's': settings.socket_path = optarg; break;
 		case 'd': settings.state_dir = optarg; break;
@@ -249,6 +290,7 @@ int main(int argc, char **argv)
 			settings.guest_reclaim_ms = (unsigned)v;
 			break;
 		case 'v': log_set_max_priority(7); break;
+		case 'D': daemonize_opt = true; break;
 		case 'h': usage(stdout); return 0;
 		case OPT_VERSION: printf("brokerd %s\n", TAGMEM_VERSION); return 0;
 		default: usage(stderr); return 2;
@@ -259,6 +301,13 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
+	if (daemonize_opt) {
+		r = daemonize();
+		if (r < 0) {
+			fprintf(stderr, "brokerd: cannot go to the background: %s\n", strerror(-r));
+			return 1;
+		}
+	}
 	r = daemon_init(&d, &settings);
 	if (r >= 0)
 		r = daemon_run(&d, notify_ready);
