@@ -2,6 +2,7 @@
 /* tagmem show <uuid>: everything brokerd knows about one tag. */
 #include <getopt.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 
@@ -27,8 +28,21 @@ int cmd_show(struct cli *cli, int argc, char **argv)
 	/* One "key: value" per line, nested owner flattened: easy for people and for grep. */
 	json_object_object_foreach(result, key, val) {
 		if (json_object_is_type(val, json_type_object)) {
-			json_object_object_foreach(val, k2, v2)
+			json_object_object_foreach(val, k2, v2) {
+				if (!strcmp(k2, "since") && json_object_is_type(v2, json_type_int)) {
+					/* people read a date, not seconds since 1970 */
+					time_t t = (time_t)json_object_get_int64(v2);
+					char when[64];
+					struct tm tm;
+
+					if (localtime_r(&t, &tm) &&
+					    strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S %Z", &tm)) {
+						printf("%s.%s: %s\n", key, k2, when);
+						continue;
+					}
+				}
 				printf("%s.%s: %s\n", key, k2, v2 ? json_object_get_string(v2) : "none");
+			}
 		} else if (!strcmp(key, "size")) {
 			char buf[32];
 			uint64_t v = 0;
