@@ -4,15 +4,61 @@
 
 #include "cli.h"
 
+/* One error, said once: text on stderr for people and, with --json, the same error as
+ * {"error": {"code", "message"}} on stdout for scripts, whoever found it (the CLI or brokerd). */
+static void say_error(struct cli *cli, const char *code, const char *message)
+{
+	fprintf(stderr, "%s: %s\n", cli->prog, message);
+	if (cli->json) {
+		struct json_object *o = json_object_new_object(), *e = json_object_new_object();
+
+		json_object_object_add(e, "code", json_object_new_string(code));
+		json_object_object_add(e, "message", json_object_new_string(message));
+		json_object_object_add(o, "error", e);
+		cli_print_json(o);
+		json_object_put(o);
+	}
+}
+
 void cli_err(struct cli *cli, const char *fmt, ...)
 {
+	char msg[1024];
 	va_list ap;
 
-	fprintf(stderr, "%s: ", cli->prog);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	say_error(cli, "invalid_argument", msg);
+}
+
+/* brokerd names the request's JSON fields; a person typed the command's options. */
+static void fields_to_options(const char *in, char *out, size_t len)
+{
+	static const char *const map[][2] = {
+		{ "\"name\"", "--name" }, { "\"size\"", "--size" }, { "\"offset\"", "--offset" },
+		{ "\"length\"", "--length" }, { "\"to\"", "--to" }, { "\"dirty\"", "--dirty" },
+		{ "\"resident\"", "--resident" }, { "\"vm\"", "--vm" }, { "\"qmp\"", "--qmp" },
+		{ "\"mode\"", "--mode" }, { "\"layout\"", "--layout" }, { "\"ram\"", "--ram" },
+		{ "\"threads\"", "--threads" }, { "\"path\"", "the file name" },
+		{ "\"tag\"", "the UUID" }, { "\"tags\"", "the UUIDs" },
+	};
+	size_t o = 0;
+
+	while (*in && o + 1 < len) {
+		size_t i;
+
+		for (i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+			size_t n = strlen(map[i][0]);
+			if (!strncmp(in, map[i][0], n) && o + strlen(map[i][1]) + 1 < len) {
+				o += (size_t)snprintf(out + o, len - o, "%s", map[i][1]);
+				in += n;
+				break;
+			}
+		}
+		if (i == sizeof(map) / sizeof(map[0]))
+			out[o++] = *in++;
+	}
+	out[o] = '\0';
 }
 
 int cli_usage(struct cli *cli, const char *cmd, const char *synopsis, bool error)
@@ -66,11 +112,17 @@ int cli_call(struct cli *cli, struct json_object *request, struct json_object **
 	}
 	r = tagmem_reply_error(reply, &code, &message);
 	if (r == -EREMOTEIO) {
-		if (cli->json)
-			cli_print_json(reply);
-		cli_err(cli, "%s", message);
+		char text[1024];
+		bool usage = !strcmp(code, "invalid_argument");
+
+		/* an argument brokerd refused is a usage error: exit 2, and name the option */
+		if (usage && !cli->json)
+			fields_to_options(message, text, sizeof(text));
+		else
+			snprintf(text, sizeof(text), "%s", message);
+		say_error(cli, code, text);
 		json_object_put(reply);
-		return -EXIT_FAIL;
+		return usage ? -EXIT_USAGE : -EXIT_FAIL;
 	}
 	if (r < 0) {
 		cli_err(cli, "brokerd sent a malformed reply");
