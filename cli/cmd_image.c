@@ -144,18 +144,19 @@ static int image_adopt(struct cli *cli, int argc, char **argv)
 	return EXIT_OK;
 }
 
-/* "none" removes a budget (JSON null); anything else is bytes. */
+/* "none" or 0 removes a budget (JSON null), as 0 means none for brokerd's own
+ * --dirty-budget; anything else is bytes. */
 static int budget_arg(struct cli *cli, const char *name, const char *arg, struct json_object *args)
 {
-	uint64_t v;
+	uint64_t v = 0;
 
-	if (!strcmp(arg, "none")) {
+	if (parse_size(arg, &v) < 0 && strcmp(arg, "none")) {
+		cli_err(cli, "--%s '%s': give bytes (like 256M or 2G), or none (also 0)", name, arg);
+		return -EINVAL;
+	}
+	if (!strcmp(arg, "none") || v == 0) {
 		json_object_object_add(args, name, NULL);
 		return 0;
-	}
-	if (parse_size(arg, &v) < 0) {
-		cli_err(cli, "--%s '%s': give bytes (like 256M or 2G) or none", name, arg);
-		return -EINVAL;
 	}
 	json_object_object_add(args, name, json_object_new_uint64(v));
 	return 0;
