@@ -64,8 +64,13 @@ void op_fm_add(struct request *rq)
 	}
 	r = api->backend->ops->fm_add(api->backend, size, tagged ? &tag : NULL, shared, &region, &n);
 	if (r == -ENOSPC) {
-		reply_error(rq, "no_space", "the %s region has no %llu bytes free",
-			    shared ? "shared" : "private", (unsigned long long)size);
+		char human[32];
+
+		/* in the units the user typed the size in, and the exact bytes */
+		reply_error(rq, "no_space", "the %s region has no %s (%llu bytes) free; brokerd "
+			    "--sim-region-size sets how much a simulated region holds",
+			    shared ? "shared" : "private", format_size(size, human, sizeof(human)),
+			    (unsigned long long)size);
 		return;
 	}
 	if (r == -EEXIST) {
