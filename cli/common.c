@@ -1,8 +1,15 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 #include "cli.h"
+
+static void progress_stop(void);
 
 /* One error, said once: text on stderr for people and, with --json, the same error as
  * {"error": {"code", "message"}} on stdout for scripts, whoever found it (the CLI or brokerd). */
@@ -106,6 +113,7 @@ int cli_call(struct cli *cli, struct json_object *request, struct json_object **
 	if (cli_connect(cli, &client, false) < 0)
 		return -EXIT_UNREACHABLE;
 	r = tagmem_client_call(client, request, cli->timeout_ms, &reply);
+	progress_stop(); /* the answer is here: the line goes before anything is printed */
 	if (r < 0) {
 		cli_err(cli, "brokerd did not answer: %s", strerror(-r));
 		return -EXIT_UNREACHABLE;
@@ -205,10 +213,55 @@ void cli_print_tag_row(struct json_object *tag)
 	       size, str(tag, "device", "-"), who);
 }
 
+static volatile sig_atomic_t long_seconds;
+
+/* Once a second while brokerd works: the elapsed time on the terminal (async-signal-safe). */
+static void progress_tick(int sig)
+{
+	char line[64] = "\r  working… ";
+	size_t n = strlen(line);
+	int s = ++long_seconds, saved = errno;
+	char digits[16];
+	int d = 0;
+
+	(void)sig;
+	do {
+		digits[d++] = (char)('0' + s % 10);
+		s /= 10;
+	} while (s && d < (int)sizeof(digits));
+	while (d)
+		line[n++] = digits[--d];
+	line[n++] = 's';
+	if (write(STDERR_FILENO, line, n) < 0) {
+		/* a progress line is not worth failing for */
+	}
+	errno = saved;
+}
+
+static void progress_stop(void)
+{
+	struct itimerval off = { 0 };
+
+	setitimer(ITIMER_REAL, &off, NULL);
+	if (long_seconds && write(STDERR_FILENO, "\r\033[K", 4) < 0) {
+		/* the line stays; harmless */
+	}
+	long_seconds = 0;
+}
+
 void cli_long_operation(struct cli *cli)
 {
 	if (!cli->timeout_given)
 		cli->timeout_ms = 3600 * 1000;
+	/* people at a terminal see that it works; scripts and --json get nothing extra */
+	if (!cli->json && isatty(STDERR_FILENO)) {
+		struct sigaction sa = { .sa_handler = progress_tick, .sa_flags = SA_RESTART };
+		struct itimerval every = { { 1, 0 }, { 1, 0 } };
+
+		sigaction(SIGALRM, &sa, NULL);
+		setitimer(ITIMER_REAL, &every, NULL);
+		atexit(progress_stop);
+	}
 }
 
 const char *cli_size_of(struct json_object *o, const char *key, char *buf, size_t len)
