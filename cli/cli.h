@@ -47,6 +47,8 @@ int cmd_qemu_args(struct cli *cli, int argc, char **argv);
 int cmd_attach(struct cli *cli, int argc, char **argv);
 int cmd_detach(struct cli *cli, int argc, char **argv);
 int cmd_flush(struct cli *cli, int argc, char **argv);
+/* help.c: the description and options of a command, after its usage line. */
+void cli_help_text(const char *cmd);
 int cmd_hint(struct cli *cli, int argc, char **argv);
 int cmd_vm(struct cli *cli, int argc, char **argv);
 int cmd_evict(struct cli *cli, int argc, char **argv);

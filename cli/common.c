@@ -71,6 +71,10 @@ static void fields_to_options(const char *in, char *out, size_t len)
 int cli_usage(struct cli *cli, const char *cmd, const char *synopsis, bool error)
 {
 	fprintf(error ? stderr : stdout, "Usage: %s %s %s\n", cli->prog, cmd, synopsis);
+	if (!error) /* asked for help: what it does and what each option means */
+		cli_help_text(cmd);
+	else
+		fprintf(stderr, "('%s help %s' describes the options)\n", cli->prog, cmd);
 	return error ? EXIT_USAGE : EXIT_OK;
 }
 

@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* What `tagmem COMMAND --help` (and `tagmem help COMMAND`) says after the usage line: what the
+ * command does and each of its options. The man page, tagmem(1), says the same at length. */
+#include <string.h>
+
+#include "cli.h"
+
+static const struct {
+	const char *cmd, *text;
+} help[] = {
+	{ "lookup", "Print the device path of a ready tag. Without brokerd, read the sysfs tree.\n"
+		    "  --no-daemon   do not ask brokerd; read the tree\n"
+		    "  --root DIR    the sysfs root to read [$TAGMEM_ROOT, else / and the simulator's]\n" },
+	{ "list", "Every tag brokerd knows: state, size, device, owner.\n" },
+	{ "show", "Everything about one tag (an image: its page cache, budgets and label).\n" },
+	{ "watch", "Stream events until interrupted.\n"
+		   "  --count N     stop after N events\n" },
+	{ "claim", "Claim a ready tag for the calling user (advisory: see tagmem(1)).\n"
+		   "  --name NAME   what the claim is for (at most 127 bytes)\n" },
+	{ "release", "Release a claim (its owner or root).\n" },
+	{ "fm", "The simulated fabric manager.\n"
+		"  add --size SIZE [--tag UUID] [--shared]   allocate capacity (2M multiples)\n"
+		"  release --tag UUID                        take it back (waits for claims)\n" },
+	{ "status", "brokerd's state: tags by state, clients, guests, memory pressure.\n" },
+	{ "image", "Fake-DAX images (root or brokerd's user, except budget).\n"
+		   "  create PATH --size SIZE [--tag UUID] [--layout pmem|devdax]\n"
+		   "                 a sparse image in an image directory; devdax: a 16 MiB header\n"
+		   "                 makes it /dev/daxX.Y in the guest, offset 0 the tag's\n"
+		   "  adopt PATH [--tag UUID]          an existing file\n"
+		   "  budget UUID [--dirty SIZE|none] [--resident SIZE|none]   0 is none too\n"
+		   "  invalidate UUID                  drop its cache (before a migrated VM starts)\n"
+		   "  forget UUID                      stop treating it as an image; the file stays\n" },
+	{ "qemu-args", "Claim tags for VM NAME and print its QEMU arguments, one a line.\n"
+		       "  --vm NAME            the VM (required)\n"
+		       "  --mode MODE          nvdimm (labelled; default) or virtio-pmem (images)\n"
+		       "  --ram UUID           this tag is the VM's RAM (give QEMU -m of its size)\n"
+		       "  --no-channel         leave out the guest channel (a second call for a VM)\n"
+		       "  --shell              one shell-quoted line\n" },
+	{ "attach", "Hot-plug a tag into a running QEMU.\n"
+		    "  --vm NAME     the VM\n"
+		    "  --qmp SOCKET  its QMP socket (yours, or you are root)\n" },
+	{ "detach", "QEMU 7.2 cannot unplug an nvdimm: mark the tag, released when the VM exits.\n" },
+	{ "flush", "Make an image's cached writes durable: all, or a range.\n"
+		   "  --offset BYTES --length BYTES   the range (of the tag's data)\n"
+		   "  --async                         queue it; flush_done follows (tagmem watch)\n" },
+	{ "evict", "Write back, then drop an image's cached pages (its VM's guest may choose).\n"
+		   "  --to BYTES    what may stay cached [its resident budget, else 0]\n" },
+	{ "vm", "Save a VM whose memory is all tags, or restore it.\n"
+		"  save VM FILE [--qmp SOCKET] [--resume] [--threads N]\n"
+		"  restore VM FILE [--qmp SOCKET] [--threads N]   into QEMU -incoming defer\n" },
+	{ "hint", "In a VM, with --guest: mark a range cold (the host takes it first) or hot.\n"
+		  "  --offset BYTES --length BYTES --cold|--hot\n" },
+};
+
+void cli_help_text(const char *cmd)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(help); i++)
+		if (!strcmp(help[i].cmd, cmd)) {
+			fputs(help[i].text, stdout);
+			return;
+		}
+}
