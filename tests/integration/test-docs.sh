@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Theory of operation: the documentation cannot fall behind the programs. Every option
+# brokerd --help lists is in brokerd(8); every command tagmem --help lists is in tagmem(1) and
+# has its own help text (tagmem help COMMAND says more than the usage line); every op brokerd
+# serves (hello's list) and every event it can send is in docs/protocol.md.
+set -euo pipefail
+: "${BROKERD:?}" "${TAGMEM:?}"
+top=$(cd "$(dirname "$0")/../.." && pwd)
+missing=0
+miss() { echo "MISSING: $*"; missing=$((missing + 1)); }
+man_escape() { sed 's/-/\\\\-/g' <<<"$1"; }
+
+for o in $("$BROKERD" --help | grep -oE -- '--[a-z][a-z-]+' | sort -u); do
+	grep -q -- "$(man_escape "$o")" "$top/docs/brokerd.8" || miss "brokerd.8: $o"
+done
+for c in $("$TAGMEM" --help | awk '/^Commands:/ {f = 1; next} /^$/ {f = 0} f {print $1}'); do
+	grep -qE "^\.BI? \"?$(man_escape "$c")" "$top/docs/tagmem.1" || miss "tagmem.1: $c"
+	[ "$("$TAGMEM" help "$c" | wc -l)" -gt 1 ] || miss "tagmem help $c: only a usage line"
+done
+# the ops, from a running brokerd's own list
+T=$(mktemp -d)
+trap 'kill $(cat "$T/pid" 2>/dev/null) 2>/dev/null || true; rm -rf "$T"' EXIT
+"$BROKERD" --socket "$T/s" --state-dir "$T/st" --sim-root "$T/sim" 2>/dev/null &
+echo $! >"$T/pid"
+for _ in $(seq 1 100); do TAGMEM_SOCKET=$T/s "$TAGMEM" status >/dev/null 2>&1 && break; sleep 0.05; done
+ops=$(python3 -c '
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+s.sendall(b"{\"id\":1,\"op\":\"hello\"}\n")
+print(" ".join(json.loads(s.makefile().readline())["result"]["ops"]))' "$T/s")
+for op in $ops; do
+	grep -q "^### .*\b$op\b" "$top/docs/protocol.md" || miss "protocol.md: op $op"
+done
+for ev in $(grep -ohE 'emit\(c, "[a-z_]+"|"event", json_object_new_string\("[a-z_]+"' \
+		"$top"/brokerd/*/*.c | grep -oE '"[a-z_]+"$' | tr -d '"' | sort -u); do
+	grep -q "\`$ev\`" "$top/docs/protocol.md" || miss "protocol.md: event $ev"
+done
+[ "$missing" = 0 ] || { echo "FAIL: $missing thing(s) undocumented"; exit 1; }
+echo "docs: every option, command, op ($(wc -w <<<"$ops")) and event is documented"
