@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* tagmem claim <uuid> [--name NAME]: take a ready tag for the calling user. */
+/* tagmem claim <uuid> [--name NAME] [--grant]: take a ready tag for the calling user (and
+ * with --grant, the device node too). */
 #include <getopt.h>
 
 #include "cli.h"
@@ -8,19 +9,22 @@ int cmd_claim(struct cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "name", required_argument, NULL, 'n' },
+		{ "grant", no_argument, NULL, 'g' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
-	static const char synopsis[] = "<uuid> [--name NAME]";
+	static const char synopsis[] = "<uuid> [--name NAME] [--grant]";
 	_cleanup_json_ struct json_object *reply = NULL;
 	char tagstr[TAGMEM_TAG_STRING_MAX];
 	struct json_object *result, *args;
 	const char *name = NULL, *path = "";
+	bool grant = false;
 	int opt, r;
 
 	while ((opt = getopt_long(argc, argv, "n:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'n': name = optarg; break;
+		case 'g': grant = true; break;
 		case 'h': return cli_usage(cli, "claim", synopsis, false);
 		default: return cli_usage(cli, "claim", synopsis, true);
 		}
@@ -30,6 +34,8 @@ int cmd_claim(struct cli *cli, int argc, char **argv)
 	args = json_object_new_object();
 	if (name)
 		json_object_object_add(args, "name", json_object_new_string(name));
+	if (grant)
+		json_object_object_add(args, "grant", json_object_new_boolean(true));
 	r = cli_call_tag(cli, "claim", argv[optind], args, tagstr, &reply, &result);
 	if (r < 0)
 		return -r;

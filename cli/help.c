@@ -16,7 +16,9 @@ static const struct {
 	{ "watch", "Stream events until interrupted.\n"
 		   "  --count N     stop after N events\n" },
 	{ "claim", "Claim a ready tag for the calling user (advisory: see tagmem(1)).\n"
-		   "  --name NAME   what the claim is for (at most 127 bytes)\n" },
+		   "  --name NAME   what the claim is for (at most 127 bytes)\n"
+		   "  --grant       also give the device node (an image: its file) to this user,\n"
+		   "                until the release\n" },
 	{ "release", "Release a claim (its owner or root).\n" },
 	{ "fm", "The simulated fabric manager.\n"
 		"  add --size SIZE [--tag UUID] [--shared]   allocate capacity (2M multiples)\n"

@@ -86,6 +86,8 @@ void api_guest_connected(void *api, struct guest_vm *g);
 void api_guest_request(void *api, struct guest_vm *g, const char *line, size_t len);
 /* Tell VM (uid, vm)'s guest its slot map again (after its tags changed). */
 void api_guest_update(struct api *api, uid_t uid, const char *vm);
+/* At start: claims that gave their owner the device node give it again (ops_tags.c). */
+void api_grants_restore(struct api *api);
 /* At start: listen again for every VM that holds tags (its QEMU reconnects). */
 void api_guests_restore(struct api *api);
 /* A guest's flush finished: its reply or flush_done event over the VM's channel, and

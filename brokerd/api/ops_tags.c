@@ -3,12 +3,16 @@
  * The ops on tags themselves: hello, status, list, show, lookup, claim, release, subscribe.
  * docs/protocol.md is the contract these handlers implement.
  */
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <json-c/json.h>
 
 #include "backend.h"
+#include "dataplane.h"
+#include "log.h"
 #include "ops.h"
 
 void op_hello(struct request *rq)
@@ -173,6 +177,32 @@ void op_lookup(struct request *rq)
 	reply_result(rq, res, 0);
 }
 
+/*
+ * Give the device node (or an image's file) to uid, or back to brokerd's own uid. The object
+ * is brokerd's: the image's open file, or the node its backend found under /dev (or its own
+ * simulator tree), never a name a client gave.
+ */
+static int grant_device(struct api *api, struct tag *e, uid_t uid)
+{
+	if (tag_is_image(e) && e->image.io)
+		return fchown(image_io_fd(e->image.io), uid, (gid_t)-1) < 0 ? -errno : 0;
+	if (!e->cap.path || !e->cap.path[0])
+		return -ENODEV;
+	(void)api;
+	return fchownat(AT_FDCWD, e->cap.path, uid, (gid_t)-1, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+}
+
+void api_grants_restore(struct api *api)
+{
+	struct tag *e;
+
+	/* a node udev made again at boot is root's: give it back to its claimant */
+	core_for_each(e, api->core)
+		if (e->claimed && e->owner.granted && grant_device(api, e, e->owner.uid) < 0)
+			log_warn("Cannot give %s to uid %u again (claim of tag %s): %m",
+				 e->cap.path ? e->cap.path : "its device", e->owner.uid, e->tag_str);
+}
+
 void op_claim(struct request *rq)
 {
 	struct api *api = rq->api;
@@ -196,8 +226,20 @@ void op_claim(struct request *rq)
 		return;
 	}
 	snprintf(owner.name, sizeof(owner.name), "%s", name);
+	if (tagmem_json_get_bool(rq->msg, "grant", &owner.granted) == -EINVAL) {
+		reply_error(rq, "invalid_argument", "\"grant\" must be true or false");
+		return;
+	}
+	/* the node first: a claim is acknowledged only with what it promised done */
+	if (owner.granted && !e->claimed && (r = grant_device(api, e, owner.uid)) < 0) {
+		reply_error(rq, "io_error", "cannot give %s to uid %u: %s", e->cap.path ? e->cap.path :
+			    "the device", owner.uid, strerror(-r));
+		return;
+	}
 	r = core_claim(api->core, e, &owner, &gen);
 	if (r) {
+		if (owner.granted && !(e->claimed && e->owner.granted))
+			grant_device(api, e, api->uid); /* refused: the node goes back */
 		reply_refusal(rq, r, e);
 		return;
 	}
@@ -225,6 +267,12 @@ void op_release(struct request *rq)
 	owner = e->owner;
 	if (!e->claimed)
 		owner.slot = -1;
+	if (e->claimed && e->owner.granted) {
+		r = grant_device(rq->api, e, rq->api->uid); /* the node is brokerd's again */
+		if (r < 0)
+			log_warn("Cannot take %s back from uid %u: %s", e->cap.path, e->owner.uid,
+				 strerror(-r));
+	}
 	res = json_object_new_object();
 	json_object_object_add(res, "tag", json_object_new_string(e->tag_str));
 	r = core_unclaim(rq->api->core, e, &released, &gen); /* may free e */

@@ -46,6 +46,7 @@ struct tag_owner {
 	char name[128];  /* what the owner calls it; the VM name for QEMU attachments */
 	int64_t since;   /* realtime seconds */
 	int slot;        /* nvdimm slot in that VM, -1 when not handed to a VM */
+	bool granted;    /* the claim gave the owner the device node (or image file) */
 };
 
 /* What the backend says about the capacity (core_reconcile). */

@@ -64,6 +64,8 @@ struct json_object *tag_to_json(const struct tag *t)
 		json_object_object_add(own, "since", json_object_new_int64(t->owner.since));
 		if (t->owner.slot >= 0)
 			json_object_object_add(own, "slot", json_object_new_int(t->owner.slot));
+		if (t->owner.granted)
+			json_object_object_add(own, "granted", json_object_new_boolean(true));
 		json_object_object_add(o, "owner", own);
 	}
 	if (tag_is_image(t)) {

@@ -382,6 +382,7 @@ int daemon_init(struct daemon *d, const struct broker_settings *settings)
 	}
 	core_restore_done(a->core);
 	api_guests_restore(a); /* VMs that hold tags: their QEMU reconnects to the same socket */
+	api_grants_restore(a);
 	r = upkeep_start(a);
 	if (r < 0)
 		return r;

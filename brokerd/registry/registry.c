@@ -59,6 +59,13 @@ static int parse_claim(struct json_object *o, struct core_claim *c)
 		since = json_object_get_int64(js);
 		c->owner.since = since;
 	}
+	switch (tagmem_json_get_bool(o, "granted", &c->owner.granted)) {
+	case 0:
+	case -ENOENT:
+		break;
+	default:
+		return -EBADMSG;
+	}
 	switch (tagmem_json_get_u64(o, "slot", &v)) {
 	case 0:
 		if (v >= 256)
@@ -227,6 +234,8 @@ char *registry_serialize(struct core *core, size_t *ret_len)
 		json_object_object_add(c, "since", json_object_new_int64(e->owner.since));
 		if (e->owner.slot >= 0)
 			json_object_object_add(c, "slot", json_object_new_int(e->owner.slot));
+		if (e->owner.granted)
+			json_object_object_add(c, "granted", json_object_new_boolean(true));
 		json_object_array_add(arr, c);
 	}
 	struct json_object *imgs = json_object_new_array();
