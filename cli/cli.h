@@ -56,6 +56,8 @@ int cmd_evict(struct cli *cli, int argc, char **argv);
 /* Data-plane work (flush, evict) takes as long as the disk needs: wait up to an hour
  * unless the user said otherwise. */
 void cli_long_operation(struct cli *cli);
+/* While a flush or evict of tag runs: its page cache on the terminal (see common.c). */
+void cli_watch_image(struct cli *cli, const char *tag, bool evict);
 /* "1.00 GiB" for a byte count in a result (0 when absent). */
 const char *cli_size_of(struct json_object *o, const char *key, char *buf, size_t len);
 

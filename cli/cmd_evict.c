@@ -39,6 +39,7 @@ int cmd_evict(struct cli *cli, int argc, char **argv)
 		json_object_object_add(args, "to", json_object_new_uint64(to));
 	}
 	cli_long_operation(cli);
+	cli_watch_image(cli, argv[optind], true);
 	r = cli_call_tag(cli, "evict", argv[optind], args, tagstr, &reply, &result);
 	if (r < 0)
 		return -r;

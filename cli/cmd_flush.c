@@ -47,6 +47,8 @@ int cmd_flush(struct cli *cli, int argc, char **argv)
 		json_object_object_add(args, "length", json_object_new_uint64(len));
 	json_object_object_add(args, "wait", json_object_new_boolean(!async));
 	cli_long_operation(cli);
+	if (!async)
+		cli_watch_image(cli, argv[optind], false);
 	r = cli_call_tag(cli, "flush", argv[optind], args, tagstr, &reply, &result);
 	if (r < 0)
 		return -r;

@@ -1,5 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/syscall.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -218,6 +223,7 @@ void cli_print_tag_row(struct json_object *tag)
 }
 
 static volatile sig_atomic_t long_seconds;
+static bool watching(void);
 
 /* Once a second while brokerd works: the elapsed time on the terminal (async-signal-safe). */
 static void progress_tick(int sig)
@@ -229,6 +235,8 @@ static void progress_tick(int sig)
 	int d = 0;
 
 	(void)sig;
+	if (watching())
+		return; /* the image watcher has better to show */
 	do {
 		digits[d++] = (char)('0' + s % 10);
 		s /= 10;
@@ -242,10 +250,98 @@ static void progress_tick(int sig)
 	errno = saved;
 }
 
+/*
+ * Progress of a flush or an eviction, read from the page cache itself: brokerd's own figures
+ * come from the same image's queue, behind the work being watched. A thread looks up the
+ * image's file once, then shows its dirty (flush) or resident (evict) bytes twice a second
+ * with cachestat(2); where it cannot (no cachestat, no permission), the elapsed time stays.
+ */
+struct watch_image {
+	pthread_t thread;
+	_Atomic bool stop, started;
+	char socket[PATH_MAX];
+	char tag[TAGMEM_TAG_STRING_MAX];
+	bool evict;
+};
+static struct watch_image watcher;
+
+static bool watching(void)
+{
+	return atomic_load(&watcher.started);
+}
+
+struct cs_range { uint64_t off, len; };
+struct cs_stat { uint64_t cache, dirty, writeback, evicted, recently_evicted; };
+
+static void *watch_main(void *arg)
+{
+	struct watch_image *w = arg;
+	struct tagmem_ctx *ctx = NULL;
+	struct tagmem_client *c = NULL;
+	struct json_object *req = NULL, *reply = NULL;
+	const char *path = NULL;
+	int fd = -1;
+
+	if (tagmem_new(&ctx) < 0 || tagmem_client_connect(ctx, w->socket[0] ? w->socket : NULL, &c) < 0)
+		goto out;
+	req = tagmem_request_new("lookup");
+	json_object_object_add(req, "tag", json_object_new_string(w->tag));
+	if (tagmem_client_call_result(c, req, 2000, &reply) < 0 ||
+	    tagmem_json_get_string(tagmem_reply_result(reply), "path", &path) < 0 ||
+	    (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		goto out;
+	for (unsigned tick = 0; !atomic_load(&w->stop); tick++) {
+		struct cs_range r = { 0, 0 };
+		struct cs_stat st;
+		char a[32], b[32], line[160];
+		int n;
+
+		usleep(100000);
+		if (tick % 5 != 4)
+			continue;
+		if (syscall(451, fd, &r, &st, 0) < 0)
+			break;
+		n = w->evict ? snprintf(line, sizeof(line), "\r  evicting: %s resident\033[K",
+					format_size(st.cache * 4096, a, sizeof(a))) :
+			       snprintf(line, sizeof(line), "\r  flushing: %s dirty, %s in writeback\033[K",
+					format_size(st.dirty * 4096, a, sizeof(a)),
+					format_size(st.writeback * 4096, b, sizeof(b)));
+		if (!atomic_load(&w->stop) && write(STDERR_FILENO, line, (size_t)n) < 0)
+			break;
+		atomic_store(&w->started, true);
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	json_object_put(req);
+	json_object_put(reply);
+	tagmem_client_unref(c);
+	tagmem_unref(ctx);
+	return NULL;
+}
+
+void cli_watch_image(struct cli *cli, const char *tag, bool evict)
+{
+	if (cli->json || !isatty(STDERR_FILENO) || watcher.thread)
+		return;
+	snprintf(watcher.socket, sizeof(watcher.socket), "%s", cli->socket ? cli->socket : "");
+	snprintf(watcher.tag, sizeof(watcher.tag), "%s", tag);
+	watcher.evict = evict;
+	if (pthread_create(&watcher.thread, NULL, watch_main, &watcher))
+		watcher.thread = 0;
+}
+
 static void progress_stop(void)
 {
 	struct itimerval off = { 0 };
 
+	if (watcher.thread) {
+		atomic_store(&watcher.stop, true);
+		pthread_join(watcher.thread, NULL);
+		watcher.thread = 0;
+		if (atomic_load(&watcher.started))
+			long_seconds = 1; /* so the line is cleared below */
+	}
 	setitimer(ITIMER_REAL, &off, NULL);
 	if (long_seconds && write(STDERR_FILENO, "\r\033[K", 4) < 0) {
 		/* the line stays; harmless */
