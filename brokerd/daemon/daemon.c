@@ -9,6 +9,7 @@
  * down a device somebody still holds.
  */
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -280,6 +281,8 @@ static int open_backend(struct daemon *d)
 	return r;
 }
 
+static sigset_t stop_signals;
+
 int daemon_init(struct daemon *d, const struct broker_settings *settings)
 {
 	const struct core_callbacks core_cb = {
@@ -302,6 +305,14 @@ int daemon_init(struct daemon *d, const struct broker_settings *settings)
 	struct rlimit rl;
 	int r;
 
+	/* SIGINT and SIGTERM are read from a signalfd on the loop (daemon_run). They must be
+	 * blocked before the first thread starts: a thread inherits its creator's mask, and a
+	 * signal for the process goes to any thread that does not block it, whose default
+	 * action would end brokerd without its shutdown (the socket left behind). */
+	sigemptyset(&stop_signals);
+	sigaddset(&stop_signals, SIGINT);
+	sigaddset(&stop_signals, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
 	memset(d, 0, sizeof(*d));
 	d->state_lock = d->sim_lock = -1;
 	d->settings = *settings;
@@ -401,15 +412,10 @@ static void signal_ready(struct loop *l, int fd, uint32_t events, void *data)
 int daemon_run(struct daemon *d, void (*ready)(void))
 {
 	struct api *a = &d->api;
-	sigset_t mask;
 	int sfd, r;
 
 	signal(SIGPIPE, SIG_IGN);
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGTERM);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
-	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	sfd = signalfd(-1, &stop_signals, SFD_CLOEXEC | SFD_NONBLOCK); /* blocked in daemon_init */
 	if (sfd < 0)
 		return -errno;
 	r = loop_add_fd(a->loop, sfd, EPOLLIN, signal_ready, d);
