@@ -56,8 +56,11 @@ int cmd_evict(struct cli *cli, int argc, char **argv);
 /* Data-plane work (flush, evict) takes as long as the disk needs: wait up to an hour
  * unless the user said otherwise. */
 void cli_long_operation(struct cli *cli);
-/* While a flush or evict of tag runs: its page cache on the terminal (see common.c). */
+/* progress.c: while a flush or evict of tag runs, its page cache on the terminal; while a VM
+ * is saved or restored, brokerd's progress events; cli_progress_stop ends either. */
 void cli_watch_image(struct cli *cli, const char *tag, bool evict);
+void cli_watch_snapshot(struct cli *cli, const char *vm);
+void cli_progress_stop(void);
 /* "1.00 GiB" for a byte count in a result (0 when absent). */
 const char *cli_size_of(struct json_object *o, const char *key, char *buf, size_t len);
 

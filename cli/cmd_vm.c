@@ -75,6 +75,7 @@ static int vm_snapshot(struct cli *cli, const char *sub, int argc, char **argv)
 	if (resume)
 		json_object_object_add(req, "resume", json_object_new_boolean(true));
 	cli_long_operation(cli);
+	cli_watch_snapshot(cli, argv[optind]);
 	if (!cli->json)
 		fprintf(stderr, "%s VM %s %s %s…\n", restore ? "restoring" : "saving", argv[optind],
 			restore ? "from" : "to", path);
