@@ -34,6 +34,32 @@ tagmem_install_pkgs() {
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing >&2
 }
 
+# QEMU 10 beside Debian's 7.2, for the benchmarks that compare with it (bench/vm-save): the
+# packages from bookworm-backports, unpacked under /opt/tagmem-qemu10 rather than installed
+# (installing would replace 7.2, which the tests use). apt reads backports' lists into a
+# private directory: the machine's own apt sources stay as they are.
+TAGMEM_QEMU10=/opt/tagmem-qemu10
+TAGMEM_QEMU10_PKGS=(qemu-system-x86 qemu-system-common qemu-system-data)
+
+tagmem_qemu10() {
+	local dir=$TAGMEM_QEMU10 tmp apt
+	[ -x "$dir/usr/bin/qemu-system-x86_64" ] && return 0
+	tagmem_install_pkgs "${TAGMEM_GUEST_PKGS[@]}" # its libraries and firmware are 7.2's
+	tmp=$(mktemp -d)
+	echo 'deb http://deb.debian.org/debian bookworm-backports main' >"$tmp/sources.list"
+	mkdir -p "$tmp/lists/partial"
+	apt=(-o "Dir::Etc::sourcelist=$tmp/sources.list" -o Dir::Etc::sourceparts=-
+	     -o "Dir::State::Lists=$tmp/lists" -o APT::Sandbox::User=root)
+	echo "deps: fetching QEMU 10 from bookworm-backports into $dir" >&2
+	apt-get "${apt[@]}" update -qq >&2
+	(cd "$tmp" && apt-get "${apt[@]}" download -qq \
+		$(for p in "${TAGMEM_QEMU10_PKGS[@]}"; do printf '%s/bookworm-backports ' "$p"; done) >&2)
+	mkdir -p "$dir"
+	for deb in "$tmp"/*.deb; do dpkg -x "$deb" "$dir"; done
+	rm -rf "$tmp"
+	"$dir/usr/bin/qemu-system-x86_64" --version >/dev/null
+}
+
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
 	case "${1:-build}" in
 	build) tagmem_install_pkgs "${TAGMEM_BUILD_PKGS[@]}" ;;
@@ -41,6 +67,7 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
 	fuzz) tagmem_install_pkgs "${TAGMEM_BUILD_PKGS[@]}" "${TAGMEM_FUZZ_PKGS[@]}" ;;
 	all) tagmem_install_pkgs "${TAGMEM_BUILD_PKGS[@]}" "${TAGMEM_GUEST_PKGS[@]}" \
 		"${TAGMEM_FUZZ_PKGS[@]}" ;;
-	*) echo "usage: deps.sh [build|guest|fuzz|all]" >&2; exit 2 ;;
+	qemu10) tagmem_qemu10 ;;
+	*) echo "usage: deps.sh [build|guest|fuzz|all|qemu10]" >&2; exit 2 ;;
 	esac
 fi
