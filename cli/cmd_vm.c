@@ -96,15 +96,23 @@ static int vm_snapshot(struct cli *cli, const char *sub, int argc, char **argv)
 	return EXIT_OK;
 }
 
+static int vm_save(struct cli *cli, int argc, char **argv)
+{
+	return vm_snapshot(cli, "save", argc, argv);
+}
+
+static int vm_restore(struct cli *cli, int argc, char **argv)
+{
+	return vm_snapshot(cli, "restore", argc, argv);
+}
+
 int cmd_vm(struct cli *cli, int argc, char **argv)
 {
-	static const char synopsis[] = "save|restore VM FILE [options]  (tagmem help vm)";
+	static const struct cli_command subs[] = {
+		{ "save", vm_save, "save a VM to a file" },
+		{ "restore", vm_restore, "restore a VM from a file" },
+	};
 
-	if (argc < 2)
-		return cli_usage(cli, "vm", synopsis, true);
-	if (!strcmp(argv[1], "save") || !strcmp(argv[1], "restore"))
-		return vm_snapshot(cli, argv[1], argc - 1, argv + 1);
-	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))
-		return cli_usage(cli, "vm", synopsis, false);
-	return cli_usage(cli, "vm", synopsis, true);
+	return cli_dispatch(cli, "vm", "save|restore VM FILE [options]  (tagmem help vm)", subs,
+			    ARRAY_SIZE(subs), argc, argv);
 }

@@ -168,6 +168,22 @@ static int send_fd(struct snap_job *j, struct qmp *q, int fd)
 	return qmp(j, q, "getfd", args, fd, NULL);
 }
 
+/* The device state, through a descriptor QEMU gets with getfd: written to it ("migrate")
+ * or read from it ("migrate-incoming"), RAM left out (x-ignore-shared). */
+static int device_state(struct snap_job *j, struct qmp *q, int fd, const char *command)
+{
+	struct json_object *args;
+	int r = ignore_shared(j, q);
+
+	if (r == 0)
+		r = send_fd(j, q, fd);
+	if (r < 0)
+		return r;
+	args = json_object_new_object();
+	json_object_object_add(args, "uri", json_object_new_string("fd:tagmem-snap"));
+	return qmp(j, q, command, args, -1, NULL);
+}
+
 static int running(struct snap_job *j, struct qmp *q, bool *ret, bool *ret_postmigrate)
 {
 	_cleanup_json_ struct json_object *st = NULL;
@@ -243,15 +259,7 @@ int snap_save(struct qmp *q, struct snap_job *j)
 		goto out;
 	}
 	unlinkat(j->dir_fd, dev, 0); /* only the descriptor lives on */
-	r = ignore_shared(j, q);
-	if (r == 0)
-		r = send_fd(j, q, devfd);
-	if (r == 0) {
-		struct json_object *args = json_object_new_object();
-
-		json_object_object_add(args, "uri", json_object_new_string("fd:tagmem-snap"));
-		r = qmp(j, q, "migrate", args, -1, NULL);
-	}
+	r = device_state(j, q, devfd, "migrate");
 	if (r == 0)
 		r = wait_migration(j, q);
 	if (r < 0)
@@ -408,15 +416,7 @@ int snap_restore(struct qmp *q, struct snap_job *j)
 		goto out;
 	}
 	j->devstate_bytes = h.devstate_length;
-	r = ignore_shared(j, q);
-	if (r == 0)
-		r = send_fd(j, q, devfd);
-	if (r == 0) {
-		struct json_object *args = json_object_new_object();
-
-		json_object_object_add(args, "uri", json_object_new_string("fd:tagmem-snap"));
-		r = qmp(j, q, "migrate-incoming", args, -1, NULL);
-	}
+	r = device_state(j, q, devfd, "migrate-incoming");
 	if (r == 0)
 		r = wait_incoming(j, q);
 out:
