@@ -35,6 +35,17 @@ const tagmem_tag *slot_map_get(const struct slot_map *m, unsigned slot)
 	return slot < SLOT_MAP_SLOTS && m->state[slot] == SLOT_SET ? &m->tag[slot] : NULL;
 }
 
+/* A whole source's names into the map: what it names, and the conflicts it had in itself. */
+static void merge(struct slot_map *m, const struct slot_map *add)
+{
+	for (unsigned i = 0; i < SLOT_MAP_SLOTS; i++) {
+		if (add->state[i] == SLOT_SET)
+			slot_map_add(m, i, &add->tag[i]);
+		else if (add->state[i] == SLOT_CONFLICT)
+			m->state[i] = SLOT_CONFLICT;
+	}
+}
+
 /* "<slot>" then sep then a tag, exactly: decimal slot without sign or leading zero. */
 static int parse_entry(const char *p, size_t len, char sep, unsigned *ret_slot, tagmem_tag *ret_tag)
 {
@@ -89,12 +100,7 @@ int slot_map_parse_oem(struct slot_map *m, const uint8_t *raw, size_t len)
 	}
 	if (seen != count)
 		return -EBADMSG;
-	for (unsigned i = 0; i < SLOT_MAP_SLOTS; i++) {
-		if (add.state[i] == SLOT_SET)
-			slot_map_add(m, i, &add.tag[i]);
-		else if (add.state[i] == SLOT_CONFLICT)
-			m->state[i] = SLOT_CONFLICT;
-	}
+	merge(m, &add);
 	return named;
 }
 
@@ -117,12 +123,7 @@ int slot_map_parse_lines(struct slot_map *m, const char *text, size_t len)
 		named++;
 		off += n + 1;
 	}
-	for (unsigned i = 0; i < SLOT_MAP_SLOTS; i++) {
-		if (add.state[i] == SLOT_SET)
-			slot_map_add(m, i, &add.tag[i]);
-		else if (add.state[i] == SLOT_CONFLICT)
-			m->state[i] = SLOT_CONFLICT;
-	}
+	merge(m, &add);
 	return named;
 }
 

@@ -182,13 +182,12 @@ void op_lookup(struct request *rq)
  * is brokerd's: the image's open file, or the node its backend found under /dev (or its own
  * simulator tree), never a name a client gave.
  */
-static int grant_device(struct api *api, struct tag *e, uid_t uid)
+static int grant_device(struct tag *e, uid_t uid)
 {
 	if (tag_is_image(e) && e->image.io)
 		return fchown(image_io_fd(e->image.io), uid, (gid_t)-1) < 0 ? -errno : 0;
 	if (!e->cap.path || !e->cap.path[0])
 		return -ENODEV;
-	(void)api;
 	return fchownat(AT_FDCWD, e->cap.path, uid, (gid_t)-1, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
 }
 
@@ -198,7 +197,7 @@ void api_grants_restore(struct api *api)
 
 	/* a node udev made again at boot is root's: give it back to its claimant */
 	core_for_each(e, api->core)
-		if (e->claimed && e->owner.granted && grant_device(api, e, e->owner.uid) < 0)
+		if (e->claimed && e->owner.granted && grant_device(e, e->owner.uid) < 0)
 			log_warn("Cannot give %s to uid %u again (claim of tag %s): %m",
 				 e->cap.path ? e->cap.path : "its device", e->owner.uid, e->tag_str);
 }
@@ -231,7 +230,7 @@ void op_claim(struct request *rq)
 		return;
 	}
 	/* the node first: a claim is acknowledged only with what it promised done */
-	if (owner.granted && !e->claimed && (r = grant_device(api, e, owner.uid)) < 0) {
+	if (owner.granted && !e->claimed && (r = grant_device(e, owner.uid)) < 0) {
 		reply_error(rq, "io_error", "cannot give %s to uid %u: %s", e->cap.path ? e->cap.path :
 			    "the device", owner.uid, strerror(-r));
 		return;
@@ -239,7 +238,7 @@ void op_claim(struct request *rq)
 	r = core_claim(api->core, e, &owner, &gen);
 	if (r) {
 		if (owner.granted && !(e->claimed && e->owner.granted))
-			grant_device(api, e, api->uid); /* refused: the node goes back */
+			grant_device(e, api->uid); /* refused: the node goes back */
 		reply_refusal(rq, r, e);
 		return;
 	}
@@ -268,7 +267,7 @@ void op_release(struct request *rq)
 	if (!e->claimed)
 		owner.slot = -1;
 	if (e->claimed && e->owner.granted) {
-		r = grant_device(rq->api, e, rq->api->uid); /* the node is brokerd's again */
+		r = grant_device(e, rq->api->uid); /* the node is brokerd's again */
 		if (r < 0)
 			log_warn("Cannot take %s back from uid %u: %s", e->cap.path, e->owner.uid,
 				 strerror(-r));
