@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * tagmem image create|adopt|budget|invalidate|forget: fake-DAX images the broker owns.
+ * tagmem image create|adopt|budget|invalidate|clear-error|forget: fake-DAX images the broker
+ * owns.
  *   create PATH --size SIZE [--tag UUID]   a new sparse image with its label tail
  *   adopt PATH [--tag UUID]                an existing file (data + 2 MiB tail)
  *   budget UUID [--dirty SIZE|none] [--resident SIZE|none]
  *   invalidate UUID                        drop every cached page (before migration)
+ *   clear-error UUID                       the lost writes were dealt with: flushes report afresh
  *   forget UUID                            stop treating the file as an image (it stays)
  */
 #include <getopt.h>
@@ -222,6 +224,32 @@ static int image_invalidate(struct cli *cli, int argc, char **argv)
 	return EXIT_OK;
 }
 
+/* After writes were lost: the operator says the data has been dealt with. */
+static int image_clear_error(struct cli *cli, int argc, char **argv)
+{
+	static const char synopsis[] = "clear-error UUID";
+	_cleanup_json_ struct json_object *reply = NULL;
+	char tagstr[TAGMEM_TAG_STRING_MAX];
+	struct json_object *result, *was;
+	const char *what = "";
+
+	if (argc != 2 || argv[1][0] == '-')
+		return cli_usage(cli, "image", synopsis, argc != 2 || strcmp(argv[1], "--help"));
+	int r = cli_call_tag(cli, "image_clear_error", argv[1], NULL, tagstr, &reply, &result);
+	if (r < 0)
+		return -r;
+	if (cli->json) {
+		cli_print_json(result);
+	} else if (json_object_object_get_ex(result, "cleared", &was) && was) {
+		tagmem_json_get_string(was, "error", &what);
+		printf("tag %s: cleared its lost writes (%s); its flushes report afresh\n", tagstr,
+		       what);
+	} else {
+		printf("tag %s had lost no writes; nothing to clear\n", tagstr);
+	}
+	return EXIT_OK;
+}
+
 static int image_forget(struct cli *cli, int argc, char **argv)
 {
 	static const char synopsis[] = "forget UUID";
@@ -252,10 +280,11 @@ int cmd_image(struct cli *cli, int argc, char **argv)
 		{ "adopt", image_adopt, NULL },
 		{ "budget", image_budget, NULL },
 		{ "invalidate", image_invalidate, NULL },
+		{ "clear-error", image_clear_error, NULL },
 		{ "forget", image_forget, NULL },
 	};
 
 	return cli_dispatch(cli, "image", "create PATH --size SIZE [--tag UUID] | adopt PATH "
 			    "[--tag UUID] | budget UUID [--dirty SIZE|none] [--resident SIZE|none] "
-			    "| invalidate UUID | forget UUID", subs, ARRAY_SIZE(subs), argc, argv);
+			    "| invalidate UUID | clear-error UUID | forget UUID", subs, ARRAY_SIZE(subs), argc, argv);
 }

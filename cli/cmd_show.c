@@ -50,7 +50,7 @@ int cmd_show(struct cli *cli, int argc, char **argv)
 			printf("size: %s (%s bytes)\n", format_size(v, buf, sizeof(buf)),
 			       json_object_get_string(val));
 		} else {
-			printf("%s: %s\n", key, json_object_get_string(val));
+			printf("%s: %s\n", key, val ? json_object_get_string(val) : "none");
 		}
 	}
 	return EXIT_OK;

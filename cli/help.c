@@ -31,6 +31,8 @@ static const struct {
 		   "  adopt PATH [--tag UUID]          an existing file\n"
 		   "  budget UUID [--dirty SIZE|none] [--resident SIZE|none]   0 is none too\n"
 		   "  invalidate UUID                  drop its cache (before a migrated VM starts)\n"
+		   "  clear-error UUID                 after lost writes were dealt with: let its\n"
+		   "                                   flushes succeed again\n"
 		   "  forget UUID                      stop treating it as an image; the file stays\n" },
 	{ "qemu-args", "Claim tags for VM NAME and print its QEMU arguments, one a line.\n"
 		       "  --vm NAME            the VM (required)\n"

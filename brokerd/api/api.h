@@ -54,15 +54,18 @@ struct api {
 	uint64_t pressure_events;
 };
 
+struct image_lost;
+
 /* An image file as tagged capacity: fd is the file (checked by the caller), dfd its
  * directory, path its canonical name. budgets: {dirty, resident}, or NULL for the defaults.
  * -EEXIST (tag), -EBUSY (file already an image). */
 int api_add_image(struct api *api, const tagmem_tag *tag, const char *path, int fd, int dfd,
 		  uint64_t file_size, const uint64_t budgets[2], struct tag **ret);
 /* An image from the registry, at restart: opened below its image directory as create and
- * adopt do. -EMEDIUMTYPE when it is no longer the file recorded. */
+ * adopt do, with the writes it had lost (lost->since 0: none). -EMEDIUMTYPE when it is no
+ * longer the file recorded. */
 int api_restore_image(struct api *api, const tagmem_tag *tag, const char *path,
-		      uint64_t file_size, const uint64_t budgets[2]);
+		      uint64_t file_size, const uint64_t budgets[2], const struct image_lost *lost);
 
 /* The server's request callback (userdata: the api). */
 void api_request(void *api, struct client *c, const char *line, size_t len);

@@ -21,6 +21,9 @@ struct request {
 /* Reply with result (consumed; NULL for {}), held until registry generation wait_gen. */
 void reply_result(struct request *rq, struct json_object *result, uint64_t wait_gen);
 void reply_error(struct request *rq, const char *code, const char *fmt, ...) _printf_(3, 4);
+/* An error whose cause changed durable state: sent once the registry holds wait_gen. */
+void reply_error_after(struct request *rq, uint64_t wait_gen, const char *code,
+		       const char *fmt, ...) _printf_(4, 5);
 /* A core refusal as the protocol's error, naming the tag. */
 void reply_refusal(struct request *rq, int refusal, const struct tag *t);
 /* The "tag" argument; replies the error itself and returns NULL. */
@@ -84,6 +87,7 @@ const char *flush_range(const struct tag *e, uint64_t off, bool has_len, uint64_
 void op_evict(struct request *rq);
 void op_image_invalidate(struct request *rq);
 void op_image_budget(struct request *rq);
+void op_image_clear_error(struct request *rq);
 /* show of an image is answered by a data-plane worker; false if t is not an image */
 bool op_show_image(struct request *rq, struct tag *t);
 /* ops_vm.c */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * The data-plane ops: flush, evict, image_invalidate, image_budget, and show's page-cache
- * figures. Each validates its arguments here, on the loop, then hands the work to the
+ * The data-plane ops: flush, evict, image_invalidate, image_budget, image_clear_error, and
+ * show's page-cache figures. Each validates its arguments here, on the loop, then hands the work to the
  * data-plane workers (dataplane.h); upkeep.c answers when a worker is done.
  */
 #include <stdio.h>
@@ -10,6 +10,7 @@
 #include <json-c/json.h>
 
 #include "dataplane.h"
+#include "log.h"
 #include "ops.h"
 
 #define BUDGET_MIN (2ull << 20)
@@ -229,6 +230,40 @@ void op_image_budget(struct request *rq)
 	image_io_set_budgets(e->image.io, &bu);
 	reply_result(rq, tag_to_json(e), core_set_image_budgets(rq->api->core, e, bu.dirty,
 								bu.resident));
+}
+
+/* An operator has dealt with the writes an image lost (checked the storage, restored or
+ * rewritten the data): its flushes may succeed again. Privileged: the owner must not be
+ * able to make its own failure disappear. */
+void op_image_clear_error(struct request *rq)
+{
+	struct tag *e = arg_image(rq, "clear errors of");
+	struct json_object *res;
+	uint64_t gen;
+
+	if (!e)
+		return;
+	if (!is_privileged(rq)) {
+		reply_error(rq, "permission_denied", "only root or the daemon's user may clear an "
+			    "image's lost writes");
+		return;
+	}
+	res = json_object_new_object();
+	json_object_object_add(res, "tag", json_object_new_string(e->tag_str));
+	if (!e->image.lost.since) {
+		json_object_object_add(res, "cleared", NULL);
+		reply_result(rq, res, 0);
+		return;
+	}
+	struct json_object *was = json_object_new_object();
+	json_object_object_add(was, "since", json_object_new_int64(e->image.lost.since));
+	json_object_object_add(was, "error", json_object_new_string(e->image.lost.error));
+	json_object_object_add(res, "cleared", was);
+	log_info("Image %s of tag %s: lost writes cleared by uid %u", e->cap.path, e->tag_str,
+		 client_info(rq->c)->uid);
+	image_io_set_lost(e->image.io, 0, NULL);
+	gen = core_set_image_lost(rq->api->core, e, NULL);
+	reply_result(rq, res, gen);
 }
 
 /* show of an image: the tag, its label and its page-cache figures (read by a worker). */

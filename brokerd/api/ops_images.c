@@ -94,10 +94,11 @@ int api_add_image(struct api *api, const tagmem_tag *tag, const char *path, int 
 }
 
 int api_restore_image(struct api *api, const tagmem_tag *tag, const char *path,
-		      uint64_t file_size, const uint64_t budgets[2])
+		      uint64_t file_size, const uint64_t budgets[2], const struct image_lost *lost)
 {
 	char base[NAME_MAX + 1], full[PATH_MAX];
 	_cleanup_close_ int dfd = -1, fd = -1;
+	struct tag *e;
 	struct stat st;
 	int r;
 
@@ -111,7 +112,15 @@ int api_restore_image(struct api *api, const tagmem_tag *tag, const char *path,
 			 full, (unsigned long)st.st_nlink);
 	if (r < 0)
 		return r;
-	return api_add_image(api, tag, full, fd, dfd, file_size, budgets, NULL);
+	r = api_add_image(api, tag, full, fd, dfd, file_size, budgets, &e);
+	if (r == 0 && lost->since) {
+		image_io_set_lost(e->image.io, lost->since, lost->error);
+		core_set_image_lost(api->core, e, lost);
+		log_warn("Image %s of tag %s lost writes before the restart (%s); its flushes fail "
+			 "until 'tagmem image clear-error %s'", full, e->tag_str, lost->error,
+			 e->tag_str);
+	}
+	return r;
 }
 
 static void image_dirs_text(struct api *api, char *buf, size_t len)

@@ -46,10 +46,13 @@ void op_status(struct request *rq)
 	struct api *api = rq->api;
 	struct json_object *res = json_object_new_object(), *states = json_object_new_object();
 	struct json_object *mp = json_object_new_object(), *gs = json_object_new_object();
-	unsigned count[TAG_STATE_COUNT];
+	unsigned count[TAG_STATE_COUNT], lost = 0;
 	uint64_t tagged;
+	struct tag *e;
 
 	core_stats(api->core, count, &tagged);
+	core_for_each(e, api->core)
+		lost += tag_is_image(e) && e->image.lost.since;
 	for (unsigned i = 0; i < TAG_RELEASED; i++)
 		json_object_object_add(states, tag_state_name(i), json_object_new_uint64(count[i]));
 	json_object_object_add(res, "version", json_object_new_string(TAGMEM_VERSION));
@@ -71,6 +74,8 @@ void op_status(struct request *rq)
 			       json_object_new_uint64(server_queued_bytes(api->server)));
 	json_object_object_add(res, "requests", json_object_new_uint64(api->requests));
 	json_object_object_add(res, "errors", json_object_new_uint64(api->errors));
+	/* images whose flushes fail until an operator clears them: a monitor's alarm */
+	json_object_object_add(res, "images_lost_writes", json_object_new_uint64(lost));
 	/* is the PSI trigger armed (it may have failed or gone away), and has it fired */
 	json_object_object_add(res, "memory_pressure", mp);
 	json_object_object_add(mp, "trigger", api->psi_fd >= 0 ?

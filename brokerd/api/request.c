@@ -29,22 +29,39 @@ void reply_result(struct request *rq, struct json_object *result, uint64_t wait_
 	client_reply(rq->api->server, rq->c, reply, wait_gen);
 }
 
-void reply_error(struct request *rq, const char *code, const char *fmt, ...)
+static void reply_verror(struct request *rq, uint64_t wait_gen, const char *code,
+			 const char *fmt, va_list ap)
 {
 	struct json_object *reply = reply_new(rq), *err = json_object_new_object();
 	char msg[512];
-	va_list ap;
 
-	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
 	/* what a client sent may be quoted, cut to a length: never cut a character in two */
 	utf8_sanitize(msg);
 	json_object_object_add(err, "code", json_object_new_string(code));
 	json_object_object_add(err, "message", json_object_new_string(msg));
 	json_object_object_add(reply, "error", err);
 	rq->api->errors++;
-	client_reply(rq->api->server, rq->c, reply, 0);
+	client_reply(rq->api->server, rq->c, reply, wait_gen);
+}
+
+void reply_error(struct request *rq, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	reply_verror(rq, 0, code, fmt, ap);
+	va_end(ap);
+}
+
+void reply_error_after(struct request *rq, uint64_t wait_gen, const char *code,
+		       const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	reply_verror(rq, wait_gen, code, fmt, ap);
+	va_end(ap);
 }
 
 /* The "tag" argument every tag op takes; replies the error itself. */
@@ -136,6 +153,7 @@ static const struct op {
 	{ "image_forget", op_image_forget },
 	{ "image_invalidate", op_image_invalidate },
 	{ "image_budget", op_image_budget },
+	{ "image_clear_error", op_image_clear_error },
 	{ "flush", op_flush },
 	{ "evict", op_evict },
 	{ "qemu_args", op_qemu_args },

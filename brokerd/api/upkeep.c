@@ -36,6 +36,19 @@ static const char *error_code(int error)
 	}
 }
 
+/* null, or when the image lost writes and what failed (show). */
+static struct json_object *lost_writes_json(const struct image_lost *lost)
+{
+	struct json_object *o;
+
+	if (!lost->since)
+		return NULL;
+	o = json_object_new_object();
+	json_object_object_add(o, "since", json_object_new_int64(lost->since));
+	json_object_object_add(o, "error", json_object_new_string(lost->error));
+	return o;
+}
+
 /* The tag entry a request was for, if it is still the same image. */
 static struct tag *entry_of(struct api *api, const struct dp_request *d)
 {
@@ -83,7 +96,7 @@ static struct json_object *result_json(struct api *api, struct dp_request *d)
 	case DP_STAT: {
 		struct tag *e = entry_of(api, d);
 		struct json_object *pc, *bu;
-		char last[256];
+		char last[512];
 		uint64_t n;
 
 		json_object_put(o);
@@ -98,6 +111,7 @@ static struct json_object *result_json(struct api *api, struct dp_request *d)
 		json_object_object_add(pc, "errors", json_object_new_uint64(n));
 		json_object_object_add(pc, "last_error", n ? json_object_new_string(last) : NULL);
 		json_object_object_add(o, "page_cache", pc);
+		json_object_object_add(o, "lost_writes", lost_writes_json(&e->image.lost));
 		bu = json_object_new_object();
 		json_object_object_add(bu, "dirty_bytes", e->image.dirty_budget ?
 				       json_object_new_uint64(e->image.dirty_budget) : NULL);
@@ -113,7 +127,28 @@ static struct json_object *result_json(struct api *api, struct dp_request *d)
 	return o;
 }
 
-static void answer(struct api *api, struct dp_request *d)
+/* A worker found the image's writes lost: the core records it (persisted, so it outlives a
+ * restart; the kernel will not report the error again). Returns the generation an answer
+ * that tells of it waits for; 0 when nothing changed. */
+static uint64_t note_lost_writes(struct api *api, const struct dp_request *d)
+{
+	struct tag *e = entry_of(api, d);
+	struct image_lost lost;
+
+	if (!e)
+		return 0;
+	if (e->image.lost.since) /* recorded already; maybe by a write still under way */
+		return core_last_persist(api->core);
+	lost.since = image_io_lost(d->io, lost.error, sizeof(lost.error));
+	if (!lost.since)
+		return 0;
+	log_err("Image %s of tag %s lost writes (%s). Its flushes fail until an operator has "
+		"checked the storage and the data and runs 'tagmem image clear-error %s'.",
+		e->cap.path, e->tag_str, lost.error, e->tag_str);
+	return core_set_image_lost(api->core, e, &lost);
+}
+
+static void answer(struct api *api, struct dp_request *d, uint64_t wait_gen)
 {
 	struct client *c = server_find_client(api->server, d->client_serial);
 	struct json_object *res;
@@ -129,7 +164,7 @@ static void answer(struct api *api, struct dp_request *d)
 		if (!c)
 			return;
 		if (d->error < 0) {
-			reply_error(&rq, error_code(d->error), "%s", d->errmsg);
+			reply_error_after(&rq, wait_gen, error_code(d->error), "%s", d->errmsg);
 			return;
 		}
 		res = result_json(api, d);
@@ -150,7 +185,7 @@ static void answer(struct api *api, struct dp_request *d)
 		json_object_object_add(res, "error", err);
 	}
 	if (c && !client_info(c)->subscribed)
-		client_reply(api->server, c, json_object_get(res), 0);
+		client_reply(api->server, c, json_object_get(res), d->error < 0 ? wait_gen : 0);
 	api_emit(api, res);
 }
 
@@ -160,9 +195,11 @@ static void dataplane_ready(struct loop *l, int fd, uint32_t events, void *data)
 	struct dp_request *d = dataplane_take_done(api->dp), *next;
 
 	for (; d; d = next) {
+		uint64_t gen = note_lost_writes(api, d);
+
 		next = d->next;
 		if (d->client_serial || d->from_guest) {
-			answer(api, d);
+			answer(api, d, gen);
 		} else if (d->error < 0) {
 			log_warn("Image %s: %s eviction: %s", d->tag_str,
 				 d->kind == DP_MAINTAIN ? "budget" : d->reason, d->errmsg);

@@ -571,6 +571,15 @@ uint64_t core_set_image_budgets(struct core *c, struct tag *t, uint64_t dirty,
 	return core_persist(c);
 }
 
+uint64_t core_set_image_lost(struct core *c, struct tag *t, const struct image_lost *lost)
+{
+	if (lost)
+		t->image.lost = *lost;
+	else
+		memset(&t->image.lost, 0, sizeof(t->image.lost));
+	return core_persist(c);
+}
+
 void core_stats(struct core *c, unsigned counts[TAG_STATE_COUNT], uint64_t *ret_tagged)
 {
 	struct tag *t;

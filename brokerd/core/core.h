@@ -67,6 +67,14 @@ enum tag_vm {
 	TAG_VM_DETACH_PENDING,  /* asked to detach; released when the VM exits */
 };
 
+/* Writes to an image that the kernel reported lost (a writeback error). The kernel says so
+ * once per open file; brokerd keeps saying it on every flush, across restarts, until an
+ * operator who has dealt with the data clears it. */
+struct image_lost {
+	int64_t since;          /* realtime seconds of the first error; 0: nothing lost */
+	char error[192];        /* what failed then */
+};
+
 /* Images: broker-owned files. The core keeps the record; the data plane owns io. */
 struct tag_image {
 	struct image_io *io;    /* non-NULL for an image */
@@ -74,6 +82,7 @@ struct tag_image {
 	uint64_t data_offset;   /* where the tag's offset 0 is in the file: 0, or the devdax
 				 * layout's prefix (the guest's DAX info block lives there) */
 	uint64_t dirty_budget, resident_budget; /* persisted; 0: none */
+	struct image_lost lost; /* persisted */
 	bool evicting;          /* a budget or pressure eviction is in flight (upkeep's) */
 };
 
@@ -208,6 +217,10 @@ int core_add_image(struct core *c, const tagmem_tag *tag, const char *path, uint
 /* Budgets of an image changed (persisted). */
 uint64_t core_set_image_budgets(struct core *c, struct tag *t, uint64_t dirty,
 				uint64_t resident);
+
+/* The image lost writes (lost->since != 0), or an operator cleared that (lost NULL).
+ * Persisted; returns the generation to wait for. */
+uint64_t core_set_image_lost(struct core *c, struct tag *t, const struct image_lost *lost);
 
 /* Claims from the registry (ownership taken), matched as tags are reconciled or added... */
 void core_restore_claims(struct core *c, struct core_claim *claims, size_t n);

@@ -201,7 +201,7 @@ static int restore_registry(struct daemon *d)
 		char s[TAGMEM_TAG_STRING_MAX];
 
 		r = api_restore_image(&d->api, &im->tag, im->path, im->file_size,
-				      im->has_budgets ? budgets : NULL);
+				      im->has_budgets ? budgets : NULL, &im->lost);
 		if (r == -ENOENT || r == -EMEDIUMTYPE)
 			log_warn("Image %s of tag %s is gone or changed size; forgetting it", im->path,
 				 tagmem_tag_format(&im->tag, s));

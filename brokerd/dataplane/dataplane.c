@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <json-c/json.h>
 
@@ -39,7 +40,9 @@ struct image_io {
 	struct pc_counts last;
 	uint64_t batches;
 	uint64_t errors;             /* batches that met an error, and the last one's message */
-	char last_error[256];
+	char last_error[512];
+	int64_t lost_since;          /* writes lost (realtime s of the first error); 0: none */
+	char lost_error[192];
 	/* DP_MAINTAIN's own state (one runs at a time per image): */
 	struct timespec seen_mtime;  /* the file's mtime at the last look */
 	unsigned ticks;
@@ -194,6 +197,38 @@ uint64_t image_io_errors(struct image_io *io, char *last, size_t len)
 	return n;
 }
 
+void image_io_set_lost(struct image_io *io, int64_t since, const char *error)
+{
+	pthread_mutex_lock(&io->lock);
+	io->lost_since = since;
+	snprintf(io->lost_error, sizeof(io->lost_error), "%s", since ? error : "");
+	pthread_mutex_unlock(&io->lock);
+}
+
+int64_t image_io_lost(struct image_io *io, char *error, size_t len)
+{
+	int64_t since;
+
+	pthread_mutex_lock(&io->lock);
+	since = io->lost_since;
+	snprintf(error, len, "%s", io->lost_error);
+	pthread_mutex_unlock(&io->lock);
+	return since;
+}
+
+/* A writeback of the image failed: the kernel has given up on those pages (it marks them
+ * clean and reports the error once per open file), so the writes are gone. The first
+ * failure is the one to remember. */
+static void lose_writes(struct image_io *io, const char *what)
+{
+	pthread_mutex_lock(&io->lock);
+	if (!io->lost_since) {
+		io->lost_since = (int64_t)time(NULL);
+		snprintf(io->lost_error, sizeof(io->lost_error), "%.191s", what);
+	}
+	pthread_mutex_unlock(&io->lock);
+}
+
 /* The kernel reports a writeback error once; the image keeps the record, one per batch. A
  * deleted file, or an invalidate refused while pages are in use, is no error of the image. */
 static void note_errors(struct image_io *io, const struct dp_request *list)
@@ -248,6 +283,19 @@ static void fail(struct dp_request *rq, int error, const char *what)
 	snprintf(rq->errmsg, sizeof(rq->errmsg), "%s: %s", what, strerror(-error));
 }
 
+/* A flush after writes were lost fails, saying when and what to do. */
+static void lost_message(struct dp_request *rq, int64_t since, const char *what)
+{
+	struct tm tm;
+	char when[32] = "?";
+
+	if (gmtime_r(&(time_t){ (time_t)since }, &tm))
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
+	snprintf(rq->errmsg, sizeof(rq->errmsg), "writes to this image were lost at %s (%s), "
+		 "so no flush can vouch for its data. Check the storage, restore or rewrite the "
+		 "data, then 'tagmem image clear-error %s'", when, what, rq->tag_str);
+}
+
 /* ---- the work ---------------------------------------------------------------------------- */
 
 static int cmp_range(const void *a, const void *b)
@@ -264,6 +312,8 @@ static void run_flushes(struct image_io *io, struct dp_request **fl, unsigned n)
 {
 	uint64_t batch, written = 0;
 	bool whole = io->barrier_fd < 0;
+	int64_t lost = 0;
+	char msg[192];
 	int r = 0;
 
 	pthread_mutex_lock(&io->lock);
@@ -296,6 +346,22 @@ static void run_flushes(struct image_io *io, struct dp_request **fl, unsigned n)
 		if (r == 0)
 			r = pc_barrier(io->barrier_fd);
 	}
+	if (r != -ENOENT) {
+		/* A writeback before this one failed: whether this one went well or failed
+		 * anew, nothing since then can be vouched for, and the kernel will not say so
+		 * again. The first loss is what the operator has to act on. */
+		pthread_mutex_lock(&io->lock);
+		if (io->lost_since) {
+			r = r < 0 ? r : -EIO;
+			lost = io->lost_since;
+			snprintf(msg, sizeof(msg), "%s", io->lost_error);
+		}
+		pthread_mutex_unlock(&io->lock);
+	}
+	if (r < 0 && r != -ENOENT && !lost) {
+		snprintf(msg, sizeof(msg), "writeback failed: %s", strerror(-r));
+		lose_writes(io, msg);
+	}
 	for (unsigned i = 0; i < n; i++) {
 		struct dp_request *rq = fl[i];
 
@@ -306,6 +372,8 @@ static void run_flushes(struct image_io *io, struct dp_request **fl, unsigned n)
 		if (r == -ENOENT)
 			snprintf(rq->errmsg, sizeof(rq->errmsg),
 				 "the image file was deleted: nothing left to make durable");
+		else if (lost)
+			lost_message(rq, lost, msg);
 		else if (r < 0)
 			fail(rq, r, "writeback failed; the flushed data may not be on disk");
 		rq->error = r;
@@ -457,10 +525,17 @@ static void run_maintain(struct dataplane *dp, struct image_io *io, struct dp_re
 	if (bu.dirty && rq->before.dirty > bu.dirty / 2)
 		start_writeback(io);
 	if (bu.resident && rq->before.cached > bu.resident && !rq->keep_resident) {
+		struct evict_result ev;
+
 		r = evict_image(io->evict_fd, io->dev, io->ino, dp->proc_root, bu.resident, NULL, 0,
-				&rq->before, &rq->after, rq->errmsg, sizeof(rq->errmsg));
-		if (r < 0)
+				&ev);
+		rq->after = ev.after;
+		if (r < 0) {
 			rq->error = r;
+			snprintf(rq->errmsg, sizeof(rq->errmsg), "%s", ev.errmsg);
+		}
+		if (ev.writeback_failed)
+			lose_writes(io, ev.errmsg);
 	}
 	set_last(io, &rq->after);
 }
@@ -471,8 +546,7 @@ static void run_batch(struct dataplane *dp, struct image_io *io, struct dp_reque
 	unsigned nfl = 0;
 	uint64_t target = UINT64_MAX;
 	bool any_evict = false;
-	struct pc_counts eb = { 0 }, ea = { 0 };
-	char emsg[256] = "";
+	struct evict_result ev = { 0 };
 	int er = 0;
 
 	for (rq = list; rq; rq = rq->next)
@@ -503,18 +577,19 @@ static void run_batch(struct dataplane *dp, struct image_io *io, struct dp_reque
 		}
 	if (any_evict) {
 		er = evict_image(io->evict_fd, io->dev, io->ino, dp->proc_root, target,
-				 prefer ? prefer->prefer : NULL, prefer ? prefer->nprefer : 0, &eb,
-				 &ea, emsg, sizeof(emsg));
-		set_last(io, &ea);
+				 prefer ? prefer->prefer : NULL, prefer ? prefer->nprefer : 0, &ev);
+		set_last(io, &ev.after);
+		if (ev.writeback_failed)
+			lose_writes(io, ev.errmsg);
 	}
 
 	for (rq = list; rq; rq = rq->next) {
 		switch (rq->kind) {
 		case DP_EVICT:
-			rq->before = eb;
-			rq->after = ea;
+			rq->before = ev.before;
+			rq->after = ev.after;
 			rq->error = er;
-			snprintf(rq->errmsg, sizeof(rq->errmsg), "%s", emsg);
+			snprintf(rq->errmsg, sizeof(rq->errmsg), "%s", ev.errmsg);
 			break;
 		case DP_INVALIDATE:
 			run_invalidate(dp, io, rq);

@@ -106,7 +106,7 @@ struct dp_request {
 	struct image_io *io;         /* referenced */
 	/* result, set by the worker */
 	int error;                   /* 0 or -errno */
-	char errmsg[256];
+	char errmsg[512];
 	uint64_t batch;              /* the writeback that served this flush */
 	unsigned batch_size;         /* how many flushes it served */
 	bool whole_file;             /* the durability point was fdatasync of the image */
@@ -144,6 +144,12 @@ uint64_t image_io_batches(struct image_io *io);
 /* Batches that met an error (writeback, eviction, budgets), with the last one's message
  * ("" if none): the kernel reports each writeback error once, the image keeps a record. */
 uint64_t image_io_errors(struct image_io *io, char *last, size_t len);
+/* Writes the image lost: the realtime second of the first writeback error since the last
+ * clear (0: none) and what failed. From then on every flush of the image fails, since the
+ * kernel reports each error only once. Set by the workers; restored and cleared by the loop
+ * (since 0). */
+int64_t image_io_lost(struct image_io *io, char *error, size_t len);
+void image_io_set_lost(struct image_io *io, int64_t since, const char *error);
 
 int dataplane_start(unsigned workers, const char *proc_root, struct dataplane **ret);
 void dataplane_stop(struct dataplane *dp);
@@ -160,11 +166,18 @@ bool dataplane_maintaining(struct image_io *io);
 
 /* ---- eviction (evict.c), run by workers ------------------------------------------------- */
 
+/* What one eviction did. On failure, what failed; writeback_failed: it was writing dirty
+ * pages back, so the kernel has dropped those writes (the image lost them). */
+struct evict_result {
+	struct pc_counts before, after;
+	bool writeback_failed;
+	char errmsg[256];
+};
+
 /* Write back, then drop clean pages (unmapped ones with fadvise, mapped ones with
  * process_madvise on each mapping) until at most target bytes stay cached: the preferred
  * ranges first (file offsets, in order), then from the start of the file. */
 int evict_image(int fd, dev_t dev, ino_t ino, const char *proc_root, uint64_t target,
-		const struct dp_range *prefer, size_t nprefer, struct pc_counts *ret_before,
-		struct pc_counts *ret_after, char *errmsg, size_t errlen);
+		const struct dp_range *prefer, size_t nprefer, struct evict_result *ret);
 
 #endif

@@ -16,9 +16,9 @@
 
 #define EVICT_CHUNK (32ull << 20)
 
-static int emsg(char *errmsg, size_t errlen, int r, const char *what)
+static int emsg(struct evict_result *res, int r, const char *what)
 {
-	snprintf(errmsg, errlen, "%s: %s", what, strerror(-r));
+	snprintf(res->errmsg, sizeof(res->errmsg), "%s: %s", what, strerror(-r));
 	return r;
 }
 
@@ -32,8 +32,7 @@ struct evictor {
 	struct pc_mapping *maps;
 	size_t nmaps;
 	bool looked;
-	char *errmsg;
-	size_t errlen;
+	struct evict_result *res;
 };
 
 /* Write back, then drop [off, off + len) (no more than brings the image to its target).
@@ -58,9 +57,10 @@ static int evict_range(struct evictor *x, uint64_t off, uint64_t len)
 	}
 	if (c.dirty || c.writeback) {
 		r = pc_write_range(x->fd, off, len);
-		if (r < 0)
-			return emsg(x->errmsg, x->errlen, r, "writeback before eviction failed; "
-				    "dirty pages were kept");
+		if (r < 0) {
+			x->res->writeback_failed = true;
+			return emsg(x->res, r, "writeback before eviction failed");
+		}
 	}
 	pc_drop(x->fd, off, len);
 	r = pc_cachestat(x->fd, off, len, &after);
@@ -70,13 +70,14 @@ static int evict_range(struct evictor *x, uint64_t off, uint64_t len)
 		if (!x->looked) {
 			r = pc_find_mappings(x->proc_root, x->dev, x->ino, &x->maps, &x->nmaps);
 			if (r < 0)
-				return emsg(x->errmsg, x->errlen, r, "reading /proc for mappings");
+				return emsg(x->res, r, "reading /proc for mappings");
 			x->looked = true;
 		}
 		for (size_t i = 0; i < x->nmaps; i++) {
 			r = pc_pageout(&x->maps[i], off, len);
 			if (r < 0) {
-				snprintf(x->errmsg, x->errlen, "process_madvise on pid %d: %s (needs "
+				snprintf(x->res->errmsg, sizeof(x->res->errmsg),
+					 "process_madvise on pid %d: %s (needs "
 					 "CAP_SYS_NICE and ptrace access)", x->maps[i].pid,
 					 strerror(-r));
 				return r;
@@ -105,24 +106,23 @@ static int evict_span(struct evictor *x, uint64_t off, uint64_t len)
 }
 
 int evict_image(int fd, dev_t dev, ino_t ino, const char *proc_root, uint64_t target,
-		const struct dp_range *prefer, size_t nprefer, struct pc_counts *ret_before,
-		struct pc_counts *ret_after, char *errmsg, size_t errlen)
+		const struct dp_range *prefer, size_t nprefer, struct evict_result *ret)
 {
 	struct evictor x = { .fd = fd, .dev = dev, .ino = ino, .proc_root = proc_root,
-			     .target = target, .errmsg = errmsg, .errlen = errlen };
+			     .target = target, .res = ret };
 	struct stat st;
 	int r;
 
-	errmsg[0] = '\0';
-	r = pc_cachestat(fd, 0, 0, ret_before);
+	memset(ret, 0, sizeof(*ret));
+	r = pc_cachestat(fd, 0, 0, &ret->before);
 	if (r < 0)
-		return emsg(errmsg, errlen, r, "cachestat");
-	*ret_after = *ret_before;
-	x.cached = ret_before->cached;
+		return emsg(ret, r, "cachestat");
+	ret->after = ret->before;
+	x.cached = ret->before.cached;
 	if (x.cached <= target)
 		return 0;
 	if (fstat(fd, &st) < 0)
-		return emsg(errmsg, errlen, -errno, "fstat");
+		return emsg(ret, -errno, "fstat");
 	/* what the guest said it can lose first, in its order; a second sweep takes pages the
 	 * first found busy (under writeback, just referenced) before anything it did not offer */
 	for (int sweep = 0; sweep < 2 && nprefer && r == 0 && x.cached > target; sweep++)
@@ -135,9 +135,9 @@ int evict_image(int fd, dev_t dev, ino_t ino, const char *proc_root, uint64_t ta
 	if (r == 0)
 		r = evict_span(&x, 0, (uint64_t)st.st_size);
 	free(x.maps);
-	if (r < 0 && !errmsg[0])
-		emsg(errmsg, errlen, r, "cachestat");
-	if (pc_cachestat(fd, 0, 0, ret_after) < 0)
-		*ret_after = *ret_before;
+	if (r < 0 && !ret->errmsg[0])
+		emsg(ret, r, "cachestat");
+	if (pc_cachestat(fd, 0, 0, &ret->after) < 0)
+		ret->after = ret->before;
 	return r < 0 ? r : 0;
 }

@@ -4,7 +4,9 @@
  *
  *   {"version":1,
  *    "claims":[{"tag":"…","uid":1000,"pid":42,"name":"vm1","since":1790000000,"slot":0}],
- *    "images":[{"tag":"…","path":"/var/lib/tagmem/images/a.img","file_size":52428800}]}
+ *    "images":[{"tag":"…","path":"/var/lib/tagmem/images/a.img","file_size":52428800,
+ *               "dirty_budget":0,"resident_budget":0,
+ *               "lost_writes_since":1790000000,"lost_writes":"…"}]}   (the last two: optional)
  *
  * It is replaced atomically (temp file, fsync, rename, directory fsync), so after a crash the
  * file is either the old or the new snapshot, never a mixture. A file that does not parse is
@@ -83,6 +85,7 @@ static int parse_claim(struct json_object *o, struct core_claim *c)
 static int parse_image(struct json_object *o, struct registry_image *img)
 {
 	const char *path;
+	uint64_t since;
 
 	memset(img, 0, sizeof(*img));
 	if (!json_object_is_type(o, json_type_object) ||
@@ -92,6 +95,21 @@ static int parse_image(struct json_object *o, struct registry_image *img)
 	    tagmem_json_get_u64(o, "file_size", &img->file_size) < 0 || !img->file_size)
 		return -EBADMSG;
 	strcpy(img->path, path);
+	/* lost writes came later still: both or neither */
+	switch (tagmem_json_get_u64(o, "lost_writes_since", &since)) {
+	case 0:
+		if (!since || since > INT64_MAX ||
+		    tagmem_json_get_string(o, "lost_writes", &path) < 0 ||
+		    strlen(path) >= sizeof(img->lost.error))
+			return -EBADMSG;
+		strcpy(img->lost.error, path);
+		img->lost.since = (int64_t)since;
+		break;
+	case -ENOENT:
+		break;
+	default:
+		return -EBADMSG;
+	}
 	/* budgets came later: both or neither */
 	switch (tagmem_json_get_u64(o, "dirty_budget", &img->dirty_budget)) {
 	case 0:
@@ -252,6 +270,12 @@ char *registry_serialize(struct core *core, size_t *ret_len)
 		json_object_object_add(im, "dirty_budget", json_object_new_uint64(e->image.dirty_budget));
 		json_object_object_add(im, "resident_budget",
 				       json_object_new_uint64(e->image.resident_budget));
+		if (e->image.lost.since) {
+			json_object_object_add(im, "lost_writes_since",
+					       json_object_new_int64(e->image.lost.since));
+			json_object_object_add(im, "lost_writes",
+					       json_object_new_string(e->image.lost.error));
+		}
 		json_object_array_add(imgs, im);
 	}
 	return tagmem_msg_format(root, ret_len);

@@ -20,6 +20,7 @@ struct registry_image {
 	uint64_t file_size;
 	uint64_t dirty_budget, resident_budget;
 	bool has_budgets;        /* absent in registries written before budgets existed */
+	struct image_lost lost;  /* since 0: nothing lost (or an older registry) */
 };
 
 struct registry {

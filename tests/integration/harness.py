@@ -120,6 +120,19 @@ class Client:
         self.s.close()
 
 
+NOBODY = 65534
+
+
+def call_as_nobody(sock, req):
+    """One request from uid 65534 (the socket's directory must let it in): the reply."""
+    code = ("import json,socket,sys\ns=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])\n"
+            "s.sendall(sys.argv[2].encode()+b'\\n'); print(s.makefile().readline())")
+    r = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+                        sys.executable, "-c", code, sock, json.dumps(req)],
+                       capture_output=True, text=True, timeout=30)
+    return json.loads(r.stdout)
+
+
 def check(cond, what):
     if not cond:
         raise AssertionError(what)

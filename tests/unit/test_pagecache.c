@@ -98,10 +98,10 @@ static void range_flush_leaves_the_rest_dirty(void **state)
 static void evict_reaches_another_process(void **state)
 {
 	struct fx *f = *state;
-	struct pc_counts before, after;
+	struct evict_result ev;
 	struct stat st;
 	int ready[2], go[2];
-	char msg[256], c, *buf;
+	char c, *buf;
 	pid_t pid;
 
 	assert_int_equal(pipe(ready), 0);
@@ -121,10 +121,11 @@ static void evict_reaches_another_process(void **state)
 	assert_int_equal(fstat(f->fd, &st), 0);
 
 	assert_int_equal(evict_image(f->fd, st.st_dev, st.st_ino, "/proc", 16 * MiB, NULL, 0,
-				     &before, &after, msg, sizeof(msg)), 0);
-	assert_int_equal(before.cached, FILE_SIZE);
-	assert_true(after.cached <= 16 * MiB);
-	assert_true(after.cached > 0); /* it stops at the budget, not at zero */
+				     &ev), 0);
+	assert_false(ev.writeback_failed);
+	assert_int_equal(ev.before.cached, FILE_SIZE);
+	assert_true(ev.after.cached <= 16 * MiB);
+	assert_true(ev.after.cached > 0); /* it stops at the budget, not at zero */
 
 	/* every byte the child wrote is still the file's content */
 	buf = malloc(FILE_SIZE);
@@ -142,9 +143,10 @@ static void evict_prefers_named_ranges(void **state)
 {
 	struct fx *f = *state;
 	const struct dp_range prefer[] = { { 48 * MiB, 16 * MiB }, { 8 * MiB, 8 * MiB } };
-	struct pc_counts before, after, c;
+	struct evict_result ev;
+	struct pc_counts c;
 	struct stat st;
-	char msg[256], *p;
+	char *p;
 
 	p = mmap(NULL, FILE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, f->fd, 0);
 	assert_true(p != MAP_FAILED);
@@ -152,8 +154,8 @@ static void evict_prefers_named_ranges(void **state)
 	munmap(p, FILE_SIZE);
 	assert_int_equal(fstat(f->fd, &st), 0);
 	assert_int_equal(evict_image(f->fd, st.st_dev, st.st_ino, "/proc", 40 * MiB, prefer, 2,
-				     &before, &after, msg, sizeof(msg)), 0);
-	assert_true(after.cached <= 40 * MiB && after.cached >= 36 * MiB);
+				     &ev), 0);
+	assert_true(ev.after.cached <= 40 * MiB && ev.after.cached >= 36 * MiB);
 	assert_int_equal(pc_cachestat(f->fd, 48 * MiB, 16 * MiB, &c), 0);
 	assert_int_equal(c.cached, 0);                 /* the first range named: gone */
 	assert_int_equal(pc_cachestat(f->fd, 0, 8 * MiB, &c), 0);

@@ -50,6 +50,15 @@ static void parses_valid(void **state)
 	assert_int_equal(registry_parse(with_image, strlen(with_image), &reg), 0);
 	assert_int_equal(reg.nimages, 1);
 	assert_string_equal(reg.images[0].path, "/img/a");
+	assert_int_equal(reg.images[0].lost.since, 0); /* older registries: nothing lost */
+	registry_clear(&reg);
+
+	const char *lost = "{\"version\":1,\"claims\":[],\"images\":[{\"tag\":\"" T1
+			   "\",\"path\":\"/img/a\",\"file_size\":52428800,"
+			   "\"lost_writes_since\":1796010000,\"lost_writes\":\"writeback failed\"}]}";
+	assert_int_equal(registry_parse(lost, strlen(lost), &reg), 0);
+	assert_int_equal(reg.images[0].lost.since, 1796010000);
+	assert_string_equal(reg.images[0].lost.error, "writeback failed");
 	registry_clear(&reg);
 }
 
@@ -72,6 +81,13 @@ static void rejects_invalid(void **state)
 		"{\"version\":1,\"claims\":[],\"images\":[{\"tag\":\"" T1 "\",\"path\":\"rel\","
 		"\"file_size\":1}]}",
 		"{\"version\":1,\"claims\":[],\"images\":[{\"tag\":\"" T1 "\",\"path\":\"/a\"}]}",
+		/* a loss without its message, a message without a time, a time of 0 */
+		"{\"version\":1,\"claims\":[],\"images\":[{\"tag\":\"" T1 "\",\"path\":\"/a\","
+		"\"file_size\":1,\"lost_writes_since\":5}]}",
+		"{\"version\":1,\"claims\":[],\"images\":[{\"tag\":\"" T1 "\",\"path\":\"/a\","
+		"\"file_size\":1,\"lost_writes_since\":\"x\",\"lost_writes\":\"e\"}]}",
+		"{\"version\":1,\"claims\":[],\"images\":[{\"tag\":\"" T1 "\",\"path\":\"/a\","
+		"\"file_size\":1,\"lost_writes_since\":0,\"lost_writes\":\"e\"}]}",
 	};
 	struct core_claim *c = (void *)0x1;
 	size_t n = 77;
