@@ -52,6 +52,9 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 	if (tagmem_json_get_u64(result, "images_lost_writes", &v) == 0 && v)
 		printf("images that lost writes: %llu (their flushes fail; 'tagmem show UUID' says "
 		       "which writes and what to do)\n", (unsigned long long)v);
+	if (tagmem_json_get_u64(result, "images_unavailable", &v) == 0 && v)
+		printf("images unavailable: %llu (their files cannot be opened; brokerd's log says "
+		       "why, and it keeps trying)\n", (unsigned long long)v);
 	if (json_object_object_get_ex(result, "memory_pressure", &mp)) {
 		if (tagmem_json_get_string(mp, "trigger", &s) == 0)
 			printf("memory pressure: watching \"%s\"", s);

@@ -52,6 +52,7 @@ struct api {
 	unsigned ticks;
 	uint64_t next_reclaim_id, reclaims_asked, reclaims_answered, reclaims_expired;
 	uint64_t pressure_events;
+	size_t images_unavailable;     /* registry images that could not be opened (daemon's) */
 };
 
 struct image_lost;

@@ -76,6 +76,9 @@ void op_status(struct request *rq)
 	json_object_object_add(res, "errors", json_object_new_uint64(api->errors));
 	/* images whose flushes fail until an operator clears them: a monitor's alarm */
 	json_object_object_add(res, "images_lost_writes", json_object_new_uint64(lost));
+	/* images of the registry whose file cannot be opened now: kept, retried */
+	json_object_object_add(res, "images_unavailable",
+			       json_object_new_uint64(api->images_unavailable));
 	/* is the PSI trigger armed (it may have failed or gone away), and has it fired */
 	json_object_object_add(res, "memory_pressure", mp);
 	json_object_object_add(mp, "trigger", api->psi_fd >= 0 ?

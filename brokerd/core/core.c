@@ -245,6 +245,20 @@ void core_restore_claims(struct core *c, struct core_claim *claims, size_t n)
 		qsort(claims, n, sizeof(*claims), cmp_claim);
 }
 
+int core_restore_withhold(struct core *c, const tagmem_tag *tag, struct core_claim *ret)
+{
+	struct core_claim key = { .tag = *tag }, *m;
+
+	if (!c->nrestored)
+		return -ENOENT;
+	m = bsearch(&key, c->restored, c->nrestored, sizeof(key), cmp_claim);
+	if (!m || m->owner.uid == (uid_t)-1)
+		return -ENOENT;
+	*ret = *m;
+	m->owner.uid = (uid_t)-1; /* as if matched: neither taken nor dropped here */
+	return 0;
+}
+
 /* A tag that (re)appears takes its claim from before the restart, so that a release the
  * fabric manager asked for while we were down cannot tear down a device somebody holds. */
 static void match_restored(struct core *c, struct tag *t)

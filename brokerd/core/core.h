@@ -227,6 +227,9 @@ void core_restore_claims(struct core *c, struct core_claim *claims, size_t n);
 /* ...until the start-up scan is over: claims whose capacity did not come back are dropped
  * (logged, persisted). */
 void core_restore_done(struct core *c);
+/* Take a restored claim back out before it is matched or dropped: its tag is an image that
+ * cannot be opened yet, and the caller keeps the claim for when it can. 0, or -ENOENT. */
+int core_restore_withhold(struct core *c, const tagmem_tag *tag, struct core_claim *ret);
 
 /* Counts per state and the sum of tagged bytes (status). */
 void core_stats(struct core *c, unsigned counts[TAG_STATE_COUNT], uint64_t *ret_tagged);

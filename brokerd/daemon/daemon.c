@@ -94,8 +94,13 @@ static uint64_t persist(void *userdata)
 {
 	struct daemon *d = userdata;
 	size_t len;
-	char *data = registry_serialize(d->api.core, &len);
+	char *data;
 
+	if (d->restoring) { /* nobody is connected yet: no reply waits for this */
+		d->persist_deferred = true;
+		return d->persist_gen;
+	}
+	data = registry_serialize(d->api.core, d->unavailable, d->nunavailable, &len);
 	if (!data) {
 		log_err("Failed to serialise the registry: out of memory");
 		return UINT64_MAX; /* a generation that never completes: callers reply an error */
@@ -176,6 +181,76 @@ static void persister_ready(struct loop *l, int fd, uint32_t events, void *data)
 
 /* ---- restoring state ---- */
 
+#define RETRY_UNAVAILABLE_MS 5000
+
+/* One image of the registry. 0: served; -1: forgotten (deleted, or no longer the file that
+ * was recorded); 1: unavailable for now (first: say so, and how to fix it). */
+static int restore_image(struct daemon *d, const struct registry_image *im, bool first)
+{
+	uint64_t budgets[2] = { im->dirty_budget, im->resident_budget };
+	char s[TAGMEM_TAG_STRING_MAX];
+	int r;
+
+	tagmem_tag_format(&im->tag, s);
+	r = api_restore_image(&d->api, &im->tag, im->path, im->file_size,
+			      im->has_budgets ? budgets : NULL, &im->lost);
+	if (r == 0) {
+		if (!first)
+			log_info("Image %s of tag %s is available again", im->path, s);
+		return 0;
+	}
+	if (r == -ENOENT || r == -EMEDIUMTYPE) {
+		log_warn("Image %s of tag %s is gone or changed size; forgetting it", im->path, s);
+		return -1;
+	}
+	if (r == -EEXIST || r == -EBUSY) {
+		log_warn("Image %s of tag %s: its tag or file became another image meanwhile; "
+			 "forgetting the old record", im->path, s);
+		return -1;
+	}
+	if (first)
+		log_err("Image %s of tag %s cannot be opened: %s. brokerd keeps its record and tries "
+			"again every %d s; fix the file or its filesystem (or delete the file to "
+			"forget it).", im->path, s, strerror(-r), RETRY_UNAVAILABLE_MS / 1000);
+	return 1;
+}
+
+/* Try an unavailable image again; its claim, if it had one, comes back with it. */
+static int retry_image(struct daemon *d, struct registry_image *im)
+{
+	struct core_claim *claim = NULL;
+	int r;
+
+	if (im->has_claim) {
+		claim = malloc(sizeof(*claim));
+		if (!claim)
+			return 1;
+		*claim = im->claim;
+		core_restore_claims(d->api.core, claim, 1); /* taken over */
+	}
+	r = restore_image(d, im, false);
+	if (r > 0 && im->has_claim)
+		core_restore_withhold(d->api.core, &im->tag, &im->claim);
+	if (im->has_claim)
+		core_restore_done(d->api.core); /* forgotten: so is its claim */
+	return r;
+}
+
+static int64_t retry_unavailable(struct loop *l, void *data)
+{
+	struct daemon *d = data;
+	size_t kept = 0, before = d->nunavailable;
+
+	for (size_t i = 0; i < d->nunavailable; i++)
+		if (retry_image(d, &d->unavailable[i]) > 0)
+			d->unavailable[kept++] = d->unavailable[i];
+	d->nunavailable = kept;
+	d->api.images_unavailable = kept;
+	if (kept != before)
+		persist(d);
+	return kept ? RETRY_UNAVAILABLE_MS : -1;
+}
+
 static int restore_registry(struct daemon *d)
 {
 	struct registry reg;
@@ -192,23 +267,34 @@ static int restore_registry(struct daemon *d)
 			strerror(-r));
 		return r;
 	}
+	d->unavailable = calloc(reg.nimages ? reg.nimages : 1, sizeof(*d->unavailable));
+	if (!d->unavailable) {
+		registry_clear(&reg);
+		return -ENOMEM;
+	}
 	core_restore_claims(d->api.core, reg.claims, reg.nclaims);
 	reg.claims = NULL;
 	/* Images are the broker's own: they come back from the registry, if their file did. */
+	d->restoring = true;
 	for (size_t i = 0; i < reg.nimages; i++) {
-		const struct registry_image *im = &reg.images[i];
-		uint64_t budgets[2] = { im->dirty_budget, im->resident_budget };
-		char s[TAGMEM_TAG_STRING_MAX];
+		r = restore_image(d, &reg.images[i], true);
+		if (r > 0) {
+			struct registry_image *im = &d->unavailable[d->nunavailable++];
 
-		r = api_restore_image(&d->api, &im->tag, im->path, im->file_size,
-				      im->has_budgets ? budgets : NULL, &im->lost);
-		if (r == -ENOENT || r == -EMEDIUMTYPE)
-			log_warn("Image %s of tag %s is gone or changed size; forgetting it", im->path,
-				 tagmem_tag_format(&im->tag, s));
-		else if (r < 0)
-			log_err("Failed to restore image %s: %s; forgetting it", im->path,
-				strerror(-r));
+			*im = reg.images[i];
+			/* its claim waits with it instead of being dropped after the scan */
+			im->has_claim = core_restore_withhold(d->api.core, &im->tag,
+							      &im->claim) == 0;
+		} else if (r < 0)
+			d->persist_deferred = true; /* the registry forgets it too */
 	}
+	d->restoring = false;
+	if (d->persist_deferred)
+		persist(d);
+	d->api.images_unavailable = d->nunavailable;
+	if (d->nunavailable && loop_add_timer(d->api.loop, RETRY_UNAVAILABLE_MS,
+					      retry_unavailable, d) < 0)
+		log_warn("Cannot retry unavailable images; they are tried again at the next start");
 	registry_clear(&reg);
 	return 0;
 }
@@ -454,6 +540,8 @@ void daemon_fini(struct daemon *d)
 	a->backend = NULL;
 	core_free(a->core);
 	a->core = NULL;
+	free(d->unavailable);
+	d->unavailable = NULL;
 	loop_free(a->loop);
 	log_setup(NULL);
 	tagmem_unref(d->ctx);

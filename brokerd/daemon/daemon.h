@@ -16,6 +16,7 @@
 
 struct tagmem_ctx;
 struct persister;
+struct registry_image;
 
 struct daemon {
 	struct broker_settings settings;
@@ -26,6 +27,14 @@ struct daemon {
 	uint64_t persist_done_gen;     /* newest one known durable */
 	bool persist_failed;           /* the last write failed: memory is ahead of the disk */
 	bool persist_retry_armed;      /* a retry timer is pending */
+	bool restoring;                /* reading the registry: a snapshot now would lack the
+					  images not yet read, so persisting waits for the end */
+	bool persist_deferred;
+	/* images of the registry brokerd could not open at start (a read-only or failing
+	 * filesystem, permissions): kept in the registry as they were and retried, never
+	 * forgotten for a passing fault */
+	struct registry_image *unavailable;
+	size_t nunavailable;
 	char default_image_dir[4096];
 	int state_lock, sim_lock;      /* flock()ed: one brokerd per state directory and sim tree */
 };

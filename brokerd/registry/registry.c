@@ -224,7 +224,44 @@ int registry_load(const char *state_dir, struct registry *ret)
 	return registry_parse(buf, len, ret);
 }
 
-char *registry_serialize(struct core *core, size_t *ret_len)
+static struct json_object *claim_json(const char *tag, const struct tag_owner *owner)
+{
+	struct json_object *c = json_object_new_object();
+
+	json_object_object_add(c, "tag", json_object_new_string(tag));
+	json_object_object_add(c, "uid", json_object_new_uint64(owner->uid));
+	if (owner->pid > 0)
+		json_object_object_add(c, "pid", json_object_new_int(owner->pid));
+	if (owner->name[0])
+		json_object_object_add(c, "name", json_object_new_string(owner->name));
+	json_object_object_add(c, "since", json_object_new_int64(owner->since));
+	if (owner->slot >= 0)
+		json_object_object_add(c, "slot", json_object_new_int(owner->slot));
+	if (owner->granted)
+		json_object_object_add(c, "granted", json_object_new_boolean(true));
+	return c;
+}
+
+static struct json_object *image_json(const char *tag, const char *path, uint64_t file_size,
+				      uint64_t dirty_budget, uint64_t resident_budget,
+				      const struct image_lost *lost)
+{
+	struct json_object *im = json_object_new_object();
+
+	json_object_object_add(im, "tag", json_object_new_string(tag));
+	json_object_object_add(im, "path", json_object_new_string(path));
+	json_object_object_add(im, "file_size", json_object_new_uint64(file_size));
+	json_object_object_add(im, "dirty_budget", json_object_new_uint64(dirty_budget));
+	json_object_object_add(im, "resident_budget", json_object_new_uint64(resident_budget));
+	if (lost->since) {
+		json_object_object_add(im, "lost_writes_since", json_object_new_int64(lost->since));
+		json_object_object_add(im, "lost_writes", json_object_new_string(lost->error));
+	}
+	return im;
+}
+
+char *registry_serialize(struct core *core, const struct registry_image *keep, size_t nkeep,
+			 size_t *ret_len)
 {
 	_cleanup_json_ struct json_object *root = json_object_new_object();
 	struct json_object *arr = json_object_new_array();
@@ -237,44 +274,36 @@ char *registry_serialize(struct core *core, size_t *ret_len)
 	json_object_object_add(root, "claims", arr);
 	struct tag *e;
 
-	core_for_each(e, core) {
-		struct json_object *c;
+	core_for_each(e, core)
+		if (e->claimed && e->vm != TAG_VM_ATTACHING) /* provisional until QEMU confirms */
+			json_object_array_add(arr, claim_json(e->tag_str, &e->owner));
+	for (size_t i = 0; i < nkeep; i++) {
+		char s[TAGMEM_TAG_STRING_MAX];
 
-		if (!e->claimed || e->vm == TAG_VM_ATTACHING) /* provisional until QEMU confirms */
-			continue;
-		c = json_object_new_object();
-		json_object_object_add(c, "tag", json_object_new_string(e->tag_str));
-		json_object_object_add(c, "uid", json_object_new_uint64(e->owner.uid));
-		if (e->owner.pid > 0)
-			json_object_object_add(c, "pid", json_object_new_int(e->owner.pid));
-		if (e->owner.name[0])
-			json_object_object_add(c, "name", json_object_new_string(e->owner.name));
-		json_object_object_add(c, "since", json_object_new_int64(e->owner.since));
-		if (e->owner.slot >= 0)
-			json_object_object_add(c, "slot", json_object_new_int(e->owner.slot));
-		if (e->owner.granted)
-			json_object_object_add(c, "granted", json_object_new_boolean(true));
-		json_object_array_add(arr, c);
+		if (keep[i].has_claim)
+			json_object_array_add(arr, claim_json(tagmem_tag_format(&keep[i].tag, s),
+							      &keep[i].claim.owner));
 	}
 	struct json_object *imgs = json_object_new_array();
 	json_object_object_add(root, "images", imgs);
-	core_for_each(e, core) {
-		struct json_object *im;
+	core_for_each(e, core)
+		if (tag_is_image(e))
+			json_object_array_add(imgs, image_json(e->tag_str, e->cap.path,
+							       e->image.file_size,
+							       e->image.dirty_budget,
+							       e->image.resident_budget,
+							       &e->image.lost));
+	for (size_t i = 0; i < nkeep; i++) {
+		char s[TAGMEM_TAG_STRING_MAX];
 
-		if (!tag_is_image(e))
-			continue;
-		im = json_object_new_object();
-		json_object_object_add(im, "tag", json_object_new_string(e->tag_str));
-		json_object_object_add(im, "path", json_object_new_string(e->cap.path));
-		json_object_object_add(im, "file_size", json_object_new_uint64(e->image.file_size));
-		json_object_object_add(im, "dirty_budget", json_object_new_uint64(e->image.dirty_budget));
-		json_object_object_add(im, "resident_budget",
-				       json_object_new_uint64(e->image.resident_budget));
-		if (e->image.lost.since) {
-			json_object_object_add(im, "lost_writes_since",
-					       json_object_new_int64(e->image.lost.since));
-			json_object_object_add(im, "lost_writes",
-					       json_object_new_string(e->image.lost.error));
+		/* as read: a record without budgets stays without, so the defaults apply */
+		struct json_object *im = image_json(tagmem_tag_format(&keep[i].tag, s),
+						    keep[i].path, keep[i].file_size,
+						    keep[i].dirty_budget, keep[i].resident_budget,
+						    &keep[i].lost);
+		if (!keep[i].has_budgets) {
+			json_object_object_del(im, "dirty_budget");
+			json_object_object_del(im, "resident_budget");
 		}
 		json_object_array_add(imgs, im);
 	}

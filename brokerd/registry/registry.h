@@ -21,6 +21,10 @@ struct registry_image {
 	uint64_t dirty_budget, resident_budget;
 	bool has_budgets;        /* absent in registries written before budgets existed */
 	struct image_lost lost;  /* since 0: nothing lost (or an older registry) */
+	/* only in records brokerd keeps without serving them: the claim on the image, which
+	 * the file holds in "claims" like any other */
+	bool has_claim;
+	struct core_claim claim;
 };
 
 struct registry {
@@ -34,8 +38,10 @@ struct registry {
 int registry_parse(const char *text, size_t len, struct registry *ret);
 int registry_load(const char *state_dir, struct registry *ret);
 void registry_clear(struct registry *r);
-/* Serialise the durable part of the core's tags (confirmed claims, images). Caller frees. */
-char *registry_serialize(struct core *core, size_t *ret_len);
+/* Serialise the durable part of the core's tags (confirmed claims, images), and the records
+ * of images that are not served now but must not be forgotten (keep). Caller frees. */
+char *registry_serialize(struct core *core, const struct registry_image *keep, size_t nkeep,
+			 size_t *ret_len);
 /* temp file + fsync + rename + directory fsync. */
 int registry_write_atomic(const char *state_dir, const char *data, size_t len);
 #define REGISTRY_FILE "registry.json"

@@ -131,11 +131,23 @@ static void round_trip_through_disk(void **state)
 	assert_int_equal(tagmem_tag_parse(T1, &tag), 0);
 	assert_int_equal(core_claim(core, core_find(core, &tag), &owner, &gen), 0);
 
-	text = registry_serialize(core, &len);
+	/* an image brokerd could not open: its record goes through unchanged */
+	struct registry_image keep = { .file_size = 52428800, .has_budgets = false,
+				       .lost = { .since = 1796010000, .error = "writeback failed" } };
+	assert_int_equal(tagmem_tag_parse(T2, &keep.tag), 0);
+	strcpy(keep.path, "/img/unavailable.img");
+	text = registry_serialize(core, &keep, 1, &len);
 	assert_non_null(text);
 	assert_int_equal(registry_write_atomic(dir, text, len), 0);
 	free(text);
 	assert_int_equal(registry_load(dir, &reg), 0);
+	assert_int_equal(reg.nimages, 1);
+	assert_memory_equal(&reg.images[0].tag, &keep.tag, sizeof(keep.tag));
+	assert_string_equal(reg.images[0].path, keep.path);
+	assert_int_equal(reg.images[0].file_size, keep.file_size);
+	assert_false(reg.images[0].has_budgets);
+	assert_int_equal(reg.images[0].lost.since, keep.lost.since);
+	assert_string_equal(reg.images[0].lost.error, keep.lost.error);
 	assert_int_equal(reg.nclaims, 1);
 	c = reg.claims;
 	n = reg.nclaims;
