@@ -36,13 +36,33 @@ uint64_t label_isetcookie(unsigned slot)
 	return (2 * s) << 32 | s;
 }
 
+/*
+ * Fletcher64 over little-endian 32-bit words, as the kernel's nd_fletcher64: for each word w,
+ * lo += w; hi += lo (mod 2^32). The obvious loop is one long dependency chain; save files
+ * are summed at disk speed, so the words go in FLETCHER_LANES independent lanes: lane j holds
+ * S_j, the sum of its words, and T_j, the sum of its running sums, so that a word in group k
+ * of K counts K - k times. A word's weight in hi is its distance from the end, which per lane
+ * is LANES * T_j - j * S_j. Every step is mod 2^32, so the result is exactly the chain's.
+ */
+#define FLETCHER_LANES 16
+
 uint64_t label_fletcher64(const void *buf, size_t len)
 {
 	const uint8_t *p = buf;
-	uint32_t lo = 0, hi = 0;
+	size_t words = len / 4, groups = words / FLETCHER_LANES;
+	uint32_t s[FLETCHER_LANES] = { 0 }, t[FLETCHER_LANES] = { 0 }, lo = 0, hi = 0;
 
-	for (size_t i = 0; i + 4 <= len; i += 4) {
-		lo += get32(p + i);
+	for (size_t k = 0; k < groups; k++, p += 4 * FLETCHER_LANES)
+		for (unsigned j = 0; j < FLETCHER_LANES; j++) {
+			s[j] += get32(p + 4 * j);
+			t[j] += s[j];
+		}
+	for (unsigned j = 0; j < FLETCHER_LANES; j++) {
+		lo += s[j];
+		hi += FLETCHER_LANES * t[j] - j * s[j];
+	}
+	for (size_t i = groups * FLETCHER_LANES; i < words; i++, p += 4) {
+		lo += get32(p);
 		hi += lo;
 	}
 	return (uint64_t)hi << 32 | lo;

@@ -37,6 +37,37 @@ static void fletcher(void **state)
 	assert_true(label_fletcher64(buf, sizeof(buf)) == (10ull << 32 | 6));
 }
 
+/* The chain as the kernel writes it, word by word: the lane-parallel sum must equal it for
+ * every length (whole lane groups, a tail, a trailing partial word) and any bytes, including
+ * sums that wrap. */
+static uint64_t fletcher_chain(const uint8_t *p, size_t len)
+{
+	uint32_t lo = 0, hi = 0;
+
+	for (size_t i = 0; i + 4 <= len; i += 4) {
+		lo += (uint32_t)p[i] | (uint32_t)p[i + 1] << 8 | (uint32_t)p[i + 2] << 16 |
+		      (uint32_t)p[i + 3] << 24;
+		hi += lo;
+	}
+	return (uint64_t)hi << 32 | lo;
+}
+
+static void fletcher_matches_the_chain(void **state)
+{
+	static uint8_t buf[3 * 4096 + 7];
+	uint32_t x = 2463534242u;
+
+	for (size_t i = 0; i < sizeof(buf); i++) { /* xorshift: any bytes, reproducibly */
+		x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+		buf[i] = (uint8_t)x;
+	}
+	for (size_t len = 0; len <= 300; len++)
+		assert_true(label_fletcher64(buf + 1, len) == fletcher_chain(buf + 1, len));
+	assert_true(label_fletcher64(buf, sizeof(buf)) == fletcher_chain(buf, sizeof(buf)));
+	memset(buf, 0xff, sizeof(buf)); /* every word and sum wraps */
+	assert_true(label_fletcher64(buf, sizeof(buf)) == fletcher_chain(buf, sizeof(buf)));
+}
+
 static void build_pins_bytes(void **state)
 {
 	static uint8_t area[LABEL_AREA_SIZE];
@@ -234,6 +265,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(cookies),
 		cmocka_unit_test(fletcher),
+		cmocka_unit_test(fletcher_matches_the_chain),
 		cmocka_unit_test(build_pins_bytes),
 		cmocka_unit_test(parse_round_trip_and_corruption),
 		cmocka_unit_test(refusals),
