@@ -13,6 +13,7 @@
 #include <json-c/json.h>
 
 #include "dataplane.h"
+#include "list.h"
 #include "log.h"
 #include "ops.h"
 #include "qemu.h"
@@ -32,14 +33,31 @@ static int run_snapshot(struct qmp *q, struct vm_job *job)
 	return r;
 }
 
+/* A job, and the images whose background writeback it holds off: a restore rewrites them
+ * whole, and writing them back meanwhile would make it share the disk with its own reads
+ * (the writeback resumes, on the budgets, once the VM has its memory). */
+struct snapshot_run {
+	struct snap_job job;
+	struct image_io *held[SNAP_MAX_ENTRIES];
+	unsigned nheld;
+};
+
 static void snap_job_free(struct snap_job *s)
 {
-	for (unsigned i = 0; s && i < s->nb; i++)
+	struct snapshot_run *run = s ? container_of(s, struct snapshot_run, job) : NULL;
+
+	if (!s)
+		return;
+	for (unsigned i = 0; i < s->nb; i++)
 		if (s->b[i].fd >= 0)
 			close(s->b[i].fd);
-	if (s && s->dir_fd >= 0)
+	if (s->dir_fd >= 0)
 		close(s->dir_fd);
-	free(s);
+	for (unsigned i = 0; i < run->nheld; i++) {
+		image_io_hold_writeback(run->held[i], false);
+		image_io_unref(run->held[i]);
+	}
+	free(run);
 }
 
 /* The VM's tags as backings: an image whole (labels and headers are QEMU's backend too), a
@@ -75,6 +93,12 @@ static bool gather(struct request *rq, const char *vm, uid_t *ret_uid, struct sn
 		if (tag_is_image(e)) {
 			b->fd = fcntl(image_io_fd(e->image.io), F_DUPFD_CLOEXEC, 3);
 			b->size = e->image.file_size;
+			if (s->restore) {
+				struct snapshot_run *run = container_of(s, struct snapshot_run, job);
+
+				run->held[run->nheld++] = image_io_ref(e->image.io);
+				image_io_hold_writeback(e->image.io, true);
+			}
 		} else {
 			b->fd = open(e->cap.path, O_RDWR | O_CLOEXEC);
 			b->size = e->cap.size;
@@ -98,6 +122,7 @@ static bool gather(struct request *rq, const char *vm, uid_t *ret_uid, struct sn
 static void op_snapshot(struct request *rq, bool restore)
 {
 	struct api *api = rq->api;
+	struct snapshot_run *run;
 	struct snap_job *s;
 	struct vm_job *job;
 	const char *vm, *path, *qmp = NULL, *slash;
@@ -124,11 +149,12 @@ static void op_snapshot(struct request *rq, bool restore)
 			    "\"resume\" (bool)");
 		return;
 	}
-	s = calloc(1, sizeof(*s));
-	if (!s) {
+	run = calloc(1, sizeof(*run));
+	if (!run) {
 		reply_error(rq, "internal", "out of memory");
 		return;
 	}
+	s = &run->job;
 	s->dir_fd = -1;
 	snprintf(s->vm, sizeof(s->vm), "%s", vm);
 	snprintf(s->path, sizeof(s->path), "%s", path);

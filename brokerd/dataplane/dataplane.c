@@ -37,6 +37,7 @@ struct image_io {
 	struct dp_request *pending, *pending_tail;
 	bool queued, running, maintaining;
 	struct image_budgets budgets;
+	unsigned holds;              /* image_io_hold_writeback */
 	struct pc_counts last;
 	uint64_t batches;
 	uint64_t errors;             /* batches that met an error, and the last one's message */
@@ -195,6 +196,26 @@ uint64_t image_io_errors(struct image_io *io, char *last, size_t len)
 	snprintf(last, len, "%s", io->last_error);
 	pthread_mutex_unlock(&io->lock);
 	return n;
+}
+
+void image_io_hold_writeback(struct image_io *io, bool hold)
+{
+	pthread_mutex_lock(&io->lock);
+	if (hold)
+		io->holds++;
+	else if (io->holds)
+		io->holds--;
+	pthread_mutex_unlock(&io->lock);
+}
+
+static bool writeback_held(struct image_io *io)
+{
+	bool held;
+
+	pthread_mutex_lock(&io->lock);
+	held = io->holds > 0;
+	pthread_mutex_unlock(&io->lock);
+	return held;
 }
 
 void image_io_set_lost(struct image_io *io, int64_t since, const char *error)
@@ -511,6 +532,8 @@ static void run_maintain(struct dataplane *dp, struct image_io *io, struct dp_re
 		io->wb_started = false;
 	}
 	periodic = io->ticks++ % MAINTAIN_SAMPLE_TICKS == 0;
+	if (writeback_held(io)) /* being rewritten whole: the budgets wait for the end */
+		bu = (struct image_budgets){ 0 };
 	if (!periodic && !(written && (bu.dirty || bu.resident)))
 		return;
 	if (!periodic && !counting_is_cheap(io)) {

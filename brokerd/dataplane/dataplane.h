@@ -136,6 +136,9 @@ ino_t image_io_ino(const struct image_io *io);
 /* Has the file been unlinked underneath us? */
 bool image_io_deleted(const struct image_io *io);
 void image_io_set_budgets(struct image_io *io, const struct image_budgets *bu);
+/* Hold off the budgets' background writeback and eviction of the image (nested holds
+ * count), while something rewrites it whole (a VM restore); flushes are unaffected. */
+void image_io_hold_writeback(struct image_io *io, bool hold);
 struct image_budgets image_io_budgets(struct image_io *io);
 /* Newest counters a worker read (by DP_MAINTAIN or any other request). */
 struct pc_counts image_io_last_counts(struct image_io *io);

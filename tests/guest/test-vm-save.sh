@@ -84,6 +84,7 @@ wait "$GUEST_PID" 2>/dev/null || true
 for f in "$G/state/images/ram.img" "$G/state/images/n.img" "$(tagmem lookup $D)"; do
 	dd if=/dev/zero of="$f" bs=1M count=8 seek=1 conv=notrunc status=none
 done
+tagmem image budget $R --dirty 2M >/dev/null
 # a new QEMU, the same arguments, waiting for the device state
 for _ in $(seq 1 100); do tagmem --json list | jq -e '.[] | select(.owner.name == "sv")' >/dev/null && break; done
 timeout 400 qemu-system-x86_64 -accel "$GUEST_ACCEL" -machine pc,nvdimm=on \
@@ -98,6 +99,17 @@ for _ in $(seq 1 100); do
 	sleep 0.1   # the first QEMU's monitor is still going away
 done
 echo "host: restored $(jq -r '.bytes' <<<"$out") bytes in $(jq -r '.usec / 1000 | floor' <<<"$out") ms"
+# the RAM image's dirty budget (2 MiB here) waited while the restore rewrote it: its bytes
+# are still to be written back; then the budget goes on by itself
+pc=$(tagmem --json show $R | jq '.page_cache.dirty_bytes + .page_cache.writeback_bytes')
+[ "$pc" -ge $((256 << 20)) ] || fail "the RAM image was written back during the restore ($pc bytes left)"
+for _ in $(seq 1 400); do
+	pc=$(tagmem --json show $R | jq .page_cache.dirty_bytes)
+	[ "$pc" -le $((4 << 20)) ] && break
+	sleep 0.05
+done
+[ "$pc" -le $((4 << 20)) ] || fail "the dirty budget did not resume after the restore ($pc dirty)"
+echo "host: the restored RAM was written back after the restore, on the budget"
 finish_guest 400
 [ "$(sha256sum <"$G/vm.save")" = "$first" ] || fail "the save file changed"
 
