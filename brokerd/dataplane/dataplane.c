@@ -332,7 +332,7 @@ static int cmp_range(const void *a, const void *b)
 static void run_flushes(struct image_io *io, struct dp_request **fl, unsigned n)
 {
 	uint64_t batch, written = 0;
-	bool whole = io->barrier_fd < 0;
+	bool whole = false, ranges_durable = io->barrier_fd >= 0;
 	int64_t lost = 0;
 	char msg[192];
 	int r = 0;
@@ -362,10 +362,15 @@ static void run_flushes(struct image_io *io, struct dp_request **fl, unsigned n)
 				hi = MAX(hi, fl[i]->off + fl[i]->len);
 			if (pc_cachestat(io->fd, lo, hi - lo, &c) == 0)
 				written += c.dirty + c.writeback;
-			r = pc_write_range(io->fd, lo, hi - lo);
+			if (ranges_durable)
+				r = pc_write_range(io->fd, lo, hi - lo);
 		}
+		/* where no barrier can make written ranges durable, the image is made durable
+		 * whole; what the ranges held is still what the callers asked about */
 		if (r == 0)
-			r = pc_barrier(io->barrier_fd);
+			r = ranges_durable ? pc_barrier(io->barrier_fd) :
+			     fdatasync(io->fd) < 0 ? -errno : 0;
+		whole = !ranges_durable;
 	}
 	if (r != -ENOENT) {
 		/* A writeback before this one failed: whether this one went well or failed

@@ -36,10 +36,11 @@ int pc_drop(int fd, uint64_t off, uint64_t len);
 
 /*
  * The durability point after range writes without fdatasync of the whole file (which would
- * write every other dirty page too). On filesystems whose journal commits in order (ext4,
- * XFS), forcing a commit through a small barrier file commits every metadata change made
- * before it, including the block allocations of the ranges just written, and flushes the
- * device cache. Other filesystems get fdatasync of the image.
+ * write every other dirty page too). On filesystems whose journal commits in order (ext4
+ * with a journal, XFS), forcing a commit through a small barrier file commits every metadata
+ * change made before it, including the block allocations of the ranges just written, and
+ * flushes the device cache. Other filesystems (journal-less ext4 too) get fdatasync of the
+ * image.
  */
 bool pc_fs_commits_in_order(int fd);
 int pc_barrier_open(int dirfd);

@@ -85,13 +85,54 @@ int pc_drop(int fd, uint64_t off, uint64_t len)
 	return -posix_fadvise(fd, (off_t)off, (off_t)len, POSIX_FADV_DONTNEED);
 }
 
+/*
+ * ext4 commits in order only through its journal, and ext4 may have none (made with
+ * ^has_journal, or ext2 mounted by the ext4 driver): then an fsync of the barrier writes the
+ * barrier's inode alone, and the image's block allocations wait for writeback. Its sysfs
+ * directory (named like the device) says whether a journal thread runs; /proc/fs/jbd2 lists
+ * the journals where that attribute is older. Anything unreadable counts as no journal, and
+ * the image is made durable with fdatasync: slower, never wrong.
+ */
+static bool ext4_has_journal(dev_t dev)
+{
+	char link[64], target[PATH_MAX], path[PATH_MAX], buf[32];
+	const char *name;
+	ssize_t n;
+	int fd;
+
+	snprintf(link, sizeof(link), "/sys/dev/block/%u:%u", major(dev), minor(dev));
+	n = readlink(link, target, sizeof(target) - 1);
+	if (n <= 0)
+		return false;
+	target[n] = '\0';
+	name = strrchr(target, '/');
+	name = name ? name + 1 : target;
+	if (!*name || strlen(name) > 200 || !strcmp(name, ".."))
+		return false;
+	snprintf(path, sizeof(path), "/sys/fs/ext4/%.200s/journal_task", name);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(path, sizeof(path), "/proc/fs/jbd2/%.200s-8", name);
+		return access(path, F_OK) == 0;
+	}
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	return strncmp(buf, "<none>", 6) != 0;
+}
+
 bool pc_fs_commits_in_order(int fd)
 {
 	struct statfs sf;
+	struct stat st;
 
-	if (fstatfs(fd, &sf) < 0)
+	if (fstatfs(fd, &sf) < 0 || fstat(fd, &st) < 0)
 		return false;
-	return sf.f_type == EXT4_MAGIC || sf.f_type == XFS_MAGIC;
+	if (sf.f_type == XFS_MAGIC) /* its log is not optional */
+		return true;
+	return sf.f_type == EXT4_MAGIC && ext4_has_journal(st.st_dev);
 }
 
 int pc_barrier_open(int dirfd)

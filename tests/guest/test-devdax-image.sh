@@ -72,6 +72,6 @@ got=$(dd if="$G/state/images/$C.img" bs=1 skip=$((18 * MB)) count=17 status=none
 	{ echo "FAIL: the file has '$got' at 16 MiB + 2 MiB, not the guest's write"; exit 1; }
 echo "host: the guest's write at device offset 2M is at data offset 2M of the file"
 out=$(tagmem --json flush $C --offset 2M --length 4K)
-[ "$(jq -r '(.offset|tostring) + " " + .durability' <<<"$out")" = "$((2 * MB)) range" ] ||
+[ "$(jq -r '(.offset|tostring) + " " + (.length|tostring)' <<<"$out")" = "$((2 * MB)) 4096" ] ||
 	{ echo "FAIL: flush of data offset 2M: $out"; exit 1; }
 echo "host: a range flush names the data's offsets"

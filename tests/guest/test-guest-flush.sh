@@ -79,7 +79,11 @@ img=$G/state/images/d.img
 read -r _ dirty_in _ < <(python3 -c "import sys; sys.path.insert(0, '$top/tests/integration'); from pagecache import cachestat; print(*cachestat('$img', $((16 * MB)), $MB))")
 read -r _ dirty_out _ < <(python3 -c "import sys; sys.path.insert(0, '$top/tests/integration'); from pagecache import cachestat; print(*cachestat('$img', $((24 * MB)), $MB))")
 [ "$dirty_in" = 0 ] || { echo "FAIL: $dirty_in bytes of the flushed range are still dirty"; exit 1; }
-[ "$dirty_out" -gt 0 ] || { echo "FAIL: the range the guest did not flush is not dirty ($dirty_out)"; exit 1; }
+if fs_orders_commits "$img"; then
+	[ "$dirty_out" -gt 0 ] || { echo "FAIL: the range the guest did not flush is not dirty ($dirty_out)"; exit 1; }
+else
+	echo "host: $G is not on ext4 with a journal or XFS: brokerd made the whole image durable"
+fi
 got=$(dd if="$img" iflag=direct bs=1M skip=16 count=1 status=none | md5sum | cut -d' ' -f1)
 [ "$got" = "$want" ] || { echo "FAIL: O_DIRECT read of the flushed range: $got, the guest wrote $want"; exit 1; }
 echo "host: the flushed range is clean and on disk; $((dirty_out >> 10)) KiB outside it stay dirty"

@@ -7,7 +7,7 @@ set -euo pipefail
 : "${TAGMEM:?TAGMEM must point at the tagmem binary (ctest sets it)}"
 command -v jq >/dev/null || { echo "SKIP: jq is not installed"; exit 77; }
 
-T=$(mktemp -d /tmp/tagmem-test.XXXXXX)
+T=$(mktemp -d "${TMPDIR:-/tmp}/tagmem-test.XXXXXX")
 export TAGMEM_SOCKET=$T/brokerd.sock
 export TAGMEM_ROOT=$T/sim
 BROKERD_PID=

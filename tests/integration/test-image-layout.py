@@ -35,7 +35,7 @@ def body(b):
         block = f.read(4096)
     check(block[:16] == b"NVDIMM_DAX_INFO\0", "info block at 4 KiB")
     f = c.call("flush", tag=T, offset=2 * MB, length=4096, wait=True)
-    check(f["result"]["offset"] == 2 * MB and f["result"]["durability"] == "range",
+    check(f["result"]["offset"] == 2 * MB and f["result"]["length"] == 4096,
           f"flush names data offsets: {f}")
     f = c.call("flush", tag=T, offset=32 * MB - 4096, length=8192, wait=True)
     check(f.get("error", {}).get("code") == "invalid_argument", f"past the data: {f}")
