@@ -75,16 +75,8 @@ start_host_brokerd() {
 }
 tagmem() { "$BUILD_DIR/cli/tagmem" "$@"; }
 
-# fs_orders_commits PATH: is PATH on ext4 with a journal, or XFS? Only there can brokerd make
-# a range durable alone (tests/run puts the tests' files on such an ext4; /tmp may not be).
-fs_orders_commits() {
-	local t name
-	t=$(stat -f -c %T "$1")
-	[ "$t" = xfs ] && return 0
-	[ "$t" = ext2/ext3 ] || return 1
-	name=$(basename "$(readlink "/sys/dev/block/$(stat -c %Hd:%Ld "$1")")")
-	[ -r "/sys/fs/ext4/$name/journal_task" ] && [ "$(cat "/sys/fs/ext4/$name/journal_task")" != "<none>" ]
-}
+# fs_orders_commits PATH (tests/fsinfo.sh)
+. "$top/tests/fsinfo.sh"
 
 # start_guest CHECK_SCRIPT TIMEOUT_S [QEMU ARGS…]: boot in the background (console in
 # $G/console.log; GUEST_MEM_SLOTS and GUEST_MAXMEM size the memory hot-plug room);
