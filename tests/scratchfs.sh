@@ -20,7 +20,11 @@ up)
 	mnt=$(mktemp -d /var/tmp/tagmem-tests.XXXXXX)
 	img=$mnt.img
 	truncate -s "$size" "$img"
-	if ! mkfs.ext4 -q -F "$img" >/dev/null 2>&1 || ! mount -o loop "$img" "$mnt" 2>/dev/null; then
+	# direct I/O: the loop device then behaves like a disk, whose cache flush is a flush, not
+	# an fsync of whatever the backing file has in the host's page cache
+	dev=$(losetup --find --show --direct-io=on "$img" 2>/dev/null) || dev=""
+	if [ -z "$dev" ] || ! mkfs.ext4 -q -F "$dev" >/dev/null 2>&1 || ! mount "$dev" "$mnt" 2>/dev/null; then
+		[ -n "$dev" ] && losetup -d "$dev"
 		rm -f "$img"
 		rmdir "$mnt"
 		echo "tests/scratchfs.sh: cannot make a loop ext4 here; the tests use /tmp" >&2
@@ -32,7 +36,9 @@ up)
 down)
 	mnt=${2:?which mount point}
 	case $mnt in /var/tmp/tagmem-tests.*) ;; *) echo "not a scratch fs: $mnt" >&2; exit 2 ;; esac
+	dev=$(findmnt -no SOURCE "$mnt" 2>/dev/null || true)
 	umount "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || true
+	case $dev in /dev/loop*) losetup -d "$dev" 2>/dev/null || true ;; esac
 	rm -f "$mnt.img"
 	rmdir "$mnt" 2>/dev/null || true
 	;;
