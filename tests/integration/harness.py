@@ -123,6 +123,44 @@ class Client:
 NOBODY = 65534
 
 
+def sh(*args):
+    """Run a command; its stdout, stripped. Raises CalledProcessError on failure."""
+    return subprocess.run(args, check=True, capture_output=True, text=True).stdout.strip()
+
+
+class Scratch:
+    """A temp directory for a root test's filesystems: mounts and loop devices made through it
+    are undone in reverse order, and the directory removed, when the with-block ends."""
+
+    def __init__(self, prefix):
+        self.top = tempfile.mkdtemp(prefix=prefix)
+        self._undo = []
+
+    def dir(self, name):
+        path = os.path.join(self.top, name)
+        os.mkdir(path)
+        return path
+
+    def mount(self, *args):
+        """mount ARGS… (the last is the mount point)."""
+        sh("mount", *args)
+        self._undo.append(["umount", "-l", args[-1]])
+
+    def loop(self, backing, *opts):
+        dev = sh("losetup", "--find", "--show", *opts, backing)
+        self._undo.append(["losetup", "-d", dev])
+        return dev
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for cmd in reversed(self._undo):
+            subprocess.run(cmd, capture_output=True)
+        shutil.rmtree(self.top, ignore_errors=True)
+        return False
+
+
 def call_as_nobody(sock, req):
     """One request from uid 65534 (the socket's directory must let it in): the reply."""
     code = ("import json,socket,sys\ns=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])\n"

@@ -13,7 +13,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Broker, Client, check  # noqa: E402
+from harness import Client, Scratch, check, run  # noqa: E402
 
 A = "a1a1a1a1-1111-4222-8333-444444444444"
 B = "b1b1b1b1-1111-4222-8333-444444444444"
@@ -29,76 +29,64 @@ def main():
     if os.geteuid() != 0:
         print("SKIP: needs root to mount a filesystem")
         sys.exit(77)
-    b = Broker()
-    mnt = os.path.join(b.dir, "images")
-    os.mkdir(mnt)
-    mounted = False
-    try:
+    with Scratch("tagmem-unavail.") as scratch:
+        mnt = scratch.dir("images")
         try:
-            subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64M", "tmpfs", mnt], check=True,
-                           capture_output=True)
-            mounted = True
+            scratch.mount("-t", "tmpfs", "-o", "size=64M", "tmpfs", mnt)
         except (subprocess.CalledProcessError, FileNotFoundError) as e:
             print(f"SKIP: cannot mount a tmpfs here: {e}")
             sys.exit(77)
-        b.extra = ["--image-dir", mnt]
-        b.start()
-        c = Client(b.sock)
-        for tag, name in ((A, "a.img"), (B, "b.img")):
-            m = c.call("image_create", path=os.path.join(mnt, name), size=16 * MiB, tag=tag)
-            check("result" in m, f"create: {m}")
-        check("result" in c.call("image_budget", tag=A, dirty=4 * MiB), "budget")
-        check("result" in c.call("claim", tag=A, name="vm-a"), "claim")
-        before, claims = registry(b, "images"), registry(b, "claims")
-        c.close()
-        b.stop()
+        run(lambda b: body(b, mnt), "--image-dir", mnt, start=True)
 
-        # the filesystem comes back read-only, and b.img is gone for good
-        os.unlink(os.path.join(mnt, "b.img"))
-        subprocess.run(["mount", "-o", "remount,ro", mnt], check=True)
-        b.start()
-        c = Client(b.sock)
-        st = c.call("status")["result"]
-        check(st["images_unavailable"] == 1, f"status counts the unopenable image: {st}")
-        check(c.call("show", tag=A).get("error", {}).get("code") == "not_found",
-              "it is not served meanwhile")
-        out = subprocess.run([os.environ["TAGMEM"], "--socket", b.sock, "status"],
-                             capture_output=True, text=True)
-        check("images unavailable: 1" in out.stdout, f"tagmem status says so: {out.stdout}")
-        reg = registry(b, "images")
-        check(reg.get(A) == before[A], f"its record is kept as it was: {reg.get(A)}")
-        check(registry(b, "claims").get(A) == claims[A], "and so is the claim on it")
-        check(B not in reg, "a deleted image is forgotten")
-        log = b.log_text()
-        check("cannot be opened" in log and "Read-only file system" in log,
-              f"the log says what and why: {log}")
 
-        # the filesystem is fixed: brokerd picks the image up again by itself
-        subprocess.run(["mount", "-o", "remount,rw", mnt], check=True)
-        deadline = time.time() + 15
-        while time.time() < deadline and "result" not in c.call("show", tag=A):
-            time.sleep(0.2)
-        m = c.call("show", tag=A)
-        check("result" in m, f"served again once it can be opened: {m}")
-        check(m["result"]["budgets"]["dirty_bytes"] == 4 * MiB, f"with its budget: {m}")
-        check(m["result"]["state"] == "claimed" and m["result"]["owner"]["name"] == "vm-a",
-              f"and its claim: {m}")
-        check(c.call("status")["result"]["images_unavailable"] == 0, "nothing unavailable")
-        check(registry(b, "images").get(A) == before[A], "the registry holds it as before")
-        check(registry(b, "claims").get(A) == claims[A], "the claim too")
-        print("unavailable image kept, then served again")
-        c.close()
-        b.stop()
-    except BaseException:
-        sys.stderr.write("--- brokerd log ---\n" + b.log_text())
-        raise
-    finally:
-        if b.proc and b.proc.poll() is None:
-            b.proc.kill()
-            b.proc.wait()
-        if mounted:
-            subprocess.run(["umount", "-l", mnt], capture_output=True)
-        b.cleanup()
+def body(b, mnt):
+    c = Client(b.sock)
+    for tag, name in ((A, "a.img"), (B, "b.img")):
+        m = c.call("image_create", path=os.path.join(mnt, name), size=16 * MiB, tag=tag)
+        check("result" in m, f"create: {m}")
+    check("result" in c.call("image_budget", tag=A, dirty=4 * MiB), "budget")
+    check("result" in c.call("claim", tag=A, name="vm-a"), "claim")
+    before, claims = registry(b, "images"), registry(b, "claims")
+    c.close()
+    b.stop()
+
+    # the filesystem comes back read-only, and b.img is gone for good
+    os.unlink(os.path.join(mnt, "b.img"))
+    subprocess.run(["mount", "-o", "remount,ro", mnt], check=True)
+    b.start()
+    c = Client(b.sock)
+    st = c.call("status")["result"]
+    check(st["images_unavailable"] == 1, f"status counts the unopenable image: {st}")
+    check(c.call("show", tag=A).get("error", {}).get("code") == "not_found",
+          "it is not served meanwhile")
+    out = subprocess.run([os.environ["TAGMEM"], "--socket", b.sock, "status"],
+                         capture_output=True, text=True)
+    check("images unavailable: 1" in out.stdout, f"tagmem status says so: {out.stdout}")
+    reg = registry(b, "images")
+    check(reg.get(A) == before[A], f"its record is kept as it was: {reg.get(A)}")
+    check(registry(b, "claims").get(A) == claims[A], "and so is the claim on it")
+    check(B not in reg, "a deleted image is forgotten")
+    log = b.log_text()
+    check("cannot be opened" in log and "Read-only file system" in log,
+          f"the log says what and why: {log}")
+
+    # the filesystem is fixed: brokerd picks the image up again by itself
+    subprocess.run(["mount", "-o", "remount,rw", mnt], check=True)
+    deadline = time.time() + 15
+    while time.time() < deadline and "result" not in c.call("show", tag=A):
+        time.sleep(0.2)
+    m = c.call("show", tag=A)
+    check("result" in m, f"served again once it can be opened: {m}")
+    check(m["result"]["budgets"]["dirty_bytes"] == 4 * MiB, f"with its budget: {m}")
+    check(m["result"]["state"] == "claimed" and m["result"]["owner"]["name"] == "vm-a",
+          f"and its claim: {m}")
+    check(c.call("status")["result"]["images_unavailable"] == 0, "nothing unavailable")
+    check(registry(b, "images").get(A) == before[A], "the registry holds it as before")
+    check(registry(b, "claims").get(A) == claims[A], "the claim too")
+    print("unavailable image kept, then served again")
+    c.close()
+    b.stop()
+
 
 if __name__ == "__main__":
     main()
