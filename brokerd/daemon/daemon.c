@@ -274,7 +274,8 @@ static int restore_registry(struct daemon *d)
 	}
 	core_restore_claims(d->api.core, reg.claims, reg.nclaims);
 	reg.claims = NULL;
-	/* Images are the broker's own: they come back from the registry, if their file did. */
+	/* Images are the broker's own: they come back from the registry, if their file did.
+	 * Nothing is persisted until the scan has matched the other claims (daemon_init). */
 	d->restoring = true;
 	for (size_t i = 0; i < reg.nimages; i++) {
 		r = restore_image(d, &reg.images[i], true);
@@ -288,9 +289,6 @@ static int restore_registry(struct daemon *d)
 		} else if (r < 0)
 			d->persist_deferred = true; /* the registry forgets it too */
 	}
-	d->restoring = false;
-	if (d->persist_deferred)
-		persist(d);
 	d->api.images_unavailable = d->nunavailable;
 	if (d->nunavailable && loop_add_timer(d->api.loop, RETRY_UNAVAILABLE_MS,
 					      retry_unavailable, d) < 0)
@@ -478,6 +476,10 @@ int daemon_init(struct daemon *d, const struct broker_settings *settings)
 		return r;
 	}
 	core_restore_done(a->core);
+	/* every claim of the registry is matched (or dropped) now: a snapshot holds them all */
+	d->restoring = false;
+	if (d->persist_deferred)
+		persist(d);
 	api_guests_restore(a); /* VMs that hold tags: their QEMU reconnects to the same socket */
 	api_grants_restore(a);
 	r = upkeep_start(a);

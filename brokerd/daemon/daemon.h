@@ -27,8 +27,9 @@ struct daemon {
 	uint64_t persist_done_gen;     /* newest one known durable */
 	bool persist_failed;           /* the last write failed: memory is ahead of the disk */
 	bool persist_retry_armed;      /* a retry timer is pending */
-	bool restoring;                /* reading the registry: a snapshot now would lack the
-					  images not yet read, so persisting waits for the end */
+	bool restoring;                /* from reading the registry to the end of the first
+					  scan: a snapshot then would lack the images not yet read
+					  and the claims not yet matched, so persisting waits */
 	bool persist_deferred;
 	/* images of the registry brokerd could not open at start (a read-only or failing
 	 * filesystem, permissions): kept in the registry as they were and retried, never

@@ -4,7 +4,8 @@ filesystem came up read-only, here a real tmpfs remounted ro — is not forgotte
 keeps its registry record as it was (budgets, lost writes), says so in its log and in
 `status`, answers not_found for the tag meanwhile, and serves it again by itself once the
 file can be opened (it retries every few seconds), with what the record held and the claim
-on it. A file that
+on it. The registry rewritten at start (it forgets the deleted image) still holds every other
+claim, including one the backend's scan matches only after the registry was read. A file that
 was deleted is still forgotten. Needs root for the mount; skips (77) otherwise."""
 import json
 import os
@@ -17,6 +18,7 @@ from harness import Client, Scratch, check, run  # noqa: E402
 
 A = "a1a1a1a1-1111-4222-8333-444444444444"
 B = "b1b1b1b1-1111-4222-8333-444444444444"
+D = "d1d1d1d1-1111-4222-8333-444444444444"
 MiB = 1 << 20
 
 
@@ -46,6 +48,9 @@ def body(b, mnt):
         check("result" in m, f"create: {m}")
     check("result" in c.call("image_budget", tag=A, dirty=4 * MiB), "budget")
     check("result" in c.call("claim", tag=A, name="vm-a"), "claim")
+    # a DCD tag's claim, matched only by the scan after the registry is read
+    check("result" in c.call("fm_add", size=2 * MiB, tag=D), "fm_add")
+    check("result" in c.call("claim", tag=D, name="vm-d"), "claim D")
     before, claims = registry(b, "images"), registry(b, "claims")
     c.close()
     b.stop()
@@ -65,6 +70,9 @@ def body(b, mnt):
     reg = registry(b, "images")
     check(reg.get(A) == before[A], f"its record is kept as it was: {reg.get(A)}")
     check(registry(b, "claims").get(A) == claims[A], "and so is the claim on it")
+    # forgetting b.img rewrote the registry at start: after the scan, with every claim
+    check(registry(b, "claims").get(D) == claims[D],
+          f"the DCD tag's claim is in the rewritten registry: {registry(b, 'claims')}")
     check(B not in reg, "a deleted image is forgotten")
     log = b.log_text()
     check("cannot be opened" in log and "Read-only file system" in log,
