@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The data-plane ops: flush, evict, image_invalidate, image_budget, image_clear_error, and
- * show's page-cache figures. Each validates its arguments here, on the loop, then hands the work to the
- * data-plane workers (dataplane.h); upkeep.c answers when a worker is done.
+ * show's page-cache figures. Each validates its arguments here, on the loop, then hands the
+ * work to the data-plane workers (dataplane.h); upkeep.c answers when a worker is done.
  */
 #include <stdio.h>
 #include <string.h>
@@ -250,15 +250,11 @@ void op_image_clear_error(struct request *rq)
 	}
 	res = json_object_new_object();
 	json_object_object_add(res, "tag", json_object_new_string(e->tag_str));
+	json_object_object_add(res, "cleared", image_lost_json(&e->image.lost));
 	if (!e->image.lost.since) {
-		json_object_object_add(res, "cleared", NULL);
 		reply_result(rq, res, 0);
 		return;
 	}
-	struct json_object *was = json_object_new_object();
-	json_object_object_add(was, "since", json_object_new_int64(e->image.lost.since));
-	json_object_object_add(was, "error", json_object_new_string(e->image.lost.error));
-	json_object_object_add(res, "cleared", was);
 	log_info("Image %s of tag %s: lost writes cleared by uid %u", e->cap.path, e->tag_str,
 		 client_info(rq->c)->uid);
 	image_io_set_lost(e->image.io, 0, NULL);

@@ -36,19 +36,6 @@ static const char *error_code(int error)
 	}
 }
 
-/* null, or when the image lost writes and what failed (show). */
-static struct json_object *lost_writes_json(const struct image_lost *lost)
-{
-	struct json_object *o;
-
-	if (!lost->since)
-		return NULL;
-	o = json_object_new_object();
-	json_object_object_add(o, "since", json_object_new_int64(lost->since));
-	json_object_object_add(o, "error", json_object_new_string(lost->error));
-	return o;
-}
-
 /* The tag entry a request was for, if it is still the same image. */
 static struct tag *entry_of(struct api *api, const struct dp_request *d)
 {
@@ -111,7 +98,7 @@ static struct json_object *result_json(struct api *api, struct dp_request *d)
 		json_object_object_add(pc, "errors", json_object_new_uint64(n));
 		json_object_object_add(pc, "last_error", n ? json_object_new_string(last) : NULL);
 		json_object_object_add(o, "page_cache", pc);
-		json_object_object_add(o, "lost_writes", lost_writes_json(&e->image.lost));
+		json_object_object_add(o, "lost_writes", image_lost_json(&e->image.lost));
 		bu = json_object_new_object();
 		json_object_object_add(bu, "dirty_bytes", e->image.dirty_budget ?
 				       json_object_new_uint64(e->image.dirty_budget) : NULL);

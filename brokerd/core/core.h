@@ -107,6 +107,8 @@ const char *tag_state_name(enum tag_state s);
 static inline bool tag_is_image(const struct tag *t) { return t->image.io != NULL; }
 /* The tag object of the protocol (list, show, lookup, events): one builder everywhere. */
 struct json_object *tag_to_json(const struct tag *t);
+/* An image's lost writes as the protocol shows them: null, or {"since", "error"}. */
+struct json_object *image_lost_json(const struct image_lost *lost);
 
 /* ---- what the core calls outward ------------------------------------------------------ */
 

@@ -82,3 +82,15 @@ struct json_object *tag_to_json(const struct tag *t)
 		json_object_object_add(o, "release_requested", json_object_new_boolean(true));
 	return o;
 }
+
+struct json_object *image_lost_json(const struct image_lost *lost)
+{
+	struct json_object *o;
+
+	if (!lost->since)
+		return NULL;
+	o = json_object_new_object();
+	json_object_object_add(o, "since", json_object_new_int64(lost->since));
+	json_object_object_add(o, "error", json_object_new_string(lost->error));
+	return o;
+}
