@@ -37,6 +37,14 @@ def thin_ext4(scratch):
     return fs
 
 
+def kill9_restart(b, c):
+    """kill -9 brokerd, start it again on the same state: a client of the new one."""
+    c.close()
+    b.kill9()
+    b.start()
+    return Client(b.sock, timeout=120)
+
+
 def main():
     if os.geteuid() != 0:
         print("SKIP: needs root for a loop device")
@@ -93,12 +101,8 @@ def body(b, fs):
     check(lw and lw["since"] > 0 and lw["error"], f"show says when and what: {lw}")
 
     # so does a brokerd that starts after a kill -9: the kernel will never say it again
-    c.close()
     waiter.close()
-    b.kill9()
-    b.start()
-    c = Client(b.sock, timeout=120)
-    waiter = Client(b.sock, timeout=120)
+    c = kill9_restart(b, c)
     after = c.call("flush", tag=tag, wait=True)
     check(after.get("error", {}).get("code") == "io_error" and "lost" in
           after["error"]["message"], f"after a restart too: {after}")
@@ -136,12 +140,7 @@ def body(b, fs):
     check(cl.returncode == 0 and "cleared" in cl.stdout, f"clear-error: {cl.stdout} {cl.stderr}")
     print("clear-error:", cl.stdout.strip())
     check(c.call("show", tag=tag)["result"]["lost_writes"] is None, "show: nothing lost now")
-    c.close()
-    waiter.close()
-    b.kill9()
-    b.start()
-    c = Client(b.sock, timeout=120)
-    waiter = Client(b.sock, timeout=120)
+    c = kill9_restart(b, c)
     check(c.call("show", tag=tag)["result"]["lost_writes"] is None,
           "the clear outlived a kill -9 as well")
     fresh = c.call("flush", tag=tag, wait=True)
@@ -151,7 +150,6 @@ def body(b, fs):
           f"the old loss is not reported again: {fresh}")
     m2.close()
     c.close()
-    waiter.close()
     b.stop()
 
 
