@@ -126,9 +126,11 @@ finish_guest() {
 		echo "FAIL: the guest never reported (qemu exit $rc)" >&2
 		exit 1
 	fi
-	if grep -q '^TAGMEM-CHECK fail' "$G/report"; then
+	if grep -q '^TAGMEM-CHECK fail' "$G/report" ||
+		! grep -q '^TAGMEM-GUEST-DONE rc=0$' "$G/report"; then
 		tail -n 60 "$G/console.log" >&2
-		echo "FAIL: $(grep -c '^TAGMEM-CHECK fail' "$G/report") guest check(s) failed" >&2
+		echo "FAIL: $(grep -c '^TAGMEM-CHECK fail' "$G/report") guest check(s) failed;" \
+			"$(grep '^TAGMEM-GUEST-DONE' "$G/report")" >&2
 		exit 1
 	fi
 	n=$(grep -c '^TAGMEM-CHECK ok' "$G/report" || true)

@@ -40,7 +40,7 @@ P=$P S=$S I=$I
 P0=$(sum_at "$pp" 0) P1=$(sum_at "$pp" 256) S0=$(sum_at "$sp" 0) S1=$(sum_at "$sp" 256)
 GUEST
 cat >>"$G/checks.sh" <<'GUEST'
-sum_at() { dd if="$1" bs=4096 skip="$2" count=1 2>/dev/null | md5sum | cut -d' ' -f1; }
+sum_at() { dd if="$1" bs=4096 skip="$2" count=1 2>/dev/null | digest 4096; }
 udevadm settle
 for t in $P $S $I; do
 	check "udev link for $t" test -b "/dev/disk/by-tag/$t"

@@ -51,7 +51,7 @@ chan=$(tagmem --json qemu-args --vm hot | jq -r .channel)
 	echo "SUM_$P=\$P0:\$P1 SUM_$S=\$S0:\$S1 SUM_$I=\$I0:\$I1" | tr '-' '_'
 } >"$G/checks.sh"
 cat >>"$G/checks.sh" <<'GUEST'
-sum_at() { dd if="$1" bs=4096 skip="$2" count=1 2>/dev/null | md5sum | cut -d' ' -f1; }
+sum_at() { dd if="$1" bs=4096 skip="$2" count=1 2>/dev/null | digest 4096; }
 port=/dev/virtio-ports/org.tagmem.guest.0
 udevadm settle
 check "the channel's port is there" test -c $port
@@ -69,7 +69,8 @@ eq "garbage is refused" "$(echo "$reply" | jq -r .error.code)" bad_request
 printf '{"id":2,"op":"release","tag":"%s"}\n' "$OTHER" >&3
 read -r -t 20 reply <&3
 eq "the host's ops are not the guest's" "$(echo "$reply" | jq -r .error.code)" unknown_op
-yes '{"id":3,"op":"hello"}' | head -n 3000 >&3
+i=0
+while [ $i -lt 3000 ]; do echo '{"id":3,"op":"hello"}'; i=$((i + 1)); done >&3
 head -c 8192 /dev/zero | tr '\0' x >&3
 printf '\n' >&3
 exec 3>&-

@@ -36,7 +36,7 @@ mapfile -t args < <(tagmem qemu-args $C --vm dax)
 	done
 } >"$G/checks.sh"
 cat >>"$G/checks.sh" <<'GUEST'
-peek_sum() { dax_peek "$1" "$2" 4096 | md5sum | cut -d' ' -f1; }
+peek_sum() { dax_peek "$1" "$2" 4096 | digest 4096; }
 verify() { # NAME TAG SUM0 SUM1
 	local dev
 	check "$1: /dev/dax/by-tag link" test -c "/dev/dax/by-tag/$2"

@@ -48,8 +48,8 @@ udevadm settle
 /usr/sbin/tagmem-guestd >/tmp/agent.log 2>&1 &
 check "the agent is up" wait_until 30 test -S /run/tagmem/guest.sock
 dev=$(readlink -f /dev/dax/by-tag/$D)
-head -c $MB /dev/urandom >/tmp/a
-head -c $MB /dev/urandom >/tmp/b
+random_file /tmp/a $MB
+random_file /tmp/b $MB
 dax_peek $dev 0 $MB -w </tmp/a
 dax_peek $dev $((8 * MB)) $MB -w </tmp/b
 check "guest flush of [0, 1M)" tagmem --guest flush $D --offset 0 --length 1M
@@ -57,10 +57,11 @@ out=$(tagmem --guest --json flush $D --offset 0 --length 4K --async)
 eq "an asynchronous flush answers with an id" "$(echo "$out" | jq -r '.flush_id | type')" number
 out=$(tagmem --guest flush $OTHER 2>&1) && st=0 || st=$?
 eq "another VM's tag is not this guest's to flush" "$st:$out" "1:tagmem: no tag of this VM has that uuid"
-echo "TAGMEM-FLUSHED $(md5sum </tmp/a | cut -d' ' -f1)"
+a=$(file_digest /tmp/a $MB)
+echo "TAGMEM-FLUSHED $a"
 if wait_until 150 test -c /dev/dax/by-tag/$F; then
 	fdev=$(readlink -f /dev/dax/by-tag/$F)
-	head -c $((48 * MB)) /dev/urandom >/tmp/big
+	random_file /tmp/big $((48 * MB))
 	dax_peek $fdev 0 $((48 * MB)) -w </tmp/big
 	rm -f /tmp/big
 	tagmem --guest flush $F >/tmp/flush.out 2>&1 && st=0 || st=$?

@@ -22,9 +22,9 @@ udevadm settle
 /usr/sbin/tagmem-guestd >/tmp/agent.log 2>&1 &
 check "the agent is up" wait_until 30 test -S /run/tagmem/guest.sock
 dev=$(readlink -f /dev/dax/by-tag/$T)
-head -c $((64 * MB)) /dev/urandom >/tmp/all
+random_file /tmp/all $((64 * MB))
 dax_peek $dev 0 $((64 * MB)) -w </tmp/all
-want=$(md5sum </tmp/all | cut -d' ' -f1)
+want=$(file_digest /tmp/all $((64 * MB)))
 rm /tmp/all
 # the upper 32 MiB is a cache this program can refill; then it changes its mind about 4 MiB
 check "mark [32M, 64M) cold" tagmem --guest hint $T --offset 32M --length 32M --cold
@@ -38,7 +38,7 @@ check "the host evicted (the agent answered)" wait_until 120 grep -q 'offered 2 
 # which it says by asking a second time
 answered_twice() { [ "$(grep -c 'offered 2 cold' /tmp/agent.log)" -ge 2 ]; }
 check "the host measured (asked again)" wait_until 120 answered_twice
-eq "every byte written is still there" "$(dax_peek $dev 0 $((64 * MB)) | md5sum | cut -d' ' -f1)" "$want"
+eq "every byte written is still there" "$(dax_peek $dev 0 $((64 * MB)) | digest $((64 * MB)))" "$want"
 exit $CHECKS_FAILED
 GUEST
 start_guest "$G/checks.sh" 300 "${args[@]}"
