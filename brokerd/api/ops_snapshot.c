@@ -39,8 +39,21 @@ static int run_snapshot(struct qmp *q, struct vm_job *job)
 struct snapshot_run {
 	struct snap_job job;
 	struct image_io *held[SNAP_MAX_ENTRIES];
+	uint64_t steps_at_hold[SNAP_MAX_ENTRIES]; /* image_io_writeback_steps when held */
 	unsigned nheld;
 };
+
+/* Background writeback steps brokerd started on the held images while this job held them:
+ * the restore's promise is that there were none. */
+static uint64_t steps_while_held(struct snap_job *s)
+{
+	struct snapshot_run *run = container_of(s, struct snapshot_run, job);
+	uint64_t n = 0;
+
+	for (unsigned i = 0; i < run->nheld; i++)
+		n += image_io_writeback_steps(run->held[i]) - run->steps_at_hold[i];
+	return n;
+}
 
 static void snap_job_free(struct snap_job *s)
 {
@@ -96,8 +109,10 @@ static bool gather(struct request *rq, const char *vm, uid_t *ret_uid, struct sn
 			if (s->restore) {
 				struct snapshot_run *run = container_of(s, struct snapshot_run, job);
 
-				run->held[run->nheld++] = image_io_ref(e->image.io);
+				run->held[run->nheld] = image_io_ref(e->image.io);
 				image_io_hold_writeback(e->image.io, true);
+				run->steps_at_hold[run->nheld++] =
+					image_io_writeback_steps(e->image.io);
 			}
 		} else {
 			b->fd = open(e->cap.path, O_RDWR | O_CLOEXEC);
@@ -257,6 +272,9 @@ void api_snapshot_done(struct api *api, struct vm_job *job)
 		json_object_object_add(res, "qemu_usec", json_object_new_uint64(s->qemu_usec));
 		json_object_object_add(res, "gb_per_s", json_object_new_double(
 			secs > 0 ? (double)s->total_bytes / 1e9 / secs : 0));
+		if (s->restore) /* read while the hold is still in force: snap_job_free ends it */
+			json_object_object_add(res, "budget_writeback_steps",
+					       json_object_new_uint64(steps_while_held(s)));
 		log_info("%s VM %s: %llu bytes in %.2f s", s->restore ? "Restored" : "Saved", s->vm,
 			 (unsigned long long)s->total_bytes, secs);
 		reply_result(&rq, res, 0);

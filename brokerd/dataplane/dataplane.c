@@ -38,6 +38,8 @@ struct image_io {
 	bool queued, running, maintaining;
 	struct image_budgets budgets;
 	unsigned holds;              /* image_io_hold_writeback */
+	uint64_t wb_steps;           /* background writeback steps started (under lock, with
+				      * the hold checked in the same section) */
 	struct pc_counts last;
 	uint64_t batches;
 	uint64_t errors;             /* batches that met an error, and the last one's message */
@@ -206,6 +208,30 @@ void image_io_hold_writeback(struct image_io *io, bool hold)
 	else if (io->holds)
 		io->holds--;
 	pthread_mutex_unlock(&io->lock);
+}
+
+uint64_t image_io_writeback_steps(struct image_io *io)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&io->lock);
+	n = io->wb_steps;
+	pthread_mutex_unlock(&io->lock);
+	return n;
+}
+
+/* A step of background writeback may start: not held, and counted in the same section, so
+ * a hold taken at any moment sees every step that starts after it (none should). */
+static bool writeback_step_begins(struct image_io *io)
+{
+	bool go;
+
+	pthread_mutex_lock(&io->lock);
+	go = io->holds == 0;
+	if (go)
+		io->wb_steps++;
+	pthread_mutex_unlock(&io->lock);
+	return go;
 }
 
 static bool writeback_held(struct image_io *io)
@@ -509,6 +535,8 @@ static void start_writeback(struct image_io *io)
 	for (uint64_t done = 0; done < io->data_size; done += step) {
 		if (io->wb_cursor >= io->data_size)
 			io->wb_cursor = 0;
+		if (!writeback_step_begins(io)) /* a restore began rewriting it meanwhile */
+			break;
 		pc_start_writeback(io->fd, io->wb_cursor, MIN(step, io->data_size - io->wb_cursor));
 		io->wb_cursor += step;
 		if (requests_waiting(io))

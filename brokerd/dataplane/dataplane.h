@@ -138,8 +138,13 @@ ino_t image_io_ino(const struct image_io *io);
 bool image_io_deleted(const struct image_io *io);
 void image_io_set_budgets(struct image_io *io, const struct image_budgets *bu);
 /* Hold off the budgets' background writeback and eviction of the image (nested holds
- * count), while something rewrites it whole (a VM restore); flushes are unaffected. */
+ * count), while something rewrites it whole (a VM restore); flushes are unaffected. A
+ * writeback pass that is under way stops before its next step. */
 void image_io_hold_writeback(struct image_io *io, bool hold);
+/* Background writeback steps the budgets have started on the image since it was opened:
+ * taken when a hold begins and again before it ends, the difference is what brokerd wrote
+ * back while the hold was in force (0 unless the hold is broken). */
+uint64_t image_io_writeback_steps(struct image_io *io);
 struct image_budgets image_io_budgets(struct image_io *io);
 /* Newest counters a worker read (by DP_MAINTAIN or any other request). */
 struct pc_counts image_io_last_counts(struct image_io *io);

@@ -29,20 +29,24 @@ GUEST
 cat >>"$G/checks.sh" <<'GUEST'
 udevadm settle
 mkdir -p /mnt/ram && mount -t tmpfs -o size=300M tmpfs /mnt/ram
-head -c 200M /dev/urandom >/mnt/ram/pattern        # in guest RAM: the tagged image
-ram=$(md5sum </mnt/ram/pattern | cut -d' ' -f1)
+random_file /mnt/ram/pattern $((200 << 20))       # in guest RAM: the tagged image
+ram=$(file_digest /mnt/ram/pattern $((200 << 20)))
+random_file /tmp/four $((4 << 20))
 for t in $N $D; do
-	head -c 4M /dev/urandom | dd of=/dev/disk/by-tag/$t bs=1M seek=1 conv=notrunc 2>/dev/null
+	dd if=/tmp/four of=/dev/disk/by-tag/$t bs=1M seek=1 conv=notrunc 2>/dev/null
 done
 sync
-n=$(dd if=/dev/disk/by-tag/$N bs=1M skip=1 count=4 2>/dev/null | md5sum | cut -d' ' -f1)
-d=$(dd if=/dev/disk/by-tag/$D bs=1M skip=1 count=4 2>/dev/null | md5sum | cut -d' ' -f1)
+four() { dd if=/dev/disk/by-tag/$1 bs=1M skip=1 count=4 2>/dev/null | digest $((4 << 20)); }
+n=$(four $N)
+d=$(four $D)
+eq "the nvdimm image holds what was written" "$n" "$(file_digest /tmp/four $((4 << 20)))"
+eq "the DCD tag holds what was written" "$d" "$n"
 echo "TAGMEM-SAVE-ME"
 sleep 3   # guest time: it stands still while the VM is saved, gone and restored
 echo "TAGMEM-WOKE"
-eq "RAM: every byte of 200 MiB is back" "$(md5sum </mnt/ram/pattern | cut -d' ' -f1)" "$ram"
-eq "the nvdimm image's bytes are back" "$(dd if=/dev/disk/by-tag/$N bs=1M skip=1 count=4 2>/dev/null | md5sum | cut -d' ' -f1)" "$n"
-eq "the DCD tag's bytes are back" "$(dd if=/dev/disk/by-tag/$D bs=1M skip=1 count=4 2>/dev/null | md5sum | cut -d' ' -f1)" "$d"
+eq "RAM: every byte of 200 MiB is back" "$(file_digest /mnt/ram/pattern $((200 << 20)))" "$ram"
+eq "the nvdimm image's bytes are back" "$(four $N)" "$n"
+eq "the DCD tag's bytes are back" "$(four $D)" "$d"
 check "the guest keeps running: it can write" sh -c 'echo alive >/mnt/ram/after && test -s /mnt/ram/after'
 exit $CHECKS_FAILED
 GUEST
@@ -99,10 +103,11 @@ for _ in $(seq 1 100); do
 	sleep 0.1   # the first QEMU's monitor is still going away
 done
 echo "host: restored $(jq -r '.bytes' <<<"$out") bytes in $(jq -r '.usec / 1000 | floor' <<<"$out") ms"
-# the RAM image's dirty budget (2 MiB here) waited while the restore rewrote it: its bytes
-# are still to be written back; then the budget goes on by itself
-pc=$(tagmem --json show $R | jq '.page_cache.dirty_bytes + .page_cache.writeback_bytes')
-[ "$pc" -ge $((256 << 20)) ] || fail "the RAM image was written back during the restore ($pc bytes left)"
+# the RAM image's dirty budget (2 MiB here) waited while the restore rewrote it: brokerd
+# started no writeback of it meanwhile (what the kernel writes back on its own thresholds is
+# the kernel's, and differs from machine to machine); then the budget goes on by itself
+steps=$(jq -r '.budget_writeback_steps' <<<"$out")
+[ "$steps" = 0 ] || fail "brokerd wrote the images back while the restore held them ($steps steps)"
 for _ in $(seq 1 400); do
 	pc=$(tagmem --json show $R | jq .page_cache.dirty_bytes)
 	[ "$pc" -le $((4 << 20)) ] && break
