@@ -26,12 +26,35 @@ tagmem_install_pkgs() {
 	missing=$(tagmem_missing_pkgs "$@")
 	[ -z "$missing" ] && return 0
 	echo "deps: installing:" $missing >&2
-	local sudo=""
-	[ "$(id -u)" -ne 0 ] && sudo="sudo"
 	# An old package list makes apt fail on versions no longer served: update once, first.
-	$sudo apt-get update -qq >&2
+	tagmem_apt update -qq
 	# shellcheck disable=SC2086
-	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing >&2
+	tagmem_apt install -y -qq --no-install-recommends $missing
+}
+
+# tagmem_apt ARGS…: apt-get (through sudo when not root) that waits for another apt or dpkg
+# (unattended-upgrades on a new machine, say) to let go of its lock instead of failing at once.
+# dpkg's lock is waited for by apt itself (DPkg::Lock::Timeout); the lists lock of
+# 'apt-get update' is not, so a refusal that names a lock is tried again, for up to
+# TAGMEM_APT_WAIT seconds (default 900).
+tagmem_apt() {
+	local sudo="" out rc deadline=$((SECONDS + ${TAGMEM_APT_WAIT:-900})) said=""
+	[ "$(id -u)" -ne 0 ] && sudo="sudo"
+	out=$(mktemp)
+	while :; do
+		rc=0
+		DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=60 "$@" \
+			2>"$out" >&2 || rc=$?
+		if [ $rc = 0 ] || ! grep -qiE 'could not get lock|unable to (acquire|lock)' "$out" ||
+			[ $SECONDS -ge $deadline ]; then
+			cat "$out" >&2
+			rm -f "$out"
+			return $rc
+		fi
+		[ -n "$said" ] || echo "deps: another apt or dpkg holds its lock; waiting" >&2
+		said=1
+		sleep 5
+	done
 }
 
 # QEMU 10 beside Debian's 7.2, for the benchmarks that compare with it (bench/vm-save): the
@@ -51,8 +74,8 @@ tagmem_qemu10() {
 	apt=(-o "Dir::Etc::sourcelist=$tmp/sources.list" -o Dir::Etc::sourceparts=-
 	     -o "Dir::State::Lists=$tmp/lists" -o APT::Sandbox::User=root)
 	echo "deps: fetching QEMU 10 from bookworm-backports into $dir" >&2
-	apt-get "${apt[@]}" update -qq >&2
-	(cd "$tmp" && apt-get "${apt[@]}" download -qq \
+	tagmem_apt "${apt[@]}" update -qq
+	(cd "$tmp" && tagmem_apt "${apt[@]}" download -qq \
 		$(for p in "${TAGMEM_QEMU10_PKGS[@]}"; do printf '%s/bookworm-backports ' "$p"; done) >&2)
 	mkdir -p "$dir"
 	for deb in "$tmp"/*.deb; do dpkg -x "$deb" "$dir"; done
