@@ -32,7 +32,15 @@ int slot_map_add(struct slot_map *m, unsigned slot, const tagmem_tag *tag)
 
 const tagmem_tag *slot_map_get(const struct slot_map *m, unsigned slot)
 {
-	return slot < SLOT_MAP_SLOTS && m->state[slot] == SLOT_SET ? &m->tag[slot] : NULL;
+	if (slot >= SLOT_MAP_SLOTS || m->state[slot] != SLOT_SET)
+		return NULL;
+	/* a tag is one DIMM: named at two slots (the firmware and the agent disagreeing, say)
+	 * it names neither, or udev's link and lookup could pick different devices */
+	for (unsigned i = 0; i < SLOT_MAP_SLOTS; i++)
+		if (i != slot && m->state[i] == SLOT_SET &&
+		    !tagmem_tag_compare(&m->tag[i], &m->tag[slot]))
+			return NULL;
+	return &m->tag[slot];
 }
 
 /* A whole source's names into the map: what it names, and the conflicts it had in itself. */

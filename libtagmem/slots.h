@@ -10,7 +10,7 @@
  *   - the guest channel, for hot plug: run/tagmem/guest-slots, lines "<slot> <uuid>", which
  *     the guest agent writes from what brokerd tells it.
  * QEMU gives the nvdimm in slot N the NFIT device handle N + 1; nd.c reads it back. A slot
- * named with two different tags names nothing: no guessing. Internal; not installed.
+ * named with two different tags names nothing, nor does a tag named at two slots: no guessing. Internal; not installed.
  */
 #ifndef TAGMEM_SLOTS_H
 #define TAGMEM_SLOTS_H
@@ -34,7 +34,8 @@ enum { SLOT_EMPTY, SLOT_SET, SLOT_CONFLICT };
 void slot_map_init(struct slot_map *m);
 /* Name slot's tag; the same slot with another tag becomes a conflict. -EINVAL out of range. */
 int slot_map_add(struct slot_map *m, unsigned slot, const tagmem_tag *tag);
-/* The tag of a slot, or NULL (empty, out of range, or named twice differently). */
+/* The tag of a slot, or NULL (empty, out of range, named twice differently, or its tag also
+ * named at another slot). */
 const tagmem_tag *slot_map_get(const struct slot_map *m, unsigned slot);
 
 /* One SMBIOS type 11 structure as the kernel shows it (header, formatted area, strings).

@@ -65,6 +65,7 @@ static void firmware_strings(void **state)
 		assert_string_equal(arg, "type=11,value=tagmem.nvdimm.9=" T1);
 		s = arg + strlen("type=11,value=");
 		len = oem(buf, 1, &s, 1);
+		slot_map_init(&m); /* T1 is at slot 17 above: one tag at two slots names neither */
 		assert_int_equal(slot_map_parse_oem(&m, buf, len), 1);
 		tag_is(slot_map_get(&m, 9), T1);
 		spec.labelled = true; /* a label names it already */
@@ -129,6 +130,16 @@ static void agent_file_lines(void **state)
 	slot_map_init(&m);
 	assert_int_equal(slot_map_parse_lines(&m, good, strlen(good)), 2);
 	tag_is(slot_map_get(&m, 12), T1);
+	/* the firmware named T1 at slot 12, the agent names it at slot 3: it names neither,
+	 * as a slot named with two tags names nothing */
+	{
+		static const char moved[] = "3 " T1 "\n";
+
+		assert_int_equal(slot_map_parse_lines(&m, moved, strlen(moved)), 1);
+		assert_null(slot_map_get(&m, 12));
+		assert_null(slot_map_get(&m, 3));
+		tag_is(slot_map_get(&m, 0), T0);
+	}
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct slot_map e;
 
