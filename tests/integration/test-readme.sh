@@ -3,9 +3,10 @@
 # never drift from what the tools do. The ```sh blocks are taken from README.md itself (a
 # block right after a "<!-- not run: … -->" line is left out, and says why); a comment
 # "# → X" on a line says what it must print, and is checked. They run as root with the build's
-# brokerd and tagmem first on PATH, in private mount and pid namespaces where /run/tagmem (a
-# fresh tmpfs) and /var/lib/tagmem (a fresh directory on disk) are the test's own: the host's
-# are not touched, and brokerd --daemon goes when the namespace does.
+# brokerd and tagmem first on PATH, in private mount and pid namespaces where /run (a fresh
+# tmpfs) and /var/lib (a fresh directory on disk) are the test's own: nothing of the host's is
+# touched or made (not even an empty /run/tagmem), and brokerd --daemon goes when the
+# namespace does.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 [ "$(id -u)" = 0 ] && command -v unshare >/dev/null || { echo "SKIP: needs root and unshare"; exit 77; }
@@ -37,11 +38,12 @@ for n, line in enumerate(lines, 1):
 print("\n".join(out))
 PY
 grep -q 'tagmem lookup' "$T/readme.sh" || { echo "FAIL: no README block was found"; exit 1; }
-mkdir -p /run/tagmem /var/lib/tagmem "$T/var"
+mkdir -p "$T/varlib"
 unshare --mount --propagation private --pid --fork --mount-proc bash -c '
 	set -e
-	mount -t tmpfs tmpfs /run/tagmem
-	mount --bind "$3/var" /var/lib/tagmem   # on disk, as on a host (tmpfs cannot drop pages)
+	mount -t tmpfs tmpfs /run && mkdir /run/tagmem
+	mount --bind "$3/varlib" /var/lib   # on disk, as on a host (tmpfs cannot drop pages)
+	mkdir /var/lib/tagmem
 	export PATH="$1/brokerd:$1/cli:$PATH"
 	bash -x "$2" 2>"$3/trace" >"$3/out" || { cat "$3/trace" "$3/out" >&2; exit 1; }
 ' _ "$build" "$T/readme.sh" "$T"
