@@ -75,6 +75,21 @@ static int parse_count(const char *opt, const char *arg, uint64_t min, uint64_t 
 	return 0;
 }
 
+/* A PSI trigger the kernel takes (Documentation/accounting/psi.rst): "some" or "full", the
+ * stall and the window in µs, the window from 500 ms to 10 s, the stall within it. Checked
+ * here so that a typo is an error at start, not pressure eviction silently off. */
+static bool pressure_trigger_valid(const char *s)
+{
+	unsigned long long stall, window;
+	char kind[8];
+	int end = 0;
+
+	if (sscanf(s, "%7s %llu %llu%n", kind, &stall, &window, &end) != 3 || s[end] ||
+	    (strcmp(kind, "some") && strcmp(kind, "full")))
+		return false;
+	return window >= 500000 && window <= 10000000 && stall > 0 && stall <= window;
+}
+
 static int daemon_ready_fd = -1; /* --daemon: the parent waits on this for "serving" */
 
 /*
@@ -99,6 +114,16 @@ static int daemonize(void)
 	}
 	close(p[0]);
 	setsid();
+	/* let go of the caller's stdin and stdout, or `x=$(brokerd --daemon)` waits for the
+	 * daemon's end; stderr stays, it is the log */
+	{
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+		if (null < 0 || dup2(null, STDIN_FILENO) < 0 || dup2(null, STDOUT_FILENO) < 0)
+			return -errno;
+		if (null > STDERR_FILENO)
+			close(null);
+	}
 	daemon_ready_fd = p[1];
 	return 0;
 }
@@ -188,7 +213,15 @@ int main(int argc, char **argv)
 		switch (opt) {
 		case 's': settings.socket_path = optarg; break;
 		case 'd': settings.state_dir = optarg; break;
-		case 'b': settings.backend = optarg; break;
+		case 'b':
+			if (strcmp(optarg, "sim") && strcmp(optarg, "host")) {
+				fprintf(stderr, "brokerd: --backend takes sim (the simulated fabric "
+					"manager) or host (the kernel's CXL and NVDIMM devices), not "
+					"'%s'\n", optarg);
+				return 2;
+			}
+			settings.backend = optarg;
+			break;
 		case OPT_SIM_ROOT: settings.sim_root = optarg; break;
 		case OPT_HOST_ROOT: settings.host_root = optarg; break;
 		case OPT_TRACE_PIPE: settings.trace_pipe = optarg; break;
@@ -276,7 +309,17 @@ int main(int argc, char **argv)
 			settings.upkeep_interval_ms = (unsigned)v;
 			break;
 		case OPT_PRESSURE:
-			settings.pressure = strcmp(optarg, "none") ? optarg : NULL;
+			if (!strcmp(optarg, "none")) {
+				settings.pressure = NULL;
+			} else if (!pressure_trigger_valid(optarg)) {
+				fprintf(stderr, "brokerd: --pressure takes a PSI memory trigger, "
+					"\"some|full STALL_US WINDOW_US\" (a window of 500000 to "
+					"10000000 µs, a stall within it, like \"some 150000 2000000\"), "
+					"or none; not '%s'\n", optarg);
+				return 2;
+			} else {
+				settings.pressure = optarg;
+			}
 			break;
 		case OPT_GUEST_DIR: settings.guest_dir = optarg; break;
 		case OPT_GUEST_RATE:
