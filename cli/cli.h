@@ -25,6 +25,8 @@ struct cli {
 	bool json;
 	int timeout_ms;
 	bool timeout_given;  /* --timeout was given: long operations keep to it too */
+	bool guest;          /* --guest: the socket is the guest agent's */
+	bool error_said;     /* with --json, the one error object is out */
 	const char *prog;
 };
 
@@ -85,6 +87,11 @@ int cli_call_tag(struct cli *cli, const char *op, const char *tagarg, struct jso
 void cli_print_json(struct json_object *o);
 /* Parse a tag argument or print why it is not one. */
 int cli_parse_tag(struct cli *cli, const char *arg, tagmem_tag *ret_tag);
+/* An error, said once: the message on stderr and, with --json, {"error": {code, message}} on
+ * stdout; the first error of a run is the one object --json prints. cli_err is the code
+ * "invalid_argument" (a usage error, exit 2). */
+void cli_fail(struct cli *cli, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 void cli_err(struct cli *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Human line for a tag object: used by list, show and watch. */
 void cli_print_tag_row(struct json_object *tag);

@@ -40,6 +40,12 @@ int cmd_hint(struct cli *cli, int argc, char **argv)
 	}
 	if (argc - optind != 1 || !offarg || !lenarg || !state)
 		return cli_usage(cli, "hint", synopsis, true);
+	if (!cli->guest) {
+		/* brokerd has no such op: on the host, brokerd itself chooses what goes */
+		cli_err(cli, "hint is for programs inside a VM, through the guest agent: run "
+			"'tagmem --guest hint …' there (on the host, 'tagmem evict' gives memory back)");
+		return EXIT_USAGE;
+	}
 	if (parse_size(offarg, &off) < 0 || parse_size(lenarg, &len) < 0 || len == 0) {
 		cli_err(cli, "--offset and --length take bytes (like 4096, 2M or 1G); a length is "
 			"more than 0");

@@ -21,7 +21,7 @@ int cmd_list(struct cli *cli, int argc, char **argv)
 		return -r;
 	if (!json_object_object_get_ex(result, "tags", &tags) ||
 	    !json_object_is_type(tags, json_type_array)) {
-		cli_err(cli, "brokerd sent a malformed list");
+		cli_fail(cli, "internal", "brokerd sent a malformed list");
 		return EXIT_FAIL;
 	}
 	if (cli->json) {

@@ -2,8 +2,13 @@
 /*
  * tagmem lookup <uuid>: print the device path of a tag. Asks brokerd; when brokerd cannot be
  * reached, reads the kernel's (or the simulator's) sysfs tree directly and says so.
- * Exit: 0 found, 1 not found, 3 brokerd unreachable and the tree had no such tag.
+ * Exit: 0 found; 1 not found; 3 brokerd is there but could not be asked and the tree has no
+ * such tag. Where no brokerd runs at all (no socket: a guest without one, say), the kernel's
+ * tree is the whole answer, so a tag that is not in it is not found (1), not unreachable:
+ * a script must be able to tell "not here" from "could not ask".
  */
+#include <sys/stat.h>
+
 #include <getopt.h>
 #include <string.h>
 
@@ -28,10 +33,12 @@ static int print_found(struct cli *cli, const char *tag, const char *path, const
 	return EXIT_OK;
 }
 
-/* Roots to read without brokerd: --root, $TAGMEM_ROOT, else the host and the simulator. */
+/* Roots to read without brokerd: --root, $TAGMEM_ROOT, else the host and the simulator.
+ * 0 found (printed), -ENOENT no tree that could be read has it, -ENODEV no tree at all. */
 static int lookup_sysfs(struct cli *cli, const char *root_opt, const tagmem_tag *tag,
 			const char *tagstr, bool explain)
 {
+	bool read_one = false;
 	const char *roots[2];
 	size_t nroots = 0;
 	const char *env = getenv("TAGMEM_ROOT");
@@ -46,14 +53,21 @@ static int lookup_sysfs(struct cli *cli, const char *root_opt, const tagmem_tag 
 	}
 	for (size_t i = 0; i < nroots; i++) {
 		_cleanup_free_ char *path = NULL;
-		if (tagmem_resolve_tag(cli->ctx, roots[i], tag, &path) == 0) {
+		struct stat st;
+		int r;
+
+		if (stat(roots[i], &st) < 0 || !S_ISDIR(st.st_mode))
+			continue; /* no such tree here (the simulator's, on most machines) */
+		r = tagmem_resolve_tag(cli->ctx, roots[i], tag, &path);
+		read_one |= r == 0 || r == -ENOENT;
+		if (r == 0) {
 			if (explain && !cli->json)
 				fprintf(stderr, "%s: brokerd not reachable; resolved from the sysfs "
 					"tree at %s\n", cli->prog, roots[i]);
 			return print_found(cli, tagstr, path, "sysfs", roots[i]);
 		}
 	}
-	return -ENOENT;
+	return read_one ? -ENOENT : -ENODEV;
 }
 
 int cmd_lookup(struct cli *cli, int argc, char **argv)
@@ -88,34 +102,45 @@ int cmd_lookup(struct cli *cli, int argc, char **argv)
 	tagmem_tag_format(&tag, tagstr);
 
 	if (no_daemon || root) {
-		if (lookup_sysfs(cli, root, &tag, tagstr, false) == 0)
+		r = lookup_sysfs(cli, root, &tag, tagstr, false);
+		if (r == 0)
 			return EXIT_OK;
-		cli_err(cli, "no device carries tag %s", tagstr);
+		cli_fail(cli, "not_found", r == -ENODEV ? "there is no sysfs tree at %s to read" :
+			 "no device carries tag %s", r == -ENODEV ? (root ? root : "/") : tagstr);
 		return EXIT_FAIL;
 	}
-	if (cli_connect(cli, &client, true) < 0) {
-		if (lookup_sysfs(cli, NULL, &tag, tagstr, true) == 0)
+	r = cli_connect(cli, &client, true);
+	if (r < 0) {
+		/* no socket at all: no brokerd runs here, and the kernel's tree is the answer */
+		bool none_here = r == -ENOENT;
+		int s = lookup_sysfs(cli, NULL, &tag, tagstr, true);
+
+		if (s == 0)
 			return EXIT_OK;
-		cli_err(cli, "brokerd is not reachable and no device in the sysfs tree carries "
-			"tag %s", tagstr);
+		if (none_here && s == -ENOENT) {
+			cli_fail(cli, "not_found", "no device carries tag %s (no brokerd runs here; "
+				 "the kernel's sysfs tree was read instead)", tagstr);
+			return EXIT_FAIL;
+		}
+		cli_fail(cli, "unreachable", "brokerd is not reachable (%s) and no device in the "
+			 "sysfs tree carries tag %s: brokerd may know it (an image); start brokerd "
+			 "or pass --socket", strerror(-r), tagstr);
 		return EXIT_UNREACHABLE;
 	}
 	req = tagmem_request_new("lookup");
 	json_object_object_add(req, "tag", json_object_new_string(tagstr));
 	r = tagmem_client_call(client, req, cli->timeout_ms, &reply);
 	if (r < 0) {
-		cli_err(cli, "brokerd did not answer: %s", strerror(-r));
+		cli_fail(cli, "unreachable", "brokerd did not answer: %s", strerror(-r));
 		return EXIT_UNREACHABLE;
 	}
 	r = tagmem_reply_error(reply, &code, &message);
 	if (r == -EREMOTEIO) {
-		if (cli->json)
-			cli_print_json(reply);
-		cli_err(cli, "%s", message);
+		cli_fail(cli, code, "%s", message);
 		return EXIT_FAIL;
 	}
 	if (r < 0 || tagmem_json_get_string(tagmem_reply_result(reply), "path", &path) < 0) {
-		cli_err(cli, "brokerd sent a malformed reply");
+		cli_fail(cli, "internal", "brokerd sent a malformed reply");
 		return EXIT_FAIL;
 	}
 	return print_found(cli, tagstr, path, "brokerd", NULL);

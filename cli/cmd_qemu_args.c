@@ -94,7 +94,7 @@ int cmd_qemu_args(struct cli *cli, int argc, char **argv)
 	}
 	if (!json_object_object_get_ex(result, "args", &args) ||
 	    !json_object_is_type(args, json_type_array)) {
-		cli_err(cli, "brokerd sent a malformed reply");
+		cli_fail(cli, "internal", "brokerd sent a malformed reply");
 		return EXIT_FAIL;
 	}
 	for (size_t i = 0; i < json_object_array_length(args); i++) {

@@ -100,7 +100,8 @@ int cmd_watch(struct cli *cli, int argc, char **argv)
 	req = tagmem_request_new("subscribe");
 	r = tagmem_client_call_result(client, req, cli->timeout_ms, &reply);
 	if (r < 0) {
-		cli_err(cli, "cannot subscribe: %s", strerror(-r));
+		cli_fail(cli, r == -EREMOTEIO ? "too_many_subscribers" : "unreachable",
+			 "cannot subscribe: %s", strerror(-r));
 		return r == -EREMOTEIO ? EXIT_FAIL : EXIT_UNREACHABLE;
 	}
 	if (!cli->json)
@@ -116,7 +117,7 @@ int cmd_watch(struct cli *cli, int argc, char **argv)
 		if (r == -ETIMEDOUT || r == -EINTR)
 			continue;
 		if (r < 0) {
-			cli_err(cli, "lost brokerd: %s", strerror(-r));
+			cli_fail(cli, "unreachable", "lost brokerd: %s", strerror(-r));
 			return EXIT_UNREACHABLE;
 		}
 		print_event(cli, ev);

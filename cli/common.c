@@ -7,20 +7,40 @@
 
 #include "cli.h"
 
-/* One error, said once: text on stderr for people and, with --json, the same error as
- * {"error": {"code", "message"}} on stdout for scripts, whoever found it (the CLI or brokerd). */
+/* With --json, the error as {"error": {"code", "message"}} on stdout, once a run: a script
+ * reads one object, the first error, whoever found it (the CLI or brokerd). */
+static void json_error(struct cli *cli, const char *code, const char *message)
+{
+	struct json_object *o, *e;
+
+	if (!cli->json || cli->error_said)
+		return;
+	cli->error_said = true;
+	o = json_object_new_object();
+	e = json_object_new_object();
+	json_object_object_add(e, "code", json_object_new_string(code));
+	json_object_object_add(e, "message", json_object_new_string(message));
+	json_object_object_add(o, "error", e);
+	cli_print_json(o);
+	json_object_put(o);
+}
+
+/* One error: text on stderr for people, and the JSON object for scripts. */
 static void say_error(struct cli *cli, const char *code, const char *message)
 {
 	fprintf(stderr, "%s: %s\n", cli->prog, message);
-	if (cli->json) {
-		struct json_object *o = json_object_new_object(), *e = json_object_new_object();
+	json_error(cli, code, message);
+}
 
-		json_object_object_add(e, "code", json_object_new_string(code));
-		json_object_object_add(e, "message", json_object_new_string(message));
-		json_object_object_add(o, "error", e);
-		cli_print_json(o);
-		json_object_put(o);
-	}
+void cli_fail(struct cli *cli, const char *code, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	say_error(cli, code, msg);
 }
 
 void cli_err(struct cli *cli, const char *fmt, ...)
@@ -71,6 +91,12 @@ int cli_usage(struct cli *cli, const char *cmd, const char *synopsis, bool error
 		cli_help_text(cmd);
 	else
 		fprintf(stderr, "('%s help %s' describes the options)\n", cli->prog, cmd);
+	if (error) {
+		char msg[512];
+
+		snprintf(msg, sizeof(msg), "usage: %s %s %s", cli->prog, cmd, synopsis);
+		json_error(cli, "invalid_argument", msg);
+	}
 	return error ? EXIT_USAGE : EXIT_OK;
 }
 
@@ -96,9 +122,14 @@ int cli_connect(struct cli *cli, struct tagmem_client **ret_client, bool quiet)
 	if (!path || !*path)
 		path = TAGMEM_DEFAULT_SOCKET;
 	r = tagmem_client_connect(cli->ctx, path, ret_client);
-	if (r < 0 && !quiet)
-		cli_err(cli, "cannot reach brokerd at %s: %s (is it running? start it with "
-			"'systemctl start tagmem-brokerd' or pass --socket)", path, strerror(-r));
+	if (r < 0 && !quiet && cli->guest)
+		cli_fail(cli, "unreachable", "cannot reach the guest agent at %s: %s (is "
+			 "tagmem-guestd running in this VM? 'systemctl start tagmem-guestd', or "
+			 "start /usr/sbin/tagmem-guestd as root)", path, strerror(-r));
+	else if (r < 0 && !quiet)
+		cli_fail(cli, "unreachable", "cannot reach brokerd at %s: %s (is it running? "
+			 "start it with 'systemctl start tagmem-brokerd' or pass --socket)", path,
+			 strerror(-r));
 	return r;
 }
 
@@ -115,7 +146,8 @@ int cli_call(struct cli *cli, struct json_object *request, struct json_object **
 	r = tagmem_client_call(client, request, cli->timeout_ms, &reply);
 	cli_progress_stop(); /* the answer is here: the line goes before anything is printed */
 	if (r < 0) {
-		cli_err(cli, "brokerd did not answer: %s", strerror(-r));
+		cli_fail(cli, "unreachable", "%s did not answer: %s",
+			 cli->guest ? "the guest agent" : "brokerd", strerror(-r));
 		return -EXIT_UNREACHABLE;
 	}
 	r = tagmem_reply_error(reply, &code, &message);
@@ -133,7 +165,7 @@ int cli_call(struct cli *cli, struct json_object *request, struct json_object **
 		return usage ? -EXIT_USAGE : -EXIT_FAIL;
 	}
 	if (r < 0) {
-		cli_err(cli, "brokerd sent a malformed reply");
+		cli_fail(cli, "internal", "brokerd sent a malformed reply");
 		json_object_put(reply);
 		return -EXIT_FAIL;
 	}

@@ -77,6 +77,7 @@ static int take_global_options(struct cli *cli, int argc, char **argv)
 		} else if (!strncmp(a, "--socket=", 9)) {
 			cli->socket = a + 9;
 		} else if (!strcmp(a, "-G") || !strcmp(a, "--guest")) {
+			cli->guest = true;
 			cli->socket = getenv("TAGMEM_GUEST_SOCKET") ? getenv("TAGMEM_GUEST_SOCKET") :
 				      TAGMEM_GUEST_SOCKET;
 		} else {
@@ -92,16 +93,24 @@ int main(int argc, char **argv)
 	struct cli cli = { .timeout_ms = 10000, .prog = "tagmem" };
 	int r;
 
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++) /* errors below speak JSON too */
+		if (!strcmp(argv[i], "-j") || !strcmp(argv[i], "--json"))
+			cli.json = true;
 	argc = take_global_options(&cli, argc, argv);
 	if (argc < 0)
 		return EXIT_USAGE;
 	if (argc < 2) {
 		usage(stderr, cli.prog);
+		cli_err(&cli, "a command is required (see '%s --help')", cli.prog);
 		return EXIT_USAGE;
 	}
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
 	    (!strcmp(argv[1], "help") && argc == 2)) {
 		usage(stdout, cli.prog);
+		return EXIT_OK;
+	}
+	if (!strcmp(argv[1], "help") && argc > 2 && !strcmp(argv[2], "help")) {
+		usage(stdout, cli.prog); /* help on help is the help */
 		return EXIT_OK;
 	}
 	if (!strcmp(argv[1], "help") && argc > 2) {
@@ -119,14 +128,14 @@ int main(int argc, char **argv)
 			continue;
 		r = tagmem_new(&cli.ctx);
 		if (r < 0) {
-			cli_err(&cli, "cannot initialise libtagmem: %s", strerror(-r));
+			cli_fail(&cli, "internal", "cannot initialise libtagmem: %s", strerror(-r));
 			return EXIT_FAIL;
 		}
 		r = commands[i].fn(&cli, argc - 1, argv + 1);
 		tagmem_unref(cli.ctx);
 		/* A full disk or closed pipe on stdout is a failure, not a silent success. */
 		if (fflush(stdout) != 0 || ferror(stdout)) {
-			cli_err(&cli, "failed to write output: %s", strerror(errno));
+			cli_fail(&cli, "io_error", "failed to write output: %s", strerror(errno));
 			return EXIT_FAIL;
 		}
 		return r;

@@ -26,7 +26,7 @@ ndctl init-labels all >/dev/null 2>&1
 ndctl enable-region all >/dev/null 2>&1
 set --
 for r in /sys/bus/nd/devices/region*; do
-	[ "$(cat "$r/available_size")" -gt 0 ] && set -- "$@" "$(basename "$r")"
+	if [ "$(cat "$r/available_size")" -gt 0 ]; then set -- "$@" "$(basename "$r")"; fi
 done
 eq "two labelled regions" "$#" 2
 RA=$1 RB=$2
@@ -69,10 +69,11 @@ check "claim in the guest" tagmem claim "$U2" --name guest-app
 eq "claimed" "$(tagmem --json show $U2 | jq -r .owner.name)" guest-app
 
 # without brokerd, lookup reads sysfs and agrees (the same namespace policy)
-kill $BROKERD; wait $BROKERD 2>/dev/null
+kill $BROKERD
+wait $BROKERD 2>/dev/null || true   # it ends on the signal
 eq "daemonless lookup (raw)" "$(tagmem lookup $U1 2>/dev/null)" "$pmem"
 eq "daemonless lookup (devdax)" "$(tagmem lookup $U2 2>/dev/null)" "$dax"
-eq "daemonless lookup (other) agrees with brokerd and udev" "$(tagmem lookup $U3 >/dev/null 2>&1; echo $?)" 3
+eq "daemonless lookup (other): not found (1), as brokerd and udev say; no brokerd runs, so not unreachable (3)" "$(tagmem lookup $U3 >/dev/null 2>&1 && echo 0 || echo $?)" 1
 grep -q "No CXL bus" /tmp/brokerd.log && ok "missing CXL reported, not fatal" || bad "no CXL log line" "$(cat /tmp/brokerd.log | tr '\n' ' ')"
 exit $CHECKS_FAILED
 GUEST
