@@ -86,6 +86,10 @@ int api_add_image(struct api *api, const tagmem_tag *tag, const char *path, int 
 		return -EBUSY;
 	}
 	image_io_set_budgets(io, &bu);
+	if (image_io_in_memory(io))
+		log_warn("Image %s is on tmpfs, which is memory: flush cannot make it durable, "
+			 "evict cannot shrink it, its budgets do nothing, and it does not survive a "
+			 "reboot", path);
 	r = core_add_image(api->core, tag, path, file_size, data_off,
 			   file_size - LABEL_TAIL - data_off, io, bu.dirty, bu.resident, ret);
 	if (r < 0)

@@ -32,6 +32,7 @@ static const char *error_code(int error)
 	case -ENOENT: return "gone";
 	case -EBUSY:
 	case -EAGAIN: return "busy";
+	case -EOPNOTSUPP: return "unsupported";
 	default: return "io_error";
 	}
 }
@@ -205,8 +206,11 @@ static void dataplane_ready(struct loop *l, int fd, uint32_t events, void *data)
 static void evict_in_background(struct api *api, struct tag *e, double fraction,
 				uint64_t cap, const char *reason)
 {
-	struct dp_request *d = dp_request_new(DP_EVICT, e->image.io);
+	struct dp_request *d;
 
+	if (image_io_in_memory(e->image.io)) /* memory itself: nothing to give back */
+		return;
+	d = dp_request_new(DP_EVICT, e->image.io);
 	if (!d)
 		return;
 	snprintf(d->tag_str, sizeof(d->tag_str), "%s", e->tag_str);
@@ -290,7 +294,7 @@ static void pressure_ready(struct loop *l, int fd, uint32_t events, void *data)
 	struct tag *e;
 
 	core_for_each(e, api->core) {
-		if (!e->image.io || e->image.evicting)
+		if (!e->image.io || e->image.evicting || image_io_in_memory(e->image.io))
 			continue;
 		evict_in_background(api, e, 0.5, e->image.resident_budget ? e->image.resident_budget
 								   : UINT64_MAX, "pressure");

@@ -30,6 +30,7 @@ struct image_io {
 	int fd;                      /* flushes only: see image_io_open */
 	int evict_fd;                /* everything else that waits on writeback */
 	int barrier_fd;              /* -1: durability is fdatasync of the image */
+	bool in_memory;              /* on tmpfs: flush, evict, invalidate, budgets do not apply */
 	dev_t dev;
 	ino_t ino;
 	uint64_t data_size;
@@ -102,6 +103,7 @@ int image_io_open(int file_fd, int dir_fd, uint64_t data_size, struct image_io *
 	io->ino = st.st_ino;
 	io->data_size = data_size;
 	io->barrier_fd = -1;
+	io->in_memory = pc_fs_in_memory(fd);
 	if (pc_fs_commits_in_order(fd)) {
 		int r = pc_barrier_open(dir_fd);
 		io->barrier_fd = r >= 0 ? r : -1;
@@ -110,6 +112,11 @@ int image_io_open(int file_fd, int dir_fd, uint64_t data_size, struct image_io *
 	io->evict_fd = TAKE_FD(efd);
 	*ret = io;
 	return 0;
+}
+
+bool image_io_in_memory(const struct image_io *io)
+{
+	return io->in_memory;
 }
 
 int image_io_fd(const struct image_io *io)
@@ -277,12 +284,13 @@ static void lose_writes(struct image_io *io, const char *what)
 }
 
 /* The kernel reports a writeback error once; the image keeps the record, one per batch. A
- * deleted file, or an invalidate refused while pages are in use, is no error of the image. */
+ * deleted file, an invalidate refused while pages are in use, or a request that cannot apply
+ * on tmpfs is no error of the image. */
 static void note_errors(struct image_io *io, const struct dp_request *list)
 {
 	for (const struct dp_request *rq = list; rq; rq = rq->next) {
 		if (rq->error >= 0 || rq->error == -ENOENT || rq->error == -EBUSY ||
-		    rq->error == -EAGAIN)
+		    rq->error == -EAGAIN || rq->error == -EOPNOTSUPP)
 			continue;
 		pthread_mutex_lock(&io->lock);
 		io->errors++;
@@ -565,7 +573,7 @@ static void run_maintain(struct dataplane *dp, struct image_io *io, struct dp_re
 		io->wb_started = false;
 	}
 	periodic = io->ticks++ % MAINTAIN_SAMPLE_TICKS == 0;
-	if (writeback_held(io)) /* being rewritten whole: the budgets wait for the end */
+	if (writeback_held(io) || io->in_memory) /* being rewritten whole, or memory itself */
 		bu = (struct image_budgets){ 0 };
 	if (!periodic && !(written && (bu.dirty || bu.resident)))
 		return;
@@ -596,6 +604,36 @@ static void run_maintain(struct dataplane *dp, struct image_io *io, struct dp_re
 	set_last(io, &rq->after);
 }
 
+/* An image on tmpfs: its pages are the file, with no disk behind them. What that means for
+ * each request, said plainly and at once (true: answered, nothing else to do). */
+static bool refuse_in_memory(struct dp_request *rq)
+{
+	const char *why;
+
+	switch (rq->kind) {
+	case DP_FLUSH:
+		why = "the image is on tmpfs, which is memory: no flush makes it durable, and it "
+		      "does not survive a reboot (keep images that must on a disk filesystem, "
+		      "ext4 or XFS)";
+		break;
+	case DP_EVICT:
+		why = "the image is on tmpfs, which is memory: its pages are the data itself and "
+		      "cannot be written back and dropped; nothing was evicted";
+		break;
+	case DP_INVALIDATE:
+		why = "the image is on tmpfs, which is memory: its cached pages are the only copy, "
+		      "there is no disk copy to read afresh, so there is nothing to invalidate";
+		break;
+	default:
+		return false;
+	}
+	rq->error = -EOPNOTSUPP;
+	snprintf(rq->errmsg, sizeof(rq->errmsg), "%s", why);
+	if (pc_cachestat(rq->io->fd, 0, 0, &rq->before) == 0)
+		rq->after = rq->before;
+	return true;
+}
+
 static void run_batch(struct dataplane *dp, struct image_io *io, struct dp_request *list)
 {
 	struct dp_request *fl[64], *rq, *prefer = NULL;
@@ -606,7 +644,7 @@ static void run_batch(struct dataplane *dp, struct image_io *io, struct dp_reque
 	int er = 0;
 
 	for (rq = list; rq; rq = rq->next)
-		if (rq->kind == DP_FLUSH) {
+		if (rq->kind == DP_FLUSH && !io->in_memory) {
 			if (nfl == ARRAY_SIZE(fl)) { /* an absurd batch: serve it in parts */
 				run_flushes(io, fl, nfl);
 				nfl = 0;
@@ -625,7 +663,7 @@ static void run_batch(struct dataplane *dp, struct image_io *io, struct dp_reque
 									rq->fraction));
 		}
 	for (rq = list; rq; rq = rq->next)
-		if (rq->kind == DP_EVICT) {
+		if (rq->kind == DP_EVICT && !io->in_memory) {
 			any_evict = true;
 			target = MIN(target, rq->target);
 			if (rq->nprefer && !prefer)
@@ -640,6 +678,8 @@ static void run_batch(struct dataplane *dp, struct image_io *io, struct dp_reque
 	}
 
 	for (rq = list; rq; rq = rq->next) {
+		if (io->in_memory && refuse_in_memory(rq))
+			continue;
 		switch (rq->kind) {
 		case DP_EVICT:
 			rq->before = ev.before;

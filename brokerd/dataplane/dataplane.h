@@ -43,6 +43,9 @@ int pc_drop(int fd, uint64_t off, uint64_t len);
  * image.
  */
 bool pc_fs_commits_in_order(int fd);
+/* Is fd's file on a filesystem whose pages are the file itself (tmpfs, ramfs)? Nothing there
+ * is written back: no flush makes it durable, no eviction can drop it. */
+bool pc_fs_in_memory(int fd);
 int pc_barrier_open(int dirfd);
 int pc_barrier(int barrier_fd);
 
@@ -130,6 +133,9 @@ struct image_budgets {
 int image_io_open(int file_fd, int dir_fd, uint64_t data_size, struct image_io **ret);
 /* The image's file (read-write), for positional reads and writes of its label. */
 int image_io_fd(const struct image_io *io);
+/* On tmpfs (pc_fs_in_memory): flush, evict and invalidate are refused with what that means,
+ * the budgets do nothing. */
+bool image_io_in_memory(const struct image_io *io);
 struct image_io *image_io_ref(struct image_io *io);
 void image_io_unref(struct image_io *io);
 dev_t image_io_dev(const struct image_io *io);

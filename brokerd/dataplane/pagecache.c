@@ -29,6 +29,8 @@
 #endif
 #define EXT4_MAGIC 0xEF53
 #define XFS_MAGIC 0x58465342
+#define TMPFS_MAGIC 0x01021994
+#define RAMFS_MAGIC 0x858458f6
 #define BARRIER_NAME ".tagmem-barrier"
 
 struct kernel_cachestat_range {
@@ -133,6 +135,14 @@ bool pc_fs_commits_in_order(int fd)
 	if (sf.f_type == XFS_MAGIC) /* its log is not optional */
 		return true;
 	return sf.f_type == EXT4_MAGIC && ext4_has_journal(st.st_dev);
+}
+
+bool pc_fs_in_memory(int fd)
+{
+	struct statfs sf;
+
+	return fstatfs(fd, &sf) == 0 &&
+	       (sf.f_type == TMPFS_MAGIC || sf.f_type == (typeof(sf.f_type))RAMFS_MAGIC);
 }
 
 int pc_barrier_open(int dirfd)
