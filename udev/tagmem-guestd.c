@@ -311,10 +311,12 @@ int main(int argc, char **argv)
 		{ "once", no_argument, NULL, '1' },
 		{ "socket", required_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{}
 	};
 	static const char usage[] = "Usage: tagmem-guestd [--port PATH] [--root DIR] "
 		"[--socket PATH|none] [--once]\n"
+		"       tagmem-guestd --version | --help\n"
 		"  --port PATH    the guest channel [" DEFAULT_PORT "]\n"
 		"  --root DIR     where /run and /sys are [/]\n"
 		"  --socket PATH  where guest programs reach brokerd (tagmem --guest) ["
@@ -331,6 +333,7 @@ int main(int argc, char **argv)
 		case '1': a.once = true; break;
 		case 's': sock = optarg; break;
 		case 'h': fputs(usage, stdout); return 0;
+		case 'V': printf("tagmem-guestd %s\n", TAGMEM_VERSION); return 0;
 		default: fputs(usage, stderr); return 2;
 		}
 	}

@@ -2,7 +2,10 @@
 # Theory of operation: the documentation cannot fall behind the programs. Every option
 # brokerd --help lists is in brokerd(8); every command tagmem --help lists is in tagmem(1) and
 # has its own help text (tagmem help COMMAND says more than the usage line); every op brokerd
-# serves (hello's list) and every event it can send is in docs/protocol.md.
+# serves (hello's list) and every event it can send is in docs/protocol.md. tagmem's global
+# options are in tagmem(1), tagmem-guestd's in tagmem-guestd(8); every page names the version
+# the programs print; no page renders a stray ", " between an option's forms; the agent's unit
+# points at the agent's page.
 set -euo pipefail
 : "${BROKERD:?}" "${TAGMEM:?}"
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -17,6 +20,29 @@ for c in $("$TAGMEM" --help | awk '/^Commands:/ {f = 1; next} /^$/ {f = 0} f {pr
 	grep -qE "^\.BI? \"?$(man_escape "$c")" "$top/docs/tagmem.1" || miss "tagmem.1: $c"
 	[ "$("$TAGMEM" help "$c" | wc -l)" -gt 1 ] || miss "tagmem help $c: only a usage line"
 done
+for o in $("$TAGMEM" --help | awk '/^Options:/ {f = 1; next} f' | grep -oE -- '--[a-z][a-z-]+' | sort -u); do
+	grep -qE -- "^\.B[IR]? .*$(man_escape "$o")" "$top/docs/tagmem.1" ||
+		miss "tagmem.1: global option $o has no entry"
+done
+guestd=$(dirname "$TAGMEM")/../udev/tagmem-guestd
+for o in $("$guestd" --help | grep -oE -- '--[a-z][a-z-]+' | sort -u); do
+	grep -q -- "$(man_escape "$o")" "$top/docs/tagmem-guestd.8" || miss "tagmem-guestd.8: $o"
+done
+version=$("$BROKERD" --version | awk '{print $2}')
+for p in "$TAGMEM --version" "$guestd --version"; do
+	[ "$($p | awk '{print $2}')" = "$version" ] || miss "'$p' does not print version $version"
+done
+for page in tagmem.1 brokerd.8 tagmem-guestd.8; do
+	grep -q "^\.TH .*\"tagmem $version\"" "$top/docs/$page" || miss "$page: .TH without tagmem $version"
+	if command -v groff >/dev/null; then
+		bad=$(groff -man -Tutf8 -P-cbou "$top/docs/$page" 2>/dev/null |
+			grep -E -- '-[a-zA-Z] ,' || true)
+		[ -z "$bad" ] || miss "$page renders a stray comma: $bad"
+	fi
+done
+grep -q "^Documentation=man:tagmem-guestd(8)" "$top/udev/tagmem-guestd.service.in" ||
+	miss "tagmem-guestd.service: Documentation does not point at tagmem-guestd(8)"
+
 # the ops, from a running brokerd's own list
 T=$(mktemp -d)
 trap 'kill $(cat "$T/pid" 2>/dev/null) 2>/dev/null || true; rm -rf "$T"' EXIT
