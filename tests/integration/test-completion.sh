@@ -26,4 +26,16 @@ complete_words() { # WORDS… (the last is the one being completed)
 [ "$(complete_words tagmem --json claim 6f)" = "6f1c2a9e-0b7d-4c1e-9a51-3d2f8e7b4c10 " ] ||
 	fail "after a global option"
 [ "$(complete_words tagmem vm s)" = "save " ] || fail "vm subcommands"
+[ "$(complete_words tagmem claim --g)" = "--grant " ] || fail "claim --grant"
+for c in list show status; do
+	[ "$(complete_words tagmem $c --j)" = "--json " ] || fail "$c --json"
+done
+# image budget|invalidate|clear-error|forget take a tag, not a file name
+cd "$T" && touch 6f-a-file
+for s in budget invalidate clear-error forget; do
+	[ "$(complete_words tagmem image $s 6f)" = "6f1c2a9e-0b7d-4c1e-9a51-3d2f8e7b4c10 " ] ||
+		fail "image $s completes '$(complete_words tagmem image $s 6f)'"
+done
+[ "$(complete_words tagmem image create 6f-)" = "6f-a-file " ] || fail "image create takes a file"
+[ "$(complete_words tagmem image budget x --d)" = "--dirty " ] || fail "image budget's options"
 echo "completion: ok"
