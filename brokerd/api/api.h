@@ -58,15 +58,19 @@ struct api {
 struct image_lost;
 
 /* An image file as tagged capacity: fd is the file (checked by the caller), dfd its
- * directory, path its canonical name. budgets: {dirty, resident}, or NULL for the defaults.
- * -EEXIST (tag), -EBUSY (file already an image). */
+ * directory, path its canonical name. layout: where the data starts (0, or the devdax
+ * prefix), as brokerd decided it; NULL reads it from the file (adopt, and registries older
+ * than the record), which a guest may since have written. budgets: {dirty, resident}, or
+ * NULL for the defaults. -EEXIST (tag), -EBUSY (file already an image). */
 int api_add_image(struct api *api, const tagmem_tag *tag, const char *path, int fd, int dfd,
-		  uint64_t file_size, const uint64_t budgets[2], struct tag **ret);
+		  uint64_t file_size, const uint64_t *layout, const uint64_t budgets[2],
+		  struct tag **ret);
 /* An image from the registry, at restart: opened below its image directory as create and
  * adopt do, with the writes it had lost (lost->since 0: none). -EMEDIUMTYPE when it is no
  * longer the file recorded. */
 int api_restore_image(struct api *api, const tagmem_tag *tag, const char *path,
-		      uint64_t file_size, const uint64_t budgets[2], const struct image_lost *lost);
+		      uint64_t file_size, const uint64_t *layout, const uint64_t budgets[2],
+		      const struct image_lost *lost);
 
 /* The server's request callback (userdata: the api). */
 void api_request(void *api, struct client *c, const char *line, size_t len);

@@ -65,7 +65,8 @@ static int image_data_offset(int fd, const tagmem_tag *tag, uint64_t file_size,
 }
 
 int api_add_image(struct api *api, const tagmem_tag *tag, const char *path, int fd, int dfd,
-		  uint64_t file_size, const uint64_t budgets[2], struct tag **ret)
+		  uint64_t file_size, const uint64_t *layout, const uint64_t budgets[2],
+		  struct tag **ret)
 {
 	struct image_io *io;
 	struct image_budgets bu = { .dirty = budgets ? budgets[0] : api->settings->dirty_budget,
@@ -75,9 +76,18 @@ int api_add_image(struct api *api, const tagmem_tag *tag, const char *path, int 
 
 	if (core_find(api->core, tag))
 		return -EEXIST;
-	r = image_data_offset(fd, tag, file_size, &data_off);
-	if (r < 0)
-		return r;
+	if (layout) {
+		/* what brokerd recorded: a guest may have written any bytes since, an info block
+		 * at 4 KiB included (ndctl create-namespace -m devdax does) */
+		data_off = *layout;
+		if ((data_off != 0 && data_off != DAX_PREFIX) ||
+		    file_size < data_off + NVDIMM_REGION_ALIGN + LABEL_TAIL)
+			return -EMEDIUMTYPE;
+	} else {
+		r = image_data_offset(fd, tag, file_size, &data_off);
+		if (r < 0)
+			return r;
+	}
 	r = image_io_open(fd, dfd, file_size - LABEL_TAIL, &io);
 	if (r < 0)
 		return r;
@@ -98,7 +108,8 @@ int api_add_image(struct api *api, const tagmem_tag *tag, const char *path, int 
 }
 
 int api_restore_image(struct api *api, const tagmem_tag *tag, const char *path,
-		      uint64_t file_size, const uint64_t budgets[2], const struct image_lost *lost)
+		      uint64_t file_size, const uint64_t *layout, const uint64_t budgets[2],
+		      const struct image_lost *lost)
 {
 	char base[NAME_MAX + 1], full[PATH_MAX];
 	_cleanup_close_ int dfd = -1, fd = -1;
@@ -116,7 +127,10 @@ int api_restore_image(struct api *api, const tagmem_tag *tag, const char *path,
 			 full, (unsigned long)st.st_nlink);
 	if (r < 0)
 		return r;
-	r = api_add_image(api, tag, full, fd, dfd, file_size, budgets, &e);
+	if (!layout)
+		log_info("Image %s: its registry record predates recorded layouts; the layout is "
+			 "read from the file this once and recorded", full);
+	r = api_add_image(api, tag, full, fd, dfd, file_size, layout, budgets, &e);
 	if (r == 0 && lost->since) {
 		image_io_set_lost(e->image.io, lost->since, lost->error);
 		core_set_image_lost(api->core, e, lost);
@@ -256,7 +270,8 @@ void op_image_create(struct request *rq)
 	if (r == 0 && (fsync(fd) < 0 || fsync(dfd) < 0))
 		r = -errno;
 	if (r == 0)
-		r = api_add_image(api, &tag, full, fd, dfd, file_size, NULL, &e);
+		r = api_add_image(api, &tag, full, fd, dfd, file_size,
+				  &(uint64_t){ devdax ? DAX_PREFIX : 0 }, NULL, &e);
 	if (r < 0) {
 		unlinkat(dfd, base, 0);
 		reply_error(rq, "io_error", "cannot create %s: %s", full, strerror(-r));
@@ -375,7 +390,7 @@ void op_image_adopt(struct request *rq)
 			return;
 		}
 	}
-	r = api_add_image(api, &tag, full, fd, dfd, size, NULL, &e);
+	r = api_add_image(api, &tag, full, fd, dfd, size, NULL, NULL, &e);
 	if (r < 0) {
 		reply_error(rq, r == -EBUSY ? "busy" : "io_error", "cannot adopt %s: %s", full,
 			    strerror(-r));

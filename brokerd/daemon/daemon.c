@@ -193,6 +193,7 @@ static int restore_image(struct daemon *d, const struct registry_image *im, bool
 
 	tagmem_tag_format(&im->tag, s);
 	r = api_restore_image(&d->api, &im->tag, im->path, im->file_size,
+			      im->has_data_offset ? &im->data_offset : NULL,
 			      im->has_budgets ? budgets : NULL, &im->lost);
 	if (r == 0) {
 		if (!first)

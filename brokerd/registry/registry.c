@@ -5,6 +5,7 @@
  *   {"version":1,
  *    "claims":[{"tag":"…","uid":1000,"pid":42,"name":"vm1","since":1790000000,"slot":0}],
  *    "images":[{"tag":"…","path":"/var/lib/tagmem/images/a.img","file_size":52428800,
+ *               "data_offset":0,      (the layout, recorded: never read again from the file)
  *               "dirty_budget":0,"resident_budget":0,
  *               "lost_writes_since":1790000000,"lost_writes":"…"}]}   (the last two: optional)
  *
@@ -95,6 +96,18 @@ static int parse_image(struct json_object *o, struct registry_image *img)
 	    tagmem_json_get_u64(o, "file_size", &img->file_size) < 0 || !img->file_size)
 		return -EBADMSG;
 	strcpy(img->path, path);
+	/* the layout came later too: a registry without it is read from the file once more */
+	switch (tagmem_json_get_u64(o, "data_offset", &img->data_offset)) {
+	case 0:
+		if (img->data_offset >= img->file_size)
+			return -EBADMSG;
+		img->has_data_offset = true;
+		break;
+	case -ENOENT:
+		break;
+	default:
+		return -EBADMSG;
+	}
 	/* lost writes came later still: both or neither */
 	switch (tagmem_json_get_u64(o, "lost_writes_since", &since)) {
 	case 0:
@@ -243,14 +256,16 @@ static struct json_object *claim_json(const char *tag, const struct tag_owner *o
 }
 
 static struct json_object *image_json(const char *tag, const char *path, uint64_t file_size,
-				      uint64_t dirty_budget, uint64_t resident_budget,
-				      const struct image_lost *lost)
+				      const uint64_t *data_offset, uint64_t dirty_budget,
+				      uint64_t resident_budget, const struct image_lost *lost)
 {
 	struct json_object *im = json_object_new_object();
 
 	json_object_object_add(im, "tag", json_object_new_string(tag));
 	json_object_object_add(im, "path", json_object_new_string(path));
 	json_object_object_add(im, "file_size", json_object_new_uint64(file_size));
+	if (data_offset)
+		json_object_object_add(im, "data_offset", json_object_new_uint64(*data_offset));
 	json_object_object_add(im, "dirty_budget", json_object_new_uint64(dirty_budget));
 	json_object_object_add(im, "resident_budget", json_object_new_uint64(resident_budget));
 	if (lost->since) {
@@ -290,6 +305,7 @@ char *registry_serialize(struct core *core, const struct registry_image *keep, s
 		if (tag_is_image(e))
 			json_object_array_add(imgs, image_json(e->tag_str, e->cap.path,
 							       e->image.file_size,
+							       &e->image.data_offset,
 							       e->image.dirty_budget,
 							       e->image.resident_budget,
 							       &e->image.lost));
@@ -299,7 +315,8 @@ char *registry_serialize(struct core *core, const struct registry_image *keep, s
 		/* as read: a record without budgets stays without, so the defaults apply */
 		struct json_object *im = image_json(tagmem_tag_format(&keep[i].tag, s),
 						    keep[i].path, keep[i].file_size,
-						    keep[i].dirty_budget, keep[i].resident_budget,
+						    keep[i].has_data_offset ? &keep[i].data_offset :
+						    NULL, keep[i].dirty_budget, keep[i].resident_budget,
 						    &keep[i].lost);
 		if (!keep[i].has_budgets) {
 			json_object_object_del(im, "dirty_budget");
