@@ -184,6 +184,14 @@ static void op_snapshot(struct request *rq, bool restore)
 			    strerror(errno));
 		goto fail;
 	}
+	for (unsigned i = 0; i < ARRAY_SIZE(api->snaps); i++)
+		if (api->snaps[i] && !strcmp(api->snaps[i]->path, s->path)) {
+			/* two jobs on one file: the one acknowledged last need not be what it holds */
+			reply_error(rq, "busy", "a %s of VM %s with %s is under way: wait for it",
+				    api->snaps[i]->restore ? "restore" : "save", api->snaps[i]->vm,
+				    path);
+			goto fail;
+		}
 	if (!gather(rq, vm, &uid, s))
 		goto fail;
 	if (!vm_monitor_path(api->vms, vm, uid)) {

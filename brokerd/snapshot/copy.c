@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Parallel copy of regions between files (snapshot.h): every thread takes the next chunk of
- * any region, reads it, sums it, writes it. With the save file opened O_DIRECT on one side,
+ * any region, reads it, sums it, writes it (a region without a destination is only read and
+ * summed: a restore checks the whole file that way before it writes a byte). With the save file opened O_DIRECT on one side,
  * the copy neither fills the host page cache nor waits for it; several chunks in flight keep
  * a deep device queue busy.
  */
@@ -99,7 +100,7 @@ static void *copier_main(void *arg)
 			break;
 		}
 		atomic_fetch_add(&k->sums[r], snap_chunk_sum(buf, len, i - k->first_chunk[r]));
-		e = full_pwrite(k->c[r].dst, buf, len, k->c[r].dst_off + off);
+		e = k->c[r].dst < 0 ? 0 : full_pwrite(k->c[r].dst, buf, len, k->c[r].dst_off + off);
 		if (e < 0) {
 			fail(k, e, "writing");
 			break;

@@ -102,14 +102,15 @@ int snap_header_parse(const uint8_t *buf, size_t len, struct snap_header *ret)
 		h.e[i].size = get64(e + E_LEN);
 		h.e[i].file_offset = get64(e + E_OFF);
 		h.e[i].checksum = get64(e + E_SUM);
+		/* bounded far below 2^64, so no sum below can wrap past the overlap check */
 		if (!h.e[i].size || h.e[i].size % 4096 || h.e[i].file_offset % SNAP_ALIGN ||
-		    h.e[i].file_offset < end || h.e[i].size > (1ull << 46) ||
-		    tagmem_tag_is_null(&h.e[i].tag))
+		    h.e[i].file_offset < end || h.e[i].size > SNAP_REGION_MAX ||
+		    h.e[i].file_offset > SNAP_FILE_MAX || tagmem_tag_is_null(&h.e[i].tag))
 			return -EBADMSG;
 		end = h.e[i].file_offset + h.e[i].size;
 	}
 	if (h.devstate_offset % SNAP_ALIGN || h.devstate_offset < end ||
-	    h.devstate_length > (1ull << 32))
+	    h.devstate_offset > SNAP_FILE_MAX || h.devstate_length > (1ull << 32))
 		return -EBADMSG;
 	*ret = h;
 	return 0;

@@ -5,12 +5,16 @@
  *            migrate device state only (x-ignore-shared) into a file QEMU gets as an fd →
  *            the backings into the temporary save file, in parallel, O_DIRECT →
  *            header, fsync, rename over FILE, fsync the directory → (cont)
- *   restore: the VM was started with -incoming defer and the same devices →
- *            check the header against the VM's backings → the bytes back into the
- *            backings, in parallel, checksums verified → migrate-incoming the device state
- *            from the file (an fd at its offset) → cont
+ *   restore: QEMU must be waiting for an incoming migration (-incoming defer, the same
+ *            devices) → the file must be a regular file only root or brokerd can write,
+ *            whole, of this VM, its header matching the VM's backings → every region and
+ *            the device state read and checked against their checksums → only then the
+ *            bytes back into the backings, in parallel (checked again) → migrate-incoming
+ *            the device state from the file (an fd at its offset) → cont.
+ *            A refusal at any step before the copy has written nothing.
  */
 #include <dirent.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -198,10 +202,11 @@ static int running(struct snap_job *j, struct qmp *q, bool *ret, bool *ret_postm
 	return r;
 }
 
-/* Temporaries of this save file that an earlier brokerd left (killed in the middle). */
+/* Temporaries of this save file that an earlier brokerd left (killed in the middle); this
+ * brokerd's own (".FILE.tmp-PID-…") may belong to a save under way. */
 static void remove_stale(struct snap_job *j)
 {
-	char prefix[NAME_MAX + 8];
+	char prefix[NAME_MAX + 8], mine[NAME_MAX + 32];
 	int dfd = openat(j->dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	struct dirent *de;
 	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
@@ -212,8 +217,10 @@ static void remove_stale(struct snap_job *j)
 		return;
 	}
 	snprintf(prefix, sizeof(prefix), ".%.200s.tmp-", j->base);
+	snprintf(mine, sizeof(mine), "%s%d-", prefix, (int)getpid());
 	while ((de = readdir(d)))
-		if (!strncmp(de->d_name, prefix, strlen(prefix)))
+		if (!strncmp(de->d_name, prefix, strlen(prefix)) &&
+		    strncmp(de->d_name, mine, strlen(mine)))
 			unlinkat(j->dir_fd, de->d_name, 0);
 	closedir(d);
 }
@@ -229,8 +236,6 @@ int snap_save(struct qmp *q, struct snap_job *j)
 	uint64_t t0 = now_usec(), t1, size;
 	struct stat st;
 
-	snprintf(tmp, sizeof(tmp), ".%.200s.tmp-%d", j->base, (int)getpid());
-	snprintf(dev, sizeof(dev), ".%.200s.dev-%d", j->base, (int)getpid());
 	remove_stale(j);
 	r = running(j, q, &was_running, &postmigrate);
 	/* QEMU will not migrate a VM a migration paused: let it run for a moment first (the
@@ -243,22 +248,40 @@ int snap_save(struct qmp *q, struct snap_job *j)
 		r = check_memory(j, q);
 	if (r < 0)
 		goto out;
-	fd = openat(j->dir_fd, tmp, O_RDWR | O_CREAT | O_TRUNC | O_DIRECT | O_CLOEXEC | O_NOFOLLOW,
-		    0600);
+	/* a name of its own, made exclusively: two saves never share a temporary, and nobody
+	 * else's file (or FIFO) planted under the name is ever opened */
+	for (unsigned tries = 0; tries < 100; tries++) {
+		static _Atomic unsigned serial;
+
+		snprintf(tmp, sizeof(tmp), ".%.200s.tmp-%d-%u", j->base, (int)getpid(),
+			 atomic_fetch_add(&serial, 1));
+		fd = openat(j->dir_fd, tmp, O_RDWR | O_CREAT | O_EXCL | O_DIRECT | O_CLOEXEC |
+			    O_NOFOLLOW, 0600);
+		if (fd >= 0 || errno != EEXIST)
+			break;
+	}
 	if (fd < 0) {
 		r = jfail(j, -errno, errno == EINVAL ? "unsupported" : "io_error", errno == EINVAL ?
 			  "the filesystem of %s cannot do O_DIRECT; save onto a disk filesystem" :
 			  "cannot create the save file next to %s: %m", j->path);
 		goto out;
 	}
-	/* the device state: QEMU writes it into a file it gets as a descriptor */
-	devfd = openat(j->dir_fd, dev, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	/* the device state: QEMU writes it into a file it gets as a descriptor, a file without
+	 * a name (O_TMPFILE) where the filesystem can, else one made exclusively and unlinked */
+	devfd = openat(j->dir_fd, ".", O_RDWR | O_TMPFILE | O_CLOEXEC, 0600);
+	if (devfd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+		snprintf(dev, sizeof(dev), ".%.200s.dev-%d-%llx", j->base, (int)getpid(),
+			 (unsigned long long)now_usec());
+		devfd = openat(j->dir_fd, dev, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+			       0600);
+		if (devfd >= 0)
+			unlinkat(j->dir_fd, dev, 0); /* only the descriptor lives on */
+	}
 	if (devfd < 0) {
 		r = jfail(j, -errno, "io_error", "cannot create a temporary file next to %s: %m",
 			  j->path);
 		goto out;
 	}
-	unlinkat(j->dir_fd, dev, 0); /* only the descriptor lives on */
 	r = device_state(j, q, devfd, "migrate");
 	if (r == 0)
 		r = wait_migration(j, q);
@@ -337,29 +360,133 @@ out:
 	return r;
 }
 
+/* Each region's sum (c[i] for backing i; c[nb] the device state) against the header's entry
+ * it was matched with; the first that differs fails the job with `what`. */
+static int check_sums(struct snap_job *j, const struct snap_header *h, const struct snap_copy *c,
+		      const bool *ok_entry, const char *what)
+{
+	for (unsigned i = 0; i < j->nb; i++) {
+		unsigned k;
+
+		for (k = 0; k < h->nentries; k++)
+			if (ok_entry[k] && h->e[k].file_offset == c[i].src_off)
+				break;
+		if (k == h->nentries || c[i].checksum != h->e[k].checksum) {
+			char s[TAGMEM_TAG_STRING_MAX];
+
+			return jfail(j, -EBADMSG, "invalid_argument", "%s: the bytes of tag %s do "
+				     "not match their checksum: it %s", j->path,
+				     tagmem_tag_format(&j->b[i].tag, s), what);
+		}
+	}
+	return 0;
+}
+
+/* Read every region and the device state, summing, writing nothing. */
+static int verify_regions(struct snap_job *j, const struct snap_header *h, struct snap_copy *c,
+			  const bool *ok_entry)
+{
+	int r = snap_copy_run(c, j->nb + 1, j->threads, NULL, j->errmsg, sizeof(j->errmsg));
+
+	if (r < 0)
+		return jfail(j, r, "io_error", "cannot read %s: %s; nothing was written", j->path,
+			     strerror(-r));
+	r = check_sums(j, h, c, ok_entry, "is damaged; nothing was written");
+	if (r == 0 && c[j->nb].checksum != h->devstate_checksum)
+		r = jfail(j, -EBADMSG, "invalid_argument", "%s: the device state does not match "
+			  "its checksum: the file is damaged; nothing was written", j->path);
+	return r;
+}
+
+/* A restore writes into a VM's memory: QEMU must be waiting for exactly that. A running VM
+ * (started without -incoming) would be corrupted while it runs. */
+static int must_be_incoming(struct snap_job *j, struct qmp *q)
+{
+	_cleanup_json_ struct json_object *st = NULL;
+	struct json_object *s;
+	int r = qmp(j, q, "query-status", NULL, -1, &st);
+
+	if (r < 0)
+		return r;
+	if (json_object_object_get_ex(st, "status", &s) &&
+	    !strcmp(json_object_get_string(s), "inmigrate"))
+		return 0;
+	return jfail(j, -EBUSY, "busy", "VM %s is %s, not waiting for an incoming migration: "
+		     "start its QEMU with the same arguments and -incoming defer; nothing was "
+		     "written", j->vm, s ? json_object_get_string(s) : "in an unknown state");
+}
+
+/* The save file: looked at through an O_PATH descriptor first (opening a FIFO would block
+ * the monitor for good), which must be a regular file only root or brokerd's user can write
+ * (its bytes go into a VM's memory); then that very inode opened for O_DIRECT reads. */
+static int open_save_file(struct snap_job *j, int *ret_fd, struct stat *ret_st)
+{
+	_cleanup_close_ int pfd = openat(j->dir_fd, j->base, O_PATH | O_CLOEXEC | O_NOFOLLOW);
+	char self[64];
+	struct stat st;
+	int fd;
+
+	if (pfd < 0)
+		return jfail(j, -errno, errno == ENOENT ? "not_found" : "io_error",
+			     "cannot open %s: %m; nothing was written", j->path);
+	if (fstat(pfd, ret_st) < 0 || !S_ISREG(ret_st->st_mode))
+		return jfail(j, -EINVAL, "invalid_argument", "%s is not a regular file; nothing "
+			     "was written", j->path);
+	if ((ret_st->st_uid != 0 && ret_st->st_uid != geteuid()) ||
+	    (ret_st->st_mode & (S_IWGRP | S_IWOTH)))
+		return jfail(j, -EPERM, "permission_denied", "%s is owned or writable by another "
+			     "user, and its bytes would become VM %s's memory: restore only files "
+			     "root or brokerd's user wrote (chown root, chmod go-w); nothing was "
+			     "written", j->path, j->vm);
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", pfd);
+	fd = open(self, O_RDONLY | O_DIRECT | O_CLOEXEC);
+	if (fd < 0)
+		return jfail(j, -errno, errno == EINVAL ? "unsupported" : "io_error", errno == EINVAL ?
+			     "the filesystem of %s cannot do O_DIRECT; nothing was written" :
+			     "cannot open %s: %m; nothing was written", j->path);
+	if (fstat(fd, &st) < 0 || st.st_dev != ret_st->st_dev || st.st_ino != ret_st->st_ino) {
+		close(fd);
+		return jfail(j, -ESTALE, "io_error", "%s changed while it was opened; nothing was "
+			     "written", j->path);
+	}
+	*ret_fd = fd;
+	return 0;
+}
+
 int snap_restore(struct qmp *q, struct snap_job *j)
 {
 	struct snap_header h;
 	struct snap_copy c[SNAP_MAX_ENTRIES + 1];
 	uint8_t *hdr = NULL;
-	uint64_t t0 = now_usec(), t1;
+	uint64_t t0 = now_usec(), t1, end;
 	bool ok_entry[SNAP_MAX_ENTRIES] = { 0 };
 	int fd = -1, devfd = -1, r;
+	struct stat st;
 
-	r = check_memory(j, q);
+	r = must_be_incoming(j, q);
+	if (r == 0)
+		r = check_memory(j, q);
+	if (r == 0)
+		r = open_save_file(j, &fd, &st);
 	if (r < 0)
 		goto out;
-	fd = openat(j->dir_fd, j->base, O_RDONLY | O_DIRECT | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0) {
-		r = jfail(j, -errno, errno == ENOENT ? "not_found" : errno == EINVAL ? "unsupported" :
-			  "io_error", "cannot open %s: %m", j->path);
-		goto out;
-	}
 	if (posix_memalign((void **)&hdr, 4096, SNAP_HEADER_SIZE) ||
 	    pread(fd, hdr, SNAP_HEADER_SIZE, 0) != SNAP_HEADER_SIZE ||
 	    snap_header_parse(hdr, SNAP_HEADER_SIZE, &h) < 0) {
 		r = jfail(j, -EBADMSG, "invalid_argument", "%s is not a tagmem save file (or it is "
 			  "damaged)", j->path);
+		goto out;
+	}
+	if (strcmp(h.vm, j->vm)) {
+		r = jfail(j, -EINVAL, "invalid_argument", "%s is a save of VM %s, not of VM %s; "
+			  "nothing was written", j->path, h.vm, j->vm);
+		goto out;
+	}
+	end = h.devstate_offset + ((h.devstate_length + 4095) & ~4095ull);
+	if ((uint64_t)st.st_size < end) {
+		r = jfail(j, -EBADMSG, "invalid_argument", "%s is cut short: %llu bytes where its "
+			  "header needs %llu; nothing was written", j->path,
+			  (unsigned long long)st.st_size, (unsigned long long)end);
 		goto out;
 	}
 	/* every backing of the VM must be in the file, at its size; nothing else may be */
@@ -382,26 +509,24 @@ int snap_restore(struct qmp *q, struct snap_job *j)
 			goto out;
 		}
 		ok_entry[k] = true;
-		c[i] = (struct snap_copy){ .src = fd, .src_off = h.e[k].file_offset, .dst = j->b[i].fd,
-					   .dst_off = j->b[i].data_offset, .len = h.e[k].size,
-					   .checksum = h.e[k].checksum };
+		c[i] = (struct snap_copy){ .src = fd, .src_off = h.e[k].file_offset, .dst = -1,
+					   .dst_off = j->b[i].data_offset, .len = h.e[k].size };
 	}
+	c[j->nb] = (struct snap_copy){ .src = fd, .src_off = h.devstate_offset, .dst = -1,
+				       .len = (h.devstate_length + 4095) & ~4095ull };
 	t1 = now_usec();
-	{
-		uint64_t want[SNAP_MAX_ENTRIES];
-
-		for (unsigned i = 0; i < j->nb; i++)
-			want[i] = c[i].checksum;
+	/* first the whole file against its checksums, writing nothing: a flipped byte, a
+	 * damaged device state, leave the VM's memory as it was */
+	r = verify_regions(j, &h, c, ok_entry);
+	/* then the copy, summed again: the file must not have changed in between */
+	for (unsigned i = 0; r == 0 && i < j->nb; i++)
+		c[i].dst = j->b[i].fd;
+	if (r == 0)
 		r = snap_copy_run(c, j->nb, j->threads, &j->done_bytes, j->errmsg,
 				  sizeof(j->errmsg));
-		for (unsigned i = 0; r == 0 && i < j->nb; i++)
-			if (c[i].checksum != want[i]) {
-				char s[TAGMEM_TAG_STRING_MAX];
-				r = jfail(j, -EBADMSG, "io_error", "%s: the bytes of tag %s do not match "
-					  "their checksum; the VM was not started", j->path,
-					  tagmem_tag_format(&j->b[i].tag, s));
-			}
-	}
+	if (r == 0)
+		r = check_sums(j, &h, c, ok_entry, "changed while it was restored; the VM was not "
+			       "started");
 	j->copy_usec = now_usec() - t1;
 	if (r < 0) {
 		if (!j->errcode[0])
@@ -409,8 +534,23 @@ int snap_restore(struct qmp *q, struct snap_job *j)
 		j->error = r;
 		goto out;
 	}
-	/* the device state, read by QEMU from a descriptor placed at its offset */
-	devfd = openat(j->dir_fd, j->base, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	/* the device state, read by QEMU from a descriptor placed at its offset: the file
+	 * checked above, opened anew (its own position, without O_DIRECT), never the name */
+	{
+		char self[64];
+
+		snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+		devfd = open(self, O_RDONLY | O_CLOEXEC);
+	}
+	if (devfd >= 0) {
+		struct stat dst;
+
+		if (fstat(devfd, &dst) < 0 || dst.st_dev != st.st_dev || dst.st_ino != st.st_ino) {
+			close(devfd);
+			devfd = -1;
+			errno = ESTALE;
+		}
+	}
 	if (devfd < 0 || lseek(devfd, (off_t)h.devstate_offset, SEEK_SET) < 0) {
 		r = jfail(j, -errno, "io_error", "cannot read the device state of %s: %m", j->path);
 		goto out;

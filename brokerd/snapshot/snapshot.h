@@ -32,6 +32,8 @@ struct qmp;
 #define SNAP_HEADER_SIZE 4096u
 #define SNAP_MAX_ENTRIES 32
 #define SNAP_ALIGN (2u << 20)
+#define SNAP_REGION_MAX (1ull << 46)  /* one backing: 64 TiB */
+#define SNAP_FILE_MAX (1ull << 52)    /* where any region may start */
 
 struct snap_entry {
 	tagmem_tag tag;
@@ -96,7 +98,7 @@ int snap_restore(struct qmp *q, struct snap_job *j);
 /* copy.c: copy regions between files with parallel threads, chunk by chunk. Writes to a
  * file opened O_DIRECT need aligned lengths: regions are 4 KiB multiples. */
 struct snap_copy {
-	int src, dst;
+	int src, dst;            /* dst -1: read and sum only */
 	uint64_t src_off, dst_off, len;
 	uint64_t checksum;       /* out: snap_chunk_sum over the region */
 };

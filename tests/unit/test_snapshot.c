@@ -87,6 +87,19 @@ static void refuses_damage(void **state)
 	snap_layout(&h);
 	snap_header_build(&h, buf);
 	assert_int_equal(snap_header_parse(buf, sizeof(buf), &out), -EBADMSG);
+	/* offsets that wrap past 2^64: the second region "ends" before the first begins, the
+	 * device state past it; none may defeat the overlap check */
+	header(&h);
+	snap_layout(&h);
+	h.e[1].file_offset = 0ull - 2 * MB;                       /* + size wraps to ~32 MiB */
+	h.devstate_offset = 36 * MB;
+	snap_header_build(&h, buf);
+	assert_int_equal(snap_header_parse(buf, sizeof(buf), &out), -EBADMSG);
+	header(&h);
+	snap_layout(&h);
+	h.devstate_offset = 0ull - 2 * MB;                        /* the device state at the end */
+	snap_header_build(&h, buf);
+	assert_int_equal(snap_header_parse(buf, sizeof(buf), &out), -EBADMSG);
 }
 
 /* Chunk sums add up the same in any order, and notice a changed or moved chunk. */
