@@ -26,7 +26,7 @@ static void usage(FILE *f)
 		"      --trace-pipe FILE       read cxl_dynamic_capacity records from FILE (a FIFO or\n"
 		"                              a recorded trace) instead of tracefs\n"
 		"      --nd-namespaces POLICY  NVDIMM namespaces that count as tagged capacity:\n"
-		"                              tagmem (label name starts with \"tagmem\"), all, none\n"
+		"                              tagmem (label name \"tagmem\" or \"tagmem-…\"), all, none\n"
 		"                              [tagmem]\n"
 		"      --sim-root DIR          simulator sandbox [%s/sim]\n"
 		"      --sim-region-size SIZE  capacity of each simulated region [64G]\n"

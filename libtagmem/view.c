@@ -41,7 +41,9 @@ bool view_namespace_admitted(const struct nd_namespace *ns, enum view_nd_policy 
 	case VIEW_ND_NONE: return false;
 	case VIEW_ND_TAGMEM: break;
 	}
-	return !strncmp(ns->alt_name, "tagmem", 6);
+	/* "tagmem" itself (what the QEMU adapter writes) or "tagmem-…": "tagmemEVIL" is another
+	 * owner's name that merely begins the same */
+	return !strcmp(ns->alt_name, "tagmem") || !strncmp(ns->alt_name, "tagmem-", 7);
 }
 
 int view_device_path(const char *root, const char *device, char *buf, size_t len)

@@ -10,7 +10,7 @@
  *     tag only if it claimed that uuid and its size equals the sum of those extents (a
  *     device caught half-way through a claim, or holding something else, names nothing).
  *   - NVDIMM: a namespace with a label uuid carries it through its block or devdax device,
- *     if the namespace policy admits it (default: label name starting with "tagmem").
+ *     if the namespace policy admits it (default: label name "tagmem" or "tagmem-…").
  *   - NVDIMM without a label (capacity brokerd must not write into, e.g. a DCD tag handed
  *     to a VM): the tag the hypervisor names for the DIMM's slot (slots.h), unless the
  *     policy is "none".
@@ -23,7 +23,7 @@
 #include "nd.h"
 
 enum view_nd_policy {
-	VIEW_ND_TAGMEM, /* namespaces whose label name starts with "tagmem" (the default) */
+	VIEW_ND_TAGMEM, /* namespaces whose label is named "tagmem" or "tagmem-…" (the default) */
 	VIEW_ND_ALL,    /* every namespace with a label uuid */
 	VIEW_ND_NONE,   /* no namespaces */
 };

@@ -280,8 +280,9 @@ void op_image_create(struct request *rq)
 	reply_result(rq, tag_to_json(e), core_persist(api->core));
 }
 
-/* The tag an existing file's label names, if it is one of ours. 0 with *found false for a
- * label area never initialised; -EEXIST for anything else living there. */
+/* The tag an existing file's label names, if it is one of ours: named "tagmem" or "tagmem-…"
+ * (not merely beginning so), with a tag (never the nil uuid). 0 with *found false for a label
+ * area never initialised; -EEXIST for anything else living there. */
 static int label_tag_of(int fd, uint64_t file_size, tagmem_tag *ret, bool *found)
 {
 	_cleanup_free_ uint8_t *area = malloc(LABEL_AREA_SIZE);
@@ -294,7 +295,9 @@ static int label_tag_of(int fd, uint64_t file_size, tagmem_tag *ret, bool *found
 	if (r < 0)
 		return r;
 	n = label_area_parse(area, li, ARRAY_SIZE(li));
-	if (n < 0 || n > 1 || (n == 1 && strncmp(li[0].name, "tagmem", 6)))
+	if (n < 0 || n > 1 ||
+	    (n == 1 && ((strcmp(li[0].name, "tagmem") && strncmp(li[0].name, "tagmem-", 7)) ||
+			tagmem_tag_is_null(&li[0].tag))))
 		return -EEXIST;
 	*found = n == 1;
 	if (n == 1)

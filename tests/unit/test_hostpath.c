@@ -299,6 +299,24 @@ static void one_rule_for_every_reader(void **state)
 	free(root);
 }
 
+/* The default policy admits "tagmem" and "tagmem-…", not a name that merely begins so. */
+static void namespace_names(void **state)
+{
+	static const struct { const char *name; bool admitted; } names[] = {
+		{ "tagmem", true }, { "tagmem-raw", true }, { "tagmemEVIL", false },
+		{ "tagme", false }, { "", false }, { "other", false },
+	};
+	struct nd_namespace ns = { .tagged = true };
+
+	(void)state;
+	tagmem_tag_parse("22222222-2222-4333-8444-555555555555", &ns.tag);
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(ns.alt_name, sizeof(ns.alt_name), "%s", names[i].name);
+		assert_int_equal(view_namespace_admitted(&ns, VIEW_ND_TAGMEM), names[i].admitted);
+		assert_true(view_namespace_admitted(&ns, VIEW_ND_ALL));
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -307,6 +325,7 @@ int main(void)
 		cmocka_unit_test(trace_garbage),
 		cmocka_unit_test(device_tags),
 		cmocka_unit_test(one_rule_for_every_reader),
+		cmocka_unit_test(namespace_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
