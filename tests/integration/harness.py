@@ -146,6 +146,20 @@ class Scratch:
         sh("mount", *args)
         self._undo.append(["umount", "-l", args[-1]])
 
+    def tmpfs(self, name, size="64M"):
+        """A fresh tmpfs mounted at a new directory NAME, or skip the test (77) where root
+        cannot mount one here."""
+        if os.geteuid() != 0:
+            print("SKIP: needs root to mount a tmpfs")
+            sys.exit(77)
+        mnt = self.dir(name)
+        try:
+            self.mount("-t", "tmpfs", "-o", f"size={size}", "tmpfs", mnt)
+        except (subprocess.CalledProcessError, FileNotFoundError) as e:
+            print(f"SKIP: cannot mount a tmpfs here: {e}")
+            sys.exit(77)
+        return mnt
+
     def loop(self, backing, *opts):
         dev = sh("losetup", "--find", "--show", *opts, backing)
         self._undo.append(["losetup", "-d", dev])
