@@ -6,6 +6,7 @@
  * goes before memory it would miss.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -136,4 +137,41 @@ uint64_t hints_cold_bytes(struct hints *h, const tagmem_tag *tag)
 	for (size_t i = 0; i < n; i++)
 		sum += r[i].len;
 	return sum;
+}
+
+/* {"offset":N,"length":N}, and the comma before the next */
+static size_t range_text_len(const struct hint_range *r)
+{
+	return (size_t)snprintf(NULL, 0, "{\"offset\":%llu,\"length\":%llu},",
+				(unsigned long long)r->off, (unsigned long long)r->len);
+}
+
+static int by_length_desc(const void *a, const void *b)
+{
+	const struct hint_range *x = a, *y = b;
+
+	return x->len < y->len ? 1 : x->len > y->len ? -1 : x->off < y->off ? -1 : x->off > y->off;
+}
+
+static int by_offset(const void *a, const void *b)
+{
+	const struct hint_range *x = a, *y = b;
+
+	return x->off < y->off ? -1 : x->off > y->off;
+}
+
+size_t hints_offer(const struct hint_range *r, size_t n, size_t budget, struct hint_range *ret)
+{
+	size_t k = 0, used = 0;
+
+	if (!n)
+		return 0;
+	/* brokerd's channel takes a line of 4 KiB: past about a hundred ranges an answer of all
+	 * of them would not fit and the channel would be dropped; the largest give back the most */
+	memcpy(ret, r, n * sizeof(*r));
+	qsort(ret, n, sizeof(*ret), by_length_desc);
+	while (k < n && used + range_text_len(&ret[k]) <= budget)
+		used += range_text_len(&ret[k++]);
+	qsort(ret, k, sizeof(*ret), by_offset);
+	return k;
 }

@@ -26,6 +26,10 @@ int hints_mark(struct hints *h, const tagmem_tag *tag, uint64_t off, uint64_t le
 /* The tag's cold ranges, by offset (borrowed until the next mark). */
 size_t hints_cold(struct hints *h, const tagmem_tag *tag, const struct hint_range **ret);
 uint64_t hints_cold_bytes(struct hints *h, const tagmem_tag *tag);
+/* What to offer brokerd from n cold ranges (by offset) when the answer must fit `budget`
+ * bytes of JSON: as many as fit, the largest first, handed back by offset in ret (room for
+ * n). Returns how many. */
+size_t hints_offer(const struct hint_range *r, size_t n, size_t budget, struct hint_range *ret);
 
 /* guestd-relay.c: guest programs' requests to the host's brokerd, over the channel. */
 struct relay;

@@ -142,20 +142,27 @@ static void retrigger(struct agent *a, const struct slot_map *old, const struct 
 	free(ns);
 }
 
-/* brokerd must shrink an image of this VM: tell it what guest programs marked cold. */
+/* The channel's line limit on brokerd's side, and what an answer's own fields take. */
+#define CHANNEL_LINE 4096
+#define RECLAIM_ANSWER_FIELDS 192
+
+/* brokerd must shrink an image of this VM: tell it what guest programs marked cold, as much
+ * of it as one line of the channel holds (the largest ranges first). */
 static void answer_reclaim(struct agent *a, struct json_object *ev)
 {
+	static struct hint_range r[HINT_RANGES];
 	struct json_object *ans, *arr;
-	const struct hint_range *r = NULL;
+	const struct hint_range *cold = NULL;
 	uint64_t req;
 	tagmem_tag tag;
 	char s[TAGMEM_TAG_STRING_MAX];
 	const char *line;
-	size_t n;
+	size_t n, all;
 
 	if (tagmem_json_get_u64(ev, "request", &req) < 0 || tagmem_json_get_tag(ev, "tag", &tag) < 0)
 		return;
-	n = a->hints ? hints_cold(a->hints, &tag, &r) : 0;
+	all = a->hints ? hints_cold(a->hints, &tag, &cold) : 0;
+	n = hints_offer(cold, MIN(all, (size_t)HINT_RANGES), CHANNEL_LINE - RECLAIM_ANSWER_FIELDS, r);
 	ans = json_object_new_object();
 	arr = json_object_new_array();
 	json_object_object_add(ans, "id", json_object_new_int(0)); /* the agent's own */
@@ -174,7 +181,8 @@ static void answer_reclaim(struct agent *a, struct json_object *ev)
 	if (write_all(a->port, line, strlen(line)) < 0 || write_all(a->port, "\n", 1) < 0)
 		fprintf(stderr, "tagmem-guestd: cannot answer a reclaim: %m\n");
 	else
-		printf("tagmem-guestd: reclaim of %s: offered %zu cold range(s)\n", s, n);
+		printf("tagmem-guestd: reclaim of %s: offered %zu cold range(s)%s\n", s, n,
+		       n < all ? " (the largest; the rest did not fit one line)" : "");
 	fflush(stdout);
 	json_object_put(ans);
 }

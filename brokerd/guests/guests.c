@@ -28,7 +28,7 @@ struct guest_vm {
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	int lfd;                    /* listening */
 	int fd;                     /* the connection, or -1 */
-	char *in;                   /* max_line bytes */
+	char *in;                   /* max_line bytes and the newline */
 	size_t in_len;
 	char *out;
 	size_t out_len, out_off, out_cap;
@@ -146,7 +146,9 @@ static void handle_lines(struct guest_vm *g)
 		len = (size_t)(nl - (g->in + off));
 		*nl = '\0';
 		g->tokens--;
-		gs->cb.request(gs->cb.userdata, g, g->in + off, len);
+		/* a blank line is no request: nothing to answer (it still costs a token) */
+		if (len && !(len == 1 && g->in[off] == '\r'))
+			gs->cb.request(gs->cb.userdata, g, g->in + off, len);
 		off += len + 1;
 	}
 	if (g->fd < 0)
@@ -170,7 +172,7 @@ static void conn_ready(struct loop *l, int fd, uint32_t events, void *data)
 			return;
 	}
 	if ((events & EPOLLIN) && !g->paused) {
-		ssize_t n = recv(g->fd, g->in + g->in_len, g->gs->lim.max_line - g->in_len,
+		ssize_t n = recv(g->fd, g->in + g->in_len, g->gs->lim.max_line + 1 - g->in_len,
 				 MSG_DONTWAIT);
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
 			disconnect(g, "closed");
@@ -179,7 +181,7 @@ static void conn_ready(struct loop *l, int fd, uint32_t events, void *data)
 		if (n > 0)
 			g->in_len += (size_t)n;
 		handle_lines(g);
-		if (g->fd >= 0 && g->in_len == g->gs->lim.max_line &&
+		if (g->fd >= 0 && g->in_len == g->gs->lim.max_line + 1 &&
 		    !memchr(g->in, '\n', g->in_len)) {
 			disconnect(g, "a line longer than the limit");
 			return;
@@ -212,7 +214,7 @@ static void accept_ready(struct loop *l, int fd, uint32_t events, void *data)
 		return;
 	}
 	disconnect(g, "replaced by a new connection");
-	g->in = malloc(g->gs->lim.max_line);
+	g->in = malloc(g->gs->lim.max_line + 1); /* a line of max_line bytes, its newline */
 	if (!g->in || loop_add_fd(l, c, EPOLLIN, conn_ready, g) < 0) {
 		free(g->in);
 		g->in = NULL;

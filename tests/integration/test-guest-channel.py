@@ -105,9 +105,19 @@ def body(b):
     check(max(status_ms) < 500, "brokerd kept answering")
     g.close()
 
-    # a line over the limit closes the connection; a new one works
+    # a line of exactly 4096 bytes is within the limit (its newline is not counted); a blank
+    # line is no request and gets no answer
     g = Guest(path)
     g.first_event()
+    head = b'{"id":41,"op":"hello","pad":"'
+    line = head + b"p" * (4096 - len(head) - 2) + b'"}'
+    check(len(line) == 4096, "a 4096-byte line")
+    r = g.request(line + b"\n")
+    check(r.get("id") == 41 and "result" in r, f"a 4096-byte line is served: {r}")
+    g.send_raw(b"\n\r\n")
+    r = g.request({"id": 42, "op": "hello"})
+    check(r.get("id") == 42, f"blank lines got no answer; the next request did: {r}")
+    # a line over the limit closes the connection; a new one works
     g.send_raw(b"x" * 5000)
     check(g.closed(), "over-long line: connection closed")
     g = Guest(path)
