@@ -92,7 +92,7 @@ int cli_parse_tag(struct cli *cli, const char *arg, tagmem_tag *ret_tag);
  * "invalid_argument" (a usage error, exit 2). */
 void cli_fail(struct cli *cli, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-void cli_err(struct cli *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define cli_err(cli, ...) cli_fail(cli, "invalid_argument", __VA_ARGS__)
 /* Human line for a tag object: used by list, show and watch. */
 void cli_print_tag_row(struct json_object *tag);
 void cli_print_tag_header(void);

@@ -7,10 +7,9 @@
  * tree is the whole answer, so a tag that is not in it is not found (1), not unreachable:
  * a script must be able to tell "not here" from "could not ask".
  */
-#include <sys/stat.h>
-
 #include <getopt.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 

@@ -43,17 +43,6 @@ void cli_fail(struct cli *cli, const char *code, const char *fmt, ...)
 	say_error(cli, code, msg);
 }
 
-void cli_err(struct cli *cli, const char *fmt, ...)
-{
-	char msg[1024];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	say_error(cli, "invalid_argument", msg);
-}
-
 /* brokerd names the request's JSON fields; a person typed the command's options. */
 static void fields_to_options(const char *in, char *out, size_t len)
 {

@@ -10,7 +10,8 @@
  *   - the guest channel, for hot plug: run/tagmem/guest-slots, lines "<slot> <uuid>", which
  *     the guest agent writes from what brokerd tells it.
  * QEMU gives the nvdimm in slot N the NFIT device handle N + 1; nd.c reads it back. A slot
- * named with two different tags names nothing, nor does a tag named at two slots: no guessing. Internal; not installed.
+ * named with two different tags names nothing, nor does a tag named at two slots: no
+ * guessing. Internal; not installed.
  */
 #ifndef TAGMEM_SLOTS_H
 #define TAGMEM_SLOTS_H

@@ -30,6 +30,13 @@ bool view_dcd_device_carries(const struct dcd_daxdev *d, const tagmem_tag *tag,
 	       !tagmem_tag_compare(&d->tag, tag);
 }
 
+bool view_name_is_tagmem(const char *name)
+{
+	/* "tagmem" itself (what the QEMU adapter writes) or "tagmem-…": "tagmemEVIL" is another
+	 * owner's name that merely begins the same */
+	return !strcmp(name, "tagmem") || !strncmp(name, "tagmem-", 7);
+}
+
 bool view_namespace_admitted(const struct nd_namespace *ns, enum view_nd_policy policy)
 {
 	if (!ns->tagged)
@@ -41,9 +48,7 @@ bool view_namespace_admitted(const struct nd_namespace *ns, enum view_nd_policy 
 	case VIEW_ND_NONE: return false;
 	case VIEW_ND_TAGMEM: break;
 	}
-	/* "tagmem" itself (what the QEMU adapter writes) or "tagmem-…": "tagmemEVIL" is another
-	 * owner's name that merely begins the same */
-	return !strcmp(ns->alt_name, "tagmem") || !strncmp(ns->alt_name, "tagmem-", 7);
+	return view_name_is_tagmem(ns->alt_name);
 }
 
 int view_device_path(const char *root, const char *device, char *buf, size_t len)

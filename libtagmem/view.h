@@ -83,6 +83,8 @@ int view_device_tag(struct sysfs *s, const struct view_options *opts, const char
 bool view_dcd_device_carries(const struct dcd_daxdev *d, const tagmem_tag *tag,
 			     uint64_t extents_size);
 /* The namespace rule. */
+/* Is a namespace label's name tagmem's: "tagmem" or "tagmem-…" (adopt and the policy alike)? */
+bool view_name_is_tagmem(const char *name);
 bool view_namespace_admitted(const struct nd_namespace *ns, enum view_nd_policy policy);
 
 /* The device node of a device under the root: "/dev/dax0.1", "<root>/dev/dax0.1". */

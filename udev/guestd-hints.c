@@ -170,8 +170,13 @@ size_t hints_offer(const struct hint_range *r, size_t n, size_t budget, struct h
 	 * of them would not fit and the channel would be dropped; the largest give back the most */
 	memcpy(ret, r, n * sizeof(*r));
 	qsort(ret, n, sizeof(*ret), by_length_desc);
-	while (k < n && used + range_text_len(&ret[k]) <= budget)
-		used += range_text_len(&ret[k++]);
+	for (; k < n; k++) {
+		size_t t = range_text_len(&ret[k]);
+
+		if (used + t > budget)
+			break;
+		used += t;
+	}
 	qsort(ret, k, sizeof(*ret), by_offset);
 	return k;
 }

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "ops.h"
 #include "qemu.h"
+#include "view.h"
 
 #define IMAGE_MAX_SIZE (64ull << 40)
 
@@ -296,8 +297,7 @@ static int label_tag_of(int fd, uint64_t file_size, tagmem_tag *ret, bool *found
 		return r;
 	n = label_area_parse(area, li, ARRAY_SIZE(li));
 	if (n < 0 || n > 1 ||
-	    (n == 1 && ((strcmp(li[0].name, "tagmem") && strncmp(li[0].name, "tagmem-", 7)) ||
-			tagmem_tag_is_null(&li[0].tag))))
+	    (n == 1 && (!view_name_is_tagmem(li[0].name) || tagmem_tag_is_null(&li[0].tag))))
 		return -EEXIST;
 	*found = n == 1;
 	if (n == 1)

@@ -202,17 +202,17 @@ static void dataplane_ready(struct loop *l, int fd, uint32_t events, void *data)
 }
 
 /* Shrink to `fraction` of what the image holds when the worker gets to it (never above
- * cap): the loop's counts may be up to a second old. */
-static void evict_in_background(struct api *api, struct tag *e, double fraction,
+ * cap): the loop's counts may be up to a second old. False when nothing was asked. */
+static bool evict_in_background(struct api *api, struct tag *e, double fraction,
 				uint64_t cap, const char *reason)
 {
 	struct dp_request *d;
 
 	if (image_io_in_memory(e->image.io)) /* memory itself: nothing to give back */
-		return;
+		return false;
 	d = dp_request_new(DP_EVICT, e->image.io);
 	if (!d)
-		return;
+		return false;
 	snprintf(d->tag_str, sizeof(d->tag_str), "%s", e->tag_str);
 	snprintf(d->reason, sizeof(d->reason), "%s", reason);
 	d->target = cap;
@@ -221,6 +221,7 @@ static void evict_in_background(struct api *api, struct tag *e, double fraction,
 	log_debug("Image %s: %s eviction to %.0f%% of its cache", e->tag_str, reason,
 		  fraction * 100);
 	reclaim_submit(api, e, d);
+	return true;
 }
 
 /* Budgets: every image gets a look each interval (its counters come back with it). */
@@ -294,11 +295,10 @@ static void pressure_ready(struct loop *l, int fd, uint32_t events, void *data)
 	struct tag *e;
 
 	core_for_each(e, api->core) {
-		if (!e->image.io || e->image.evicting || image_io_in_memory(e->image.io))
+		if (!e->image.io || e->image.evicting)
 			continue;
-		evict_in_background(api, e, 0.5, e->image.resident_budget ? e->image.resident_budget
-								   : UINT64_MAX, "pressure");
-		n++;
+		n += evict_in_background(api, e, 0.5, e->image.resident_budget ?
+					 e->image.resident_budget : UINT64_MAX, "pressure");
 	}
 	log_info("Memory pressure: evicting %u image(s)", n);
 }

@@ -2,9 +2,9 @@
 /*
  * Parallel copy of regions between files (snapshot.h): every thread takes the next chunk of
  * any region, reads it, sums it, writes it (a region without a destination is only read and
- * summed: a restore checks the whole file that way before it writes a byte). With the save file opened O_DIRECT on one side,
- * the copy neither fills the host page cache nor waits for it; several chunks in flight keep
- * a deep device queue busy.
+ * summed: a restore checks the whole file that way before it writes a byte). With the save
+ * file opened O_DIRECT on one side, the copy neither fills the host page cache nor waits for
+ * it; several chunks in flight keep a deep device queue busy.
  */
 #include <pthread.h>
 #include <stdio.h>

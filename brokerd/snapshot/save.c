@@ -14,9 +14,9 @@
  *            A refusal at any step before the copy has written nothing.
  */
 #include <dirent.h>
-#include <stdatomic.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +61,12 @@ static int qmp(struct snap_job *j, struct qmp *q, const char *cmd, struct json_o
 		jfail(j, r, "qemu_error", "QMP %s failed: %s", cmd, desc[0] ? desc : strerror(-r));
 	json_object_put(args);
 	return r;
+}
+
+/* The device state's bytes in the file: padded to whole blocks for O_DIRECT (and summed so). */
+static uint64_t devstate_span(const struct snap_header *h)
+{
+	return (h->devstate_length + 4095) & ~4095ull;
 }
 
 /* Every RAM of the VM must be one of its tags: otherwise QEMU would have to copy it (and
@@ -311,7 +317,7 @@ int snap_save(struct qmp *q, struct snap_job *j)
 					   .dst = fd, .dst_off = h.e[i].file_offset,
 					   .len = j->b[i].size };
 	c[j->nb] = (struct snap_copy){ .src = devfd, .dst = fd, .dst_off = h.devstate_offset,
-				       .len = (h.devstate_length + 4095) & ~4095ull };
+				       .len = devstate_span(&h) };
 	if (ftruncate(devfd, (off_t)c[j->nb].len) < 0) { /* zero padding to a whole block */
 		r = jfail(j, -errno, "io_error", "device state: %m");
 		goto out;
@@ -360,42 +366,54 @@ out:
 	return r;
 }
 
-/* Each region's sum (c[i] for backing i; c[nb] the device state) against the header's entry
- * it was matched with; the first that differs fails the job with `what`. */
-static int check_sums(struct snap_job *j, const struct snap_header *h, const struct snap_copy *c,
-		      const bool *ok_entry, const char *what)
+/* The sums of the first n regions (c[i] for backing i; c[nb] the device state) against what
+ * the header says of them (want[i]); the first that differs fails the job with `what`. */
+static int check_sums(struct snap_job *j, const struct snap_copy *c, const uint64_t *want,
+		      unsigned n, const char *what)
 {
-	for (unsigned i = 0; i < j->nb; i++) {
-		unsigned k;
+	for (unsigned i = 0; i < n; i++) {
+		char s[TAGMEM_TAG_STRING_MAX];
 
-		for (k = 0; k < h->nentries; k++)
-			if (ok_entry[k] && h->e[k].file_offset == c[i].src_off)
-				break;
-		if (k == h->nentries || c[i].checksum != h->e[k].checksum) {
-			char s[TAGMEM_TAG_STRING_MAX];
-
-			return jfail(j, -EBADMSG, "invalid_argument", "%s: the bytes of tag %s do "
-				     "not match their checksum: it %s", j->path,
-				     tagmem_tag_format(&j->b[i].tag, s), what);
-		}
+		if (c[i].checksum == want[i])
+			continue;
+		if (i == j->nb)
+			return jfail(j, -EBADMSG, "invalid_argument", "%s: the device state does "
+				     "not match its checksum: it %s", j->path, what);
+		return jfail(j, -EBADMSG, "invalid_argument", "%s: the bytes of tag %s do not "
+			     "match their checksum: it %s", j->path,
+			     tagmem_tag_format(&j->b[i].tag, s), what);
 	}
 	return 0;
 }
 
 /* Read every region and the device state, summing, writing nothing. */
-static int verify_regions(struct snap_job *j, const struct snap_header *h, struct snap_copy *c,
-			  const bool *ok_entry)
+static int verify_regions(struct snap_job *j, struct snap_copy *c, const uint64_t *want)
 {
 	int r = snap_copy_run(c, j->nb + 1, j->threads, NULL, j->errmsg, sizeof(j->errmsg));
 
 	if (r < 0)
 		return jfail(j, r, "io_error", "cannot read %s: %s; nothing was written", j->path,
 			     strerror(-r));
-	r = check_sums(j, h, c, ok_entry, "is damaged; nothing was written");
-	if (r == 0 && c[j->nb].checksum != h->devstate_checksum)
-		r = jfail(j, -EBADMSG, "invalid_argument", "%s: the device state does not match "
-			  "its checksum: the file is damaged; nothing was written", j->path);
-	return r;
+	return check_sums(j, c, want, j->nb + 1, "is damaged; nothing was written");
+}
+
+/* The inode behind fd opened anew with flags (its own file description), refused unless it
+ * is still the one checked (want). */
+static int reopen_checked(int fd, int flags, const struct stat *want)
+{
+	char self[64];
+	struct stat st;
+	int nfd;
+
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+	nfd = open(self, flags | O_CLOEXEC);
+	if (nfd < 0)
+		return -errno;
+	if (fstat(nfd, &st) < 0 || st.st_dev != want->st_dev || st.st_ino != want->st_ino) {
+		close(nfd);
+		return -ESTALE;
+	}
+	return nfd;
 }
 
 /* A restore writes into a VM's memory: QEMU must be waiting for exactly that. A running VM
@@ -422,8 +440,6 @@ static int must_be_incoming(struct snap_job *j, struct qmp *q)
 static int open_save_file(struct snap_job *j, int *ret_fd, struct stat *ret_st)
 {
 	_cleanup_close_ int pfd = openat(j->dir_fd, j->base, O_PATH | O_CLOEXEC | O_NOFOLLOW);
-	char self[64];
-	struct stat st;
 	int fd;
 
 	if (pfd < 0)
@@ -438,17 +454,11 @@ static int open_save_file(struct snap_job *j, int *ret_fd, struct stat *ret_st)
 			     "user, and its bytes would become VM %s's memory: restore only files "
 			     "root or brokerd's user wrote (chown root, chmod go-w); nothing was "
 			     "written", j->path, j->vm);
-	snprintf(self, sizeof(self), "/proc/self/fd/%d", pfd);
-	fd = open(self, O_RDONLY | O_DIRECT | O_CLOEXEC);
+	fd = reopen_checked(pfd, O_RDONLY | O_DIRECT, ret_st);
 	if (fd < 0)
-		return jfail(j, -errno, errno == EINVAL ? "unsupported" : "io_error", errno == EINVAL ?
+		return jfail(j, fd, fd == -EINVAL ? "unsupported" : "io_error", fd == -EINVAL ?
 			     "the filesystem of %s cannot do O_DIRECT; nothing was written" :
-			     "cannot open %s: %m; nothing was written", j->path);
-	if (fstat(fd, &st) < 0 || st.st_dev != ret_st->st_dev || st.st_ino != ret_st->st_ino) {
-		close(fd);
-		return jfail(j, -ESTALE, "io_error", "%s changed while it was opened; nothing was "
-			     "written", j->path);
-	}
+			     "cannot open %s: %s; nothing was written", j->path, strerror(-fd));
 	*ret_fd = fd;
 	return 0;
 }
@@ -460,6 +470,7 @@ int snap_restore(struct qmp *q, struct snap_job *j)
 	uint8_t *hdr = NULL;
 	uint64_t t0 = now_usec(), t1, end;
 	bool ok_entry[SNAP_MAX_ENTRIES] = { 0 };
+	uint64_t want[SNAP_MAX_ENTRIES + 1];     /* the header's sums, in the order of c[] */
 	int fd = -1, devfd = -1, r;
 	struct stat st;
 
@@ -482,7 +493,7 @@ int snap_restore(struct qmp *q, struct snap_job *j)
 			  "nothing was written", j->path, h.vm, j->vm);
 		goto out;
 	}
-	end = h.devstate_offset + ((h.devstate_length + 4095) & ~4095ull);
+	end = h.devstate_offset + devstate_span(&h);
 	if ((uint64_t)st.st_size < end) {
 		r = jfail(j, -EBADMSG, "invalid_argument", "%s is cut short: %llu bytes where its "
 			  "header needs %llu; nothing was written", j->path,
@@ -509,15 +520,17 @@ int snap_restore(struct qmp *q, struct snap_job *j)
 			goto out;
 		}
 		ok_entry[k] = true;
+		want[i] = h.e[k].checksum;
 		c[i] = (struct snap_copy){ .src = fd, .src_off = h.e[k].file_offset, .dst = -1,
 					   .dst_off = j->b[i].data_offset, .len = h.e[k].size };
 	}
 	c[j->nb] = (struct snap_copy){ .src = fd, .src_off = h.devstate_offset, .dst = -1,
-				       .len = (h.devstate_length + 4095) & ~4095ull };
+				       .len = devstate_span(&h) };
+	want[j->nb] = h.devstate_checksum;
 	t1 = now_usec();
 	/* first the whole file against its checksums, writing nothing: a flipped byte, a
 	 * damaged device state, leave the VM's memory as it was */
-	r = verify_regions(j, &h, c, ok_entry);
+	r = verify_regions(j, c, want);
 	/* then the copy, summed again: the file must not have changed in between */
 	for (unsigned i = 0; r == 0 && i < j->nb; i++)
 		c[i].dst = j->b[i].fd;
@@ -525,7 +538,7 @@ int snap_restore(struct qmp *q, struct snap_job *j)
 		r = snap_copy_run(c, j->nb, j->threads, &j->done_bytes, j->errmsg,
 				  sizeof(j->errmsg));
 	if (r == 0)
-		r = check_sums(j, &h, c, ok_entry, "changed while it was restored; the VM was not "
+		r = check_sums(j, c, want, j->nb, "changed while it was restored; the VM was not "
 			       "started");
 	j->copy_usec = now_usec() - t1;
 	if (r < 0) {
@@ -536,21 +549,9 @@ int snap_restore(struct qmp *q, struct snap_job *j)
 	}
 	/* the device state, read by QEMU from a descriptor placed at its offset: the file
 	 * checked above, opened anew (its own position, without O_DIRECT), never the name */
-	{
-		char self[64];
-
-		snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
-		devfd = open(self, O_RDONLY | O_CLOEXEC);
-	}
-	if (devfd >= 0) {
-		struct stat dst;
-
-		if (fstat(devfd, &dst) < 0 || dst.st_dev != st.st_dev || dst.st_ino != st.st_ino) {
-			close(devfd);
-			devfd = -1;
-			errno = ESTALE;
-		}
-	}
+	devfd = reopen_checked(fd, O_RDONLY, &st);
+	if (devfd < 0)
+		errno = -devfd;
 	if (devfd < 0 || lseek(devfd, (off_t)h.devstate_offset, SEEK_SET) < 0) {
 		r = jfail(j, -errno, "io_error", "cannot read the device state of %s: %m", j->path);
 		goto out;
