@@ -186,14 +186,20 @@ struct pc_counts image_io_last_counts(struct image_io *io)
 	return c;
 }
 
-uint64_t image_io_batches(struct image_io *io)
+/* One of the image's counters, read under its lock (workers write them). */
+static uint64_t counter(struct image_io *io, const uint64_t *field)
 {
 	uint64_t n;
 
 	pthread_mutex_lock(&io->lock);
-	n = io->batches;
+	n = *field;
 	pthread_mutex_unlock(&io->lock);
 	return n;
+}
+
+uint64_t image_io_batches(struct image_io *io)
+{
+	return counter(io, &io->batches);
 }
 
 uint64_t image_io_errors(struct image_io *io, char *last, size_t len)
@@ -219,12 +225,7 @@ void image_io_hold_writeback(struct image_io *io, bool hold)
 
 uint64_t image_io_writeback_steps(struct image_io *io)
 {
-	uint64_t n;
-
-	pthread_mutex_lock(&io->lock);
-	n = io->wb_steps;
-	pthread_mutex_unlock(&io->lock);
-	return n;
+	return counter(io, &io->wb_steps);
 }
 
 /* A step of background writeback may start: not held, and counted in the same section, so
