@@ -46,10 +46,11 @@ static int evict_range(struct evictor *x, uint64_t off, uint64_t len)
 	r = pc_cachestat(x->fd, off, len, &c);
 	if (r < 0 || !c.cached)
 		return r;
-	if (c.cached > excess) {
-		/* stop at the budget, not below it: take only as much of the range as holds
-		 * about the excess, at its density of cached pages */
-		len = MIN(len, (uint64_t)((double)excess * (double)len / (double)c.cached));
+	/* stop at the budget, not below it: take only as much of the range as holds the excess.
+	 * A first guess at the range's density of cached pages can land on a denser stretch
+	 * (a guest's hot pages are not spread evenly), so narrow it until it holds no more. */
+	for (int tries = 0; c.cached > excess && len > 4096 && tries < 8; tries++) {
+		len = MIN(len - 4096, (uint64_t)((double)excess * (double)len / (double)c.cached));
 		len = MAX((len + 4095) & ~4095ull, 4096ull);
 		r = pc_cachestat(x->fd, off, len, &c);
 		if (r < 0 || !c.cached)

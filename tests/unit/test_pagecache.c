@@ -171,6 +171,39 @@ static void evict_prefers_named_ranges(void **state)
 	free(p);
 }
 
+/* The eviction stops at its target even where the cached pages are not spread evenly: a
+ * range whose first quarter is all that is cached must not lose the whole quarter when only
+ * half of it is over the target. */
+static void evict_stops_at_target_on_uneven_ranges(void **state)
+{
+	struct fx *f = *state;
+	const struct dp_range prefer[] = { { 0, 32 * MiB } };
+	struct evict_result ev;
+	struct pc_counts c;
+	struct stat st;
+	char *p;
+
+	p = malloc(FILE_SIZE);
+	fill(p, FILE_SIZE, 'u');
+	assert_int_equal(pwrite(f->fd, p, FILE_SIZE, 0), FILE_SIZE);
+	free(p);
+	assert_int_equal(fsync(f->fd), 0);
+	/* cached: [0, 8M) and [32M, 48M) only (clean and unmapped: the rest can be dropped) */
+	assert_int_equal(posix_fadvise(f->fd, 8 * MiB, 24 * MiB, POSIX_FADV_DONTNEED), 0);
+	assert_int_equal(posix_fadvise(f->fd, 48 * MiB, 16 * MiB, POSIX_FADV_DONTNEED), 0);
+	assert_int_equal(pc_cachestat(f->fd, 0, 0, &c), 0);
+	assert_int_equal(c.cached, 24 * MiB);
+	assert_int_equal(fstat(f->fd, &st), 0);
+	/* 4 MiB over the target, all of it to come from [0, 32M), whose cached pages are its
+	 * first 8 MiB: a guess by the range's average density takes [0, 16M), all 8 MiB */
+	assert_int_equal(evict_image(f->fd, st.st_dev, st.st_ino, "/proc", 20 * MiB, prefer, 1,
+				     &ev), 0);
+	assert_int_equal(pc_cachestat(f->fd, 0, 0, &c), 0);
+	assert_true(c.cached >= 20 * MiB - 4096 && c.cached <= 20 * MiB);
+	assert_int_equal(pc_cachestat(f->fd, 32 * MiB, 16 * MiB, &c), 0);
+	assert_int_equal(c.cached, 16 * MiB);          /* not named, not needed: kept */
+}
+
 /* The mapping finder sees the child's mapping, with its file offset. */
 static void finds_mappings(void **state)
 {
@@ -232,6 +265,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(range_flush_leaves_the_rest_dirty, setup, teardown),
 		cmocka_unit_test_setup_teardown(evict_reaches_another_process, setup, teardown),
 		cmocka_unit_test_setup_teardown(evict_prefers_named_ranges, setup, teardown),
+		cmocka_unit_test_setup_teardown(evict_stops_at_target_on_uneven_ranges, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(finds_mappings, setup, teardown),
 		cmocka_unit_test(maps_lines),
 	};
