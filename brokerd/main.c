@@ -51,6 +51,8 @@ static void usage(FILE *f)
 		"      --guest-rate N          requests per second one guest gets handled [1000]\n"
 		"      --guest-reclaim-ms MS   how long an eviction waits for the guest to say\n"
 		"                              which ranges it can give back; 0: never ask [200]\n"
+		"      --guest-idle S          close the channel of a VM that holds no tags after\n"
+		"                              S seconds with nothing connected [600]\n"
 		"  -D, --daemon                run in the background; return once serving\n"
 		"  -v, --verbose               log debug messages\n"
 		"  -h, --help                  show this help\n"
@@ -165,7 +167,7 @@ enum {
 	OPT_MAX_SUBSCRIBERS, OPT_MAX_OUTPUT, OPT_REQUEST_TIMEOUT, OPT_MAX_TAGS, OPT_VERSION,
 	OPT_FLUSH_WORKERS = 400, OPT_DIRTY_BUDGET, OPT_RESIDENT_BUDGET, OPT_UPKEEP_INTERVAL,
 	OPT_PRESSURE, OPT_MAX_CLIENTS_PER_UID = 500, OPT_MAX_OUTPUT_TOTAL, OPT_GUEST_DIR = 600,
-	OPT_GUEST_RATE, OPT_GUEST_RECLAIM_MS,
+	OPT_GUEST_RATE, OPT_GUEST_RECLAIM_MS, OPT_GUEST_IDLE,
 };
 
 int main(int argc, char **argv)
@@ -196,6 +198,7 @@ int main(int argc, char **argv)
 		{ "guest-dir", required_argument, NULL, OPT_GUEST_DIR },
 		{ "guest-rate", required_argument, NULL, OPT_GUEST_RATE },
 		{ "guest-reclaim-ms", required_argument, NULL, OPT_GUEST_RECLAIM_MS },
+		{ "guest-idle", required_argument, NULL, OPT_GUEST_IDLE },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "daemon", no_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
@@ -331,6 +334,11 @@ int main(int argc, char **argv)
 			if (parse_count("guest-reclaim-ms", optarg, 0, 60000, &v) < 0)
 				return 2;
 			settings.guest_reclaim_ms = (unsigned)v;
+			break;
+		case OPT_GUEST_IDLE:
+			if (parse_count("guest-idle", optarg, 1, 86400, &v) < 0)
+				return 2;
+			settings.guest_idle_s = (unsigned)v;
 			break;
 		case 'v': log_set_max_priority(7); break;
 		case 'D': daemonize_opt = true; break;

@@ -92,6 +92,7 @@ void api_vm_exited(void *api, const char *vm, uid_t uid);
 /* The guest channels' callbacks (ops_guest.c; userdata: the api). */
 void api_guest_connected(void *api, struct guest_vm *g);
 void api_guest_request(void *api, struct guest_vm *g, const char *line, size_t len);
+bool api_guest_in_use(void *api, uid_t uid, const char *vm);
 /* Tell VM (uid, vm)'s guest its slot map again (after its tags changed). */
 void api_guest_update(struct api *api, uid_t uid, const char *vm);
 /* At start: claims that gave their owner the device node give it again (ops_tags.c). */

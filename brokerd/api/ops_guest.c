@@ -31,8 +31,7 @@ static struct json_object *slots_of(struct api *api, uid_t uid, const char *vm)
 	core_for_each(e, api->core) {
 		struct json_object *o;
 
-		if (!e->claimed || e->owner.uid != uid || strcmp(e->owner.name, vm) ||
-		    e->owner.slot < 0 || !labelless(e))
+		if (!tag_of_vm(e, uid, vm) || e->owner.slot < 0 || !labelless(e))
 			continue;
 		o = json_object_new_object();
 		json_object_object_add(o, "slot", json_object_new_int(e->owner.slot));
@@ -78,6 +77,18 @@ void api_guests_restore(struct api *api)
 	}
 }
 
+/* A VM needs its channel while it holds a tag (it may be started again with it). */
+bool api_guest_in_use(void *userdata, uid_t uid, const char *vm)
+{
+	struct api *api = userdata;
+	struct tag *e;
+
+	core_for_each(e, api->core)
+		if (tag_of_vm(e, uid, vm))
+			return true;
+	return false;
+}
+
 void api_guest_connected(void *userdata, struct guest_vm *g)
 {
 	struct api *api = userdata;
@@ -115,8 +126,7 @@ static struct tag *own_tag(struct api *api, struct guest_vm *g, struct json_obje
 		return NULL;
 	}
 	e = core_find(api->core, &tag);
-	if (!e || !e->claimed || e->owner.uid != guest_uid(g) || e->owner.slot < 0 ||
-	    strcmp(e->owner.name, guest_name(g))) {
+	if (!e || !tag_of_vm(e, guest_uid(g), guest_name(g)) || e->owner.slot < 0) {
 		/* the same answer whether it exists or not: a guest learns nothing of others */
 		*why = "no tag of this VM has that uuid";
 		return NULL;

@@ -32,8 +32,7 @@ static int free_slot(struct api *api, uid_t uid, const char *vm, const bool *tak
 	struct tag *e;
 
 	core_for_each(e, api->core)
-		if (e->claimed && e->owner.uid == uid && !strcmp(e->owner.name, vm) &&
-		    e->owner.slot >= 0)
+		if (tag_of_vm(e, uid, vm) && e->owner.slot >= 0)
 			used[e->owner.slot] = true;
 	for (int s = 0; s < NVDIMM_MAX_SLOTS; s++)
 		if (!used[s] && !taken_now[s])
@@ -77,8 +76,15 @@ static bool channel_args(struct request *rq, uid_t uid, const char *vm, struct j
 	int r = guests_open(rq->api->guests, uid, vm, &g);
 
 	if (r == -EUSERS) {
-		reply_error(rq, "too_many_vms", "uid %u has as many guest channels as brokerd "
-			    "allows; release the tags of VMs that have stopped", (unsigned)uid);
+		reply_error(rq, "too_many_vms", "uid %u has as many guest channels as brokerd allows, "
+			    "each of a VM that holds tags or runs; release the tags of VMs that have "
+			    "stopped",
+			    (unsigned)uid);
+		return false;
+	} else if (r == -ENFILE) {
+		reply_error(rq, "too_many_vms", "brokerd has as many guest channels as it allows, "
+			    "each of a VM that holds tags or runs; release the tags of VMs that have stopped, or "
+			    "pass \"channel\": false");
 		return false;
 	} else if (r < 0) {
 		reply_error(rq, "internal", "cannot open the guest channel of VM %s: %s", vm,
@@ -407,6 +413,7 @@ void op_attach(struct request *rq)
 	struct vm_job *job;
 	struct tag *e;
 	struct tag_owner owner = { .uid = ci->uid, .pid = ci->pid };
+	struct guest_vm *channel;
 	const char *vm, *qmp;
 	int slot, r, qmp_fd;
 
@@ -477,6 +484,10 @@ void op_attach(struct request *rq)
 			    "cannot start the monitor of VM %s", vm);
 		goto out;
 	}
+	/* a channel that ended while its VM held nothing listens again (QEMU reconnects) */
+	if (api->guests && !guests_find(api->guests, ci->uid, vm) &&
+	    guests_open(api->guests, ci->uid, vm, &channel) < 0)
+		log_warn("VM %s (uid %u) gets no guest channel", vm, (unsigned)ci->uid);
 	/* the guest learns the slot's tag before the device arrives (label-less capacity) */
 	api_guest_update(api, ci->uid, vm);
 	return; /* the answer comes from api_vm_job_done(); the monitor owns qmp_fd */

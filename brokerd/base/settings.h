@@ -38,6 +38,7 @@ struct broker_settings {
 	const char *guest_dir;        /* guest channel sockets; NULL: next to the socket; "none" */
 	unsigned guest_rate;          /* requests per second one guest gets handled */
 	unsigned guest_reclaim_ms;    /* how long an eviction waits for the guest's choice; 0: off */
+	unsigned guest_idle_s;        /* an unconnected channel of a VM with no tags ends after */
 };
 
 void broker_settings_defaults(struct broker_settings *s);

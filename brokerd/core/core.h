@@ -21,6 +21,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 
 #include "list.h"
@@ -105,6 +106,11 @@ struct tag {
 enum tag_state tag_state(const struct tag *t);
 const char *tag_state_name(enum tag_state s);
 static inline bool tag_is_image(const struct tag *t) { return t->image.io != NULL; }
+/* Is the tag held for VM (uid, name)? One rule for "of this VM" (any slot, RAM too). */
+static inline bool tag_of_vm(const struct tag *t, uid_t uid, const char *vm)
+{
+	return t->claimed && t->owner.uid == uid && !strcmp(t->owner.name, vm);
+}
 /* The tag object of the protocol (list, show, lookup, events): one builder everywhere. */
 struct json_object *tag_to_json(const struct tag *t);
 /* An image's lost writes as the protocol shows them: null, or {"since", "error"}. */

@@ -58,6 +58,7 @@ void broker_settings_defaults(struct broker_settings *s)
 	s->proc_root = "/proc";
 	s->guest_rate = 1000;
 	s->guest_reclaim_ms = 200;
+	s->guest_idle_s = 600;
 }
 
 /* Guest channels live next to brokerd's socket unless told otherwise ("none": off). */
@@ -67,6 +68,7 @@ static int start_guests(struct daemon *d, const struct guest_callbacks *cb)
 	struct guest_limits lim = {
 		.max_line = 4096, .max_output = 256u << 10, .rate = s->guest_rate,
 		.burst = s->guest_rate * 2, .max_vms = 1024, .max_vms_per_uid = 64,
+		.idle_ms = s->guest_idle_s * 1000u,
 	};
 	char dir[PATH_MAX];
 	const char *slash;
@@ -385,6 +387,7 @@ int daemon_init(struct daemon *d, const struct broker_settings *settings)
 	const struct server_callbacks server_cb = { .userdata = &d->api, .request = api_request };
 	const struct guest_callbacks guest_cb = {
 		.userdata = &d->api, .connected = api_guest_connected, .request = api_guest_request,
+		.in_use = api_guest_in_use,
 	};
 	struct api *a = &d->api;
 	struct rlimit rl;

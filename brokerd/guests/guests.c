@@ -19,6 +19,7 @@
 #include "util.h"
 
 #define REFILL_MS 100
+#define SWEEP_MS 10000 /* how often idle channels are looked for (at most) */
 
 struct guest_vm {
 	struct list_node node;
@@ -34,6 +35,7 @@ struct guest_vm {
 	size_t out_len, out_off, out_cap;
 	unsigned tokens;            /* requests it may still have handled now */
 	bool paused;                /* out of tokens: not reading until the refill */
+	uint64_t idle_since;        /* usec: opened or last disconnected (unconnected only) */
 };
 
 struct guests {
@@ -44,6 +46,7 @@ struct guests {
 	struct guest_callbacks cb;
 	struct list_head vms;
 	unsigned nvms;
+	uint64_t last_sweep;        /* usec */
 };
 
 uid_t guest_uid(const struct guest_vm *g) { return g->uid; }
@@ -73,6 +76,7 @@ static void disconnect(struct guest_vm *g, const char *why)
 	g->in = g->out = NULL;
 	g->in_len = g->out_len = g->out_off = g->out_cap = 0;
 	g->paused = false;
+	g->idle_since = now_usec();
 }
 
 static void flush_out(struct guest_vm *g)
@@ -232,13 +236,56 @@ static void accept_ready(struct loop *l, int fd, uint32_t events, void *data)
 	g->gs->cb.connected(g->gs->cb.userdata, g);
 }
 
+static void vm_free(struct guests *gs, struct guest_vm *g);
+
+/* Nobody connected for idle_ms (0: any time) and the VM holds nothing: the channel may end. */
+static bool unused(struct guests *gs, struct guest_vm *g, uint64_t now, uint64_t idle_ms)
+{
+	return g->fd < 0 && now - g->idle_since >= idle_ms * 1000 &&
+	       !gs->cb.in_use(gs->cb.userdata, g->uid, g->name);
+}
+
+static void sweep(struct guests *gs, uint64_t now)
+{
+	struct guest_vm *g, *tmp;
+
+	gs->last_sweep = now;
+	list_for_each_safe(g, tmp, &gs->vms, node)
+		if (unused(gs, g, now, gs->lim.idle_ms)) {
+			log_info("Guest channel of VM %s (uid %u): closed, unused for %u s", g->name,
+				 g->uid, gs->lim.idle_ms / 1000);
+			vm_free(gs, g);
+		}
+}
+
+/* Room for one more channel of uid (any uid: (uid_t)-1): the unused one idle longest ends. */
+static bool make_room(struct guests *gs, uid_t uid)
+{
+	struct guest_vm *g, *oldest = NULL;
+	uint64_t now = now_usec();
+
+	list_for_each(g, &gs->vms, node)
+		if ((uid == (uid_t)-1 || g->uid == uid) &&
+		    (!oldest || g->idle_since < oldest->idle_since) && unused(gs, g, now, 0))
+			oldest = g;
+	if (!oldest)
+		return false;
+	log_info("Guest channel of VM %s (uid %u): closed to make room (unused)", oldest->name,
+		 oldest->uid);
+	vm_free(gs, oldest);
+	return true;
+}
+
 static int64_t refill(struct loop *l, void *data)
 {
 	struct guests *gs = data;
 	unsigned add = gs->lim.rate * REFILL_MS / 1000;
 	struct guest_vm *g;
+	uint64_t now = now_usec();
 
 	(void)l;
+	if (now - gs->last_sweep >= (gs->lim.idle_ms < SWEEP_MS ? gs->lim.idle_ms : SWEEP_MS) * 1000ull)
+		sweep(gs, now);
 	list_for_each(g, &gs->vms, node) {
 		if (g->fd < 0)
 			continue;
@@ -316,18 +363,21 @@ int guests_open(struct guests *gs, uid_t uid, const char *name, struct guest_vm 
 		*ret = g;
 		return 0;
 	}
-	list_for_each(o, &gs->vms, node)
-		mine += o->uid == uid;
-	if (gs->nvms >= gs->lim.max_vms || (uid != 0 && mine >= gs->lim.max_vms_per_uid))
-		return -EUSERS;
 	if (strlen(name) >= sizeof(g->name))
 		return -EINVAL;
+	list_for_each(o, &gs->vms, node)
+		mine += o->uid == uid;
+	if (uid != 0 && mine >= gs->lim.max_vms_per_uid && !make_room(gs, uid))
+		return -EUSERS;
+	if (gs->nvms >= gs->lim.max_vms && !make_room(gs, (uid_t)-1))
+		return -ENFILE;
 	g = calloc(1, sizeof(*g));
 	if (!g)
 		return -ENOMEM;
 	g->gs = gs;
 	g->uid = uid;
 	g->fd = g->lfd = -1;
+	g->idle_since = now_usec();
 	strcpy(g->name, name);
 	r = guests_path(gs, uid, name, g->path, sizeof(g->path));
 	if (r == 0)
@@ -373,7 +423,7 @@ int guests_new(struct loop *loop, const char *dir, const struct guest_limits *li
 	struct guests *gs;
 	int r;
 
-	if (strlen(dir) >= sizeof(gs->dir) || !limits->max_line || !limits->burst)
+	if (strlen(dir) >= sizeof(gs->dir) || !limits->max_line || !limits->burst || !cb->in_use)
 		return -EINVAL;
 	r = mkdir_parents(dir, 0755);
 	if (r < 0)
@@ -392,6 +442,7 @@ int guests_new(struct loop *loop, const char *dir, const struct guest_limits *li
 	gs->lim = *limits;
 	gs->cb = *cb;
 	list_init(&gs->vms);
+	gs->last_sweep = now_usec();
 	r = loop_add_timer(loop, REFILL_MS, refill, gs);
 	if (r < 0) {
 		close(gs->dirfd);

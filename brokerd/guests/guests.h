@@ -11,6 +11,11 @@
  * connection; QEMU reconnects), requests are rate-limited per VM by not reading past the
  * budget (the guest's own writes block, nobody else's), and a guest that does not read what
  * it is sent is disconnected once max_output is queued for it.
+ *
+ * Every channel has an end: one that nobody is connected to and whose VM holds nothing (the
+ * in_use callback says) is closed after idle_ms, and at once, oldest first, when its uid or
+ * brokerd has as many channels as allowed and another VM needs one. A VM that gets tags again
+ * gets its channel again at the same path; QEMU reconnects by itself.
  */
 #ifndef BROKERD_GUESTS_H
 #define BROKERD_GUESTS_H
@@ -34,6 +39,7 @@ struct guest_limits {
 	unsigned burst;         /* ... and at once */
 	unsigned max_vms;       /* channel sockets at once (each is an fd) */
 	unsigned max_vms_per_uid;
+	unsigned idle_ms;       /* an unconnected channel of a VM that holds nothing ends */
 };
 
 struct guest_callbacks {
@@ -42,6 +48,8 @@ struct guest_callbacks {
 	void (*connected)(void *userdata, struct guest_vm *g);
 	/* One request line (without its newline); answer with guest_send(). */
 	void (*request)(void *userdata, struct guest_vm *g, const char *line, size_t len);
+	/* Does VM (uid, name) still need its channel while nobody is connected (holds tags)? */
+	bool (*in_use)(void *userdata, uid_t uid, const char *name);
 };
 
 /* dir: where the channel sockets live (created 0755 if missing). */
@@ -50,7 +58,8 @@ int guests_new(struct loop *loop, const char *dir, const struct guest_limits *li
 void guests_free(struct guests *gs);
 
 /* The channel of VM (uid, name): listening from now on, its socket owned by uid, mode 0600.
- * -EUSERS when uid (or everybody) has as many channels as allowed. */
+ * At a limit, idle channels of VMs that hold nothing make room first; then -EUSERS when uid
+ * has as many channels as allowed, -ENFILE when brokerd has. */
 int guests_open(struct guests *gs, uid_t uid, const char *name, struct guest_vm **ret);
 /* Stop listening for VM (uid, name) and drop its connection; nothing if there is none. */
 void guests_close(struct guests *gs, uid_t uid, const char *name);
