@@ -53,6 +53,7 @@ struct api {
 	uint64_t next_reclaim_id, reclaims_asked, reclaims_answered, reclaims_expired;
 	uint64_t pressure_events;
 	size_t images_unavailable;     /* registry images that could not be opened (daemon's) */
+	int pause_marks_fd;           /* VMs a save paused (snapshot.h), -1: none kept */
 };
 
 struct image_lost;
@@ -93,6 +94,8 @@ void api_vm_exited(void *api, const char *vm, uid_t uid);
 void api_guest_connected(void *api, struct guest_vm *g);
 void api_guest_request(void *api, struct guest_vm *g, const char *line, size_t len);
 bool api_guest_in_use(void *api, uid_t uid, const char *vm);
+/* At start: VMs a save paused when brokerd was killed run again (ops_snapshot.c). */
+void api_pause_marks_restore(struct api *api);
 /* Tell VM (uid, vm)'s guest its slot map again (after its tags changed). */
 void api_guest_update(struct api *api, uid_t uid, const char *vm);
 /* At start: claims that gave their owner the device node give it again (ops_tags.c). */

@@ -30,6 +30,10 @@ void reply_refusal(struct request *rq, int refusal, const struct tag *t);
 struct tag *arg_tag(struct request *rq, tagmem_tag *ret_tag, bool must_exist);
 /* root or the daemon's own uid */
 bool is_privileged(struct request *rq);
+/* The one VM-name rule: 1-64 letters, digits, '-', '_' or '.'. */
+bool valid_vm_name(const char *vm);
+#define VM_NAME_RULE "\"vm\" must be a name of 1-64 letters, digits, '-', '_' or '.'"
+
 /* The op names, for hello. */
 void ops_add_names(struct json_object *arr);
 

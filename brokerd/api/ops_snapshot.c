@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -26,7 +27,7 @@
 static int run_snapshot(struct qmp *q, struct vm_job *job)
 {
 	struct snap_job *s = job->ctx;
-	int r = s->restore ? snap_restore(q, s) : snap_save(q, s);
+	int r = s->recover ? snap_recover(q, s) : s->restore ? snap_restore(q, s) : snap_save(q, s);
 
 	if (r < 0)
 		vm_job_fail(job, r, s->errcode[0] ? s->errcode : "io_error", "%s", s->errmsg);
@@ -153,13 +154,16 @@ static void op_snapshot(struct request *rq, bool restore)
 			    "restore VMs");
 		return;
 	}
-	if (tagmem_json_get_string(rq->msg, "vm", &vm) < 0 || !*vm || strlen(vm) > 64 ||
-	    tagmem_json_get_string(rq->msg, "path", &path) < 0 || path[0] != '/' ||
+	if (tagmem_json_get_string(rq->msg, "vm", &vm) < 0 || !valid_vm_name(vm)) {
+		reply_error(rq, "invalid_argument", VM_NAME_RULE);
+		return;
+	}
+	if (tagmem_json_get_string(rq->msg, "path", &path) < 0 || path[0] != '/' ||
 	    strlen(path) >= PATH_MAX || !(slash = strrchr(path, '/'))[1] ||
 	    tagmem_json_get_string(rq->msg, "qmp", &qmp) == -EINVAL ||
 	    tagmem_json_get_u64(rq->msg, "threads", &threads) == -EINVAL || !threads ||
 	    threads > 16 || tagmem_json_get_bool(rq->msg, "resume", &resume) == -EINVAL) {
-		reply_error(rq, "invalid_argument", "\"vm\" (a name), \"path\" (an absolute file "
+		reply_error(rq, "invalid_argument", "\"path\" (an absolute file "
 			    "name), optional \"qmp\" (the VM's QMP socket), \"threads\" (1-16), "
 			    "\"resume\" (bool)");
 		return;
@@ -171,6 +175,7 @@ static void op_snapshot(struct request *rq, bool restore)
 	}
 	s = &run->job;
 	s->dir_fd = -1;
+	s->marks_fd = api->pause_marks_fd;
 	snprintf(s->vm, sizeof(s->vm), "%s", vm);
 	snprintf(s->path, sizeof(s->path), "%s", path);
 	snprintf(s->base, sizeof(s->base), "%s", slash + 1);
@@ -206,6 +211,8 @@ static void op_snapshot(struct request *rq, bool restore)
 			goto fail;
 		}
 	}
+	s->uid = uid;
+	snprintf(s->qmp, sizeof(s->qmp), "%s", qmp ? qmp : vm_monitor_path(api->vms, vm, uid));
 	job = calloc(1, sizeof(*job));
 	if (!job) {
 		reply_error(rq, "internal", "out of memory");
@@ -260,7 +267,15 @@ void api_snapshot_done(struct api *api, struct vm_job *job)
 	for (unsigned i = 0; i < ARRAY_SIZE(api->snaps); i++)
 		if (api->snaps[i] == s)
 			api->snaps[i] = NULL;
-	if (job->error) {
+	if (s->recover) {
+		if (job->error)
+			log_warn("VM %s (uid %u), paused by a save when brokerd stopped: %s", s->vm,
+				 (unsigned)s->uid, job->errmsg);
+		else
+			log_info("VM %s (uid %u), paused by a save when brokerd stopped: %s", s->vm,
+				 (unsigned)s->uid, s->resumed ? "running again" : "left as it is "
+				 "(not paused)");
+	} else if (job->error) {
 		log_warn("%s of VM %s failed: %s", s->restore ? "Restore" : "Save", s->vm,
 			 job->errmsg);
 		if (c)
@@ -290,6 +305,61 @@ void api_snapshot_done(struct api *api, struct vm_job *job)
 	json_object_put(job->req_id);
 	snap_job_free(s);
 	free(job);
+}
+
+/* A mark left by a save that a killed brokerd never finished: resume that VM, on its
+ * monitor (QMP blocks), if the QEMU behind the socket is the process the save paused. */
+static void recover_paused(void *userdata, const struct snap_pause *p)
+{
+	struct api *api = userdata;
+	struct snapshot_run *run = NULL;
+	struct vm_job *job = NULL;
+	struct ucred peer;
+	socklen_t len = sizeof(peer);
+	int fd = -1, r;
+
+	r = qmp_socket_connect(p->qmp, &fd);
+	if (r == 0 && (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &len) < 0 ||
+		       peer.pid != p->qemu_pid))
+		r = -ESRCH;
+	if (r < 0) {
+		log_info("VM %s (uid %u) was paused by a save when brokerd stopped; its QEMU (pid "
+			 "%d) is gone from %s: nothing to resume", p->vm, (unsigned)p->uid,
+			 (int)p->qemu_pid, p->qmp);
+		snap_pause_unmark(api->pause_marks_fd, p->vm, p->uid);
+		goto fail;
+	}
+	run = calloc(1, sizeof(*run));
+	job = calloc(1, sizeof(*job));
+	if (!run || !job)
+		goto fail; /* the mark stays for the next start */
+	run->job.dir_fd = -1;
+	run->job.recover = true;
+	run->job.marks_fd = api->pause_marks_fd;
+	run->job.uid = p->uid;
+	snprintf(run->job.vm, sizeof(run->job.vm), "%s", p->vm);
+	snprintf(run->job.qmp, sizeof(run->job.qmp), "%s", p->qmp);
+	job->run = run_snapshot;
+	job->ctx = &run->job;
+	job->uid = p->uid;
+	job->label_fd = -1;
+	snprintf(job->vm, sizeof(job->vm), "%s", p->vm);
+	if (vm_submit(api->vms, p->vm, p->uid, p->qmp, fd, job) < 0)
+		goto fail;
+	log_info("VM %s (uid %u) was paused by a save when brokerd stopped: resuming it", p->vm,
+		 (unsigned)p->uid);
+	return;
+fail:
+	if (fd >= 0)
+		close(fd);
+	free(job);
+	free(run);
+}
+
+void api_pause_marks_restore(struct api *api)
+{
+	if (api->pause_marks_fd >= 0)
+		snap_pause_marks(api->pause_marks_fd, recover_paused, api);
 }
 
 void api_snapshot_progress(struct api *api)

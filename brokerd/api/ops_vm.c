@@ -40,17 +40,6 @@ static int free_slot(struct api *api, uid_t uid, const char *vm, const bool *tak
 	return -ENOSPC;
 }
 
-static bool valid_vm_name(const char *vm)
-{
-	if (!*vm || strlen(vm) > 64)
-		return false;
-	for (const char *p = vm; *p; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-		      *p == '-' || *p == '_' || *p == '.'))
-			return false;
-	return true;
-}
-
 /* Can QEMU take this tag's path? (Whether the tag may be handed over is the core's call.)
  * Replies the reason and returns false if not. */
 static bool vm_path_usable(struct request *rq, struct tag *e)
@@ -171,8 +160,7 @@ void op_qemu_args(struct request *rq)
 	int r;
 
 	if (tagmem_json_get_string(rq->msg, "vm", &vm) < 0 || !valid_vm_name(vm)) {
-		reply_error(rq, "invalid_argument", "\"vm\" must be a name of 1-64 letters, digits, "
-			    "'-', '_' or '.'");
+		reply_error(rq, "invalid_argument", VM_NAME_RULE);
 		return;
 	}
 	if (tagmem_json_get_string(rq->msg, "mode", &mode) == -EINVAL ||
@@ -418,8 +406,7 @@ void op_attach(struct request *rq)
 	int slot, r, qmp_fd;
 
 	if (tagmem_json_get_string(rq->msg, "vm", &vm) < 0 || !valid_vm_name(vm)) {
-		reply_error(rq, "invalid_argument", "\"vm\" must be a name of 1-64 letters, digits, "
-			    "'-', '_' or '.'");
+		reply_error(rq, "invalid_argument", VM_NAME_RULE);
 		return;
 	}
 	if (tagmem_json_get_string(rq->msg, "qmp", &qmp) < 0 || !valid_qmp_path(qmp)) {

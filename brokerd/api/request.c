@@ -98,6 +98,17 @@ bool is_privileged(struct request *rq)
 	return uid == 0 || uid == rq->api->uid;
 }
 
+bool valid_vm_name(const char *vm)
+{
+	if (!*vm || strlen(vm) > 64)
+		return false;
+	for (const char *p = vm; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		      *p == '-' || *p == '_' || *p == '.'))
+			return false;
+	return true;
+}
+
 void reply_refusal(struct request *rq, int refusal, const struct tag *t)
 {
 	switch (refusal) {

@@ -391,6 +391,7 @@ int daemon_init(struct daemon *d, const struct broker_settings *settings)
 	};
 	struct api *a = &d->api;
 	struct rlimit rl;
+	char path[PATH_MAX];
 	int r;
 
 	/* SIGINT and SIGTERM are read from a signalfd on the loop (daemon_run). They must be
@@ -406,6 +407,7 @@ int daemon_init(struct daemon *d, const struct broker_settings *settings)
 	d->settings = *settings;
 	a->settings = &d->settings;
 	a->psi_fd = -1;
+	a->pause_marks_fd = -1;
 	a->uid = geteuid();
 	a->started_usec = now_usec();
 
@@ -445,6 +447,15 @@ int daemon_init(struct daemon *d, const struct broker_settings *settings)
 			 settings->state_dir);
 		d->settings.image_dirs[d->settings.nimage_dirs++] = d->default_image_dir;
 		make_dir(d->default_image_dir, 0700);
+	}
+	/* VMs a save pauses are recorded here until they run again (snapshot.h) */
+	snprintf(path, sizeof(path), "%s/paused", settings->state_dir);
+	r = make_dir(path, 0700);
+	a->pause_marks_fd = r < 0 ? r : open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (a->pause_marks_fd < 0) {
+		r = r < 0 ? r : -errno;
+		log_err("Failed to open %s: %s", path, strerror(-r));
+		return r;
 	}
 	/* the loop first: backends register their event sources on it */
 	r = loop_new(&a->loop);
@@ -486,6 +497,7 @@ int daemon_init(struct daemon *d, const struct broker_settings *settings)
 		persist(d);
 	api_guests_restore(a); /* VMs that hold tags: their QEMU reconnects to the same socket */
 	api_grants_restore(a);
+	api_pause_marks_restore(a); /* VMs a killed brokerd's save left paused run again */
 	r = upkeep_start(a);
 	if (r < 0)
 		return r;
@@ -553,6 +565,8 @@ void daemon_fini(struct daemon *d)
 	tagmem_unref(d->ctx);
 	if (d->sim_lock >= 0)
 		close(d->sim_lock);
+	if (a->pause_marks_fd >= 0)
+		close(a->pause_marks_fd);
 	if (d->state_lock >= 0)
 		close(d->state_lock);
 }

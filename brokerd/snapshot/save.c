@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -208,6 +209,35 @@ static int running(struct snap_job *j, struct qmp *q, bool *ret, bool *ret_postm
 	return r;
 }
 
+/* Record, durably, that this save is about to stop VM j->vm, and which QEMU process it is. */
+static int mark(struct snap_job *j, struct qmp *q)
+{
+	struct snap_pause p = { .uid = j->uid };
+	struct ucred peer;
+	socklen_t len = sizeof(peer);
+	int r;
+
+	if (j->marks_fd < 0)
+		return 0;
+	if (getsockopt(qmp_fd(q), SOL_SOCKET, SO_PEERCRED, &peer, &len) < 0)
+		return jfail(j, -errno, "internal", "cannot tell which process serves %s: %m",
+			     j->qmp);
+	snprintf(p.vm, sizeof(p.vm), "%s", j->vm);
+	snprintf(p.qmp, sizeof(p.qmp), "%s", j->qmp);
+	p.qemu_pid = peer.pid;
+	r = snap_pause_mark(j->marks_fd, &p);
+	if (r < 0)
+		return jfail(j, r, "io_error", "cannot record that VM %s will be paused (%s), so "
+			     "it was not: a brokerd restart could not resume it", j->vm, strerror(-r));
+	return 0;
+}
+
+static void unmark(struct snap_job *j)
+{
+	if (j->marks_fd >= 0)
+		snap_pause_unmark(j->marks_fd, j->vm, j->uid);
+}
+
 /* Temporaries of this save file that an earlier brokerd left (killed in the middle); this
  * brokerd's own (".FILE.tmp-PID-…") may belong to a save under way. */
 static void remove_stale(struct snap_job *j)
@@ -244,6 +274,10 @@ int snap_save(struct qmp *q, struct snap_job *j)
 
 	remove_stale(j);
 	r = running(j, q, &was_running, &postmigrate);
+	/* a VM this save stops is recorded first: a brokerd killed before it lets it run again
+	 * resumes it at its next start */
+	if (r == 0 && was_running)
+		r = mark(j, q);
 	/* QEMU will not migrate a VM a migration paused: let it run for a moment first (the
 	 * save is of that moment) */
 	if (r == 0 && postmigrate)
@@ -358,11 +392,70 @@ out:
 		close(devfd);
 	free(hdr);
 	if (was_running && (j->resume || r < 0)) {
-		int e = j->error;
-		qmp(j, q, "cont", NULL, -1, NULL); /* a failed save leaves the VM as it found it */
-		j->error = e;
+		struct snap_job keep = *j;
+
+		/* a failed save leaves the VM as it found it; the mark goes once it runs */
+		if (qmp(j, q, "cont", NULL, -1, NULL) == 0)
+			unmark(j);
+		/* the save's own outcome is the one to report */
+		j->error = keep.error;
+		memcpy(j->errcode, keep.errcode, sizeof(j->errcode));
+		memcpy(j->errmsg, keep.errmsg, sizeof(j->errmsg));
+	} else if (was_running) {
+		unmark(j); /* complete, and stopped on purpose */
 	}
 	j->usec = now_usec() - t0;
+	return r;
+}
+
+/* Migration states in which QEMU still works on a migration (query-migrate). */
+static bool migrating(struct snap_job *j, struct qmp *q)
+{
+	static const char *const busy[] = { "setup", "active", "cancelling", "pre-switchover",
+					    "device", "wait-unplug" };
+	_cleanup_json_ struct json_object *ret = NULL;
+	struct json_object *st;
+
+	if (qmp(j, q, "query-migrate", NULL, -1, &ret) < 0 ||
+	    !json_object_object_get_ex(ret, "status", &st))
+		return false;
+	for (size_t i = 0; i < ARRAY_SIZE(busy); i++)
+		if (!strcmp(json_object_get_string(st), busy[i]))
+			return true;
+	return false;
+}
+
+int snap_recover(struct qmp *q, struct snap_job *j)
+{
+	uint64_t deadline = now_usec() + MIGRATE_MS * 1000ull;
+	int r = qmp(j, q, "migrate_cancel", NULL, -1, NULL); /* the killed save's, if any */
+
+	while (r == 0) {
+		_cleanup_json_ struct json_object *st = NULL;
+		struct json_object *s, *run;
+		const char *status;
+
+		r = qmp(j, q, "query-status", NULL, -1, &st);
+		if (r < 0)
+			break;
+		status = json_object_object_get_ex(st, "status", &s) ? json_object_get_string(s) : "";
+		if (!strcmp(status, "finish-migrate") || migrating(j, q)) {
+			if (now_usec() > deadline)
+				return jfail(j, -ETIMEDOUT, "qemu_error", "the migration of VM %s did "
+					     "not end", j->vm);
+			usleep(2000);
+			continue;
+		}
+		if (json_object_object_get_ex(st, "running", &run) && json_object_get_boolean(run))
+			break; /* somebody let it run already */
+		if (strcmp(status, "paused") && strcmp(status, "postmigrate"))
+			break; /* not a pause of ours (shut down, crashed, waiting to start) */
+		r = qmp(j, q, "cont", NULL, -1, NULL);
+		j->resumed = r == 0;
+		break;
+	}
+	if (r == 0)
+		unmark(j);
 	return r;
 }
 

@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "tagmem.h"
 
@@ -81,6 +82,11 @@ struct snap_job {
 	unsigned threads;        /* parallel O_DIRECT copiers */
 	bool resume;             /* save: let the VM run again afterwards */
 	bool restore;
+	bool recover;            /* only resume a VM an earlier brokerd paused (pause marks) */
+	uid_t uid;               /* the VM's owner */
+	char qmp[108];           /* the VM's QMP socket, for its pause mark */
+	int marks_fd;            /* where pause marks live; -1: none are kept */
+	bool resumed;            /* recover: the VM was paused and runs again */
 	/* progress and result */
 	_Atomic uint64_t done_bytes;
 	uint64_t total_bytes;    /* set before the job runs */
@@ -94,6 +100,24 @@ struct snap_job {
  * errcode/errmsg set. */
 int snap_save(struct qmp *q, struct snap_job *j);
 int snap_restore(struct qmp *q, struct snap_job *j);
+/* A VM an earlier brokerd paused for a save and was killed before it let it run: any
+ * migration still under way is cancelled, a paused VM continues, its mark goes. */
+int snap_recover(struct qmp *q, struct snap_job *j);
+
+/* pausemark.c: a save records a VM it pauses, durably, before it stops it, and removes the
+ * record once the VM runs again (or stays stopped on purpose): a brokerd killed in between
+ * finds the record at start. One file per VM in dirfd. */
+struct snap_pause {
+	char vm[65];
+	uid_t uid;               /* the VM's owner */
+	char qmp[108];           /* its QMP socket */
+	pid_t qemu_pid;          /* the QEMU that was paused: recovery resumes no other */
+};
+int snap_pause_mark(int dirfd, const struct snap_pause *p);
+void snap_pause_unmark(int dirfd, const char *vm, uid_t uid);
+/* Every valid mark to fn (files that are not marks are removed); the number removed. */
+int snap_pause_marks(int dirfd, void (*fn)(void *userdata, const struct snap_pause *p),
+		     void *userdata);
 
 /* copy.c: copy regions between files with parallel threads, chunk by chunk. Writes to a
  * file opened O_DIRECT need aligned lengths: regions are 4 KiB multiples. */

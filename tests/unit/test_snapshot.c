@@ -1,10 +1,16 @@
 /* Unit tests: the save file's header (brokerd/snapshot/format.c) — layout, round trip, and
- * every kind of damage a reader must refuse — and the order-free chunk checksum. */
+ * every kind of damage a reader must refuse — the order-free chunk checksum, and pause
+ * marks (pausemark.c): written, read back, and everything else in their directory refused. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -119,12 +125,74 @@ static void chunk_sums(void **state)
 	assert_true(s1 != snap_chunk_sum(a, sizeof(a), 0) + snap_chunk_sum(b, sizeof(b), 1));
 }
 
+struct seen {
+	unsigned n;
+	struct snap_pause p;
+};
+
+static void collect(void *userdata, const struct snap_pause *p)
+{
+	struct seen *s = userdata;
+
+	s->n++;
+	s->p = *p;
+}
+
+static void put(int dfd, const char *name, const char *text)
+{
+	int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+}
+
+static void pause_marks(void **state)
+{
+	char dir[] = "/tmp/tagmem-marks.XXXXXX", big[2048];
+	struct snap_pause p = { .vm = "vm-1", .uid = 1000, .qmp = "/run/vm-1.qmp", .qemu_pid = 4242 };
+	struct seen seen = { 0 };
+	int dfd;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	dfd = open(dir, O_RDONLY | O_DIRECTORY);
+	assert_true(dfd >= 0);
+	assert_int_equal(snap_pause_mark(dfd, &p), 0);
+	/* what else may lie there is not a mark: refused and removed, never resumed */
+	put(dfd, "1000-other", "{not json");
+	put(dfd, "1000-renamed", "{\"vm\":\"vm-1\",\"uid\":1000,\"qmp\":\"/q\",\"qemu_pid\":1}");
+	put(dfd, "5-neg", "{\"vm\":\"neg\",\"uid\":5,\"qmp\":\"/q\",\"qemu_pid\":-1}");
+	put(dfd, "5-rel", "{\"vm\":\"rel\",\"uid\":5,\"qmp\":\"q\",\"qemu_pid\":7}");
+	memset(big, ' ', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	put(dfd, "5-big", big);
+	assert_int_equal(mkfifoat(dfd, "5-fifo", 0600), 0);
+	put(dfd, ".1000-vm-2.new", "half a mark");
+	assert_int_equal(snap_pause_marks(dfd, collect, &seen), 6);
+	assert_int_equal(seen.n, 1);
+	assert_string_equal(seen.p.vm, "vm-1");
+	assert_int_equal(seen.p.uid, 1000);
+	assert_string_equal(seen.p.qmp, "/run/vm-1.qmp");
+	assert_int_equal(seen.p.qemu_pid, 4242);
+	/* the mark's name is the VM's own: nothing may escape the directory */
+	strcpy(p.vm, "../x");
+	assert_int_equal(snap_pause_mark(dfd, &p), -EINVAL);
+	snap_pause_unmark(dfd, "vm-1", 1000);
+	seen.n = 0;
+	assert_int_equal(snap_pause_marks(dfd, collect, &seen), 0);
+	assert_int_equal(seen.n, 0);
+	close(dfd);
+	assert_int_equal(rmdir(dir), 0); /* everything else was removed */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(round_trip),
 		cmocka_unit_test(refuses_damage),
 		cmocka_unit_test(chunk_sums),
+		cmocka_unit_test(pause_marks),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
