@@ -1,19 +1,32 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Image files, opened so that the object checked is the object used. An image lives under one
- * of the configured image directories (trusted: the administrator's); below it, directories
- * may be writable by others, so the path is walked one component at a time with openat() and
- * O_NOFOLLOW from the image directory's own fd. No name is resolved twice, no symlink below
- * the image directory is followed. A file with a second hard link (a name somewhere else,
- * perhaps outside) is the callers' to refuse: its bytes are not only ours.
+ * of the configured image directories (trusted: the administrator's). Below it, every
+ * directory must be root's (or brokerd's) and writable by nobody else: QEMU maps an image by
+ * its name, and brokerd finds it by name after a restart, so a user who could write a
+ * directory on the way could swap in a file of their own (-EPERM). The path is still walked
+ * one component at a time with openat() and O_NOFOLLOW from the image directory's own fd: no
+ * name is resolved twice, no symlink below the image directory is followed. A file with a
+ * second hard link (a name somewhere else, perhaps outside) is the callers' to refuse: its
+ * bytes are not only ours.
  */
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "ops.h"
+
+/* Nobody but root and brokerd can change what a name in this directory means. */
+static bool dir_is_ours(int dfd)
+{
+	struct stat st;
+
+	return fstat(dfd, &st) == 0 && (st.st_uid == 0 || st.st_uid == geteuid()) &&
+	       !(st.st_mode & (S_IWGRP | S_IWOTH));
+}
 
 /* Which image directory path lies under (by the configured name or its real path); sets
  * *ret_rel to the rest and ret_real to that directory's real path. */
@@ -87,6 +100,10 @@ int image_open_parent(const struct broker_settings *s, const char *path, int *re
 		close(dfd);
 		if (r < 0)
 			return r;
+		if (!dir_is_ours(next)) {
+			close(next);
+			return -EPERM;
+		}
 		dfd = next;
 		p = slash + 1;
 	}
@@ -111,4 +128,22 @@ int image_open_file(int dfd, const char *base, int *ret_fd, struct stat *ret_st)
 	*ret_fd = fd;
 	*ret_st = st;
 	return 0;
+}
+
+int image_still_at(const struct broker_settings *s, const char *path, int fd)
+{
+	char base[NAME_MAX + 1], full[PATH_MAX];
+	struct stat there, ours;
+	int dfd, r = image_open_parent(s, path, &dfd, base, full);
+
+	if (r < 0)
+		return r;
+	if (fstatat(dfd, base, &there, AT_SYMLINK_NOFOLLOW) < 0)
+		r = -errno;
+	else if (fstat(fd, &ours) < 0)
+		r = -errno;
+	else if (there.st_dev != ours.st_dev || there.st_ino != ours.st_ino)
+		r = -ESTALE;
+	close(dfd);
+	return r;
 }

@@ -50,10 +50,13 @@ void op_unsubscribe(struct request *rq);
 /* ops_fm.c */
 void op_fm_add(struct request *rq);
 void op_fm_release(struct request *rq);
-/* image_files.c: open below an image directory without following symlinks (see there) */
+/* image_files.c: open below an image directory without following symlinks, through
+ * directories only root or brokerd can write (-EPERM otherwise; see there) */
 struct stat;
 int image_open_parent(const struct broker_settings *s, const char *path, int *ret_dfd,
 		      char ret_base[NAME_MAX + 1], char ret_full[PATH_MAX]);
+/* Is path (through such directories) still the file fd? 0, -ESTALE, -EPERM or -errno. */
+int image_still_at(const struct broker_settings *s, const char *path, int fd);
 /* The image file base in dfd: read-write, regular (-ELOOP: a symlink; -EMEDIUMTYPE). */
 int image_open_file(int dfd, const char *base, int *ret_fd, struct stat *ret_st);
 

@@ -179,6 +179,13 @@ static bool arg_confined(struct request *rq, const char *path, int *ret_dfd,
 			    dirs, path);
 		return false;
 	}
+	if (r == -EPERM) {
+		reply_error(rq, "permission_denied", "'%.200s' lies below a directory that users "
+			    "other than root can write, who could swap the image for a file of their "
+			    "own; make every directory below the image directory root's and not "
+			    "group- or world-writable", path);
+		return false;
+	}
 	if (r < 0) {
 		reply_error(rq, "invalid_argument", "cannot use '%.200s': %s", path, strerror(-r));
 		return false;

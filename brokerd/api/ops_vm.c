@@ -44,9 +44,26 @@ static int free_slot(struct api *api, uid_t uid, const char *vm, const bool *tak
  * Replies the reason and returns false if not. */
 static bool vm_path_usable(struct request *rq, struct tag *e)
 {
+	int r;
+
 	if (e->cap.path && strchr(e->cap.path, ',')) {
 		reply_error(rq, "invalid_argument", "QEMU cannot take the path %s (comma)",
 			    e->cap.path);
+		return false;
+	}
+	/* QEMU maps an image by its name: that name must still be the file brokerd holds,
+	 * through directories nobody else can write */
+	r = tag_is_image(e) ? image_still_at(rq->api->settings, e->cap.path,
+					      image_io_fd(e->image.io)) : 0;
+	if (r == -EPERM) {
+		reply_error(rq, "permission_denied", "image %s lies below a directory that users "
+			    "other than root can write now; make it root's and not group- or "
+			    "world-writable", e->cap.path);
+		return false;
+	} else if (r < 0) {
+		reply_error(rq, "busy", "%s is no longer the image file of tag %s (%s): QEMU would "
+			    "map another file; put the image back or forget it", e->cap.path,
+			    e->tag_str, r == -ESTALE ? "another file has its name" : strerror(-r));
 		return false;
 	}
 	return true;

@@ -211,7 +211,13 @@ static int restore_image(struct daemon *d, const struct registry_image *im, bool
 			 "forgetting the old record", im->path, s);
 		return -1;
 	}
-	if (first)
+	if (first && r == -EPERM)
+		log_err("Image %s of tag %s lies below a directory that users other than root can "
+			"write: the file there may not be the image any more. brokerd keeps its "
+			"record and tries again every %d s; make every directory below the image "
+			"directory root's and not group- or world-writable.", im->path, s,
+			RETRY_UNAVAILABLE_MS / 1000);
+	else if (first)
 		log_err("Image %s of tag %s cannot be opened: %s. brokerd keeps its record and tries "
 			"again every %d s; fix the file or its filesystem (or delete the file to "
 			"forget it).", im->path, s, strerror(-r), RETRY_UNAVAILABLE_MS / 1000);

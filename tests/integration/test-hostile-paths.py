@@ -7,9 +7,13 @@ other than the one it checked.
    root's socket (a root-owned listener here counts connections).
 2. image create: an image directory holds a directory the user may write; the user swaps a
    subdirectory for a symlink to a directory outside while root creates images below it.
-   No file may appear outside the image directory.
+   No file may appear outside the image directory, and every create is refused: a directory
+   another user can write is no place for an image (they could swap it for their own file).
 3. image adopt: a hard link inside the image directory to a file outside is refused and the
    file is left byte-identical.
+4. the directory of an image made writable by others later: qemu-args refuses to hand QEMU
+   the name, and a restarted brokerd does not serve the image until the directory is fixed;
+   a file swapped in under the image's name is never handed to QEMU.
 Runs as root with setpriv (exit 77 otherwise)."""
 import hashlib
 import os
@@ -141,6 +145,8 @@ def create_race(b):
                 made += 1
             else:
                 refused += 1
+                check(m["error"]["code"] in ("permission_denied", "invalid_argument"),
+                      "refused, but how: %s" % m)
     finally:
         swapper.kill()
         swapper.wait()
@@ -149,6 +155,7 @@ def create_race(b):
           % (made, refused, len(escaped)))
     check(not escaped, "image create wrote outside the image directory: %s" % escaped)
     check(made + refused > 20, "too few attempts to mean anything")
+    check(made == 0, "%d images created below a directory another user can write" % made)
 
 
 def adopt_hardlink(b):
@@ -169,6 +176,51 @@ def adopt_hardlink(b):
     print("adopt: a hard link to a file outside is refused:", m["error"]["message"])
 
 
-for body in (attach_race, create_race, adopt_hardlink):
+def lookup_ok(c, tag):
+    return "result" in c.call("lookup", tag=tag)
+
+
+def writable_later(b):
+    c = Client(b.sock)
+    images = os.path.join(b.state, "images")
+    shared = os.path.join(images, "shared")
+    os.mkdir(shared, 0o755)
+    img = os.path.join(shared, "a.img")
+    tag = str(uuid.uuid4())
+    check("result" in c.call("image_create", path=img, size=16 << 20, tag=tag), "create")
+    check("result" in c.call("qemu_args", vm="v", tags=[tag], channel=False), "qemu_args")
+    os.chmod(shared, 0o777)
+    m = c.call("image_create", path=os.path.join(shared, "b.img"), size=16 << 20)
+    check(m.get("error", {}).get("code") == "permission_denied" and
+          "writable" in m["error"]["message"], "create below a world-writable directory: %s" % m)
+    m = c.call("qemu_args", vm="v", tags=[tag], channel=False)
+    check(m.get("error", {}).get("code") == "permission_denied", "qemu_args through a "
+          "world-writable directory: %s" % m)
+    os.chmod(shared, 0o755)
+    # another file under the image's name (only root can do it now; the check is the same)
+    os.rename(img, img + ".real")
+    shutil.copyfile(img + ".real", img)
+    m = c.call("qemu_args", vm="v", tags=[tag], channel=False)
+    check(m.get("error", {}).get("code") == "busy" and "no longer the image" in
+          m["error"]["message"], "qemu_args of a swapped image: %s" % m)
+    os.replace(img + ".real", img)
+    check("result" in c.call("qemu_args", vm="v", tags=[tag], channel=False), "put back")
+    # a restart finds the directory writable by others: the image is not served meanwhile
+    os.chmod(shared, 0o1777)
+    b.stop()
+    b.start()
+    c = Client(b.sock)
+    check(not lookup_ok(c, tag), "a restarted brokerd serves an image below a directory others "
+          "can write")
+    check("lies below a directory" in b.log_text(), "the log does not say why")
+    os.chmod(shared, 0o755)
+    deadline = time.time() + 15
+    while time.time() < deadline and not lookup_ok(c, tag):
+        time.sleep(0.2)
+    check(lookup_ok(c, tag), "the image is not served once its directory is root's again")
+    print("writable later: refused while others can write its directory, served again after")
+
+
+for body in (attach_race, create_race, adopt_hardlink, writable_later):
     run(body, start=True)
 print("hostile paths: ok")
