@@ -4,7 +4,8 @@
 # tagged image; brokerd is killed while the save copies (the VM stopped, the save's
 # temporary growing), with --resume and without. The VM stays paused while brokerd is gone,
 # and runs again once brokerd starts. A save that completed without --resume leaves the VM
-# paused on purpose, and a restart must not resume it. The test sees QEMU's state on a
+# paused on purpose, and a restart must not resume it. A second save to a file being saved
+# is refused while the first runs. The test sees QEMU's state on a
 # second QMP socket of its own (brokerd holds the first).
 . "$(dirname "$0")/lib.sh"
 
@@ -86,3 +87,18 @@ start_host_brokerd
 sleep 1
 [ "$(status)" = "$st" ] || fail "a restart resumed a VM a completed save stopped on purpose"
 echo "host: a completed save without --resume stays stopped across a restart"
+
+# two saves to one FILE at once: the second is refused while the first runs (they used to
+# share a temporary, and one was acknowledged while FILE held the other's bytes)
+rm -f "$G/s.save"
+tagmem --json vm save kv "$G/s.save" --qmp "$G/b.qmp" --threads 1 --resume >"$G/save1.out" 2>&1 &
+save1=$!
+for _ in $(seq 1 2000); do
+	compgen -G "$G/.s.save.tmp-*" >/dev/null && break
+	sleep 0.005
+done
+out=$(tagmem vm save kv "$G/s.save" --qmp "$G/b.qmp" 2>&1) && fail "a second save to the same file was accepted"
+grep -q "under way" <<<"$out" || fail "the second save: $(cat -A <<<"$out")"
+wait "$save1" || fail "the first save: $(cat "$G/save1.out")"
+jq -e '.bytes > 0' "$G/save1.out" >/dev/null || fail "the first save: $(cat "$G/save1.out")"
+echo "host: a second save to a file being saved is refused: ${out##*: }"
