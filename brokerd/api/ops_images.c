@@ -193,6 +193,39 @@ static bool arg_confined(struct request *rq, const char *path, int *ret_dfd,
 	return true;
 }
 
+/*
+ * A new image file in dfd, to be named base: without a name while it is made (O_TMPFILE),
+ * so a create cut short (kill -9, a full disk) leaves nothing behind to answer "exists";
+ * named at once where the filesystem cannot (*named). -EEXIST when base is taken.
+ */
+static int create_file(int dfd, const char *base, int *ret_fd, bool *named)
+{
+	struct stat st;
+	int fd;
+
+	if (fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		return -EEXIST; /* early: linking checks again, atomically */
+	*named = false;
+	fd = openat(dfd, ".", O_RDWR | O_TMPFILE | O_CLOEXEC, 0600);
+	if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+		*named = true;
+		fd = openat(dfd, base, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	}
+	if (fd < 0)
+		return -errno;
+	*ret_fd = fd;
+	return 0;
+}
+
+/* Give the finished O_TMPFILE file its name; never replaces one (-EEXIST). */
+static int link_tmpfile(int fd, int dfd, const char *base)
+{
+	char self[64];
+
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+	return linkat(AT_FDCWD, self, dfd, base, AT_SYMLINK_FOLLOW) < 0 ? -errno : 0;
+}
+
 /* The devdax layout's info block: the guest kernel makes the data a dax device. */
 static int write_dax_info(int fd, const tagmem_tag *tag, uint64_t ns_size)
 {
@@ -215,7 +248,7 @@ void op_image_create(struct request *rq)
 	char base[NAME_MAX + 1], full[PATH_MAX];
 	_cleanup_close_ int dfd = -1, fd = -1;
 	const char *path, *layout = "pmem";
-	bool has_tag, devdax;
+	bool has_tag, devdax, named;
 	tagmem_tag tag;
 	uint64_t size, file_size;
 	struct tag *e;
@@ -260,29 +293,37 @@ void op_image_create(struct request *rq)
 			reply_error(rq, "busy", "%s is already the image of tag %s", full, e->tag_str);
 			return;
 		}
-	fd = openat(dfd, base, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		reply_error(rq, errno == EEXIST ? "exists" : "io_error", "cannot create %s: %s", full,
-			    strerror(errno));
+	r = create_file(dfd, base, &fd, &named);
+	if (r < 0) {
+		reply_error(rq, r == -EEXIST ? "exists" : "io_error", "cannot create %s: %s", full,
+			    strerror(-r));
 		return;
 	}
 	file_size = (devdax ? DAX_PREFIX : 0) + size + LABEL_TAIL;
 	/* sparse: costs nothing until written; the label (slot 0 until attached) makes the
 	 * file self-describing; the file and its name must be durable before the registry
-	 * that records them */
+	 * that records them, and the name comes last: a create cut short leaves no file */
 	r = ftruncate(fd, (off_t)file_size) < 0 ? -errno : 0;
 	if (r == 0 && devdax)
 		r = write_dax_info(fd, &tag, file_size - LABEL_TAIL);
 	if (r == 0)
 		r = label_write_for_tag(fd, file_size, &tag, "tagmem", 0);
-	if (r == 0 && (fsync(fd) < 0 || fsync(dfd) < 0))
+	if (r == 0 && fsync(fd) < 0)
+		r = -errno;
+	if (r == 0 && !named) {
+		r = link_tmpfile(fd, dfd, base);
+		named = r == 0;
+	}
+	if (r == 0 && fsync(dfd) < 0)
 		r = -errno;
 	if (r == 0)
 		r = api_add_image(api, &tag, full, fd, dfd, file_size,
 				  &(uint64_t){ devdax ? DAX_PREFIX : 0 }, NULL, &e);
 	if (r < 0) {
-		unlinkat(dfd, base, 0);
-		reply_error(rq, "io_error", "cannot create %s: %s", full, strerror(-r));
+		if (named && r != -EEXIST)
+			unlinkat(dfd, base, 0);
+		reply_error(rq, r == -EEXIST ? "exists" : "io_error", "cannot create %s: %s", full,
+			    strerror(-r));
 		return;
 	}
 	reply_result(rq, tag_to_json(e), core_persist(api->core));
