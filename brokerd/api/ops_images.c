@@ -38,18 +38,22 @@ static struct tag *find_image_file(struct api *api, dev_t dev, ino_t ino)
 /*
  * Where the tag's data starts in an image file: after the prefix of the devdax layout when the
  * file has a DAX info block for this tag, else at 0. The file says which, so it needs no
- * other record. -EMEDIUMTYPE: an info block for something else.
+ * other record. -EMEDIUMTYPE: an info block that is not this layout's, and why (why: a
+ * buffer of IMAGE_WHY_MAX, or NULL).
  */
+#define IMAGE_WHY_MAX 128
 static int image_data_offset(int fd, const tagmem_tag *tag, uint64_t file_size,
-			     uint64_t *ret)
+			     uint64_t *ret, char *why)
 {
 	uint8_t block[DAX_INFO_SIZE];
+	char s[TAGMEM_TAG_STRING_MAX], t[TAGMEM_TAG_STRING_MAX], scratch[IMAGE_WHY_MAX];
 	tagmem_tag parent;
 	uint64_t dataoff;
 	ssize_t n;
 	int r;
 
 	*ret = 0;
+	why = why ? why : scratch;
 	n = pread(fd, block, sizeof(block), DAX_INFO_OFFSET);
 	if (n < 0)
 		return -errno;
@@ -58,11 +62,21 @@ static int image_data_offset(int fd, const tagmem_tag *tag, uint64_t file_size,
 	r = dax_info_parse(block, &parent, &dataoff);
 	if (r == -ENOENT)
 		return 0;
-	if (r < 0 || tagmem_tag_compare(&parent, tag) || dataoff != DAX_PREFIX ||
-	    file_size < DAX_PREFIX + NVDIMM_REGION_ALIGN + LABEL_TAIL)
-		return -EMEDIUMTYPE;
-	*ret = dataoff;
-	return 0;
+	if (r < 0)
+		snprintf(why, IMAGE_WHY_MAX, "is damaged (its checksum or version is wrong)");
+	else if (tagmem_tag_compare(&parent, tag))
+		snprintf(why, IMAGE_WHY_MAX, "is for namespace %s, not for tag %s",
+			 tagmem_tag_format(&parent, s), tagmem_tag_format(tag, t));
+	else if (dataoff != DAX_PREFIX)
+		snprintf(why, IMAGE_WHY_MAX, "puts the data at %llu, not at %u",
+			 (unsigned long long)dataoff, DAX_PREFIX);
+	else if (file_size < DAX_PREFIX + NVDIMM_REGION_ALIGN + LABEL_TAIL)
+		snprintf(why, IMAGE_WHY_MAX, "is in a file too small for the devdax layout");
+	else {
+		*ret = dataoff;
+		return 0;
+	}
+	return -EMEDIUMTYPE;
 }
 
 int api_add_image(struct api *api, const tagmem_tag *tag, const char *path, int fd, int dfd,
@@ -85,7 +99,7 @@ int api_add_image(struct api *api, const tagmem_tag *tag, const char *path, int 
 		    file_size < data_off + NVDIMM_REGION_ALIGN + LABEL_TAIL)
 			return -EMEDIUMTYPE;
 	} else {
-		r = image_data_offset(fd, tag, file_size, &data_off);
+		r = image_data_offset(fd, tag, file_size, &data_off, NULL);
 		if (r < 0)
 			return r;
 	}
@@ -357,7 +371,7 @@ void op_image_adopt(struct request *rq)
 {
 	struct api *api = rq->api;
 	char base[NAME_MAX + 1], full[PATH_MAX];
-	char s[TAGMEM_TAG_STRING_MAX];
+	char s[TAGMEM_TAG_STRING_MAX], why[IMAGE_WHY_MAX];
 	_cleanup_close_ int dfd = -1, fd = -1;
 	tagmem_tag tag, labelled;
 	bool has_tag, has_label = false;
@@ -429,9 +443,9 @@ void op_image_adopt(struct request *rq)
 		return;
 	}
 	/* a refused adopt changes nothing: check the info block before labelling */
-	if (image_data_offset(fd, &tag, size, &data_off) == -EMEDIUMTYPE) {
-		reply_error(rq, "busy", "%s has a DAX info block that is not for tag %s; refusing "
-			    "to adopt it", full, tagmem_tag_format(&tag, s));
+	if (image_data_offset(fd, &tag, size, &data_off, why) == -EMEDIUMTYPE) {
+		reply_error(rq, "busy", "%s has a DAX info block at 4 KiB that %s; refusing to "
+			    "adopt it", full, why);
 		return;
 	}
 	if (!has_label) {

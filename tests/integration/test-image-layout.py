@@ -65,8 +65,19 @@ def body(b):
         f.write(bytes(128 * 1024))
     before = hashlib.sha256(open(other, "rb").read()).hexdigest()
     m = c.call("image_adopt", path=other, tag=T.replace("2222", "4444"))
-    check(m.get("error", {}).get("code") == "busy" and "DAX info block" in m["error"]["message"],
-          f"foreign info block: {m}")
+    check(m.get("error", {}).get("code") == "busy" and "DAX info block" in m["error"]["message"]
+          and f"is for namespace {U}" in m["error"]["message"], f"foreign info block: {m}")
+    check(hashlib.sha256(open(other, "rb").read()).hexdigest() == before, "file untouched")
+    # a damaged info block (one flipped byte) is said to be damaged, not someone else's
+    with open(other, "r+b") as f:
+        f.seek(4096 + 100)
+        b = f.read(1)
+        f.seek(4096 + 100)
+        f.write(bytes([b[0] ^ 0x40]))
+    before = hashlib.sha256(open(other, "rb").read()).hexdigest()
+    m = c.call("image_adopt", path=other, tag=U)
+    check(m.get("error", {}).get("code") == "busy" and "is damaged" in m["error"]["message"],
+          f"damaged info block: {m}")
     check(hashlib.sha256(open(other, "rb").read()).hexdigest() == before, "file untouched")
 
 
