@@ -31,6 +31,18 @@ uint64_t hints_cold_bytes(struct hints *h, const tagmem_tag *tag);
  * n). Returns how many. */
 size_t hints_offer(const struct hint_range *r, size_t n, size_t budget, struct hint_range *ret);
 
+/* guestd-host.c: what the host says, read. */
+struct slot_map;
+/* The channel's line limit on brokerd's side (its newline not counted). */
+#define GUESTD_CHANNEL_LINE 4096
+/* The map of a "slots" event; -EBADMSG for anything but a list of {slot, tag}. */
+int guestd_parse_slots(struct json_object *ev, struct slot_map *ret);
+/* The answer line (malloc'd, no newline) to a "reclaim" event: the cold ranges of its tag
+ * that fit one channel line, the largest first; *ret_offered of *ret_cold. NULL when the
+ * event lacks a request id or a tag. */
+char *guestd_reclaim_answer(struct hints *hints, struct json_object *ev, size_t *ret_offered,
+			    size_t *ret_cold);
+
 /* guestd-relay.c: guest programs' requests to the host's brokerd, over the channel. */
 struct relay;
 #define RELAY_MAX_FDS 65

@@ -51,33 +51,6 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* The map from a "slots" event; -EBADMSG for anything but a list of {slot, tag}. */
-static int parse_slots(struct json_object *ev, struct slot_map *ret)
-{
-	struct json_object *arr;
-	size_t n;
-
-	slot_map_init(ret);
-	if (!json_object_object_get_ex(ev, "slots", &arr) ||
-	    !json_object_is_type(arr, json_type_array) ||
-	    (n = json_object_array_length(arr)) > SLOT_MAP_SLOTS)
-		return -EBADMSG;
-	for (size_t i = 0; i < n; i++) {
-		struct json_object *o = json_object_array_get_idx(arr, i), *slot;
-		tagmem_tag tag;
-		int64_t s;
-
-		if (!json_object_is_type(o, json_type_object) ||
-		    !json_object_object_get_ex(o, "slot", &slot) ||
-		    !json_object_is_type(slot, json_type_int) ||
-		    (s = json_object_get_int64(slot)) < 0 || s >= SLOT_MAP_SLOTS ||
-		    tagmem_json_get_tag(o, "tag", &tag) < 0 || tagmem_tag_is_null(&tag))
-			return -EBADMSG;
-		slot_map_add(ret, (unsigned)s, &tag);
-	}
-	return 0;
-}
-
 static int write_map(struct agent *a, const struct slot_map *m)
 {
 	char dir[PATH_MAX], tmp[PATH_MAX], path[PATH_MAX];
@@ -142,49 +115,24 @@ static void retrigger(struct agent *a, const struct slot_map *old, const struct 
 	free(ns);
 }
 
-/* The channel's line limit on brokerd's side, and what an answer's own fields take. */
-#define CHANNEL_LINE 4096
-#define RECLAIM_ANSWER_FIELDS 192
-
 /* brokerd must shrink an image of this VM: tell it what guest programs marked cold, as much
  * of it as one line of the channel holds (the largest ranges first). */
 static void answer_reclaim(struct agent *a, struct json_object *ev)
 {
-	static struct hint_range r[HINT_RANGES];
-	struct json_object *ans, *arr;
-	const struct hint_range *cold = NULL;
-	uint64_t req;
-	tagmem_tag tag;
-	char s[TAGMEM_TAG_STRING_MAX];
-	const char *line;
 	size_t n, all;
+	char *line = guestd_reclaim_answer(a->hints, ev, &n, &all);
+	const char *tag = "";
 
-	if (tagmem_json_get_u64(ev, "request", &req) < 0 || tagmem_json_get_tag(ev, "tag", &tag) < 0)
+	if (!line)
 		return;
-	all = a->hints ? hints_cold(a->hints, &tag, &cold) : 0;
-	n = hints_offer(cold, MIN(all, (size_t)HINT_RANGES), CHANNEL_LINE - RECLAIM_ANSWER_FIELDS, r);
-	ans = json_object_new_object();
-	arr = json_object_new_array();
-	json_object_object_add(ans, "id", json_object_new_int(0)); /* the agent's own */
-	json_object_object_add(ans, "op", json_object_new_string("reclaim_ranges"));
-	json_object_object_add(ans, "request", json_object_new_uint64(req));
-	json_object_object_add(ans, "tag", json_object_new_string(tagmem_tag_format(&tag, s)));
-	for (size_t i = 0; i < n; i++) {
-		struct json_object *o = json_object_new_object();
-
-		json_object_object_add(o, "offset", json_object_new_uint64(r[i].off));
-		json_object_object_add(o, "length", json_object_new_uint64(r[i].len));
-		json_object_array_add(arr, o);
-	}
-	json_object_object_add(ans, "ranges", arr);
-	line = json_object_to_json_string_ext(ans, JSON_C_TO_STRING_PLAIN);
+	tagmem_json_get_string(ev, "tag", &tag); /* a tag: the answer was made for it */
 	if (write_all(a->port, line, strlen(line)) < 0 || write_all(a->port, "\n", 1) < 0)
 		fprintf(stderr, "tagmem-guestd: cannot answer a reclaim: %m\n");
 	else
-		printf("tagmem-guestd: reclaim of %s: offered %zu cold range(s)%s\n", s, n,
+		printf("tagmem-guestd: reclaim of %s: offered %zu cold range(s)%s\n", tag, n,
 		       n < all ? " (the largest; the rest did not fit one line)" : "");
 	fflush(stdout);
-	json_object_put(ans);
+	free(line);
 }
 
 /* One message from the host; true when it was a slot map, now applied. */
@@ -209,7 +157,7 @@ static bool handle(struct agent *a, const char *line, size_t len)
 	}
 	if (tagmem_json_get_string(msg, "event", &ev) < 0 || strcmp(ev, "slots"))
 		goto out; /* replies and events this agent has no use for */
-	if (parse_slots(msg, &now) < 0) {
+	if (guestd_parse_slots(msg, &now) < 0) {
 		fprintf(stderr, "tagmem-guestd: ignored a malformed slot map from the host\n");
 		goto out;
 	}

@@ -77,6 +77,55 @@ int main(int argc, char **argv)
 		snap_header_build(&h, hdr);
 		r |= put(dir, "snapshot", "header", hdr, sizeof(hdr));
 	}
+	{
+		/* a save of two backings and an empty device state; one of the most a header holds */
+		static uint8_t hdr[SNAP_HEADER_SIZE];
+		struct snap_header h = { .vm = "a-vm.name_64", .nentries = 2 };
+
+		h.e[0].tag = tag;
+		h.e[0].size = 4096;
+		tagmem_tag_parse("11111111-2222-4333-8444-555555555555", &h.e[1].tag);
+		h.e[1].size = 1ull << 40;
+		snap_layout(&h);
+		snap_header_build(&h, hdr);
+		r |= put(dir, "snapshot", "two-backings", hdr, sizeof(hdr));
+		memset(&h, 0, sizeof(h));
+		h.nentries = SNAP_MAX_ENTRIES;
+		snprintf(h.vm, sizeof(h.vm), "%s", "vm-with-32");
+		for (unsigned i = 0; i < SNAP_MAX_ENTRIES; i++) {
+			h.e[i].tag = tag;
+			h.e[i].tag.bytes[15] = (uint8_t)i;
+			h.e[i].size = (i + 1) * 4096ull;
+		}
+		h.devstate_length = 1;
+		snap_layout(&h);
+		snap_header_build(&h, hdr);
+		r |= put(dir, "snapshot", "full", hdr, sizeof(hdr));
+	}
+	/* the guest agent: what the host sends, and marks between them */
+	r |= PUTS("guestd", "slots", "{\"event\":\"slots\",\"protocol\":1,\"vm\":\"v1\",\"slots\":[{\"slot\":0,\"tag\":\"6f1c2a9e-0b7d-4c1e-9a51-3d2f8e7b4c10\"}]}\n");
+	{
+		static const char reclaim[] = "{\"event\":\"reclaim\",\"request\":7,\"tag\":\"6f1c2a9e-0b7d-4c1e-9a51-3d2f8e7b4c10\",\"bytes\":1048576}\n";
+		uint8_t prog[4096];
+		size_t len = 0;
+
+		for (unsigned i = 0; i < 150; i++) { /* more ranges than one answer line holds */
+			uint64_t off = (uint64_t)i << 21, l = 4096ull * (i + 1);
+
+			prog[len++] = 'M';
+			prog[len++] = 0;  /* tag 0 */
+			prog[len++] = 1;  /* cold */
+			for (int b = 0; b < 8; b++)
+				prog[len++] = (uint8_t)(off >> (8 * b));
+			for (int b = 0; b < 8; b++)
+				prog[len++] = (uint8_t)(l >> (8 * b));
+			if (len + 19 + sizeof(reclaim) > sizeof(prog))
+				break;
+		}
+		memcpy(prog + len, reclaim, sizeof(reclaim) - 1);
+		len += sizeof(reclaim) - 1;
+		r |= put(dir, "guestd", "marks-then-reclaim", prog, len);
+	}
 	if (label_area_build(area, &tag, "tagmem", 1, 16u << 20) == 0)
 		r |= put(dir, "labels", "one-label", area, 1024); /* the rest is zero */
 	else
