@@ -70,8 +70,8 @@ int api_add_image(struct api *api, const tagmem_tag *tag, const char *path, int 
  * adopt do, with the writes it had lost (lost->since 0: none). -EMEDIUMTYPE when it is no
  * longer the file recorded. */
 int api_restore_image(struct api *api, const tagmem_tag *tag, const char *path,
-		      uint64_t file_size, const uint64_t *layout, const uint64_t budgets[2],
-		      const struct image_lost *lost);
+		      uint64_t file_size, const uint64_t *layout, const uint64_t *inode,
+		      const uint64_t budgets[2], const struct image_lost *lost);
 
 /* The server's request callback (userdata: the api). */
 void api_request(void *api, struct client *c, const char *line, size_t len);

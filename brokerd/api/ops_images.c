@@ -119,12 +119,14 @@ int api_add_image(struct api *api, const tagmem_tag *tag, const char *path, int 
 			   file_size - LABEL_TAIL - data_off, io, bu.dirty, bu.resident, ret);
 	if (r < 0)
 		image_io_unref(io);
+	else
+		(*ret)->image.inode = image_io_ino(io);
 	return r;
 }
 
 int api_restore_image(struct api *api, const tagmem_tag *tag, const char *path,
-		      uint64_t file_size, const uint64_t *layout, const uint64_t budgets[2],
-		      const struct image_lost *lost)
+		      uint64_t file_size, const uint64_t *layout, const uint64_t *inode,
+		      const uint64_t budgets[2], const struct image_lost *lost)
 {
 	char base[NAME_MAX + 1], full[PATH_MAX];
 	_cleanup_close_ int dfd = -1, fd = -1;
@@ -137,6 +139,8 @@ int api_restore_image(struct api *api, const tagmem_tag *tag, const char *path,
 		r = image_open_file(dfd, base, &fd, &st);
 	if (r == 0 && (uint64_t)st.st_size != file_size)
 		r = -EMEDIUMTYPE;
+	if (r == 0 && inode && (uint64_t)st.st_ino != *inode)
+		r = -ESTALE; /* another file under the name: never served as this tag's */
 	if (r == 0 && st.st_nlink != 1) /* ours since create or adopt: a later link is noted */
 		log_warn("Image %s has %lu hard links: its bytes are reachable by other names",
 			 full, (unsigned long)st.st_nlink);

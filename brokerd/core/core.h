@@ -84,6 +84,7 @@ struct tag_image {
 				 * layout's prefix (the guest's DAX info block lives there) */
 	uint64_t dirty_budget, resident_budget; /* persisted; 0: none */
 	struct image_lost lost; /* persisted */
+	uint64_t inode;         /* persisted: the file brokerd made or adopted, checked at start */
 	bool evicting;          /* a budget or pressure eviction is in flight (upkeep's) */
 };
 

@@ -196,6 +196,7 @@ static int restore_image(struct daemon *d, const struct registry_image *im, bool
 	tagmem_tag_format(&im->tag, s);
 	r = api_restore_image(&d->api, &im->tag, im->path, im->file_size,
 			      im->has_data_offset ? &im->data_offset : NULL,
+			      im->has_inode ? &im->inode : NULL,
 			      im->has_budgets ? budgets : NULL, &im->lost);
 	if (r == 0) {
 		if (!first)
@@ -211,7 +212,13 @@ static int restore_image(struct daemon *d, const struct registry_image *im, bool
 			 "forgetting the old record", im->path, s);
 		return -1;
 	}
-	if (first && r == -EPERM)
+	if (first && r == -ESTALE)
+		log_err("Image %s of tag %s is not the file brokerd created or adopted (another "
+			"inode has its name); brokerd does not serve it and keeps its record, trying "
+			"again every %d s. Put the image back; if it was replaced on purpose, move the "
+			"file away (brokerd then forgets the record, its claim too) and adopt it "
+			"again ('tagmem image adopt').", im->path, s, RETRY_UNAVAILABLE_MS / 1000);
+	else if (first && r == -EPERM)
 		log_err("Image %s of tag %s lies below a directory that users other than root can "
 			"write: the file there may not be the image any more. brokerd keeps its "
 			"record and tries again every %d s; make every directory below the image "

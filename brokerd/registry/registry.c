@@ -6,6 +6,7 @@
  *    "claims":[{"tag":"…","uid":1000,"pid":42,"name":"vm1","since":1790000000,"slot":0}],
  *    "images":[{"tag":"…","path":"/var/lib/tagmem/images/a.img","file_size":52428800,
  *               "data_offset":0,      (the layout, recorded: never read again from the file)
+ *               "inode":1234,         (the file brokerd made or adopted: another is not it)
  *               "dirty_budget":0,"resident_budget":0,
  *               "lost_writes_since":1790000000,"lost_writes":"…"}]}   (the last two: optional)
  *
@@ -102,6 +103,16 @@ static int parse_image(struct json_object *o, struct registry_image *img)
 		if (img->data_offset >= img->file_size)
 			return -EBADMSG;
 		img->has_data_offset = true;
+		break;
+	case -ENOENT:
+		break;
+	default:
+		return -EBADMSG;
+	}
+	/* and the inode later: a registry without it trusts the name once, and records it */
+	switch (tagmem_json_get_u64(o, "inode", &img->inode)) {
+	case 0:
+		img->has_inode = true;
 		break;
 	case -ENOENT:
 		break;
@@ -256,8 +267,9 @@ static struct json_object *claim_json(const char *tag, const struct tag_owner *o
 }
 
 static struct json_object *image_json(const char *tag, const char *path, uint64_t file_size,
-				      const uint64_t *data_offset, uint64_t dirty_budget,
-				      uint64_t resident_budget, const struct image_lost *lost)
+				      const uint64_t *data_offset, const uint64_t *inode,
+				      uint64_t dirty_budget, uint64_t resident_budget,
+				      const struct image_lost *lost)
 {
 	struct json_object *im = json_object_new_object();
 
@@ -266,6 +278,8 @@ static struct json_object *image_json(const char *tag, const char *path, uint64_
 	json_object_object_add(im, "file_size", json_object_new_uint64(file_size));
 	if (data_offset)
 		json_object_object_add(im, "data_offset", json_object_new_uint64(*data_offset));
+	if (inode)
+		json_object_object_add(im, "inode", json_object_new_uint64(*inode));
 	json_object_object_add(im, "dirty_budget", json_object_new_uint64(dirty_budget));
 	json_object_object_add(im, "resident_budget", json_object_new_uint64(resident_budget));
 	if (lost->since) {
@@ -306,6 +320,7 @@ char *registry_serialize(struct core *core, const struct registry_image *keep, s
 			json_object_array_add(imgs, image_json(e->tag_str, e->cap.path,
 							       e->image.file_size,
 							       &e->image.data_offset,
+							       &e->image.inode,
 							       e->image.dirty_budget,
 							       e->image.resident_budget,
 							       &e->image.lost));
@@ -316,7 +331,8 @@ char *registry_serialize(struct core *core, const struct registry_image *keep, s
 		struct json_object *im = image_json(tagmem_tag_format(&keep[i].tag, s),
 						    keep[i].path, keep[i].file_size,
 						    keep[i].has_data_offset ? &keep[i].data_offset :
-						    NULL, keep[i].dirty_budget, keep[i].resident_budget,
+						    NULL, keep[i].has_inode ? &keep[i].inode : NULL,
+						    keep[i].dirty_budget, keep[i].resident_budget,
 						    &keep[i].lost);
 		if (!keep[i].has_budgets) {
 			json_object_object_del(im, "dirty_budget");

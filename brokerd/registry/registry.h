@@ -20,6 +20,8 @@ struct registry_image {
 	uint64_t file_size;
 	uint64_t data_offset;    /* the layout brokerd chose or found at create/adopt, */
 	bool has_data_offset;    /* absent in registries written before it was recorded */
+	uint64_t inode;          /* the file's, recorded at create/adopt */
+	bool has_inode;          /* absent in registries written before it was recorded */
 	uint64_t dirty_budget, resident_budget;
 	bool has_budgets;        /* absent in registries written before budgets existed */
 	struct image_lost lost;  /* since 0: nothing lost (or an older registry) */

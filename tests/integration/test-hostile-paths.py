@@ -13,7 +13,8 @@ other than the one it checked.
    file is left byte-identical.
 4. the directory of an image made writable by others later: qemu-args refuses to hand QEMU
    the name, and a restarted brokerd does not serve the image until the directory is fixed;
-   a file swapped in under the image's name is never handed to QEMU.
+   a file swapped in under the image's name is never handed to QEMU, nor served after a
+   restart (the image's inode is recorded).
 Runs as root with setpriv (exit 77 otherwise)."""
 import hashlib
 import os
@@ -218,7 +219,22 @@ def writable_later(b):
     while time.time() < deadline and not lookup_ok(c, tag):
         time.sleep(0.2)
     check(lookup_ok(c, tag), "the image is not served once its directory is root's again")
-    print("writable later: refused while others can write its directory, served again after")
+    # another file under the name while brokerd is down, byte for byte and size the same:
+    # not the image brokerd made (its inode is recorded), so not served until it is back
+    b.stop()
+    os.rename(img, img + ".real")
+    shutil.copyfile(img + ".real", img)
+    b.start()
+    c = Client(b.sock)
+    check(not lookup_ok(c, tag), "a restarted brokerd serves a file swapped in under the name")
+    check("is not the file brokerd created" in b.log_text(), "the log does not say why")
+    os.replace(img + ".real", img)
+    deadline = time.time() + 15
+    while time.time() < deadline and not lookup_ok(c, tag):
+        time.sleep(0.2)
+    check(lookup_ok(c, tag), "the image is not served once it is back")
+    print("writable later: refused while others can write its directory, served again after;"
+          " a swapped file is not served")
 
 
 for body in (attach_race, create_race, adopt_hardlink, writable_later):
