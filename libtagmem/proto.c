@@ -5,6 +5,7 @@
  * trailing garbage and what strict JSON does not allow (wire.c) are refused, and typed
  * getters never coerce ("5" is not 5).
  */
+#include <stdio.h>
 #include <string.h>
 
 #include <json-c/json.h>
@@ -214,4 +215,17 @@ TAGMEM_EXPORT int tagmem_json_get_bool(struct json_object *obj, const char *key,
 		return r;
 	*ret_val = json_object_get_boolean(v);
 	return 0;
+}
+
+struct json_object *wire_error(const char *code, const char *message)
+{
+	struct json_object *err = json_object_new_object();
+	char msg[512];
+
+	/* what a peer sent may be quoted, cut to a length: never cut a character in two */
+	snprintf(msg, sizeof(msg), "%s", message ? message : "");
+	utf8_sanitize(msg);
+	json_object_object_add(err, "code", json_object_new_string(code));
+	json_object_object_add(err, "message", json_object_new_string(msg));
+	return err;
 }

@@ -29,6 +29,10 @@ int wire_check(const char *s, size_t len, struct wire_report *rep);
 int wire_parse(const char *line, size_t len, size_t max_len, struct json_object **ret_msg,
 	       const char **ret_why);
 
+/* The protocol's error object, {"code", "message"}: the one place it is built (both
+ * protocols, every layer). The message is cut to 511 bytes, never inside a character. */
+struct json_object *wire_error(const char *code, const char *message);
+
 /* Length of the UTF-8 sequence at s (n bytes available), 0 if invalid. */
 size_t utf8_sequence(const unsigned char *s, size_t n);
 /* The longest prefix of s, at most max bytes, that does not cut a character. */

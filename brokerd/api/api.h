@@ -32,6 +32,27 @@ struct snap_job;
 struct tag;
 struct vms;
 
+/*
+ * Where answers and events go (answer.c writes through it, nothing else in api/ talks to
+ * peers): brokerd's server and guest channels (transport.c), a recorder in the unit tests.
+ * Messages are consumed; one for a peer that has gone is dropped.
+ */
+struct api_transport {
+	void *data;
+	/* To host client `serial`, held until registry generation gen is durable (0: now). */
+	void (*client)(void *data, uint64_t serial, struct json_object *msg, uint64_t gen);
+	void (*client_raw)(void *data, uint64_t serial, char *line, size_t len, uint64_t gen);
+	bool (*client_subscribed)(void *data, uint64_t serial);
+	void (*subscribe)(void *data, uint64_t serial, bool on);
+	/* To the guest of VM (uid, vm), if its channel is connected. */
+	void (*guest)(void *data, uid_t uid, const char *vm, struct json_object *msg);
+	/* Events: how many listen, and a line to all of them. */
+	unsigned (*subscribers)(void *data);
+	void (*broadcast)(void *data, const char *line, size_t len);
+	/* For status: host clients connected, bytes queued for them. */
+	void (*counts)(void *data, unsigned *clients, size_t *queued);
+};
+
 /* What requests reach; filled in by the daemon. */
 struct api {
 	const struct broker_settings *settings;
@@ -54,7 +75,11 @@ struct api {
 	uint64_t pressure_events;
 	size_t images_unavailable;     /* registry images that could not be opened (daemon's) */
 	int pause_marks_fd;           /* VMs a save paused (snapshot.h), -1: none kept */
+	struct api_transport transport;
 };
+
+/* The transport of brokerd: api->server and api->guests (transport.c). */
+void api_transport_default(struct api *api);
 
 struct image_lost;
 
@@ -102,11 +127,6 @@ void api_guest_update(struct api *api, uid_t uid, const char *vm);
 void api_grants_restore(struct api *api);
 /* At start: listen again for every VM that holds tags (its QEMU reconnects). */
 void api_guests_restore(struct api *api);
-/* A guest's flush finished: its reply or flush_done event over the VM's channel, and
- * flush_done to the host's subscribers (res consumed; error_code NULL on success). */
-struct dp_request;
-void api_guest_flush_done(struct api *api, struct dp_request *d, struct json_object *res,
-			  const char *error_code);
 
 /* Data-plane answers, budgets and memory pressure on the loop (upkeep.c). */
 int upkeep_start(struct api *api);

@@ -1,31 +1,18 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* Events to subscribers: {"event": name, …} lines, built only when somebody listens. */
+/* The core's events for subscribers: {"event": name, …}, built only when somebody listens
+ * (sent by answer.c). */
 #include <json-c/json.h>
 
 #include "api.h"
 #include "core.h"
-#include "server.h"
 #include "util.h"
-
-void api_emit(struct api *api, struct json_object *event)
-{
-	_cleanup_free_ char *line = NULL;
-	size_t len;
-
-	if (server_subscribers(api->server)) {
-		line = tagmem_msg_format(event, &len);
-		if (line)
-			server_broadcast(api->server, line, len);
-	}
-	json_object_put(event);
-}
 
 void api_tag_event(void *userdata, const char *name, const struct tag *t)
 {
 	struct api *api = userdata;
 	struct json_object *ev;
 
-	if (!server_subscribers(api->server))
+	if (!api->transport.subscribers(api->transport.data))
 		return; /* nobody listens: do not even build it */
 	ev = json_object_new_object();
 	json_object_object_add(ev, "event", json_object_new_string(name));
@@ -38,7 +25,7 @@ void api_untagged_event(void *userdata, int64_t delta, uint64_t total)
 	struct api *api = userdata;
 	struct json_object *ev;
 
-	if (!server_subscribers(api->server))
+	if (!api->transport.subscribers(api->transport.data))
 		return;
 	ev = json_object_new_object();
 	json_object_object_add(ev, "event", json_object_new_string(

@@ -6,16 +6,24 @@
 
 #include <limits.h>
 
+#include "answer.h"
 #include "api.h"
 #include "core.h"
-#include "server.h"
+#include "dataplane.h"
 #include "util.h"
+
+/* Who asks: a host client (its peer credentials) or the guest of a VM (its VM's owner). */
+struct caller {
+	uid_t uid;
+	pid_t pid;               /* 0 for a guest */
+	struct guest_vm *guest;  /* the channel a guest's request came on; NULL: a host client */
+};
 
 struct request {
 	struct api *api;
-	struct client *c;
+	struct caller who;
+	struct answer ans;       /* who gets the reply, and the id (borrowed from msg) */
 	struct json_object *msg;
-	struct json_object *id; /* borrowed from msg; NULL when absent */
 };
 
 /* Reply with result (consumed; NULL for {}), held until registry generation wait_gen. */
@@ -34,8 +42,8 @@ bool is_privileged(struct request *rq);
 bool valid_vm_name(const char *vm);
 #define VM_NAME_RULE "\"vm\" must be a name of 1-64 letters, digits, '-', '_' or '.'"
 
-/* The op names, for hello. */
-void ops_add_names(struct json_object *arr);
+/* The op names a host client (or a guest) may call, for hello. */
+void ops_add_names(struct json_object *arr, bool guest);
 
 /* ops_tags.c */
 void op_hello(struct request *rq);
@@ -66,8 +74,25 @@ void op_image_adopt(struct request *rq);
 void op_image_forget(struct request *rq);
 /* What the label in an image's tail says. */
 struct json_object *image_label_json(const struct tag *t);
+/* upkeep.c: work on an image's page cache as the api asks it. Its context (d->ctx), which
+ * the data plane never looks into: who gets the answer, and what the answer says. */
+struct image_work {
+	struct api *api;
+	struct answer ans;                  /* ANSWER_NOBODY: background work */
+	tagmem_tag tag;
+	char tag_str[TAGMEM_TAG_STRING_MAX];
+	uint64_t data_offset;               /* where the tag's data starts in the file */
+	uint64_t flush_id;                  /* DP_FLUSH: the id its asker was given */
+	bool wait;                          /* the reply waits for the work (else: an event) */
+	char reason[16];                    /* DP_EVICT: "request", "budget", "pressure", "global" */
+	bool guest_chose;                   /* DP_EVICT: the guest's ranges went first */
+};
+/* A data-plane request of image e, answered to ans (copied; NULL: nobody) when done. */
+struct dp_request *image_work_new(struct api *api, struct tag *e, enum dp_kind kind,
+				  const struct answer *ans);
+static inline struct image_work *image_work(struct dp_request *d) { return d->ctx; }
+
 /* reclaim.c: guest-chosen eviction */
-struct dp_request;
 struct guest_vm;
 int reclaim_init(struct api *api);
 void reclaim_fini(struct api *api);
@@ -81,6 +106,13 @@ void reclaim_answer(struct api *api, struct guest_vm *g, struct json_object *msg
 bool reclaim_asks(struct api *api, const struct tag *e);
 /* Evictions whose guest did not answer in time go ahead (upkeep's tick). */
 void reclaim_tick(struct api *api);
+
+/* ops_guest.c: what only a guest asks */
+void op_slots(struct request *rq);
+void op_reclaim_ranges(struct request *rq);
+/* The "tag" argument of a guest's request: a tag its VM holds, else the error is replied
+ * (the same whether the tag exists or not) and NULL returned. */
+struct tag *arg_vm_tag(struct request *rq);
 
 /* ops_snapshot.c */
 void op_vm_save(struct request *rq);

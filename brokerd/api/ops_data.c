@@ -17,13 +17,14 @@
 
 static bool may_manage(struct request *rq, const struct tag *e)
 {
-	return is_privileged(rq) || (e->claimed && e->owner.uid == client_info(rq->c)->uid);
+	return is_privileged(rq) || (e->claimed && e->owner.uid == rq->who.uid);
 }
 
-/* The "tag" argument, which must name an image the caller may manage. */
+/* The "tag" argument, which must name an image the caller may manage (a guest: one its VM
+ * holds). */
 static struct tag *arg_image(struct request *rq, const char *verb)
 {
-	struct tag *e = arg_tag(rq, NULL, true);
+	struct tag *e = rq->who.guest ? arg_vm_tag(rq) : arg_tag(rq, NULL, true);
 
 	if (!e)
 		return NULL;
@@ -33,7 +34,7 @@ static struct tag *arg_image(struct request *rq, const char *verb)
 			    verb);
 		return NULL;
 	}
-	if (!may_manage(rq, e)) {
+	if (!rq->who.guest && !may_manage(rq, e)) {
 		reply_error(rq, "permission_denied", "only root, the daemon's user or the owner of "
 			    "tag %s may %s it", e->tag_str, verb);
 		return NULL;
@@ -44,22 +45,17 @@ static struct tag *arg_image(struct request *rq, const char *verb)
 static struct dp_request *new_request(struct request *rq, struct tag *e,
 				      enum dp_kind kind)
 {
-	struct dp_request *d = dp_request_new(kind, e->image.io);
+	struct dp_request *d = image_work_new(rq->api, e, kind, &rq->ans);
 
-	if (!d) {
+	if (!d)
 		reply_error(rq, "io_error", "out of memory");
-		return NULL;
-	}
-	snprintf(d->tag_str, sizeof(d->tag_str), "%s", e->tag_str);
-	d->client_serial = client_info(rq->c)->serial;
 	return d;
 }
 
 /* Queue work whose answer is the reply. */
 static void submit_waiting(struct request *rq, struct dp_request *d)
 {
-	d->wait = true;
-	d->req_id = json_object_get(rq->id);
+	image_work(d)->wait = true;
 	dataplane_submit(rq->api->dp, d);
 }
 
@@ -114,16 +110,15 @@ void op_flush(struct request *rq)
 	d = new_request(rq, e, DP_FLUSH);
 	if (!d)
 		return;
-	d->id = ++rq->api->next_flush_id;
-	d->data_offset = e->image.data_offset;
-	d->off = d->data_offset + off; /* the data plane works in file offsets */
+	image_work(d)->flush_id = ++rq->api->next_flush_id;
+	d->off = e->image.data_offset + off; /* the data plane works in file offsets */
 	d->len = len;
 	if (wait) {
 		submit_waiting(rq, d);
 		return;
 	}
 	struct json_object *res = json_object_new_object();
-	json_object_object_add(res, "flush_id", json_object_new_uint64(d->id));
+	json_object_object_add(res, "flush_id", json_object_new_uint64(image_work(d)->flush_id));
 	json_object_object_add(res, "tag", json_object_new_string(e->tag_str));
 	json_object_object_add(res, "state", json_object_new_string("queued"));
 	dataplane_submit(rq->api->dp, d);
@@ -151,9 +146,8 @@ void op_evict(struct request *rq)
 	if (!d)
 		return;
 	d->target = to;
-	snprintf(d->reason, sizeof(d->reason), "request");
-	d->wait = true;
-	d->req_id = json_object_get(rq->id);
+	snprintf(image_work(d)->reason, sizeof(image_work(d)->reason), "request");
+	image_work(d)->wait = true;
 	reclaim_submit(rq->api, e, d); /* its guest may say which ranges go first */
 }
 
@@ -256,7 +250,7 @@ void op_image_clear_error(struct request *rq)
 		return;
 	}
 	log_info("Image %s of tag %s: lost writes cleared by uid %u", e->cap.path, e->tag_str,
-		 client_info(rq->c)->uid);
+		 rq->who.uid);
 	image_io_set_lost(e->image.io, 0, NULL);
 	gen = core_set_image_lost(rq->api->core, e, NULL);
 	reply_result(rq, res, gen);

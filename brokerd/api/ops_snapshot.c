@@ -79,7 +79,7 @@ static void snap_job_free(struct snap_job *s)
 static bool gather(struct request *rq, const char *vm, uid_t *ret_uid, struct snap_job *s)
 {
 	struct api *api = rq->api;
-	uid_t caller = client_info(rq->c)->uid;
+	uid_t caller = rq->who.uid;
 	bool found = false;
 	struct tag *e;
 
@@ -223,8 +223,8 @@ static void op_snapshot(struct request *rq, bool restore)
 	job->uid = uid;
 	snprintf(job->vm, sizeof(job->vm), "%s", vm);
 	job->label_fd = -1;
-	job->client_serial = client_info(rq->c)->serial;
-	job->req_id = json_object_get(rq->id);
+	job->client_serial = rq->ans.client;
+	job->req_id = json_object_get(rq->ans.id);
 	r = vm_submit(api->vms, vm, uid, qmp ? qmp : vm_monitor_path(api->vms, vm, uid), qmp_fd,
 		      job);
 	if (r < 0) {
@@ -261,8 +261,8 @@ void op_vm_restore(struct request *rq)
 void api_snapshot_done(struct api *api, struct vm_job *job)
 {
 	struct snap_job *s = job->ctx;
-	struct client *c = server_find_client(api->server, job->client_serial);
-	struct request rq = { .api = api, .c = c, .id = job->req_id };
+	struct answer ans = { .peer = job->client_serial ? ANSWER_CLIENT : ANSWER_NOBODY,
+			      .client = job->client_serial, .id = job->req_id };
 
 	for (unsigned i = 0; i < ARRAY_SIZE(api->snaps); i++)
 		if (api->snaps[i] == s)
@@ -278,9 +278,8 @@ void api_snapshot_done(struct api *api, struct vm_job *job)
 	} else if (job->error) {
 		log_warn("%s of VM %s failed: %s", s->restore ? "Restore" : "Save", s->vm,
 			 job->errmsg);
-		if (c)
-			reply_error(&rq, job->errcode, "%s", job->errmsg);
-	} else if (c) {
+		answer_error(api, &ans, 0, job->errcode, "%s", job->errmsg);
+	} else if (ans.peer != ANSWER_NOBODY) {
 		struct json_object *res = json_object_new_object();
 		double secs = (double)s->usec / 1e6;
 
@@ -300,7 +299,7 @@ void api_snapshot_done(struct api *api, struct vm_job *job)
 					       json_object_new_uint64(steps_while_held(s)));
 		log_info("%s VM %s: %llu bytes in %.2f s", s->restore ? "Restored" : "Saved", s->vm,
 			 (unsigned long long)s->total_bytes, secs);
-		reply_result(&rq, res, 0);
+		answer_result(api, &ans, res, 0);
 	}
 	json_object_put(job->req_id);
 	snap_job_free(s);

@@ -12,14 +12,34 @@
 
 #include "backend.h"
 #include "dataplane.h"
+#include "guests.h"
 #include "log.h"
 #include "ops.h"
+
+/* A guest's hello: its protocol, its VM, the ops of the guest channel. */
+static void guest_hello(struct request *rq)
+{
+	struct json_object *res = json_object_new_object(), *ops = json_object_new_array();
+
+	json_object_object_add(res, "protocol", json_object_new_int(GUEST_PROTOCOL));
+	json_object_object_add(res, "vm", json_object_new_string(guest_name(rq->who.guest)));
+	ops_add_names(ops, true);
+	json_object_object_add(res, "ops", ops);
+	reply_result(rq, res, 0);
+}
 
 void op_hello(struct request *rq)
 {
 	struct api *api = rq->api;
-	struct json_object *res = json_object_new_object(), *caps = json_object_new_array(),
-			   *lim = json_object_new_object();
+	struct json_object *res, *caps, *lim;
+
+	if (rq->who.guest) {
+		guest_hello(rq);
+		return;
+	}
+	res = json_object_new_object();
+	caps = json_object_new_array();
+	lim = json_object_new_object();
 
 	json_object_object_add(res, "protocol", json_object_new_int(TAGMEM_PROTOCOL_VERSION));
 	json_object_object_add(res, "version", json_object_new_string(TAGMEM_VERSION));
@@ -30,7 +50,7 @@ void op_hello(struct request *rq)
 		json_object_array_add(caps, json_object_new_string("fm"));
 	json_object_object_add(res, "capabilities", caps);
 	struct json_object *names = json_object_new_array();
-	ops_add_names(names);
+	ops_add_names(names, false);
 	json_object_object_add(res, "ops", names);
 	json_object_object_add(lim, "max_line", json_object_new_uint64(api->settings->max_line));
 	json_object_object_add(lim, "max_clients", json_object_new_uint64(api->settings->max_clients));
@@ -46,7 +66,8 @@ void op_status(struct request *rq)
 	struct api *api = rq->api;
 	struct json_object *res = json_object_new_object(), *states = json_object_new_object();
 	struct json_object *mp = json_object_new_object(), *gs = json_object_new_object();
-	unsigned count[TAG_STATE_COUNT], lost = 0;
+	unsigned count[TAG_STATE_COUNT], lost = 0, clients;
+	size_t queued;
 	uint64_t tagged;
 	struct tag *e;
 
@@ -67,11 +88,11 @@ void op_status(struct request *rq)
 	json_object_object_add(res, "tagged_bytes", json_object_new_uint64(tagged));
 	json_object_object_add(res, "untagged_bytes",
 			       json_object_new_uint64(core_untagged_bytes(api->core)));
-	json_object_object_add(res, "clients", json_object_new_uint64(server_clients(api->server)));
-	json_object_object_add(res, "subscribers",
-			       json_object_new_uint64(server_subscribers(api->server)));
-	json_object_object_add(res, "queued_bytes",
-			       json_object_new_uint64(server_queued_bytes(api->server)));
+	api->transport.counts(api->transport.data, &clients, &queued);
+	json_object_object_add(res, "clients", json_object_new_uint64(clients));
+	json_object_object_add(res, "subscribers", json_object_new_uint64(
+		api->transport.subscribers(api->transport.data)));
+	json_object_object_add(res, "queued_bytes", json_object_new_uint64(queued));
 	json_object_object_add(res, "requests", json_object_new_uint64(api->requests));
 	json_object_object_add(res, "errors", json_object_new_uint64(api->errors));
 	/* images whose flushes fail until an operator clears them: a monitor's alarm */
@@ -127,7 +148,7 @@ static void sb_add(struct strbuf *sb, const char *s, size_t len)
 void op_list(struct request *rq)
 {
 	const int flags = JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE;
-	const char *idtext = json_object_to_json_string_ext(rq->id, flags);
+	const char *idtext = json_object_to_json_string_ext(rq->ans.id, flags);
 	struct strbuf sb = { 0 };
 	bool first = true;
 	struct tag *e;
@@ -152,7 +173,7 @@ void op_list(struct request *rq)
 		reply_error(rq, "internal", "out of memory building the list");
 		return;
 	}
-	client_reply_raw(rq->api->server, rq->c, sb.p, sb.len, 0);
+	rq->api->transport.client_raw(rq->api->transport.data, rq->ans.client, sb.p, sb.len, 0);
 }
 
 void op_show(struct request *rq)
@@ -213,7 +234,7 @@ void api_grants_restore(struct api *api)
 void op_claim(struct request *rq)
 {
 	struct api *api = rq->api;
-	const struct client_info *ci = client_info(rq->c);
+	const struct caller *ci = &rq->who;
 	struct tag *e = arg_tag(rq, NULL, true);
 	struct tag_owner owner = { .uid = ci->uid, .pid = ci->pid };
 	const char *name = "";
@@ -255,7 +276,7 @@ void op_claim(struct request *rq)
 
 void op_release(struct request *rq)
 {
-	const struct client_info *ci = client_info(rq->c);
+	const struct caller *ci = &rq->who;
 	struct tag *e = arg_tag(rq, NULL, true);
 	struct json_object *res;
 	struct tag_owner owner;
@@ -296,21 +317,21 @@ void op_release(struct request *rq)
 
 void op_subscribe(struct request *rq)
 {
-	struct api *api = rq->api;
+	const struct api_transport *t = &rq->api->transport;
+	unsigned n = t->subscribers(t->data);
 
-	if (!client_info(rq->c)->subscribed && server_subscribers(api->server) >= api->settings->max_subscribers) {
+	if (!t->client_subscribed(t->data, rq->ans.client) && n >= rq->api->settings->max_subscribers) {
 		reply_error(rq, "too_many_subscribers",
-			    "brokerd has %u subscribers, its limit; retry later",
-			    server_subscribers(api->server));
+			    "brokerd has %u subscribers, its limit; retry later", n);
 		return;
 	}
-	client_set_subscribed(api->server, rq->c, true);
+	t->subscribe(t->data, rq->ans.client, true);
 	reply_result(rq, NULL, 0);
 }
 
 void op_unsubscribe(struct request *rq)
 {
-	client_set_subscribed(rq->api->server, rq->c, false);
+	rq->api->transport.subscribe(rq->api->transport.data, rq->ans.client, false);
 	reply_result(rq, NULL, 0);
 }
 

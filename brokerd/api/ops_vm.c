@@ -164,12 +164,12 @@ static bool arg_ram(struct request *rq, const struct tag_owner *owner, struct ta
 void op_qemu_args(struct request *rq)
 {
 	struct api *api = rq->api;
-	uid_t uid = client_info(rq->c)->uid;
+	uid_t uid = rq->who.uid;
 	struct tag *ents[VM_MAX_TAGS];
 	int slots[VM_MAX_TAGS];
 	bool taken_now[NVDIMM_MAX_SLOTS] = { 0 };
 	struct json_object *tags, *res, *argv, *devs;
-	struct tag_owner owner = { .uid = uid, .pid = client_info(rq->c)->pid };
+	struct tag_owner owner = { .uid = uid, .pid = rq->who.pid };
 	const char *vm, *mode = "nvdimm";
 	struct tag *ram = NULL;
 	bool vpmem, channel = true;
@@ -361,7 +361,7 @@ static bool valid_qmp_path(const char *p)
  */
 static bool connect_qmp(struct request *rq, const char *vm, const char *qmp, int *ret_fd)
 {
-	const struct client_info *ci = client_info(rq->c);
+	const struct caller *ci = &rq->who;
 	const char *have = vm_monitor_path(rq->api->vms, vm, ci->uid);
 	_cleanup_close_ int pfd = -1;
 	char via[64];
@@ -413,7 +413,7 @@ static bool connect_qmp(struct request *rq, const char *vm, const char *qmp, int
 void op_attach(struct request *rq)
 {
 	struct api *api = rq->api;
-	const struct client_info *ci = client_info(rq->c);
+	const struct caller *ci = &rq->who;
 	bool none[NVDIMM_MAX_SLOTS] = { 0 };
 	struct vm_job *job;
 	struct tag *e;
@@ -474,8 +474,8 @@ void op_attach(struct request *rq)
 			goto out;
 		}
 	}
-	job->client_serial = ci->serial;
-	job->req_id = json_object_get(rq->id);
+	job->client_serial = rq->ans.client;
+	job->req_id = json_object_get(rq->ans.id);
 	r = vm_submit(api->vms, vm, ci->uid, qmp, qmp_fd, job);
 	if (r < 0) {
 		core_attach_abort(api->core, e);
@@ -509,8 +509,8 @@ void api_vm_job_done(void *userdata, struct vm_job *job)
 		return;
 	}
 	struct tag *e = core_find(api->core, &job->tag);
-	struct client *c = server_find_client(api->server, job->client_serial);
-	struct request rq = { .api = api, .c = c, .id = job->req_id };
+	struct answer ans = { .peer = job->client_serial ? ANSWER_CLIENT : ANSWER_NOBODY,
+			      .client = job->client_serial, .id = job->req_id };
 
 	if (job->error == 0 && e && e->vm == TAG_VM_ATTACHING) {
 		struct json_object *res = json_object_new_object();
@@ -526,18 +526,14 @@ void api_vm_job_done(void *userdata, struct vm_job *job)
 		json_object_object_add(res, "qmp_usec", json_object_new_uint64(job->qmp_usec));
 		log_info("Attached tag %s to VM %s at nvdimm slot %u", e->tag_str, job->vm, job->slot);
 		core_attach_confirm(api->core, e, &gen);
-		if (c)
-			reply_result(&rq, res, gen);
-		else
-			json_object_put(res);
+		answer_result(api, &ans, res, gen);
 	} else {
 		if (e)
 			core_attach_abort(api->core, e);
 		if (job->error == 0)
 			snprintf(job->errmsg, sizeof(job->errmsg), "the tag changed while attaching"),
 				snprintf(job->errcode, sizeof(job->errcode), "busy");
-		if (c)
-			reply_error(&rq, job->errcode, "%s", job->errmsg);
+		answer_error(api, &ans, 0, job->errcode, "%s", job->errmsg);
 		api_guest_update(api, job->uid, job->vm); /* the slot is free again */
 	}
 	if (job->label_fd >= 0)
@@ -558,7 +554,7 @@ void api_vm_exited(void *userdata, const char *vm, uid_t uid)
 
 void op_detach(struct request *rq)
 {
-	const struct client_info *ci = client_info(rq->c);
+	const struct caller *ci = &rq->who;
 	struct tag *e = arg_tag(rq, NULL, true);
 	struct json_object *res;
 	int r;

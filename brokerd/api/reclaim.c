@@ -71,11 +71,11 @@ void reclaim_submit(struct api *api, struct tag *e, struct dp_request *d)
 	/* what the host wants resident afterwards, if it knows (a share: 0) */
 	json_object_object_add(ev, "keep_bytes", json_object_new_uint64(
 		d->fraction > 0 || d->target == UINT64_MAX ? 0 : d->target));
-	json_object_object_add(ev, "reason", json_object_new_string(d->reason[0] ? d->reason :
-								    "request"));
+	json_object_object_add(ev, "reason", json_object_new_string(image_work(d)->reason[0] ?
+								    image_work(d)->reason : "request"));
 	json_object_object_add(ev, "deadline_ms", json_object_new_uint64(
 		api->settings->guest_reclaim_ms));
-	guest_send(api->guests, g, ev);
+	answer_tell_guest(api, rc->uid, rc->vm, ev);
 	api->reclaims_asked++;
 }
 
@@ -139,7 +139,7 @@ void reclaim_answer(struct api *api, struct guest_vm *g, struct json_object *msg
 	}
 	rc->d->prefer = ranges;
 	rc->d->nprefer = k;
-	rc->d->guest_chose = true;
+	image_work(rc->d)->guest_chose = true;
 	dataplane_submit(api->dp, rc->d);
 	api->reclaims_answered++;
 	memset(rc, 0, sizeof(*rc));
@@ -157,7 +157,7 @@ void reclaim_tick(struct api *api)
 		if (!rc->id || now < rc->deadline_usec)
 			continue;
 		log_debug("VM %s did not say in time which ranges of %s to give back; brokerd "
-			  "chooses", rc->vm, rc->d->tag_str);
+			  "chooses", rc->vm, image_work(rc->d)->tag_str);
 		dataplane_submit(api->dp, rc->d); /* the host's own choice, as without a guest */
 		api->reclaims_expired++;
 		memset(rc, 0, sizeof(*rc));

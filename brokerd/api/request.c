@@ -10,39 +10,23 @@
 
 #include <json-c/json.h>
 
+#include "guests.h"
 #include "ops.h"
+#include "server.h"
 #include "wire.h"
-
-static struct json_object *reply_new(struct request *rq)
-{
-	struct json_object *reply = json_object_new_object();
-
-	json_object_object_add(reply, "id", json_object_get(rq->id));
-	return reply;
-}
 
 void reply_result(struct request *rq, struct json_object *result, uint64_t wait_gen)
 {
-	struct json_object *reply = reply_new(rq);
-
-	json_object_object_add(reply, "result", result ? result : json_object_new_object());
-	client_reply(rq->api->server, rq->c, reply, wait_gen);
+	answer_result(rq->api, &rq->ans, result, wait_gen);
 }
 
 static void reply_verror(struct request *rq, uint64_t wait_gen, const char *code,
 			 const char *fmt, va_list ap)
 {
-	struct json_object *reply = reply_new(rq), *err = json_object_new_object();
 	char msg[512];
 
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	/* what a client sent may be quoted, cut to a length: never cut a character in two */
-	utf8_sanitize(msg);
-	json_object_object_add(err, "code", json_object_new_string(code));
-	json_object_object_add(err, "message", json_object_new_string(msg));
-	json_object_object_add(reply, "error", err);
-	rq->api->errors++;
-	client_reply(rq->api->server, rq->c, reply, wait_gen);
+	answer_error(rq->api, &rq->ans, wait_gen, code, "%s", msg);
 }
 
 void reply_error(struct request *rq, const char *code, const char *fmt, ...)
@@ -93,9 +77,7 @@ struct tag *arg_tag(struct request *rq, tagmem_tag *ret_tag, bool must_exist)
 
 bool is_privileged(struct request *rq)
 {
-	uid_t uid = client_info(rq->c)->uid;
-
-	return uid == 0 || uid == rq->api->uid;
+	return !rq->who.guest && (rq->who.uid == 0 || rq->who.uid == rq->api->uid);
 }
 
 bool valid_vm_name(const char *vm)
@@ -144,40 +126,66 @@ void reply_refusal(struct request *rq, int refusal, const struct tag *t)
 	}
 }
 
+/* Who may call an op: a host client on brokerd's socket, the guest of a VM on its channel. */
+enum { HOST = 1, GUEST = 2 };
+
+/* The one op table, of both protocols: each op checks its peer's rules (a host uid's, or a
+ * guest's: only its own VM's tags) where they differ. */
 static const struct op {
 	const char *name;
 	void (*fn)(struct request *rq);
+	unsigned peers;
 } op_table[] = {
-	{ "hello", op_hello },
-	{ "status", op_status },
-	{ "list", op_list },
-	{ "show", op_show },
-	{ "lookup", op_lookup },
-	{ "claim", op_claim },
-	{ "release", op_release },
-	{ "subscribe", op_subscribe },
-	{ "unsubscribe", op_unsubscribe },
-	{ "fm_add", op_fm_add },
-	{ "fm_release", op_fm_release },
-	{ "image_create", op_image_create },
-	{ "image_adopt", op_image_adopt },
-	{ "image_forget", op_image_forget },
-	{ "image_invalidate", op_image_invalidate },
-	{ "image_budget", op_image_budget },
-	{ "image_clear_error", op_image_clear_error },
-	{ "flush", op_flush },
-	{ "evict", op_evict },
-	{ "qemu_args", op_qemu_args },
-	{ "attach", op_attach },
-	{ "detach", op_detach },
-	{ "vm_save", op_vm_save },
-	{ "vm_restore", op_vm_restore },
+	{ "hello", op_hello, HOST | GUEST },
+	{ "slots", op_slots, GUEST },
+	{ "status", op_status, HOST },
+	{ "list", op_list, HOST },
+	{ "show", op_show, HOST },
+	{ "lookup", op_lookup, HOST },
+	{ "claim", op_claim, HOST },
+	{ "release", op_release, HOST },
+	{ "subscribe", op_subscribe, HOST },
+	{ "unsubscribe", op_unsubscribe, HOST },
+	{ "fm_add", op_fm_add, HOST },
+	{ "fm_release", op_fm_release, HOST },
+	{ "image_create", op_image_create, HOST },
+	{ "image_adopt", op_image_adopt, HOST },
+	{ "image_forget", op_image_forget, HOST },
+	{ "image_invalidate", op_image_invalidate, HOST },
+	{ "image_budget", op_image_budget, HOST },
+	{ "image_clear_error", op_image_clear_error, HOST },
+	{ "flush", op_flush, HOST | GUEST },
+	{ "reclaim_ranges", op_reclaim_ranges, GUEST },
+	{ "evict", op_evict, HOST },
+	{ "qemu_args", op_qemu_args, HOST },
+	{ "attach", op_attach, HOST },
+	{ "detach", op_detach, HOST },
+	{ "vm_save", op_vm_save, HOST },
+	{ "vm_restore", op_vm_restore, HOST },
 };
 
-void ops_add_names(struct json_object *arr)
+void ops_add_names(struct json_object *arr, bool guest)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(op_table); i++)
-		json_object_array_add(arr, json_object_new_string(op_table[i].name));
+		if (op_table[i].peers & (guest ? GUEST : HOST))
+			json_object_array_add(arr, json_object_new_string(op_table[i].name));
+}
+
+/* The one dispatcher: the op, if this peer may call it. */
+static void dispatch(struct request *rq, const char *opname)
+{
+	unsigned peer = rq->who.guest ? GUEST : HOST;
+
+	for (size_t i = 0; i < ARRAY_SIZE(op_table); i++)
+		if (!strcmp(op_table[i].name, opname) && (op_table[i].peers & peer)) {
+			op_table[i].fn(rq);
+			return;
+		}
+	if (peer == GUEST)
+		reply_error(rq, "unknown_op", "the guest channel has no such op");
+	else
+		reply_error(rq, "unknown_op", "unknown op \"%.*s\"; \"hello\" lists what this "
+			    "brokerd supports", (int)utf8_prefix(opname, 64), opname);
 }
 
 static bool id_valid(struct json_object *id)
@@ -190,8 +198,10 @@ static bool id_valid(struct json_object *id)
 void api_request(void *userdata, struct client *c, const char *line, size_t len)
 {
 	struct api *api = userdata;
+	const struct client_info *ci = client_info(c);
 	_cleanup_json_ struct json_object *msg = NULL;
-	struct request rq = { .api = api, .c = c };
+	struct request rq = { .api = api, .who = { .uid = ci->uid, .pid = ci->pid },
+			      .ans = { .peer = ANSWER_CLIENT, .client = ci->serial } };
 	const char *opname, *why;
 	int r;
 
@@ -201,7 +211,7 @@ void api_request(void *userdata, struct client *c, const char *line, size_t len)
 	r = wire_parse(line, len, api->settings->max_line, &msg, &why);
 	if (r == -ERANGE && msg) {
 		/* the id is exact, another integer is not: answer that request */
-		if (json_object_object_get_ex(msg, "id", &rq.id) && id_valid(rq.id))
+		if (json_object_object_get_ex(msg, "id", &rq.ans.id) && id_valid(rq.ans.id))
 			reply_error(&rq, "invalid_argument", "an integer is beyond 64 bits: it would "
 				    "not be the value you sent");
 		else
@@ -217,8 +227,8 @@ void api_request(void *userdata, struct client *c, const char *line, size_t len)
 		return;
 	}
 	rq.msg = msg;
-	if (!json_object_object_get_ex(msg, "id", &rq.id) || !id_valid(rq.id)) {
-		rq.id = NULL;
+	if (!json_object_object_get_ex(msg, "id", &rq.ans.id) || !id_valid(rq.ans.id)) {
+		rq.ans.id = NULL;
 		reply_error(&rq, "invalid_request",
 			    "a request needs an \"id\" (integer, or string of at most 128 bytes)");
 		return;
@@ -228,11 +238,37 @@ void api_request(void *userdata, struct client *c, const char *line, size_t len)
 		reply_error(&rq, "invalid_request", "a request needs an \"op\" string");
 		return;
 	}
-	for (size_t i = 0; i < ARRAY_SIZE(op_table); i++)
-		if (!strcmp(op_table[i].name, opname)) {
-			op_table[i].fn(&rq);
-			return;
-		}
-	reply_error(&rq, "unknown_op", "unknown op \"%.*s\"; \"hello\" lists what this brokerd "
-		    "supports", (int)utf8_prefix(opname, 64), opname);
+	dispatch(&rq, opname);
+}
+
+/* A guest's request line (the guest channel's framing: guests/). Its VM is the channel it
+ * came on, never anything it says. */
+void api_guest_request(void *userdata, struct guest_vm *g, const char *line, size_t len)
+{
+	struct api *api = userdata;
+	_cleanup_json_ struct json_object *msg = NULL;
+	struct request rq = { .api = api, .who = { .uid = guest_uid(g), .guest = g },
+			      .ans = { .peer = ANSWER_GUEST, .guest_uid = guest_uid(g) } };
+	const char *op, *why = NULL;
+	struct json_object *id;
+
+	api->guest_requests++;
+	snprintf(rq.ans.guest_vm, sizeof(rq.ans.guest_vm), "%s", guest_name(g));
+	if (wire_parse(line, len, len + 1, &msg, &why) < 0 ||
+	    !json_object_is_type(msg, json_type_object)) {
+		reply_error(&rq, "bad_request", "%s", why ? why : "a request is one JSON object on "
+			    "one line");
+		return;
+	}
+	rq.msg = msg;
+	/* an id is echoed: only a number or a short string, never a structure to copy back */
+	if (json_object_object_get_ex(msg, "id", &id) &&
+	    (json_object_is_type(id, json_type_int) ||
+	     (json_object_is_type(id, json_type_string) && json_object_get_string_len(id) <= 64)))
+		rq.ans.id = id;
+	if (tagmem_json_get_string(msg, "op", &op) < 0) {
+		reply_error(&rq, "bad_request", "\"op\" must be a string");
+		return;
+	}
+	dispatch(&rq, op);
 }

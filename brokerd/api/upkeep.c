@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <json-c/json.h>
@@ -37,15 +38,43 @@ static const char *error_code(int error)
 	}
 }
 
-/* The tag entry a request was for, if it is still the same image. */
-static struct tag *entry_of(struct api *api, const struct dp_request *d)
+static void work_drop(void *ctx)
 {
-	tagmem_tag tag;
-	struct tag *e;
+	struct image_work *w = ctx;
 
-	if (tagmem_tag_parse(d->tag_str, &tag) < 0)
+	answer_fini(&w->ans);
+	free(w);
+}
+
+static void work_done(struct dp_request *d);
+
+struct dp_request *image_work_new(struct api *api, struct tag *e, enum dp_kind kind,
+				  const struct answer *ans)
+{
+	struct image_work *w = calloc(1, sizeof(*w));
+	struct dp_request *d = w ? dp_request_new(kind, e->image.io) : NULL;
+
+	if (!d) {
+		free(w);
 		return NULL;
-	e = core_find(api->core, &tag);
+	}
+	w->api = api;
+	if (ans)
+		answer_copy(&w->ans, ans);
+	w->tag = e->tag;
+	snprintf(w->tag_str, sizeof(w->tag_str), "%s", e->tag_str);
+	w->data_offset = e->image.data_offset;
+	d->ctx = w;
+	d->done = work_done;
+	d->drop = work_drop;
+	return d;
+}
+
+/* The tag entry a request was for, if it is still the same image. */
+static struct tag *entry_of(struct api *api, struct dp_request *d)
+{
+	struct tag *e = core_find(api->core, &image_work(d)->tag);
+
 	return e && e->image.io == d->io ? e : NULL;
 }
 
@@ -53,13 +82,14 @@ static struct tag *entry_of(struct api *api, const struct dp_request *d)
 static struct json_object *result_json(struct api *api, struct dp_request *d)
 {
 	struct json_object *o = json_object_new_object();
+	struct image_work *w = image_work(d);
 
 	switch (d->kind) {
 	case DP_FLUSH:
-		json_object_object_add(o, "flush_id", json_object_new_uint64(d->id));
-		json_object_object_add(o, "tag", json_object_new_string(d->tag_str));
+		json_object_object_add(o, "flush_id", json_object_new_uint64(w->flush_id));
+		json_object_object_add(o, "tag", json_object_new_string(w->tag_str));
 		/* the caller's offset: into the tag's data, not the file */
-		json_object_object_add(o, "offset", json_object_new_uint64(d->off - d->data_offset));
+		json_object_object_add(o, "offset", json_object_new_uint64(d->off - w->data_offset));
 		json_object_object_add(o, "length", json_object_new_uint64(d->len));
 		json_object_object_add(o, "batch", json_object_new_uint64(d->batch));
 		json_object_object_add(o, "batch_size", json_object_new_int((int)d->batch_size));
@@ -68,16 +98,16 @@ static struct json_object *result_json(struct api *api, struct dp_request *d)
 			d->whole_file ? "whole_file" : "range"));
 		break;
 	case DP_EVICT:
-		json_object_object_add(o, "tag", json_object_new_string(d->tag_str));
+		json_object_object_add(o, "tag", json_object_new_string(w->tag_str));
 		json_object_object_add(o, "target_bytes", json_object_new_uint64(d->target));
 		/* whose choice went first: the guest's ranges, or the host's order alone */
 		json_object_object_add(o, "chosen_by", json_object_new_string(
-			d->guest_chose ? "guest" : "host"));
+			w->guest_chose ? "guest" : "host"));
 		json_object_object_add(o, "before", counts_json(&d->before));
 		json_object_object_add(o, "after", counts_json(&d->after));
 		break;
 	case DP_INVALIDATE:
-		json_object_object_add(o, "tag", json_object_new_string(d->tag_str));
+		json_object_object_add(o, "tag", json_object_new_string(w->tag_str));
 		json_object_object_add(o, "dropped_bytes", json_object_new_uint64(
 			d->before.cached - MIN(d->before.cached, d->after.cached)));
 		break;
@@ -118,7 +148,7 @@ static struct json_object *result_json(struct api *api, struct dp_request *d)
 /* A worker found the image's writes lost: the core records it (persisted, so it outlives a
  * restart; the kernel will not report the error again). Returns the generation an answer
  * that tells of it waits for; 0 when nothing changed. */
-static uint64_t note_lost_writes(struct api *api, const struct dp_request *d)
+static uint64_t note_lost_writes(struct api *api, struct dp_request *d)
 {
 	struct tag *e = entry_of(api, d);
 	struct image_lost lost;
@@ -136,69 +166,58 @@ static uint64_t note_lost_writes(struct api *api, const struct dp_request *d)
 	return core_set_image_lost(api->core, e, &lost);
 }
 
-static void answer(struct api *api, struct dp_request *d, uint64_t wait_gen)
+static void answer_done(struct api *api, struct dp_request *d, uint64_t wait_gen)
 {
-	struct client *c = server_find_client(api->server, d->client_serial);
+	struct image_work *w = image_work(d);
 	struct json_object *res;
 
-	if (d->from_guest) {
-		res = result_json(api, d);
-		api_guest_flush_done(api, d, res, d->error < 0 ? error_code(d->error) : NULL);
-		return;
-	}
-	if (d->wait) {
-		struct request rq = { .api = api, .c = c, .id = d->req_id };
-
-		if (!c)
-			return;
+	if (w->wait) {
 		if (d->error < 0) {
-			reply_error_after(&rq, wait_gen, error_code(d->error), "%s", d->errmsg);
+			answer_error(api, &w->ans, wait_gen, error_code(d->error), "%s", d->errmsg);
 			return;
 		}
 		res = result_json(api, d);
 		if (!res)
-			reply_error(&rq, "not_found", "tag %s went away", d->tag_str);
+			answer_error(api, &w->ans, 0, "not_found", "tag %s went away", w->tag_str);
 		else
-			reply_result(&rq, res, 0);
+			answer_result(api, &w->ans, res, 0);
 		return;
 	}
-	/* an asynchronous flush: its completion is an event, to the caller and subscribers */
-	res = result_json(api, d);
-	json_object_object_add(res, "event", json_object_new_string("flush_done"));
-	if (d->error < 0) {
-		struct json_object *err = json_object_new_object();
+	/* an asynchronous flush: its completion is an event, to the asker and subscribers */
+	answer_flush_done(api, &w->ans, result_json(api, d), d->error < 0 ?
+			  error_code(d->error) : NULL, d->errmsg,
+			  w->ans.peer == ANSWER_GUEST ? w->ans.guest_vm : NULL, wait_gen);
+}
 
-		json_object_object_add(err, "code", json_object_new_string(error_code(d->error)));
-		json_object_object_add(err, "message", json_object_new_string(d->errmsg));
-		json_object_object_add(res, "error", err);
+/* A data-plane request is done (on the loop): its answer, or the log for background work. */
+static void work_done(struct dp_request *d)
+{
+	struct image_work *w = image_work(d);
+	struct api *api = w->api;
+	uint64_t gen = note_lost_writes(api, d);
+
+	if (w->ans.peer != ANSWER_NOBODY)
+		answer_done(api, d, gen);
+	else if (d->error < 0)
+		log_warn("Image %s: %s eviction: %s", w->tag_str,
+			 d->kind == DP_MAINTAIN ? "budget" : w->reason, d->errmsg);
+	if (d->kind == DP_EVICT && w->ans.peer == ANSWER_NOBODY) {
+		struct tag *e = entry_of(api, d);
+
+		if (e)
+			e->image.evicting = false;
 	}
-	if (c && !client_info(c)->subscribed)
-		client_reply(api->server, c, json_object_get(res), d->error < 0 ? wait_gen : 0);
-	api_emit(api, res);
+	dp_request_free(d);
 }
 
 static void dataplane_ready(struct loop *l, int fd, uint32_t events, void *data)
 {
 	struct api *api = data;
-	struct dp_request *d = dataplane_take_done(api->dp), *next;
 
-	for (; d; d = next) {
-		uint64_t gen = note_lost_writes(api, d);
-
-		next = d->next;
-		if (d->client_serial || d->from_guest) {
-			answer(api, d, gen);
-		} else if (d->error < 0) {
-			log_warn("Image %s: %s eviction: %s", d->tag_str,
-				 d->kind == DP_MAINTAIN ? "budget" : d->reason, d->errmsg);
-		}
-		if (d->kind == DP_EVICT && !d->client_serial) {
-			struct tag *e = entry_of(api, d);
-			if (e)
-				e->image.evicting = false;
-		}
-		dp_request_free(d);
-	}
+	(void)l;
+	(void)fd;
+	(void)events;
+	dataplane_complete(api->dp);
 }
 
 /* Shrink to `fraction` of what the image holds when the worker gets to it (never above
@@ -210,11 +229,10 @@ static bool evict_in_background(struct api *api, struct tag *e, double fraction,
 
 	if (image_io_in_memory(e->image.io)) /* memory itself: nothing to give back */
 		return false;
-	d = dp_request_new(DP_EVICT, e->image.io);
+	d = image_work_new(api, e, DP_EVICT, NULL);
 	if (!d)
 		return false;
-	snprintf(d->tag_str, sizeof(d->tag_str), "%s", e->tag_str);
-	snprintf(d->reason, sizeof(d->reason), "%s", reason);
+	snprintf(image_work(d)->reason, sizeof(image_work(d)->reason), "%s", reason);
 	d->target = cap;
 	d->fraction = fraction;
 	e->image.evicting = true;
@@ -260,10 +278,9 @@ static int64_t upkeep_tick(struct loop *l, void *data)
 			evict_in_background(api, e, 0, e->image.resident_budget, "budget");
 		if (dataplane_maintaining(e->image.io))
 			continue;
-		d = dp_request_new(DP_MAINTAIN, e->image.io);
+		d = image_work_new(api, e, DP_MAINTAIN, NULL);
 		if (!d)
 			continue;
-		snprintf(d->tag_str, sizeof(d->tag_str), "%s", e->tag_str);
 		d->keep_resident = asks;
 		dataplane_submit(api->dp, d);
 	}

@@ -495,6 +495,7 @@ int daemon_init(struct daemon *d, const struct broker_settings *settings)
 	r = start_guests(d, &guest_cb);
 	if (r < 0)
 		return r;
+	api_transport_default(a); /* answers and events go to the server and guest channels */
 	r = restore_registry(d);
 	if (r < 0)
 		return r;

@@ -17,8 +17,6 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include <json-c/json.h>
-
 #include "dataplane.h"
 #include "list.h"
 #include "util.h"
@@ -327,7 +325,8 @@ void dp_request_free(struct dp_request *rq)
 {
 	if (!rq)
 		return;
-	json_object_put(rq->req_id);
+	if (rq->drop)
+		rq->drop(rq->ctx);
 	free(rq->prefer);
 	image_io_unref(rq->io);
 	free(rq);
@@ -349,7 +348,8 @@ static void lost_message(struct dp_request *rq, int64_t since, const char *what)
 		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
 	snprintf(rq->errmsg, sizeof(rq->errmsg), "writes to this image were lost at %s (%s), "
 		 "so no flush can vouch for its data. Check the storage, restore or rewrite the "
-		 "data, then 'tagmem image clear-error %s'", when, what, rq->tag_str);
+		 "data, then clear the image's error ('tagmem image clear-error' of its tag)", when,
+		 what);
 }
 
 /* ---- the work ---------------------------------------------------------------------------- */
@@ -767,7 +767,7 @@ static void *worker(void *arg)
 
 		for (struct dp_request *rq = list, *next; rq; rq = next) {
 			next = rq->next;
-			mailbox_append(&dp->done, &rq->done);
+			mailbox_append(&dp->done, &rq->finished);
 		}
 		if (again) {
 			pthread_mutex_lock(&dp->lock);
@@ -812,6 +812,8 @@ int dataplane_start(unsigned workers, const char *proc_root, struct dataplane **
 	return 0;
 }
 
+static struct dp_request *take_done(struct dataplane *dp);
+
 void dataplane_stop(struct dataplane *dp)
 {
 	struct dp_request *rq;
@@ -835,7 +837,7 @@ void dataplane_stop(struct dataplane *dp)
 		}
 		image_io_unref(io);
 	}
-	for (rq = dataplane_take_done(dp); rq; ) {
+	for (rq = take_done(dp); rq; ) {
 		struct dp_request *next = rq->next;
 		dp_request_free(rq);
 		rq = next;
@@ -877,15 +879,28 @@ void dataplane_submit(struct dataplane *dp, struct dp_request *rq)
 	}
 }
 
-struct dp_request *dataplane_take_done(struct dataplane *dp)
+static struct dp_request *take_done(struct dataplane *dp)
 {
 	struct dp_request *head = NULL, **tail = &head;
 
 	for (struct mailbox_node *n = mailbox_take(&dp->done); n; n = n->next) {
-		struct dp_request *rq = container_of(n, struct dp_request, done);
+		struct dp_request *rq = container_of(n, struct dp_request, finished);
 		*tail = rq;
 		tail = &rq->next;
 	}
 	*tail = NULL;
 	return head;
+}
+
+void dataplane_complete(struct dataplane *dp)
+{
+	struct dp_request *rq = take_done(dp), *next;
+
+	for (; rq; rq = next) {
+		next = rq->next;
+		if (rq->done)
+			rq->done(rq);
+		else
+			dp_request_free(rq);
+	}
 }

@@ -87,27 +87,22 @@ struct dp_range {
 struct dp_request {
 	/* request, set by the loop */
 	enum dp_kind kind;
-	uint64_t id;                 /* flush id given to the client */
-	char tag_str[40];            /* the image's tag, for the answer */
-	uint64_t client_serial;      /* who to answer; 0 when nobody waits */
-	bool from_guest;             /* asked over a guest channel: answered there (guest_*) */
-	uid_t guest_uid;             /* ... the VM's owner and name */
-	char guest_vm[65];
-	struct json_object *req_id;  /* the request's id (owned) when the client waits */
-	bool wait;                   /* answer when done instead of at once */
 	uint64_t off, len;           /* byte range of the image file (DP_FLUSH) */
-	uint64_t data_offset;        /* where the tag's data starts in the file (for replies) */
 	uint64_t target;             /* DP_EVICT: resident bytes to shrink to */
 	double fraction;             /* DP_EVICT: if > 0, shrink to this share of what is
 					resident when the worker starts (the loop's counts may be
 					old); target then only caps it */
-	char reason[16];             /* DP_EVICT: "request", "budget", "pressure", "global" */
 	struct dp_range *prefer;     /* DP_EVICT: ranges to evict first (owned), file offsets */
 	size_t nprefer;
-	bool guest_chose;            /* DP_EVICT: prefer came from the guest (for the reply) */
 	bool keep_resident;          /* DP_MAINTAIN: leave the resident budget to the loop, which
 					asks the image's guest first (api/reclaim.c) */
 	struct image_io *io;         /* referenced */
+	/* whose it is (opaque here): done(rq) runs on the loop once it is finished
+	 * (dataplane_complete) and owns it from then on; drop(ctx), if set, when the request is
+	 * freed (dp_request_free), finished or not */
+	void (*done)(struct dp_request *rq);
+	void (*drop)(void *ctx);
+	void *ctx;
 	/* result, set by the worker */
 	int error;                   /* 0 or -errno */
 	char errmsg[512];
@@ -119,7 +114,7 @@ struct dp_request {
 	uint64_t queued_usec;
 	struct pc_counts before, after;
 	struct dp_request *next;     /* in the image's queue, then in the list handed back */
-	struct mailbox_node done;    /* in the pool's mailbox to the loop */
+	struct mailbox_node finished; /* in the pool's mailbox to the loop */
 };
 
 struct image_budgets {
@@ -172,8 +167,9 @@ int dataplane_fd(struct dataplane *dp);
 /* Queue a request (ownership taken). Flushes of one image that arrive before its writeback
  * starts are served by that one writeback. */
 void dataplane_submit(struct dataplane *dp, struct dp_request *rq);
-/* Finished requests, oldest first; the caller frees them with dp_request_free(). */
-struct dp_request *dataplane_take_done(struct dataplane *dp);
+/* On the loop, when dataplane_fd() is readable: each finished request, oldest first, goes
+ * to its done() (or is freed when it has none). */
+void dataplane_complete(struct dataplane *dp);
 struct dp_request *dp_request_new(enum dp_kind kind, struct image_io *io);
 void dp_request_free(struct dp_request *rq);
 /* Is a DP_MAINTAIN of this image queued or running? (one at a time is plenty) */

@@ -26,6 +26,7 @@
 #include "log.h"
 #include "loop.h"
 #include "util.h"
+#include "wire.h"
 
 const struct client_info *client_info(const struct client *c)
 {
@@ -209,7 +210,7 @@ void client_reply(struct server *srv, struct client *c, struct json_object *repl
 static void replace_with_io_error(struct held_reply *h, int error)
 {
 	_cleanup_json_ struct json_object *msg = NULL, *err = NULL;
-	struct json_object *id = NULL, *e;
+	struct json_object *id = NULL;
 	char text[256];
 
 	if (tagmem_msg_parse(h->data, h->len - 1, h->len, &msg) < 0)
@@ -222,10 +223,7 @@ static void replace_with_io_error(struct held_reply *h, int error)
 	snprintf(text, sizeof(text),
 		 "the registry could not be written (%s); the change is not durable, check the "
 		 "state directory and retry", strerror(-error));
-	e = json_object_new_object();
-	json_object_object_add(e, "code", json_object_new_string("io_error"));
-	json_object_object_add(e, "message", json_object_new_string(text));
-	json_object_object_add(err, "error", e);
+	json_object_object_add(err, "error", wire_error("io_error", text));
 	free(h->data);
 	h->data = tagmem_msg_format(err, &h->len);
 }
@@ -289,12 +287,10 @@ void client_set_subscribed(struct server *srv, struct client *c, bool on)
 
 static void reply_fatal(struct server *srv, struct client *c, const char *code, const char *msg)
 {
-	struct json_object *reply = json_object_new_object(), *err = json_object_new_object();
+	struct json_object *reply = json_object_new_object();
 
 	json_object_object_add(reply, "id", NULL);
-	json_object_object_add(err, "code", json_object_new_string(code));
-	json_object_object_add(err, "message", json_object_new_string(msg));
-	json_object_object_add(reply, "error", err);
+	json_object_object_add(reply, "error", wire_error(code, msg));
 	client_reply(srv, c, reply, 0);
 	c->closing = true;
 }
