@@ -100,6 +100,10 @@ int api_restore_image(struct api *api, const tagmem_tag *tag, const char *path,
 
 /* The server's request callback (userdata: the api). */
 void api_request(void *api, struct client *c, const char *line, size_t len);
+/* The same for host client `serial` of peer credentials (uid, pid): what api_request does
+ * once it knows who asks (the unit tests call it without a server). */
+void api_host_request(struct api *api, uid_t uid, pid_t pid, uint64_t serial, const char *line,
+		      size_t len);
 
 /* Events to subscribers (events.c): the core's callbacks (userdata: the api), and any event
  * object (consumed). */
@@ -107,12 +111,10 @@ void api_tag_event(void *api, const char *name, const struct tag *t);
 void api_untagged_event(void *api, int64_t delta, uint64_t total);
 void api_emit(struct api *api, struct json_object *event);
 
-/* Saves and restores (ops_snapshot.c): a finished job, and progress events. */
-void api_snapshot_done(struct api *api, struct vm_job *job);
+/* Saves and restores (ops_snapshot.c): progress events. */
 void api_snapshot_progress(struct api *api);
 
-/* The VM monitors' callbacks (ops_vm.c; userdata: the api). */
-void api_vm_job_done(void *api, struct vm_job *job);
+/* The VM monitors' callback (ops_vm.c; userdata: the api). */
 void api_vm_exited(void *api, const char *vm, uid_t uid);
 
 /* The guest channels' callbacks (ops_guest.c; userdata: the api). */

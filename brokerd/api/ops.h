@@ -129,6 +129,15 @@ void op_image_budget(struct request *rq);
 void op_image_clear_error(struct request *rq);
 /* show of an image is answered by a data-plane worker; false if t is not an image */
 bool op_show_image(struct request *rq, struct tag *t);
+/* ops_vm.c: the rules attach and qemu_args share. The lowest nvdimm slot VM (uid, vm) does
+ * not use, nor taken_now marks; -ENOSPC. */
+int vm_free_slot(struct api *api, uid_t uid, const char *vm, const bool *taken_now);
+/* Can QEMU take the tag's path (by name: still the file brokerd holds)? Replies if not. */
+bool vm_path_usable(struct request *rq, struct tag *e);
+/* hotplug.c: attach's job on the VM's monitor, answering rq when done; on failure (-EBUSY:
+ * the VM's monitor has another QMP socket) nothing is queued and qmp_fd stays the caller's. */
+int hotplug_submit(struct request *rq, struct tag *e, const char *vm, const char *qmp,
+		   int qmp_fd, unsigned slot);
 /* ops_vm.c */
 void op_qemu_args(struct request *rq);
 void op_attach(struct request *rq);

@@ -260,12 +260,41 @@ static int write_dax_info(int fd, const tagmem_tag *tag, uint64_t ns_size)
 	return 0;
 }
 
+/* create's layout, path and size; replies and returns false when one is wrong. */
+static bool create_args(struct request *rq, bool *devdax, const char **path, uint64_t *size)
+{
+	const char *layout = "pmem";
+	int r;
+
+	if (tagmem_json_get_string(rq->msg, "layout", &layout) == -EINVAL ||
+	    (strcmp(layout, "pmem") && strcmp(layout, "devdax"))) {
+		reply_error(rq, "invalid_argument", "\"layout\" must be \"pmem\" (data at offset 0 of "
+			    "the file; a pmem disk in the guest) or \"devdax\" (a 16 MiB header "
+			    "first; /dev/daxX.Y in the guest, its offset 0 the tag's)");
+		return false;
+	}
+	*devdax = !strcmp(layout, "devdax");
+	if (tagmem_json_get_string(rq->msg, "path", path) < 0) {
+		reply_error(rq, "invalid_argument", "\"path\" must be an absolute file name");
+		return false;
+	}
+	r = tagmem_json_get_u64(rq->msg, "size", size);
+	if (r < 0 || *size < NVDIMM_REGION_ALIGN || *size % NVDIMM_REGION_ALIGN ||
+	    *size > IMAGE_MAX_SIZE) {
+		reply_error(rq, "invalid_argument",
+			    "\"size\" must be a multiple of 16 MiB, from 16 MiB to 64 TiB (the guest "
+			    "aligns namespaces to 16 MiB)");
+		return false;
+	}
+	return true;
+}
+
 void op_image_create(struct request *rq)
 {
 	struct api *api = rq->api;
 	char base[NAME_MAX + 1], full[PATH_MAX];
 	_cleanup_close_ int dfd = -1, fd = -1;
-	const char *path, *layout = "pmem";
+	const char *path;
 	bool has_tag, devdax, named;
 	tagmem_tag tag;
 	uint64_t size, file_size;
@@ -276,27 +305,7 @@ void op_image_create(struct request *rq)
 		reply_error(rq, "permission_denied", "only root or the daemon's user may create images");
 		return;
 	}
-	if (tagmem_json_get_string(rq->msg, "layout", &layout) == -EINVAL ||
-	    (strcmp(layout, "pmem") && strcmp(layout, "devdax"))) {
-		reply_error(rq, "invalid_argument", "\"layout\" must be \"pmem\" (data at offset 0 of "
-			    "the file; a pmem disk in the guest) or \"devdax\" (a 16 MiB header "
-			    "first; /dev/daxX.Y in the guest, its offset 0 the tag's)");
-		return;
-	}
-	devdax = !strcmp(layout, "devdax");
-	if (tagmem_json_get_string(rq->msg, "path", &path) < 0) {
-		reply_error(rq, "invalid_argument", "\"path\" must be an absolute file name");
-		return;
-	}
-	r = tagmem_json_get_u64(rq->msg, "size", &size);
-	if (r < 0 || size < NVDIMM_REGION_ALIGN || size % NVDIMM_REGION_ALIGN ||
-	    size > IMAGE_MAX_SIZE) {
-		reply_error(rq, "invalid_argument",
-			    "\"size\" must be a multiple of 16 MiB, from 16 MiB to 64 TiB (the guest "
-			    "aligns namespaces to 16 MiB)");
-		return;
-	}
-	if (!arg_optional_tag(rq, &tag, &has_tag))
+	if (!create_args(rq, &devdax, &path, &size) || !arg_optional_tag(rq, &tag, &has_tag))
 		return;
 	if (!has_tag)
 		tagmem_tag_generate(&tag);
@@ -371,6 +380,43 @@ static int label_tag_of(int fd, uint64_t file_size, tagmem_tag *ret, bool *found
 	return 0;
 }
 
+/* The file to adopt: opened below an image directory, a regular file of an image's size,
+ * nobody's image yet, with no other name. Replies and returns false if not. */
+static bool adoptable(struct request *rq, int dfd, const char *base, const char *full,
+		      int *ret_fd, struct stat *st)
+{
+	struct tag *e;
+	uint64_t size;
+	int r = image_open_file(dfd, base, ret_fd, st);
+
+	if (r < 0) {
+		reply_error(rq, r == -ENOENT ? "not_found" : "invalid_argument", "cannot adopt %s: %s",
+			    full, r == -ELOOP ? "it is a symbolic link; adopt the file itself, inside "
+			    "an image directory" : r == -EMEDIUMTYPE ? "it is not a regular file" :
+			    strerror(-r));
+		return false;
+	}
+	size = (uint64_t)st->st_size;
+	if (size < NVDIMM_REGION_ALIGN + LABEL_TAIL || (size - LABEL_TAIL) % NVDIMM_REGION_ALIGN) {
+		reply_error(rq, "invalid_argument", "%s is %llu bytes; an image is data (a multiple "
+			    "of 16 MiB) plus a 2 MiB label tail: resize it with truncate -s first",
+			    full, (unsigned long long)size);
+		return false;
+	}
+	e = find_image_file(rq->api, st->st_dev, st->st_ino);
+	if (e) {
+		reply_error(rq, "busy", "%s is already the image of tag %s", full, e->tag_str);
+		return false;
+	}
+	if (st->st_nlink != 1) {
+		/* another name may lie outside the image directory: the bytes are not only ours */
+		reply_error(rq, "invalid_argument", "cannot adopt %s: it has another hard link, so "
+			    "its bytes are not only the image directory's; copy it instead", full);
+		return false;
+	}
+	return true;
+}
+
 void op_image_adopt(struct request *rq)
 {
 	struct api *api = rq->api;
@@ -393,36 +439,10 @@ void op_image_adopt(struct request *rq)
 		reply_error(rq, "invalid_argument", "\"path\" must be an absolute file name");
 		return;
 	}
-	if (!arg_optional_tag(rq, &tag, &has_tag))
+	if (!arg_optional_tag(rq, &tag, &has_tag) || !arg_confined(rq, path, &dfd, base, full) ||
+	    !adoptable(rq, dfd, base, full, &fd, &st))
 		return;
-	if (!arg_confined(rq, path, &dfd, base, full))
-		return;
-	r = image_open_file(dfd, base, &fd, &st);
-	if (r < 0) {
-		reply_error(rq, r == -ENOENT ? "not_found" : "invalid_argument", "cannot adopt %s: %s",
-			    full, r == -ELOOP ? "it is a symbolic link; adopt the file itself, inside "
-			    "an image directory" : r == -EMEDIUMTYPE ? "it is not a regular file" :
-			    strerror(-r));
-		return;
-	}
 	size = (uint64_t)st.st_size;
-	if (size < NVDIMM_REGION_ALIGN + LABEL_TAIL || (size - LABEL_TAIL) % NVDIMM_REGION_ALIGN) {
-		reply_error(rq, "invalid_argument", "%s is %llu bytes; an image is data (a multiple "
-			    "of 16 MiB) plus a 2 MiB label tail: resize it with truncate -s first",
-			    full, (unsigned long long)size);
-		return;
-	}
-	e = find_image_file(api, st.st_dev, st.st_ino);
-	if (e) {
-		reply_error(rq, "busy", "%s is already the image of tag %s", full, e->tag_str);
-		return;
-	}
-	if (st.st_nlink != 1) {
-		/* another name may lie outside the image directory: the bytes are not only ours */
-		reply_error(rq, "invalid_argument", "cannot adopt %s: it has another hard link, so "
-			    "its bytes are not only the image directory's; copy it instead", full);
-		return;
-	}
 	r = label_tag_of(fd, size, &labelled, &has_label);
 	if (r == -EEXIST) {
 		reply_error(rq, "busy", "the label area of %s holds another namespace; refusing to "

@@ -24,25 +24,30 @@
 
 #define SNAP_THREADS_DEFAULT 4
 
+/* A job, and the images whose background writeback it holds off: a restore rewrites them
+ * whole, and writing them back meanwhile would make it share the disk with its own reads
+ * (the writeback resumes, on the budgets, once the VM has its memory). */
+struct snapshot_run {
+	struct snap_job job;
+	struct vm_job vm_job;       /* what the VM's monitor runs */
+	struct api *api;
+	struct answer ans;          /* ANSWER_NOBODY: a recovery at start */
+	struct image_io *held[SNAP_MAX_ENTRIES];
+	uint64_t steps_at_hold[SNAP_MAX_ENTRIES]; /* image_io_writeback_steps when held */
+	unsigned nheld;
+};
+
+static void snapshot_done(struct vm_job *job);
+
 static int run_snapshot(struct qmp *q, struct vm_job *job)
 {
-	struct snap_job *s = job->ctx;
+	struct snap_job *s = &((struct snapshot_run *)job->ctx)->job;
 	int r = s->recover ? snap_recover(q, s) : s->restore ? snap_restore(q, s) : snap_save(q, s);
 
 	if (r < 0)
 		vm_job_fail(job, r, s->errcode[0] ? s->errcode : "io_error", "%s", s->errmsg);
 	return r;
 }
-
-/* A job, and the images whose background writeback it holds off: a restore rewrites them
- * whole, and writing them back meanwhile would make it share the disk with its own reads
- * (the writeback resumes, on the budgets, once the VM has its memory). */
-struct snapshot_run {
-	struct snap_job job;
-	struct image_io *held[SNAP_MAX_ENTRIES];
-	uint64_t steps_at_hold[SNAP_MAX_ENTRIES]; /* image_io_writeback_steps when held */
-	unsigned nheld;
-};
 
 /* Background writeback steps brokerd started on the held images while this job held them:
  * the restore's promise is that there were none. */
@@ -71,6 +76,7 @@ static void snap_job_free(struct snap_job *s)
 		image_io_hold_writeback(run->held[i], false);
 		image_io_unref(run->held[i]);
 	}
+	answer_fini(&run->ans);
 	free(run);
 }
 
@@ -135,47 +141,38 @@ static bool gather(struct request *rq, const char *vm, uid_t *ret_uid, struct sn
 	return found;
 }
 
-static void op_snapshot(struct request *rq, bool restore)
+/* The request's arguments into a new job (its file's directory opened); NULL after replying. */
+static struct snapshot_run *snapshot_args(struct request *rq, bool restore, const char **ret_qmp)
 {
-	struct api *api = rq->api;
-	struct snapshot_run *run;
-	struct snap_job *s;
-	struct vm_job *job;
-	const char *vm, *path, *qmp = NULL, *slash;
-	uid_t uid = 0;
+	const char *vm, *path, *slash;
 	uint64_t threads = SNAP_THREADS_DEFAULT;
 	bool resume = false;
+	struct snapshot_run *run;
+	struct snap_job *s;
 	char dir[PATH_MAX];
-	int qmp_fd = -1, r;
 
-	if (!is_privileged(rq)) {
-		/* brokerd writes (or reads into VM memory) the file it is given: root's call */
-		reply_error(rq, "permission_denied", "only root or the daemon's user may save or "
-			    "restore VMs");
-		return;
-	}
+	*ret_qmp = NULL;
 	if (tagmem_json_get_string(rq->msg, "vm", &vm) < 0 || !valid_vm_name(vm)) {
 		reply_error(rq, "invalid_argument", VM_NAME_RULE);
-		return;
+		return NULL;
 	}
 	if (tagmem_json_get_string(rq->msg, "path", &path) < 0 || path[0] != '/' ||
 	    strlen(path) >= PATH_MAX || !(slash = strrchr(path, '/'))[1] ||
-	    tagmem_json_get_string(rq->msg, "qmp", &qmp) == -EINVAL ||
+	    tagmem_json_get_string(rq->msg, "qmp", ret_qmp) == -EINVAL ||
 	    tagmem_json_get_u64(rq->msg, "threads", &threads) == -EINVAL || !threads ||
 	    threads > 16 || tagmem_json_get_bool(rq->msg, "resume", &resume) == -EINVAL) {
 		reply_error(rq, "invalid_argument", "\"path\" (an absolute file "
 			    "name), optional \"qmp\" (the VM's QMP socket), \"threads\" (1-16), "
 			    "\"resume\" (bool)");
-		return;
+		return NULL;
 	}
 	run = calloc(1, sizeof(*run));
 	if (!run) {
 		reply_error(rq, "internal", "out of memory");
-		return;
+		return NULL;
 	}
 	s = &run->job;
-	s->dir_fd = -1;
-	s->marks_fd = api->pause_marks_fd;
+	s->marks_fd = rq->api->pause_marks_fd;
 	snprintf(s->vm, sizeof(s->vm), "%s", vm);
 	snprintf(s->path, sizeof(s->path), "%s", path);
 	snprintf(s->base, sizeof(s->base), "%s", slash + 1);
@@ -187,51 +184,77 @@ static void op_snapshot(struct request *rq, bool restore)
 	if (s->dir_fd < 0) {
 		reply_error(rq, "invalid_argument", "cannot open the directory %s: %s", dir,
 			    strerror(errno));
-		goto fail;
+		snap_job_free(s);
+		return NULL;
 	}
+	return run;
+}
+
+/* Two jobs on one file: the one acknowledged last need not be what it holds. */
+static bool file_free(struct request *rq, const struct snap_job *s)
+{
+	struct api *api = rq->api;
+
 	for (unsigned i = 0; i < ARRAY_SIZE(api->snaps); i++)
 		if (api->snaps[i] && !strcmp(api->snaps[i]->path, s->path)) {
-			/* two jobs on one file: the one acknowledged last need not be what it holds */
 			reply_error(rq, "busy", "a %s of VM %s with %s is under way: wait for it",
 				    api->snaps[i]->restore ? "restore" : "save", api->snaps[i]->vm,
-				    path);
-			goto fail;
+				    s->path);
+			return false;
 		}
-	if (!gather(rq, vm, &uid, s))
-		goto fail;
-	if (!vm_monitor_path(api->vms, vm, uid)) {
-		if (!qmp) {
-			reply_error(rq, "invalid_argument", "brokerd has no monitor of VM %s yet: give "
-				    "\"qmp\", its QMP socket", vm);
-			goto fail;
-		}
-		r = qmp_socket_connect(qmp, &qmp_fd);
-		if (r < 0) {
-			reply_error(rq, "unreachable", "cannot reach QEMU at %s: %s", qmp, strerror(-r));
-			goto fail;
-		}
+	return true;
+}
+
+/* The VM's monitor: the one brokerd has, or a connection to qmp (*ret_fd). */
+static bool snapshot_monitor(struct request *rq, const struct snap_job *s, const char *qmp,
+			     int *ret_fd)
+{
+	int r;
+
+	*ret_fd = -1;
+	if (vm_monitor_path(rq->api->vms, s->vm, s->uid))
+		return true;
+	if (!qmp) {
+		reply_error(rq, "invalid_argument", "brokerd has no monitor of VM %s yet: give "
+			    "\"qmp\", its QMP socket", s->vm);
+		return false;
 	}
-	s->uid = uid;
-	snprintf(s->qmp, sizeof(s->qmp), "%s", qmp ? qmp : vm_monitor_path(api->vms, vm, uid));
-	job = calloc(1, sizeof(*job));
-	if (!job) {
-		reply_error(rq, "internal", "out of memory");
-		goto fail;
+	r = qmp_socket_connect(qmp, ret_fd);
+	if (r < 0)
+		reply_error(rq, "unreachable", "cannot reach QEMU at %s: %s", qmp, strerror(-r));
+	return r == 0;
+}
+
+static void op_snapshot(struct request *rq, bool restore)
+{
+	struct api *api = rq->api;
+	struct snapshot_run *run;
+	struct snap_job *s;
+	const char *qmp;
+	int qmp_fd = -1, r;
+
+	if (!is_privileged(rq)) {
+		/* brokerd writes (or reads into VM memory) the file it is given: root's call */
+		reply_error(rq, "permission_denied", "only root or the daemon's user may save or "
+			    "restore VMs");
+		return;
 	}
-	job->run = run_snapshot;
-	job->ctx = s;
-	job->uid = uid;
-	snprintf(job->vm, sizeof(job->vm), "%s", vm);
-	job->label_fd = -1;
-	job->client_serial = rq->ans.client;
-	job->req_id = json_object_get(rq->ans.id);
-	r = vm_submit(api->vms, vm, uid, qmp ? qmp : vm_monitor_path(api->vms, vm, uid), qmp_fd,
-		      job);
+	run = snapshot_args(rq, restore, &qmp);
+	if (!run)
+		return;
+	s = &run->job;
+	if (!file_free(rq, s) || !gather(rq, s->vm, &s->uid, s) ||
+	    !snapshot_monitor(rq, s, qmp, &qmp_fd))
+		goto fail;
+	snprintf(s->qmp, sizeof(s->qmp), "%s", qmp ? qmp : vm_monitor_path(api->vms, s->vm,
+									     s->uid));
+	run->vm_job = (struct vm_job){ .run = run_snapshot, .done = snapshot_done, .ctx = run };
+	run->api = api;
+	answer_copy(&run->ans, &rq->ans);
+	r = vm_submit(api->vms, s->vm, s->uid, s->qmp, qmp_fd, &run->vm_job);
 	if (r < 0) {
-		json_object_put(job->req_id);
-		free(job);
 		reply_error(rq, r == -EBUSY ? "busy" : "internal", "cannot queue the job on VM %s's "
-			    "monitor: %s", vm, strerror(-r));
+			    "monitor: %s", s->vm, strerror(-r));
 		goto fail;
 	}
 	for (unsigned i = 0; i < ARRAY_SIZE(api->snaps); i++)
@@ -239,9 +262,9 @@ static void op_snapshot(struct request *rq, bool restore)
 			api->snaps[i] = s;
 			break;
 		}
-	log_info("%s VM %s %s %s (%u backing(s))", restore ? "Restoring" : "Saving", vm,
-		 restore ? "from" : "to", path, s->nb);
-	return; /* answered by api_snapshot_done() */
+	log_info("%s VM %s %s %s (%u backing(s))", restore ? "Restoring" : "Saving", s->vm,
+		 restore ? "from" : "to", s->path, s->nb);
+	return; /* answered by snapshot_done() */
 fail:
 	if (qmp_fd >= 0)
 		close(qmp_fd);
@@ -258,11 +281,12 @@ void op_vm_restore(struct request *rq)
 	op_snapshot(rq, true);
 }
 
-void api_snapshot_done(struct api *api, struct vm_job *job)
+static void snapshot_done(struct vm_job *job)
 {
-	struct snap_job *s = job->ctx;
-	struct answer ans = { .peer = job->client_serial ? ANSWER_CLIENT : ANSWER_NOBODY,
-			      .client = job->client_serial, .id = job->req_id };
+	struct snapshot_run *run = job->ctx;
+	struct snap_job *s = &run->job;
+	struct api *api = run->api;
+	const struct answer *ans = &run->ans;
 
 	for (unsigned i = 0; i < ARRAY_SIZE(api->snaps); i++)
 		if (api->snaps[i] == s)
@@ -278,8 +302,8 @@ void api_snapshot_done(struct api *api, struct vm_job *job)
 	} else if (job->error) {
 		log_warn("%s of VM %s failed: %s", s->restore ? "Restore" : "Save", s->vm,
 			 job->errmsg);
-		answer_error(api, &ans, 0, job->errcode, "%s", job->errmsg);
-	} else if (ans.peer != ANSWER_NOBODY) {
+		answer_error(api, ans, 0, job->errcode, "%s", job->errmsg);
+	} else if (ans->peer != ANSWER_NOBODY) {
 		struct json_object *res = json_object_new_object();
 		double secs = (double)s->usec / 1e6;
 
@@ -299,11 +323,9 @@ void api_snapshot_done(struct api *api, struct vm_job *job)
 					       json_object_new_uint64(steps_while_held(s)));
 		log_info("%s VM %s: %llu bytes in %.2f s", s->restore ? "Restored" : "Saved", s->vm,
 			 (unsigned long long)s->total_bytes, secs);
-		answer_result(api, &ans, res, 0);
+		answer_result(api, ans, res, 0);
 	}
-	json_object_put(job->req_id);
 	snap_job_free(s);
-	free(job);
 }
 
 /* A mark left by a save that a killed brokerd never finished: resume that VM, on its
@@ -312,7 +334,6 @@ static void recover_paused(void *userdata, const struct snap_pause *p)
 {
 	struct api *api = userdata;
 	struct snapshot_run *run = NULL;
-	struct vm_job *job = NULL;
 	struct ucred peer;
 	socklen_t len = sizeof(peer);
 	int fd = -1, r;
@@ -329,8 +350,7 @@ static void recover_paused(void *userdata, const struct snap_pause *p)
 		goto fail;
 	}
 	run = calloc(1, sizeof(*run));
-	job = calloc(1, sizeof(*job));
-	if (!run || !job)
+	if (!run)
 		goto fail; /* the mark stays for the next start */
 	run->job.dir_fd = -1;
 	run->job.recover = true;
@@ -338,12 +358,9 @@ static void recover_paused(void *userdata, const struct snap_pause *p)
 	run->job.uid = p->uid;
 	snprintf(run->job.vm, sizeof(run->job.vm), "%s", p->vm);
 	snprintf(run->job.qmp, sizeof(run->job.qmp), "%s", p->qmp);
-	job->run = run_snapshot;
-	job->ctx = &run->job;
-	job->uid = p->uid;
-	job->label_fd = -1;
-	snprintf(job->vm, sizeof(job->vm), "%s", p->vm);
-	if (vm_submit(api->vms, p->vm, p->uid, p->qmp, fd, job) < 0)
+	run->vm_job = (struct vm_job){ .run = run_snapshot, .done = snapshot_done, .ctx = run };
+	run->api = api;
+	if (vm_submit(api->vms, p->vm, p->uid, p->qmp, fd, &run->vm_job) < 0)
 		goto fail;
 	log_info("VM %s (uid %u) was paused by a save when brokerd stopped: resuming it", p->vm,
 		 (unsigned)p->uid);
@@ -351,7 +368,6 @@ static void recover_paused(void *userdata, const struct snap_pause *p)
 fail:
 	if (fd >= 0)
 		close(fd);
-	free(job);
 	free(run);
 }
 

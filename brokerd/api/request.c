@@ -197,11 +197,17 @@ static bool id_valid(struct json_object *id)
 
 void api_request(void *userdata, struct client *c, const char *line, size_t len)
 {
-	struct api *api = userdata;
 	const struct client_info *ci = client_info(c);
+
+	api_host_request(userdata, ci->uid, ci->pid, ci->serial, line, len);
+}
+
+void api_host_request(struct api *api, uid_t uid, pid_t pid, uint64_t serial, const char *line,
+		      size_t len)
+{
 	_cleanup_json_ struct json_object *msg = NULL;
-	struct request rq = { .api = api, .who = { .uid = ci->uid, .pid = ci->pid },
-			      .ans = { .peer = ANSWER_CLIENT, .client = ci->serial } };
+	struct request rq = { .api = api, .who = { .uid = uid, .pid = pid },
+			      .ans = { .peer = ANSWER_CLIENT, .client = serial } };
 	const char *opname, *why;
 	int r;
 

@@ -395,7 +395,7 @@ int daemon_init(struct daemon *d, const struct broker_settings *settings)
 		.image_free = image_free,
 	};
 	const struct vm_callbacks vm_cb = {
-		.userdata = &d->api, .job_done = api_vm_job_done, .exited = api_vm_exited,
+		.userdata = &d->api, .exited = api_vm_exited,
 	};
 	const struct server_callbacks server_cb = { .userdata = &d->api, .request = api_request };
 	const struct guest_callbacks guest_cb = {

@@ -66,7 +66,6 @@ int pc_pageout(const struct pc_mapping *m, uint64_t off, uint64_t len);
 
 /* ---- images' I/O state and the worker pool (dataplane.c) ------------------------------- */
 
-struct json_object;
 struct image_io;
 struct dataplane;
 

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
+/* VM monitors (vm.h): one QMP connection and one worker thread per VM, jobs in order. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -7,12 +8,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <json-c/json.h>
-
 #include "list.h"
 #include "loop.h"
 #include "mailbox.h"
-#include "qemu.h"
 #include "qmp.h"
 #include "util.h"
 #include "vm.h"
@@ -53,99 +51,24 @@ void vm_job_fail(struct vm_job *j, int error, const char *code, const char *fmt,
 	va_end(ap);
 }
 
-static int timed_execute(struct qmp *q, struct vm_job *j, const char *cmd,
-			 struct json_object *args, struct json_object **ret, char *cls, char *desc)
-{
-	uint64_t t0 = now_usec();
-	int r = qmp_execute(q, cmd, args, QMP_TIMEOUT_MS, ret, cls, 64, desc, 160);
-
-	j->qmp_usec += now_usec() - t0;
-	return r;
-}
-
-/* One hot-plug, all in QEMU's terms. On failure nothing is left behind in the VM. */
-static void run_job(struct vm_monitor *m, struct qmp *q, struct vm_job *j)
-{
-	_cleanup_json_ struct json_object *args = NULL, *ret = NULL;
-	char cls[64] = "", desc[160] = "", oid[QEMU_ID_MAX], did[QEMU_ID_MAX];
-	int r;
-
-	qemu_ids(&j->tag, false, oid, did);
-
-	/* nvdimm hot-plug needs -machine nvdimm=on: ask, rather than learn it from a failure */
-	args = json_object_new_object();
-	json_object_object_add(args, "path", json_object_new_string("/machine"));
-	json_object_object_add(args, "property", json_object_new_string("nvdimm"));
-	r = timed_execute(q, j, "qom-get", args, &ret, cls, desc);
-	if (r == -EREMOTEIO || (r == 0 && !json_object_get_boolean(ret))) {
-		vm_job_fail(j, -EOPNOTSUPP, "unsupported", "VM %s has no nvdimm support: start QEMU "
-			 "with -machine nvdimm=on and -m SIZE,slots=N,maxmem=MAX", m->vm);
-		return;
-	}
-	if (r < 0) {
-		vm_job_fail(j, r, "qemu_error", "QMP qom-get failed: %s", strerror(-r));
-		return;
-	}
-	if (j->labelled) {
-		/* the label makes the tag visible in the guest; its cookie needs the slot */
-		r = label_write_for_tag(j->label_fd, j->file_size, &j->tag, "tagmem", j->slot);
-		if (r < 0) {
-			vm_job_fail(j, r, r == -EEXIST ? "busy" : "io_error", "cannot label %s: %s",
-				 j->mem_path, r == -EEXIST ? "it holds another namespace" : strerror(-r));
-			return;
-		}
-	}
-	json_object_put(args);
-	args = json_object_new_object();
-	json_object_object_add(args, "qom-type", json_object_new_string("memory-backend-file"));
-	json_object_object_add(args, "id", json_object_new_string(oid));
-	json_object_object_add(args, "mem-path", json_object_new_string(j->mem_path));
-	json_object_object_add(args, "size", json_object_new_uint64(j->image ? j->file_size : j->size));
-	json_object_object_add(args, "share", json_object_new_boolean(true));
-	if (j->labelled || j->devdax)
-		json_object_object_add(args, "align", json_object_new_uint64(2u << 20));
-	r = timed_execute(q, j, "object-add", args, NULL, cls, desc);
-	if (r < 0) {
-		vm_job_fail(j, r, "qemu_error", "QEMU refused the memory backend (%s): %s",
-			 cls[0] ? cls : strerror(-r), desc);
-		return;
-	}
-	json_object_put(args);
-	args = json_object_new_object();
-	json_object_object_add(args, "driver", json_object_new_string("nvdimm"));
-	json_object_object_add(args, "id", json_object_new_string(did));
-	json_object_object_add(args, "memdev", json_object_new_string(oid));
-	json_object_object_add(args, "slot", json_object_new_int((int)j->slot));
-	if (j->labelled)
-		json_object_object_add(args, "label-size", json_object_new_int(LABEL_AREA_SIZE));
-	r = timed_execute(q, j, "device_add", args, NULL, cls, desc);
-	if (r < 0) {
-		_cleanup_json_ struct json_object *del = json_object_new_object();
-		json_object_object_add(del, "id", json_object_new_string(oid));
-		timed_execute(q, j, "object-del", del, NULL, NULL, NULL); /* leave nothing behind */
-		vm_job_fail(j, r, "qemu_error", "QEMU refused the nvdimm (%s): %s",
-			 cls[0] ? cls : strerror(-r), desc);
-		return;
-	}
-	j->error = 0;
-}
-
 /* A finished job to the loop; NULL only wakes it (to see that the VM exited). */
 static void post(struct vm_monitor *m, struct vm_job *j)
 {
 	if (j)
-		mailbox_append(&m->done, &j->done);
+		mailbox_append(&m->done, &j->finished);
 	mailbox_wake(&m->done);
 }
 
-/* Hand every finished job to its callback, oldest first. */
-static void deliver_done(struct vms *vms, struct vm_monitor *m)
+/* Hand every finished job to its completion, oldest first. */
+static void deliver_done(struct vm_monitor *m)
 {
 	struct mailbox_node *n = mailbox_take(&m->done), *next;
 
 	for (; n; n = next) {
+		struct vm_job *j = container_of(n, struct vm_job, finished);
+
 		next = n->next;
-		vms->cb.job_done(vms->cb.userdata, container_of(n, struct vm_job, done));
+		j->done(j);
 	}
 }
 
@@ -180,12 +103,8 @@ static void *monitor_main(void *arg)
 					vm_job_fail(j, r, "unreachable", "cannot reach QEMU at %s: %s",
 						 m->qmp_path, strerror(-r));
 			}
-			if (r == 0 && j->run) {
-				if (j->run(q, j) < 0 && !j->error)
-					vm_job_fail(j, -EIO, "internal", "the job failed");
-			} else if (r == 0) {
-				run_job(m, q, j);
-			}
+			if (r == 0 && j->run(q, j) < 0 && !j->error)
+				vm_job_fail(j, -EIO, "internal", "the job failed");
 			post(m, j);
 			if (r < 0) {
 				/* never connected: this monitor has nothing to watch */
@@ -230,13 +149,13 @@ static void monitor_free(struct vms *vms, struct vm_monitor *m)
 	}
 	pthread_join(m->thread, NULL);
 	loop_del_fd(vms->loop, mailbox_fd(&m->done));
-	deliver_done(vms, m); /* finished before the worker stopped: answer them */
+	deliver_done(m); /* finished before the worker stopped: answer them */
 	while (m->todo) {
 		struct vm_job *j = m->todo;
 		m->todo = j->next;
 		vm_job_fail(j, -ECANCELED, "unreachable", "the monitor of VM %s went away before this "
-			 "attach ran (the VM exited, or brokerd is stopping); retry", m->vm);
-		vms->cb.job_done(vms->cb.userdata, j);
+			 "job ran (the VM exited, or brokerd is stopping); retry", m->vm);
+		j->done(j);
 	}
 	list_del(&m->node);
 	if (m->qmp_fd >= 0)
@@ -257,7 +176,7 @@ static void monitor_ready(struct loop *l, int fd, uint32_t events, void *data)
 
 	/* the worker posts a job before it marks the VM exited: jobs first, then the flag (a
 	 * job posted after this look is answered by monitor_free) */
-	deliver_done(vms, m);
+	deliver_done(m);
 	pthread_mutex_lock(&m->lock);
 	exited = m->exited;
 	pthread_mutex_unlock(&m->lock);

@@ -1,56 +1,42 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Running VMs the broker drives over QMP. A QMP socket serves one client at a time, so each
- * VM gets one monitor: a worker thread that owns the QMP connection, runs jobs (attach:
- * object-add + device_add; or work a caller brings, such as a save, run on the thread with
- * the connection) and notices the VM exiting (the socket closing). Results come back to the
- * event loop through an eventfd; nothing here blocks the loop. The front door of brokerd/vm.
+ * VM gets one monitor: a worker thread that owns the QMP connection, runs the jobs callers
+ * bring (a hot plug, a save: blocking work on the thread with the connection) and notices
+ * the VM exiting (the socket closing). Finished jobs come back to the event loop through an
+ * eventfd, to their own completion; nothing here blocks the loop, and nothing here knows
+ * what a job does or who waits for it. The front door of brokerd/vm.
  */
 #ifndef BROKERD_VM_H
 #define BROKERD_VM_H
 
-#include <limits.h>
 #include <stdint.h>
 #include <sys/types.h>
 
 #include "mailbox.h"
-#include "qemu.h"
-#include "tagmem.h"
 
-struct json_object;
 struct loop;
 struct qmp;
 struct vms;
 
 struct vm_job {
-	/* request: run(q, job) when set (blocking work on the monitor thread: it returns 0 or
-	 * fails the job with vm_job_fail), else the hot-plug described below */
+	/* the work: run(q, job) on the monitor's thread, where blocking is fine (QMP, copies);
+	 * returns 0, or fails the job with vm_job_fail */
 	int (*run)(struct qmp *q, struct vm_job *job);
-	void *ctx;                   /* run's, owned by whoever made the job */
-	tagmem_tag tag;
-	char vm[65];
-	uid_t uid;                   /* the VM's owner */
-	char mem_path[PATH_MAX];
-	uint64_t size, file_size;
-	bool labelled, devdax, image;
-	int label_fd;                /* labelled: the image file to label (owned by the job) */
-	unsigned slot;
-	uint64_t client_serial;      /* who to answer; 0 once the answer is moot */
-	struct json_object *req_id;  /* the request's id, echoed in the reply */
+	/* whose it is (opaque here): done(job) runs on the loop once the job is finished, or
+	 * failed without running (the monitor went away), and owns it from then on */
+	void (*done)(struct vm_job *job);
+	void *ctx;
 	/* result */
 	int error;                   /* 0 or -errno */
 	char errcode[32];            /* protocol error code */
 	char errmsg[256];
-	uint64_t qmp_usec;           /* time spent in QMP commands */
-	char object[PATH_MAX + QEMU_ARG_MAX], device[QEMU_ARG_MAX];
-	struct vm_job *next;     /* in the monitor's queue */
-	struct mailbox_node done;    /* in its mailbox back to the loop */
+	struct vm_job *next;         /* in the monitor's queue */
+	struct mailbox_node finished; /* in its mailbox back to the loop */
 };
 
 struct vm_callbacks {
 	void *userdata;
-	/* On the loop: a job came back (ownership passes to the callee). */
-	void (*job_done)(void *userdata, struct vm_job *job);
 	/* On the loop: the VM's QMP socket closed, or could never be reached. */
 	void (*exited)(void *userdata, const char *vm, uid_t uid);
 };

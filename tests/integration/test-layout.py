@@ -40,6 +40,9 @@ ALLOWED = {
     "daemon": set(FRONT) - {"daemon"},
     "": {"daemon", "base"},  # main.c
 }
+# folders that must not speak the protocol: they get work and an opaque completion, and
+# never learn who asked or in what words (json-c is the protocol's, and QMP's)
+NO_JSON = {"base", "dataplane", "vm"}
 
 failures = []
 header_folder = {}
@@ -60,11 +63,15 @@ for f in sorted(unknown):
     failures.append(f"folder brokerd/{f} is not in the layering (add it here and to docs/design.md)")
 
 inc_re = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
+json_re = re.compile(r'^\s*#\s*include\s+<json-c/', re.M)
 folder_edges = {}
 header_edges = {}
 for folder, name, path in files:
     with open(path) as fh:
         text = fh.read()
+    if folder in NO_JSON and json_re.search(text):
+        failures.append(f"brokerd/{folder}/{name} includes json-c: {folder} gets work and a "
+                        "completion, never the protocol")
     for inc in inc_re.findall(text):
         target = header_folder.get(os.path.basename(inc))
         if target is None:
