@@ -35,8 +35,11 @@ const struct client_info *client_info(const struct client *c)
 
 struct client *server_find_client(struct server *srv, uint64_t serial)
 {
-	struct client *c;
+	struct client *c = srv->serving;
 
+	/* a reply mostly goes to the client whose request is being handled: no walk */
+	if (c && c->info.serial == serial && !c->closing)
+		return c;
 	list_for_each(c, &srv->clients, node)
 		if (c->info.serial == serial && !c->closing)
 			return c;
@@ -61,6 +64,8 @@ static void set_backlogged(struct server *srv, struct client *c, bool on)
 
 void client_free(struct server *srv, struct client *c)
 {
+	if (srv->serving == c)
+		srv->serving = NULL;
 	loop_del_fd(srv->loop, c->fd);
 	close(c->fd);
 	if (c->info.subscribed)
@@ -321,7 +326,9 @@ static int client_process(struct server *srv, struct client *c)
 			break;
 		}
 		c->processing = true;
+		srv->serving = c;
 		srv->cb.request(srv->cb.userdata, c, c->in + c->in_off, len);
+		srv->serving = NULL;
 		c->processing = false;
 		c->in_off += len + 1;
 		handled++;

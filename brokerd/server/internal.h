@@ -59,6 +59,7 @@ struct server {
 	unsigned nclients, nsubscribers;
 	size_t queued_total;         /* reply and event bytes queued over all clients */
 	uint64_t next_client_serial;
+	struct client *serving;      /* whose request is being handled: its reply finds it at once */
 	uint64_t persist_done_gen;   /* newest registry generation known durable */
 	struct uid_count *uids;      /* connections per uid (few distinct uids) */
 	size_t nuids, uids_cap;
