@@ -68,6 +68,7 @@ struct api {
 	uint64_t requests, errors, guest_requests;
 	uint64_t next_flush_id;
 	int psi_fd;                   /* memory-pressure trigger, -1 when off (upkeep.c) */
+	int64_t upkeep_timer;         /* the budgets' tick (loop.h id) */
 	struct reclaim *reclaims;     /* evictions waiting for their guest's answer (reclaim.c) */
 	struct snap_job *snaps[8];    /* saves and restores running (progress events) */
 	unsigned ticks;

@@ -358,15 +358,18 @@ int upkeep_start(struct api *api)
 	r = reclaim_init(api);
 	if (r < 0)
 		return r;
-	r = loop_add_timer(api->loop, api->settings->upkeep_interval_ms, upkeep_tick, api);
-	if (r < 0)
-		return r;
+	api->upkeep_timer = loop_add_timer(api->loop, api->settings->upkeep_interval_ms,
+					   upkeep_tick, api);
+	if (api->upkeep_timer < 0)
+		return (int)api->upkeep_timer;
 	pressure_start(api);
 	return 0;
 }
 
 void upkeep_stop(struct api *api)
 {
+	if (api->loop)
+		loop_cancel_timer(api->loop, api->upkeep_timer);
 	reclaim_fini(api);
 	if (api->psi_fd >= 0) {
 		loop_del_fd(api->loop, api->psi_fd);

@@ -37,7 +37,7 @@ struct backend_host {
 	char trace_buf[8192];
 	size_t trace_len;
 	size_t last_skipped;        /* unreadable sysfs entries, logged when the count changes */
-	bool rescan_armed;          /* a deferred rescan is queued on the loop */
+	int64_t rescan_timer;       /* a deferred rescan queued on the loop (loop.h id) */
 };
 
 #define to_host(be) ((struct backend_host *)(be))
@@ -91,7 +91,6 @@ static int64_t deferred_rescan(struct loop *l, void *data)
 {
 	struct backend_host *bh = data;
 
-	bh->rescan_armed = false;
 	host_rescan(bh);
 	return -1;
 }
@@ -99,8 +98,8 @@ static int64_t deferred_rescan(struct loop *l, void *data)
 /* Rescan from the loop, not from inside a call the core is making. */
 static void rescan_soon(struct backend_host *bh)
 {
-	if (!bh->rescan_armed && loop_add_timer(bh->be.loop, 0, deferred_rescan, bh) == 0)
-		bh->rescan_armed = true;
+	if (!loop_timer_pending(bh->be.loop, bh->rescan_timer))
+		bh->rescan_timer = loop_add_timer(bh->be.loop, 0, deferred_rescan, bh);
 }
 
 /* ---- event sources ---- */
@@ -326,6 +325,7 @@ static void host_free(struct backend *be)
 {
 	struct backend_host *bh = to_host(be);
 
+	loop_cancel_timer(be->loop, bh->rescan_timer); /* it would rescan a freed backend */
 	if (bh->trace_fd >= 0)
 		close(bh->trace_fd);
 	udev_monitor_unref(bh->mon);

@@ -8,7 +8,6 @@
 #include "util.h"
 
 #define LOOP_BATCH 64
-#define LOOP_MAX_TIMERS 16
 
 struct loop_fd {
 	int fd;
@@ -19,10 +18,10 @@ struct loop_fd {
 };
 
 struct loop_timer {
+	int64_t id;            /* 0: a free slot */
 	uint64_t due_usec;
 	loop_timer_fn fn;
 	void *data;
-	bool active;
 };
 
 struct loop {
@@ -30,7 +29,9 @@ struct loop {
 	bool stop;
 	unsigned ndead;          /* marked registrations waiting for reap_dead() */
 	struct loop_fd *fds;
-	struct loop_timer timers[LOOP_MAX_TIMERS];
+	struct loop_timer *timers; /* slots never move while timers run: found by index */
+	size_t ntimers;
+	int64_t next_timer_id;
 	loop_pending_fn pending;   /* work left over from callbacks (fair turns) */
 	void *pending_data;
 	bool pending_more;         /* it said there is more: do not sleep */
@@ -56,6 +57,7 @@ void loop_free(struct loop *l)
 {
 	if (!l)
 		return;
+	free(l->timers);
 	while (l->fds) {
 		struct loop_fd *f = l->fds;
 		l->fds = f->next;
@@ -138,27 +140,53 @@ static void reap_dead(struct loop *l)
 	}
 }
 
-int loop_add_timer(struct loop *l, uint64_t interval_ms, loop_timer_fn fn, void *data)
+int64_t loop_add_timer(struct loop *l, uint64_t interval_ms, loop_timer_fn fn, void *data)
 {
-	for (unsigned i = 0; i < LOOP_MAX_TIMERS; i++) {
-		struct loop_timer *t = &l->timers[i];
-		if (t->active)
-			continue;
-		t->active = true;
-		t->fn = fn;
-		t->data = data;
-		t->due_usec = now_usec() + interval_ms * 1000u;
-		return 0;
+	struct loop_timer *t = NULL;
+
+	for (size_t i = 0; i < l->ntimers && !t; i++)
+		if (!l->timers[i].id)
+			t = &l->timers[i];
+	if (!t) {
+		struct loop_timer *p = realloc(l->timers, (l->ntimers + 1) * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		l->timers = p;
+		t = &l->timers[l->ntimers++];
 	}
-	return -ENOSPC;
+	*t = (struct loop_timer){ .id = ++l->next_timer_id, .fn = fn, .data = data,
+				  .due_usec = now_usec() + interval_ms * 1000u };
+	return t->id;
+}
+
+static struct loop_timer *find_timer(struct loop *l, int64_t id)
+{
+	for (size_t i = 0; l && id > 0 && i < l->ntimers; i++)
+		if (l->timers[i].id == id)
+			return &l->timers[i];
+	return NULL;
+}
+
+void loop_cancel_timer(struct loop *l, int64_t id)
+{
+	struct loop_timer *t = find_timer(l, id);
+
+	if (t)
+		t->id = 0;
+}
+
+bool loop_timer_pending(struct loop *l, int64_t id)
+{
+	return find_timer(l, id) != NULL;
 }
 
 static int next_timeout_ms(struct loop *l)
 {
 	uint64_t now = now_usec(), best = UINT64_MAX;
 
-	for (unsigned i = 0; i < LOOP_MAX_TIMERS; i++)
-		if (l->timers[i].active && l->timers[i].due_usec < best)
+	for (size_t i = 0; i < l->ntimers; i++)
+		if (l->timers[i].id && l->timers[i].due_usec < best)
 			best = l->timers[i].due_usec;
 	if (best == UINT64_MAX)
 		return -1;
@@ -169,15 +197,19 @@ static void run_timers(struct loop *l)
 {
 	uint64_t now = now_usec();
 
-	for (unsigned i = 0; i < LOOP_MAX_TIMERS; i++) {
+	/* by index: a callback may add timers (the array may move) or cancel any, itself too */
+	for (size_t i = 0; i < l->ntimers; i++) {
 		struct loop_timer *t = &l->timers[i];
-		int64_t next;
+		int64_t id = t->id, next;
 
-		if (!t->active || t->due_usec > now)
+		if (!id || t->due_usec > now)
 			continue;
 		next = t->fn(l, t->data);
+		t = &l->timers[i];
+		if (t->id != id)
+			continue; /* cancelled while it ran */
 		if (next < 0)
-			t->active = false;
+			t->id = 0;
 		else
 			t->due_usec = now + (uint64_t)next * 1000u;
 	}

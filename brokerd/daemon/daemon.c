@@ -152,7 +152,6 @@ static int64_t persist_retry(struct loop *l, void *data)
 {
 	struct daemon *d = data;
 
-	d->persist_retry_armed = false;
 	if (d->persist_failed && d->persist_done_gen == d->persist_gen)
 		persist(d);
 	return -1;
@@ -172,9 +171,8 @@ static void persister_ready(struct loop *l, int fd, uint32_t events, void *data)
 		log_info("The registry in %s is written again", d->settings.state_dir);
 	if (gen == d->persist_gen || err < 0)
 		d->persist_failed = err < 0;
-	if (d->persist_failed && !d->persist_retry_armed &&
-	    loop_add_timer(d->api.loop, 1000, persist_retry, d) == 0)
-		d->persist_retry_armed = true;
+	if (d->persist_failed && !loop_timer_pending(d->api.loop, d->persist_retry))
+		d->persist_retry = loop_add_timer(d->api.loop, 1000, persist_retry, d);
 	if (gen > d->persist_done_gen) {
 		d->persist_done_gen = gen;
 		server_persist_done(d->api.server, gen, err);

@@ -26,7 +26,7 @@ struct daemon {
 	uint64_t persist_gen;          /* newest registry snapshot submitted */
 	uint64_t persist_done_gen;     /* newest one known durable */
 	bool persist_failed;           /* the last write failed: memory is ahead of the disk */
-	bool persist_retry_armed;      /* a retry timer is pending */
+	int64_t persist_retry;         /* the retry timer (loop.h id; 0: none yet) */
 	bool restoring;                /* from reading the registry to the end of the first
 					  scan: a snapshot then would lack the images not yet read
 					  and the claims not yet matched, so persisting waits */

@@ -47,6 +47,7 @@ struct guests {
 	struct list_head vms;
 	unsigned nvms;
 	uint64_t last_sweep;        /* usec */
+	int64_t refill_timer;       /* loop.h id */
 };
 
 uid_t guest_uid(const struct guest_vm *g) { return g->uid; }
@@ -443,7 +444,8 @@ int guests_new(struct loop *loop, const char *dir, const struct guest_limits *li
 	gs->cb = *cb;
 	list_init(&gs->vms);
 	gs->last_sweep = now_usec();
-	r = loop_add_timer(loop, REFILL_MS, refill, gs);
+	gs->refill_timer = loop_add_timer(loop, REFILL_MS, refill, gs);
+	r = gs->refill_timer < 0 ? (int)gs->refill_timer : 0;
 	if (r < 0) {
 		close(gs->dirfd);
 		free(gs);
@@ -461,6 +463,7 @@ void guests_free(struct guests *gs)
 		return;
 	list_for_each_safe(g, tmp, &gs->vms, node)
 		vm_free(gs, g);
+	loop_cancel_timer(gs->loop, gs->refill_timer);
 	close(gs->dirfd);
 	free(gs);
 }

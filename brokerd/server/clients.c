@@ -505,9 +505,10 @@ int server_new(struct loop *loop, const struct broker_settings *settings,
 	list_init(&srv->clients);
 	list_init(&srv->backlog);
 	list_init(&srv->rejected);
-	if (loop_add_timer(loop, 100, sweep_stalled, srv) < 0) {
+	srv->stall_timer = loop_add_timer(loop, 100, sweep_stalled, srv);
+	if (srv->stall_timer < 0) {
 		free(srv);
-		return -ENOSPC;
+		return -ENOMEM;
 	}
 	loop_set_pending(loop, run_backlog, srv);
 	*ret = srv;
@@ -534,6 +535,8 @@ void server_free(struct server *srv)
 	if (!srv)
 		return;
 	server_close_all(srv);
+	loop_cancel_timer(srv->loop, srv->stall_timer);
+	loop_cancel_timer(srv->loop, srv->reject_timer);
 	free(srv->uids);
 	free(srv);
 }

@@ -67,6 +67,7 @@ struct server {
 	unsigned nrejected;
 	int spare_fd;                /* given up to accept (and refuse) one client at EMFILE */
 	bool accept_paused;          /* out of descriptors: the listener rests a moment */
+	int64_t stall_timer, reject_timer; /* sweeps (loop.h ids) */
 	uint64_t emfile_count, emfile_logged_usec;
 };
 

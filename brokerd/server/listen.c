@@ -184,7 +184,7 @@ static void out_of_fds(struct server *srv, int lfd, int err)
 		srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	}
 	if (fd < 0 && !srv->accept_paused &&
-	    loop_add_timer(srv->loop, ACCEPT_REST_MS, accept_resume, srv) == 0) {
+	    loop_add_timer(srv->loop, ACCEPT_REST_MS, accept_resume, srv) > 0) {
 		/* nothing could be accepted: stop polling the listener for a moment */
 		srv->accept_paused = true;
 		loop_mod_fd(srv->loop, lfd, 0);
@@ -300,8 +300,9 @@ int server_listen(struct server *srv)
 	srv->listen_fd = fd;
 	/* a descriptor to give up when there are none left (out_of_fds) */
 	srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	if (loop_add_timer(srv->loop, 200, sweep_rejected, srv) < 0)
-		return -ENOSPC;
+	srv->reject_timer = loop_add_timer(srv->loop, 200, sweep_rejected, srv);
+	if (srv->reject_timer < 0)
+		return (int)srv->reject_timer;
 	return loop_add_fd(srv->loop, fd, EPOLLIN, on_accept, srv);
 }
 
