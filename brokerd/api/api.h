@@ -26,6 +26,7 @@ struct dataplane;
 struct guest_vm;
 struct guests;
 struct json_object;
+struct label_batch;
 struct loop;
 struct server;
 struct snap_job;
@@ -69,6 +70,7 @@ struct api {
 	uint64_t next_flush_id;
 	int psi_fd;                   /* memory-pressure trigger, -1 when off (upkeep.c) */
 	int64_t upkeep_timer;         /* the budgets' tick (loop.h id) */
+	struct label_batch *labelling; /* qemu_args waiting for their labels (ops_qemu_args.c) */
 	struct reclaim *reclaims;     /* evictions waiting for their guest's answer (reclaim.c) */
 	struct snap_job *snaps[8];    /* saves and restores running (progress events) */
 	unsigned ticks;

@@ -86,6 +86,11 @@ struct image_work {
 	bool wait;                          /* the reply waits for the work (else: an event) */
 	char reason[16];                    /* DP_EVICT: "request", "budget", "pressure", "global" */
 	bool guest_chose;                   /* DP_EVICT: the guest's ranges went first */
+	/* work whose end is not an answer of its own (DP_CALL): finish(d) instead, and
+	 * release(arg) when the request is freed, finished or not */
+	void (*finish)(struct dp_request *d);
+	void (*release)(void *arg);
+	void *arg;
 };
 /* A data-plane request of image e, answered to ans (copied; NULL: nobody) when done. */
 struct dp_request *image_work_new(struct api *api, struct tag *e, enum dp_kind kind,
@@ -132,8 +137,12 @@ bool op_show_image(struct request *rq, struct tag *t);
 /* ops_vm.c: the rules attach and qemu_args share. The lowest nvdimm slot VM (uid, vm) does
  * not use, nor taken_now marks; -ENOSPC. */
 int vm_free_slot(struct api *api, uid_t uid, const char *vm, const bool *taken_now);
-/* Can QEMU take the tag's path (by name: still the file brokerd holds)? Replies if not. */
+/* Can QEMU take the tag's path (by name: still the file brokerd holds, not being labelled
+ * for a qemu_args under way)? Replies if not. */
 bool vm_path_usable(struct request *rq, struct tag *e);
+/* ops_qemu_args.c: is a label of tag t being written for a qemu_args under way? (The VM it
+ * is for, or NULL.) */
+const char *qemu_args_labelling(struct api *api, const struct tag *t);
 /* hotplug.c: attach's job on the VM's monitor, answering rq when done; on failure (-EBUSY:
  * the VM's monitor has another QMP socket) nothing is queued and qmp_fd stays the caller's. */
 int hotplug_submit(struct request *rq, struct tag *e, const char *vm, const char *qmp,

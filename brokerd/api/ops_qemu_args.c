@@ -11,6 +11,7 @@
  * and QEMU's arguments).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <json-c/json.h>
@@ -240,29 +241,6 @@ static bool plan(struct request *rq, struct vm_plan *p)
 	return arg_ram(rq, &p->owner, p->ents, p->n, &p->ram);
 }
 
-/* Labels into broker-owned capacity: the one step that can fail once the plan stands. */
-static bool write_labels(struct request *rq, const struct vm_plan *p)
-{
-	for (size_t i = 0; i < p->n; i++) {
-		struct tag *e = p->ents[i];
-		int r;
-
-		if (!tag_is_image(e) || e->cap.shared || p->vpmem)
-			continue;
-		/* the image file brokerd opened and checked, not whatever the name is now */
-		r = label_write_for_tag(image_io_fd(e->image.io), e->image.file_size, &e->tag,
-					"tagmem", (unsigned)p->slots[i]);
-		if (r < 0) {
-			reply_error(rq, r == -EEXIST ? "busy" : "io_error",
-				    "cannot write the label of %s into %s: %s", e->tag_str,
-				    e->cap.path, r == -EEXIST ? "it holds another namespace" :
-				    strerror(-r));
-			return false;
-		}
-	}
-	return true;
-}
-
 static void add_args(struct json_object *argv, const char *opt, const char *value)
 {
 	json_object_array_add(argv, json_object_new_string(opt));
@@ -321,33 +299,214 @@ static void claim_ram(struct api *api, const struct vm_plan *p, struct json_obje
 	json_object_object_add(res, "ram_bytes", json_object_new_uint64(ram->cap.size));
 }
 
-void op_qemu_args(struct request *rq)
+/* The plan carried out: the guest channel, the claims, QEMU's arguments as the answer. */
+static void answer_plan(struct request *rq, const struct vm_plan *p)
 {
 	struct api *api = rq->api;
-	struct json_object *res, *argv, *devs;
-	struct vm_plan p = { 0 };
+	struct json_object *res = json_object_new_object(), *argv = json_object_new_array();
+	struct json_object *devs;
 
-	if (!plan(rq, &p))
-		return;
-	res = json_object_new_object();
-	argv = json_object_new_array();
-	if ((p.channel && !channel_args(rq, p.owner.uid, p.vm, argv, res)) ||
-	    !write_labels(rq, &p)) {
+	if (p->channel && !channel_args(rq, p->owner.uid, p->vm, argv, res)) {
 		json_object_put(argv);
 		json_object_put(res);
 		return;
 	}
 	devs = json_object_new_array();
-	json_object_object_add(res, "vm", json_object_new_string(p.vm));
-	for (size_t i = 0; i < p.n; i++)
-		json_object_array_add(devs, claim_device(api, &p, i, argv));
-	if (p.ram)
-		claim_ram(api, &p, argv, res);
+	json_object_object_add(res, "vm", json_object_new_string(p->vm));
+	for (size_t i = 0; i < p->n; i++)
+		json_object_array_add(devs, claim_device(api, p, i, argv));
+	if (p->ram)
+		claim_ram(api, p, argv, res);
 	json_object_object_add(res, "args", argv);
 	json_object_object_add(res, "devices", devs);
-	json_object_object_add(res, "mode", json_object_new_string(p.mode));
+	json_object_object_add(res, "mode", json_object_new_string(p->mode));
 	/* what the machine needs: nvdimms need nvdimm=on; both need -m …,slots=,maxmem= */
-	json_object_object_add(res, "machine", json_object_new_string(p.vpmem ? "" : "nvdimm=on"));
-	api_guest_update(api, p.owner.uid, p.vm); /* a running guest (more tags for it) learns */
+	json_object_object_add(res, "machine", json_object_new_string(p->vpmem ? "" : "nvdimm=on"));
+	api_guest_update(api, p->owner.uid, p->vm); /* a running guest (more tags for it) learns */
 	reply_result(rq, res, core_persist(api->core));
+}
+
+/* ---- labels, written on the data plane -------------------------------------------------
+ * A label ends in fdatasync: not the loop's to wait for. The images brokerd owns get theirs
+ * on a data-plane worker, in turn with the image's other work; while they are written no
+ * other qemu_args or attach may plan those tags (vm_path_usable asks), and once the last is
+ * done the plan is made again from the request and must come out the same (a tag may have
+ * gone, or its VM have got it by other means) before anything is claimed. */
+
+struct label_write {
+	struct label_batch *batch;
+	tagmem_tag tag;
+	char tag_str[TAGMEM_TAG_STRING_MAX];
+	uint64_t file_size;
+	unsigned slot;
+	int error;
+};
+
+struct label_batch {
+	struct label_batch *next;     /* api->labelling */
+	struct api *api;
+	struct caller who;
+	struct answer ans;
+	struct json_object *msg;      /* the request, to plan again */
+	char vm[65];
+	unsigned pending, refs;       /* labels not yet written; data-plane requests alive */
+	size_t n;
+	struct label_write w[VM_MAX_TAGS];
+};
+
+static bool writes_label(const struct vm_plan *p, const struct tag *e)
+{
+	return tag_is_image(e) && !e->cap.shared && !p->vpmem;
+}
+
+static size_t count_labels(const struct vm_plan *p)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < p->n; i++)
+		n += writes_label(p, p->ents[i]);
+	return n;
+}
+
+const char *qemu_args_labelling(struct api *api, const struct tag *t)
+{
+	for (struct label_batch *b = api->labelling; b; b = b->next)
+		for (size_t i = 0; i < b->n; i++)
+			if (!tagmem_tag_compare(&b->w[i].tag, &t->tag))
+				return b->vm;
+	return NULL;
+}
+
+static void batch_unlink(struct label_batch *b)
+{
+	struct label_batch **pp = &b->api->labelling;
+
+	while (*pp && *pp != b)
+		pp = &(*pp)->next;
+	if (*pp)
+		*pp = b->next;
+}
+
+static void batch_unref(void *arg)
+{
+	struct label_batch *b = arg;
+
+	if (--b->refs)
+		return;
+	batch_unlink(b);
+	answer_fini(&b->ans);
+	json_object_put(b->msg);
+	free(b);
+}
+
+/* On a worker: the label, through the image file brokerd opened and checked. */
+static int write_label(int fd, void *arg)
+{
+	struct label_write *lw = arg;
+
+	return label_write_for_tag(fd, lw->file_size, &lw->tag, "tagmem", lw->slot);
+}
+
+/* Every label is written: plan again, and if nothing changed, carry the plan out. */
+static void batch_finish(struct label_batch *b)
+{
+	struct request rq = { .api = b->api, .who = b->who, .ans = b->ans, .msg = b->msg };
+	struct vm_plan p = { 0 };
+
+	batch_unlink(b); /* its tags may be planned again: by this request first */
+	for (size_t i = 0; i < b->n; i++)
+		if (b->w[i].error < 0) {
+			reply_error(&rq, b->w[i].error == -EEXIST ? "busy" : "io_error",
+				    "cannot write the label of %s into its image: %s", b->w[i].tag_str,
+				    b->w[i].error == -EEXIST ? "it holds another namespace" :
+				    strerror(-b->w[i].error));
+			return;
+		}
+	if (!plan(&rq, &p))
+		return; /* answered: what changed meanwhile */
+	for (size_t i = 0, k = 0; i < p.n; i++) {
+		if (!writes_label(&p, p.ents[i]))
+			continue;
+		if (k >= b->n || tagmem_tag_compare(&p.ents[i]->tag, &b->w[k].tag) ||
+		    (unsigned)p.slots[i] != b->w[k].slot) {
+			reply_error(&rq, "busy", "the tags of VM %s changed while their labels were "
+				    "written; ask again", p.vm);
+			return;
+		}
+		k++;
+	}
+	answer_plan(&rq, &p);
+}
+
+static void label_done(struct dp_request *d)
+{
+	struct label_write *lw = d->call_arg;
+
+	lw->error = d->error;
+	if (--lw->batch->pending == 0)
+		batch_finish(lw->batch);
+}
+
+/* Submit the plan's labels; the answer comes from batch_finish(). */
+static void submit_labels(struct request *rq, const struct vm_plan *p)
+{
+	struct label_batch *b = calloc(1, sizeof(*b));
+	struct dp_request *d[VM_MAX_TAGS];
+	size_t n = 0;
+
+	if (!b) {
+		reply_error(rq, "internal", "out of memory");
+		return;
+	}
+	b->api = rq->api;
+	b->who = rq->who;
+	answer_copy(&b->ans, &rq->ans);
+	b->msg = json_object_get(rq->msg);
+	snprintf(b->vm, sizeof(b->vm), "%s", p->vm);
+	for (size_t i = 0; i < p->n; i++) {
+		struct tag *e = p->ents[i];
+		struct label_write *lw = &b->w[b->n];
+
+		if (!writes_label(p, e))
+			continue;
+		*lw = (struct label_write){ .batch = b, .tag = e->tag, .slot = (unsigned)p->slots[i],
+					    .file_size = e->image.file_size };
+		snprintf(lw->tag_str, sizeof(lw->tag_str), "%s", e->tag_str);
+		d[n] = image_work_new(rq->api, e, DP_CALL, NULL);
+		if (!d[n])
+			break;
+		d[n]->call = write_label;
+		d[n]->call_arg = lw;
+		image_work(d[n])->finish = label_done;
+		image_work(d[n])->release = batch_unref;
+		image_work(d[n])->arg = b;
+		b->n++;
+		n++;
+	}
+	b->refs = 1 + (unsigned)n; /* this function's own, until every request is queued */
+	if (n != count_labels(p)) { /* out of memory part of the way */
+		for (size_t k = 0; k < n; k++)
+			dp_request_free(d[k]);
+		reply_error(rq, "internal", "out of memory");
+		batch_unref(b);
+		return;
+	}
+	b->pending = (unsigned)n;
+	b->next = rq->api->labelling;
+	rq->api->labelling = b;
+	for (size_t k = 0; k < n; k++)
+		dataplane_submit(rq->api->dp, d[k]);
+	batch_unref(b);
+}
+
+void op_qemu_args(struct request *rq)
+{
+	struct vm_plan p = { 0 };
+
+	if (!plan(rq, &p))
+		return;
+	if (count_labels(&p))
+		submit_labels(rq, &p); /* answered once they are written */
+	else
+		answer_plan(rq, &p);
 }

@@ -41,8 +41,14 @@ int vm_free_slot(struct api *api, uid_t uid, const char *vm, const bool *taken_n
  * Replies the reason and returns false if not. */
 bool vm_path_usable(struct request *rq, struct tag *e)
 {
+	const char *for_vm = qemu_args_labelling(rq->api, e);
 	int r;
 
+	if (for_vm) {
+		reply_error(rq, "busy", "the label of tag %s is being written for VM %s; ask again "
+			    "in a moment", e->tag_str, for_vm);
+		return false;
+	}
 	if (e->cap.path && strchr(e->cap.path, ',')) {
 		reply_error(rq, "invalid_argument", "QEMU cannot take the path %s (comma)",
 			    e->cap.path);

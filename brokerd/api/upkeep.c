@@ -42,6 +42,8 @@ static void work_drop(void *ctx)
 {
 	struct image_work *w = ctx;
 
+	if (w->release)
+		w->release(w->arg);
 	answer_fini(&w->ans);
 	free(w);
 }
@@ -139,6 +141,7 @@ static struct json_object *result_json(struct api *api, struct dp_request *d)
 		return o;
 	}
 	case DP_MAINTAIN:
+	case DP_CALL:
 		break;
 	}
 	json_object_object_add(o, "usec", json_object_new_uint64(d->usec));
@@ -194,8 +197,14 @@ static void work_done(struct dp_request *d)
 {
 	struct image_work *w = image_work(d);
 	struct api *api = w->api;
-	uint64_t gen = note_lost_writes(api, d);
+	uint64_t gen;
 
+	if (w->finish) {
+		w->finish(d);
+		dp_request_free(d);
+		return;
+	}
+	gen = note_lost_writes(api, d);
 	if (w->ans.peer != ANSWER_NOBODY)
 		answer_done(api, d, gen);
 	else if (d->error < 0)

@@ -703,6 +703,11 @@ static void run_batch(struct dataplane *dp, struct image_io *io, struct dp_reque
 		case DP_MAINTAIN:
 			run_maintain(dp, io, rq);
 			break;
+		case DP_CALL:
+			rq->error = rq->call(io->fd, rq->call_arg);
+			if (rq->error < 0)
+				fail(rq, rq->error, "the image's file");
+			break;
 		case DP_FLUSH:
 			break;
 		}

@@ -75,6 +75,8 @@ enum dp_kind {
 	DP_INVALIDATE, /* drop every cached page; refuse if any is dirty or mapped */
 	DP_STAT,       /* read the counters */
 	DP_MAINTAIN,   /* keep the budgets (background) */
+	DP_CALL,       /* call(fd, call_arg) on the image's file, in turn with its other work:
+			  a caller's blocking write that belongs to the image (its label) */
 };
 
 /* A byte range of an image file. */
@@ -95,6 +97,8 @@ struct dp_request {
 	size_t nprefer;
 	bool keep_resident;          /* DP_MAINTAIN: leave the resident budget to the loop, which
 					asks the image's guest first (api/reclaim.c) */
+	int (*call)(int fd, void *arg); /* DP_CALL: 0 or -errno (the request's error) */
+	void *call_arg;
 	struct image_io *io;         /* referenced */
 	/* whose it is (opaque here): done(rq) runs on the loop once it is finished
 	 * (dataplane_complete) and owns it from then on; drop(ctx), if set, when the request is
