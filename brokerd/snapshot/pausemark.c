@@ -37,7 +37,6 @@ int snap_pause_mark(int dirfd, const struct snap_pause *p)
 	char name[NAME_MAX + 1], tmp[NAME_MAX + 8];
 	_cleanup_json_ struct json_object *o = json_object_new_object();
 	const char *s;
-	int fd, r;
 
 	if (mark_name(p->vm, p->uid, name, sizeof(name)) < 0 || !o)
 		return -EINVAL;
@@ -47,18 +46,7 @@ int snap_pause_mark(int dirfd, const struct snap_pause *p)
 	json_object_object_add(o, "qemu_pid", json_object_new_int64(p->qemu_pid));
 	s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
 	snprintf(tmp, sizeof(tmp), ".%s.new", name);
-	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	r = write_all(fd, s, strlen(s));
-	if (r == 0 && fsync(fd) < 0)
-		r = -errno;
-	close(fd);
-	if (r == 0 && (renameat(dirfd, tmp, dirfd, name) < 0 || fsync(dirfd) < 0))
-		r = -errno;
-	if (r < 0)
-		unlinkat(dirfd, tmp, 0);
-	return r;
+	return write_file_atomic(dirfd, name, tmp, s, strlen(s));
 }
 
 void snap_pause_unmark(int dirfd, const char *vm, uid_t uid)
@@ -74,7 +62,8 @@ static int read_mark(int dirfd, const char *name, struct snap_pause *p)
 {
 	char buf[MARK_MAX + 1], want[NAME_MAX + 1];
 	_cleanup_json_ struct json_object *o = NULL;
-	struct json_object *v;
+	const char *vm, *qmp;
+	uint64_t uid, pid;
 	struct stat st;
 	ssize_t n;
 	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
@@ -89,24 +78,19 @@ static int read_mark(int dirfd, const char *name, struct snap_pause *p)
 	close(fd);
 	if (n <= 0 || n > MARK_MAX)
 		return -EINVAL;
-	buf[n] = '\0';
-	o = json_tokener_parse(buf);
+	/* the protocol's strict parser and typed getters: a mark is a message brokerd wrote */
 	memset(p, 0, sizeof(*p));
-	if (!o || !json_object_is_type(o, json_type_object) ||
-	    !json_object_object_get_ex(o, "vm", &v) || !json_object_is_type(v, json_type_string) ||
-	    snprintf(p->vm, sizeof(p->vm), "%s", json_object_get_string(v)) >= (int)sizeof(p->vm) ||
-	    !json_object_object_get_ex(o, "qmp", &v) || !json_object_is_type(v, json_type_string) ||
-	    json_object_get_string(v)[0] != '/' ||
-	    snprintf(p->qmp, sizeof(p->qmp), "%s", json_object_get_string(v)) >= (int)sizeof(p->qmp) ||
-	    !json_object_object_get_ex(o, "uid", &v) || !json_object_is_type(v, json_type_int) ||
-	    json_object_get_int64(v) < 0 || json_object_get_int64(v) > UINT32_MAX - 1 ||
-	    (p->uid = (uid_t)json_object_get_int64(v), false) ||
-	    !json_object_object_get_ex(o, "qemu_pid", &v) || !json_object_is_type(v, json_type_int) ||
-	    json_object_get_int64(v) <= 0 || json_object_get_int64(v) > INT32_MAX ||
-	    (p->qemu_pid = (pid_t)json_object_get_int64(v), false) ||
-	    mark_name(p->vm, p->uid, want, sizeof(want)) < 0 || strcmp(want, name))
+	if (tagmem_msg_parse(buf, (size_t)n, MARK_MAX, &o) < 0 ||
+	    !json_object_is_type(o, json_type_object) ||
+	    tagmem_json_get_string(o, "vm", &vm) < 0 || tagmem_json_get_string(o, "qmp", &qmp) < 0 ||
+	    tagmem_json_get_u64(o, "uid", &uid) < 0 || tagmem_json_get_u64(o, "qemu_pid", &pid) < 0 ||
+	    qmp[0] != '/' || uid >= UINT32_MAX || !pid || pid > INT32_MAX ||
+	    snprintf(p->vm, sizeof(p->vm), "%s", vm) >= (int)sizeof(p->vm) ||
+	    snprintf(p->qmp, sizeof(p->qmp), "%s", qmp) >= (int)sizeof(p->qmp))
 		return -EINVAL;
-	return 0;
+	p->uid = (uid_t)uid;
+	p->qemu_pid = (pid_t)pid;
+	return mark_name(p->vm, p->uid, want, sizeof(want)) < 0 || strcmp(want, name) ? -EINVAL : 0;
 }
 
 int snap_pause_marks(int dirfd, void (*fn)(void *userdata, const struct snap_pause *p),
