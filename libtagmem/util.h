@@ -73,4 +73,9 @@ int mkdir_parents(const char *path, mode_t mode);
 /* write()/read() the whole buffer, retrying on EINTR; -errno. */
 int write_all(int fd, const void *buf, size_t len);
 
+/* Replace file name in directory dfd with data, durably and atomically: written to tmp (same
+ * directory, 0600), fsynced, renamed over name, the directory fsynced. After a crash name is
+ * the old file or the new one, never a mixture; on failure tmp is gone. -errno. */
+int write_file_atomic(int dfd, const char *name, const char *tmp, const void *data, size_t len);
+
 #endif

@@ -345,32 +345,9 @@ char *registry_serialize(struct core *core, const struct registry_image *keep, s
 
 int registry_write_atomic(const char *state_dir, const char *data, size_t len)
 {
-	_cleanup_close_ int dfd = -1, fd = -1;
-	const char *tmp = REGISTRY_FILE ".tmp";
-	int r;
+	_cleanup_close_ int dfd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
-	dfd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
 		return -errno;
-	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0)
-		return -errno;
-	r = write_all(fd, data, len);
-	/* The data must be on disk before the name points at it, or a crash leaves an empty
-	 * registry behind a valid name. */
-	if (r >= 0 && fsync(fd) < 0)
-		r = -errno;
-	if (r < 0) {
-		unlinkat(dfd, tmp, 0);
-		return r;
-	}
-	if (renameat(dfd, tmp, dfd, REGISTRY_FILE) < 0) {
-		r = -errno;
-		unlinkat(dfd, tmp, 0);
-		return r;
-	}
-	/* And the rename itself must be durable before we acknowledge anything. */
-	if (fsync(dfd) < 0)
-		return -errno;
-	return 0;
+	return write_file_atomic(dfd, REGISTRY_FILE, REGISTRY_FILE ".tmp", data, len);
 }
