@@ -392,15 +392,13 @@ out:
 		close(devfd);
 	free(hdr);
 	if (was_running && (j->resume || r < 0)) {
-		struct snap_job keep = *j;
+		/* a failed save leaves the VM as it found it; the mark goes once it runs. Not
+		 * through qmp(): the save's own outcome is the one to report, not cont's */
+		uint64_t t = now_usec();
 
-		/* a failed save leaves the VM as it found it; the mark goes once it runs */
-		if (qmp(j, q, "cont", NULL, -1, NULL) == 0)
+		if (qmp_execute(q, "cont", NULL, QMP_MS, NULL, NULL, 0, NULL, 0) == 0)
 			unmark(j);
-		/* the save's own outcome is the one to report */
-		j->error = keep.error;
-		memcpy(j->errcode, keep.errcode, sizeof(j->errcode));
-		memcpy(j->errmsg, keep.errmsg, sizeof(j->errmsg));
+		j->qemu_usec += now_usec() - t;
 	} else if (was_running) {
 		unmark(j); /* complete, and stopped on purpose */
 	}
