@@ -46,8 +46,7 @@ struct guests {
 	struct guest_callbacks cb;
 	struct list_head vms;
 	unsigned nvms;
-	uint64_t last_sweep;        /* usec */
-	int64_t refill_timer;       /* loop.h id */
+	int64_t refill_timer, sweep_timer; /* loop.h ids */
 };
 
 uid_t guest_uid(const struct guest_vm *g) { return g->uid; }
@@ -246,17 +245,21 @@ static bool unused(struct guests *gs, struct guest_vm *g, uint64_t now, uint64_t
 	       !gs->cb.in_use(gs->cb.userdata, g->uid, g->name);
 }
 
-static void sweep(struct guests *gs, uint64_t now)
+/* Every so often (at most SWEEP_MS, at least as often as idle_ms): channels that ended. */
+static int64_t sweep(struct loop *l, void *data)
 {
+	struct guests *gs = data;
 	struct guest_vm *g, *tmp;
+	uint64_t now = now_usec();
 
-	gs->last_sweep = now;
+	(void)l;
 	list_for_each_safe(g, tmp, &gs->vms, node)
 		if (unused(gs, g, now, gs->lim.idle_ms)) {
 			log_info("Guest channel of VM %s (uid %u): closed, unused for %u s", g->name,
 				 g->uid, gs->lim.idle_ms / 1000);
 			vm_free(gs, g);
 		}
+	return MIN(gs->lim.idle_ms, SWEEP_MS);
 }
 
 /* Room for one more channel of uid (any uid: (uid_t)-1): the unused one idle longest ends. */
@@ -282,11 +285,8 @@ static int64_t refill(struct loop *l, void *data)
 	struct guests *gs = data;
 	unsigned add = gs->lim.rate * REFILL_MS / 1000;
 	struct guest_vm *g;
-	uint64_t now = now_usec();
 
 	(void)l;
-	if (now - gs->last_sweep >= (gs->lim.idle_ms < SWEEP_MS ? gs->lim.idle_ms : SWEEP_MS) * 1000ull)
-		sweep(gs, now);
 	list_for_each(g, &gs->vms, node) {
 		if (g->fd < 0)
 			continue;
@@ -424,7 +424,8 @@ int guests_new(struct loop *loop, const char *dir, const struct guest_limits *li
 	struct guests *gs;
 	int r;
 
-	if (strlen(dir) >= sizeof(gs->dir) || !limits->max_line || !limits->burst || !cb->in_use)
+	if (strlen(dir) >= sizeof(gs->dir) || !limits->max_line || !limits->burst || !limits->idle_ms ||
+	    !cb->in_use)
 		return -EINVAL;
 	r = mkdir_parents(dir, 0755);
 	if (r < 0)
@@ -443,10 +444,12 @@ int guests_new(struct loop *loop, const char *dir, const struct guest_limits *li
 	gs->lim = *limits;
 	gs->cb = *cb;
 	list_init(&gs->vms);
-	gs->last_sweep = now_usec();
 	gs->refill_timer = loop_add_timer(loop, REFILL_MS, refill, gs);
-	r = gs->refill_timer < 0 ? (int)gs->refill_timer : 0;
+	gs->sweep_timer = loop_add_timer(loop, MIN(limits->idle_ms, SWEEP_MS), sweep, gs);
+	r = gs->refill_timer < 0 ? (int)gs->refill_timer :
+	    gs->sweep_timer < 0 ? (int)gs->sweep_timer : 0;
 	if (r < 0) {
+		loop_cancel_timer(loop, gs->refill_timer);
 		close(gs->dirfd);
 		free(gs);
 		return r;
@@ -464,6 +467,7 @@ void guests_free(struct guests *gs)
 	list_for_each_safe(g, tmp, &gs->vms, node)
 		vm_free(gs, g);
 	loop_cancel_timer(gs->loop, gs->refill_timer);
+	loop_cancel_timer(gs->loop, gs->sweep_timer);
 	close(gs->dirfd);
 	free(gs);
 }
