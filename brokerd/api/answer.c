@@ -96,11 +96,6 @@ void api_emit(struct api *api, struct json_object *event)
 	json_object_put(event);
 }
 
-void answer_event(struct api *api, struct json_object *event)
-{
-	api_emit(api, event);
-}
-
 void answer_flush_done(struct api *api, const struct answer *a, struct json_object *body,
 		       const char *code, const char *message, const char *vm, uint64_t gen)
 {

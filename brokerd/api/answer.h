@@ -50,8 +50,6 @@ void answer_error(struct api *api, const struct answer *a, uint64_t gen, const c
  * subscriber; vm names the guest that asked (NULL: a host client). */
 void answer_flush_done(struct api *api, const struct answer *a, struct json_object *body,
 		       const char *code, const char *message, const char *vm, uint64_t gen);
-/* An event object (consumed) to every subscriber. */
-void answer_event(struct api *api, struct json_object *event);
 /* A message (consumed) to the guest of VM (uid, vm), outside any request (slot map, reclaim). */
 void answer_tell_guest(struct api *api, uid_t uid, const char *vm, struct json_object *msg);
 

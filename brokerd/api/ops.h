@@ -29,9 +29,6 @@ struct request {
 /* Reply with result (consumed; NULL for {}), held until registry generation wait_gen. */
 void reply_result(struct request *rq, struct json_object *result, uint64_t wait_gen);
 void reply_error(struct request *rq, const char *code, const char *fmt, ...) _printf_(3, 4);
-/* An error whose cause changed durable state: sent once the registry holds wait_gen. */
-void reply_error_after(struct request *rq, uint64_t wait_gen, const char *code,
-		       const char *fmt, ...) _printf_(4, 5);
 /* A core refusal as the protocol's error, naming the tag. */
 void reply_refusal(struct request *rq, int refusal, const struct tag *t);
 /* The "tag" argument; replies the error itself and returns NULL. */

@@ -20,32 +20,15 @@ void reply_result(struct request *rq, struct json_object *result, uint64_t wait_
 	answer_result(rq->api, &rq->ans, result, wait_gen);
 }
 
-static void reply_verror(struct request *rq, uint64_t wait_gen, const char *code,
-			 const char *fmt, va_list ap)
-{
-	char msg[512];
-
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	answer_error(rq->api, &rq->ans, wait_gen, code, "%s", msg);
-}
-
 void reply_error(struct request *rq, const char *code, const char *fmt, ...)
 {
+	char msg[512];
 	va_list ap;
 
 	va_start(ap, fmt);
-	reply_verror(rq, 0, code, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-}
-
-void reply_error_after(struct request *rq, uint64_t wait_gen, const char *code,
-		       const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	reply_verror(rq, wait_gen, code, fmt, ap);
-	va_end(ap);
+	answer_error(rq->api, &rq->ans, 0, code, "%s", msg);
 }
 
 /* The "tag" argument every tag op takes; replies the error itself. */
