@@ -3,8 +3,9 @@
  * The data plane of fake-DAX images: the host page cache is the guest's memory, so the
  * broker makes it durable on request (flush), keeps it bounded (dirty and resident budgets)
  * and gives it back under pressure (eviction). Internal to brokerd; front door of
- * pagecache.c (kernel mechanisms, no broker state), dataplane.c (the worker pool and the
- * per-image request queues) and evict.c (how an image is shrunk).
+ * pagecache.c (kernel mechanisms, no broker state), image_io.c (an image's I/O state: its
+ * files, budgets, holds, counters, lost writes), dataplane.c (the worker pool, the per-image
+ * request queues and the work) and evict.c (how an image is shrunk).
  *
  * Threads: every page-cache syscall runs on the pool's workers, never on the event loop.
  * Requests go in from the loop, results come back through an eventfd (dataplane_fd()).
