@@ -12,6 +12,7 @@
 
 #include <json-c/json.h>
 
+#include "lines.h"
 #include "private.h"
 
 /* Replies can be large (a list of 10,000 tags); the daemon is trusted more than a client,
@@ -28,8 +29,7 @@ struct tagmem_client {
 	int fd;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	uint64_t next_id;
-	char *buf; /* received bytes not yet split into lines */
-	size_t len, cap;
+	struct lines in; /* received bytes not yet split into lines */
 	struct event_node *events_head, *events_tail;
 };
 
@@ -63,6 +63,7 @@ TAGMEM_EXPORT int tagmem_client_connect(struct tagmem_ctx *ctx, const char *path
 	c->ctx = tagmem_ref(ctx);
 	c->fd = TAKE_FD(fd);
 	c->next_id = 1;
+	lines_init(&c->in, CLIENT_MAX_REPLY);
 	strcpy(c->path, path);
 	*ret_client = c;
 	return 0;
@@ -80,7 +81,7 @@ TAGMEM_EXPORT struct tagmem_client *tagmem_client_unref(struct tagmem_client *c)
 	}
 	if (c->fd >= 0)
 		close(c->fd);
-	free(c->buf);
+	lines_release(&c->in);
 	tagmem_unref(c->ctx);
 	free(c);
 	return NULL;
@@ -99,19 +100,13 @@ TAGMEM_EXPORT const char *tagmem_client_get_path(struct tagmem_client *c)
 /* Pop one complete line from the buffer as a parsed message: 1 got one, 0 none yet. */
 static int take_message(struct tagmem_client *c, struct json_object **ret_msg)
 {
-	char *nl;
+	char *line;
 	size_t line_len;
-	int r;
+	int r = lines_next(&c->in, &line, &line_len);
 
-	if (!c->len)
-		return 0; /* nothing buffered yet (and buf may still be NULL) */
-	nl = memchr(c->buf, '\n', c->len);
-	if (!nl)
-		return 0;
-	line_len = (size_t)(nl - c->buf);
-	r = tagmem_msg_parse(c->buf, line_len, CLIENT_MAX_REPLY, ret_msg);
-	memmove(c->buf, nl + 1, c->len - line_len - 1);
-	c->len -= line_len + 1;
+	if (r <= 0)
+		return r; /* none yet, or -EMSGSIZE: a reply over the limit */
+	r = tagmem_msg_parse(line, line_len, CLIENT_MAX_REPLY, ret_msg);
 	if (r < 0) {
 		tm_err(c->ctx, "malformed message from brokerd: %s\n", strerror(-r));
 		return -EPROTO;
@@ -126,18 +121,6 @@ static int fill(struct tagmem_client *c, int timeout_ms)
 	ssize_t n;
 	int r;
 
-	if (c->len == c->cap) {
-		size_t ncap = c->cap ? c->cap * 2 : 65536;
-		char *nbuf;
-
-		if (ncap > CLIENT_MAX_REPLY)
-			return -EMSGSIZE;
-		nbuf = realloc(c->buf, ncap);
-		if (!nbuf)
-			return -ENOMEM;
-		c->buf = nbuf;
-		c->cap = ncap;
-	}
 	do
 		r = poll(&pfd, 1, timeout_ms);
 	while (r < 0 && errno == EINTR);
@@ -145,12 +128,11 @@ static int fill(struct tagmem_client *c, int timeout_ms)
 		return -errno;
 	if (r == 0)
 		return -ETIMEDOUT;
-	n = read(c->fd, c->buf + c->len, c->cap - c->len);
+	n = lines_read(&c->in, c->fd);
 	if (n < 0)
-		return errno == EINTR || errno == EAGAIN ? 0 : -errno;
+		return n == -EINTR || n == -EAGAIN ? 0 : (int)n;
 	if (n == 0)
 		return -ECONNRESET;
-	c->len += (size_t)n;
 	return 0;
 }
 

@@ -11,6 +11,7 @@
 
 #include <json-c/json.h>
 
+#include "lines.h"
 #include "qmp.h"
 #include "tagmem.h"
 #include "util.h"
@@ -18,8 +19,7 @@
 struct qmp {
 	int fd;
 	unsigned next_id;
-	char *buf;
-	size_t len, cap;
+	struct lines in;
 };
 
 static int deadline_ms(uint64_t deadline)
@@ -32,31 +32,16 @@ static int deadline_ms(uint64_t deadline)
 static int read_msg(struct qmp *q, uint64_t deadline, struct json_object **ret)
 {
 	for (;;) {
-		char *nl = q->len ? memchr(q->buf, '\n', q->len) : NULL;
 		struct pollfd pfd = { .fd = q->fd, .events = POLLIN };
+		char *line;
+		size_t l;
 		ssize_t n;
-		int r;
+		int r = lines_next(&q->in, &line, &l);
 
-		if (nl) {
-			size_t l = (size_t)(nl - q->buf);
-			r = tagmem_msg_parse(q->buf, l, QMP_MAX_MESSAGE, ret);
-			memmove(q->buf, nl + 1, q->len - l - 1);
-			q->len -= l + 1;
-			if (r < 0)
-				return -EPROTO;
-			return 0;
-		}
-		if (q->len == q->cap) {
-			size_t nc = q->cap ? q->cap * 2 : 8192;
-			char *p;
-			if (nc > QMP_MAX_MESSAGE)
-				return -EPROTO; /* QMP messages are small: this is not QMP */
-			p = realloc(q->buf, nc);
-			if (!p)
-				return -ENOMEM;
-			q->buf = p;
-			q->cap = nc;
-		}
+		if (r < 0)
+			return -EPROTO; /* QMP messages are small: this is not QMP */
+		if (r > 0)
+			return tagmem_msg_parse(line, l, QMP_MAX_MESSAGE, ret) < 0 ? -EPROTO : 0;
 		r = poll(&pfd, 1, deadline_ms(deadline));
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -64,14 +49,15 @@ static int read_msg(struct qmp *q, uint64_t deadline, struct json_object **ret)
 			return -errno;
 		if (r == 0)
 			return -ETIMEDOUT;
-		n = read(q->fd, q->buf + q->len, q->cap - q->len);
-		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		n = lines_read(&q->in, q->fd);
+		if (n == -EINTR || n == -EAGAIN)
 			continue;
+		if (n == -EMSGSIZE)
+			return -EPROTO;
 		if (n < 0)
-			return -errno;
+			return (int)n;
 		if (n == 0)
 			return -ECONNRESET;
-		q->len += (size_t)n;
 	}
 }
 
@@ -203,6 +189,7 @@ int qmp_open_fd(int fd, int timeout_ms, struct qmp **ret)
 		return -ENOMEM;
 	}
 	q->fd = fd;
+	lines_init(&q->in, QMP_MAX_MESSAGE);
 	/* the client waits with poll() and deadlines: blocking I/O on the fd */
 	fl = fcntl(fd, F_GETFL);
 	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
@@ -239,7 +226,7 @@ void qmp_close(struct qmp *q)
 		return;
 	if (q->fd >= 0)
 		close(q->fd);
-	free(q->buf);
+	lines_release(&q->in);
 	free(q);
 }
 

@@ -19,6 +19,7 @@
 #include <json-c/json.h>
 
 #include "guestd.h"
+#include "lines.h"
 #include "tagmem.h"
 #include "util.h"
 
@@ -33,8 +34,7 @@ static const char *const relayed_ops[] = { "hello", "flush", NULL };
 struct client {
 	int fd;                     /* -1: free */
 	uint64_t serial;
-	char in[CLIENT_LINE];
-	size_t in_len;
+	struct lines in;
 };
 
 struct pending {
@@ -90,7 +90,7 @@ static void client_drop(struct relay *r, struct client *c)
 {
 	close(c->fd);
 	c->fd = -1;
-	c->in_len = 0;
+	lines_release(&c->in);
 	for (unsigned i = 0; i < MAX_PENDING; i++)
 		if (r->pending[i].host_id && r->pending[i].client_serial == c->serial) {
 			/* its answer will come and find nobody: keep the slot until it does */
@@ -265,33 +265,31 @@ void relay_ready(struct relay *r, const struct pollfd *fds, size_t n, int port)
 			} else if (c) {
 				c->fd = fd;
 				c->serial = ++r->next_serial;
-				c->in_len = 0;
+				lines_init(&c->in, CLIENT_LINE);
 			}
 			continue;
 		}
 		for (unsigned i = 0; i < MAX_CLIENTS; i++) {
 			struct client *c = &r->clients[i];
 			ssize_t got;
-			char *nl;
+			char *line;
+			size_t l;
+			int lr;
 
 			if (c->fd != fds[k].fd)
 				continue;
-			got = recv(c->fd, c->in + c->in_len, sizeof(c->in) - c->in_len, MSG_DONTWAIT);
+			got = lines_read(&c->in, c->fd);
 			if (got <= 0) {
-				if (got == 0 || (errno != EAGAIN && errno != EINTR))
-					client_drop(r, c);
+				if (got != -EAGAIN && got != -EINTR)
+					client_drop(r, c); /* gone, or a line longer than any request */
 				break;
 			}
-			c->in_len += (size_t)got;
-			while (c->fd >= 0 && (nl = memchr(c->in, '\n', c->in_len))) {
-				size_t l = (size_t)(nl - c->in);
-
-				client_line(r, c, c->in, l, port);
-				memmove(c->in, nl + 1, c->in_len - l - 1);
-				c->in_len -= l + 1;
+			while (c->fd >= 0 && (lr = lines_next(&c->in, &line, &l)) != 0) {
+				if (lr < 0)
+					client_drop(r, c); /* a line longer than any request */
+				else
+					client_line(r, c, line, l, port);
 			}
-			if (c->fd >= 0 && c->in_len == sizeof(c->in))
-				client_drop(r, c); /* a line longer than any request */
 			break;
 		}
 	}
@@ -369,7 +367,7 @@ void relay_free(struct relay *r)
 	relay_host_down(r);
 	for (unsigned i = 0; i < MAX_CLIENTS; i++)
 		if (r->clients[i].fd >= 0)
-			close(r->clients[i].fd);
+			client_drop(r, &r->clients[i]);
 	close(r->lfd);
 	free(r);
 }

@@ -24,6 +24,7 @@
 #include <json-c/json.h>
 
 #include "guestd.h"
+#include "lines.h"
 #include "nd.h"
 #include "slots.h"
 #include "util.h"
@@ -178,9 +179,9 @@ out:
 }
 
 /* The channel is silent or hung up: note the host gone and leave it alone a while. */
-static void host_gone(struct agent *a, bool *up, uint64_t *retry_at, size_t *len)
+static void host_gone(struct agent *a, bool *up, uint64_t *retry_at, struct lines *in)
 {
-	*len = 0; /* part of a line from a connection that is gone */
+	lines_reset(in); /* part of a line from a connection that is gone */
 	if (*up && a->relay)
 		relay_host_down(a->relay);
 	*up = false;
@@ -197,19 +198,19 @@ static void host_gone(struct agent *a, bool *up, uint64_t *retry_at, size_t *len
 static int serve(struct agent *a, int port)
 {
 	static const char hello[] = "{\"id\":0,\"op\":\"hello\",\"protocol\":1}\n";
-	_cleanup_free_ char *buf = malloc(MAX_MESSAGE);
-	size_t len = 0;
-	bool skipping = false, up = false;
+	_cleanup_(lines_release) struct lines in;
+	bool up = false;
 	uint64_t retry_at = 0;
 
-	if (!buf)
-		return -ENOMEM;
+	lines_init(&in, MAX_MESSAGE);
 	for (;;) {
 		struct pollfd fds[1 + RELAY_MAX_FDS];
 		bool watch_port = now_ms() >= retry_at;
 		size_t n = 0, first = 0;
 		ssize_t got;
-		char *nl;
+		char *line;
+		size_t l;
+		int r;
 
 		if (watch_port)
 			fds[n++] = (struct pollfd){ .fd = port, .events = POLLIN };
@@ -223,38 +224,31 @@ static int serve(struct agent *a, int port)
 		if (!watch_port || !fds[0].revents)
 			continue;
 		if (!(fds[0].revents & POLLIN)) {
-			host_gone(a, &up, &retry_at, &len);
+			host_gone(a, &up, &retry_at, &in);
 			continue;
 		}
-		got = read(port, buf + len, MAX_MESSAGE - len);
-		if (got < 0 && (errno == EINTR || errno == EAGAIN))
+		got = lines_read(&in, port);
+		if (got == -EINTR || got == -EAGAIN)
 			continue;
 		if (got < 0)
-			return -errno;
+			return (int)got;
 		if (got == 0) {
-			host_gone(a, &up, &retry_at, &len);
+			host_gone(a, &up, &retry_at, &in);
 			continue;
 		}
 		if (!up) {
 			up = true;
 			if (write_all(port, hello, sizeof(hello) - 1) < 0)
-				host_gone(a, &up, &retry_at, &len);
+				host_gone(a, &up, &retry_at, &in);
 		}
-		len += (size_t)got;
-		while ((nl = memchr(buf, '\n', len))) {
-			size_t l = (size_t)(nl - buf);
+		while ((r = lines_next(&in, &line, &l)) != 0) {
+			if (r < 0) {
+				lines_skip(&in); /* too long: drop it up to its newline */
+				continue;
+			}
 			/* empty lines separate: brokerd sends one when it connects */
-			bool applied = !skipping && l && handle(a, buf, l);
-
-			skipping = false;
-			memmove(buf, nl + 1, len - l - 1);
-			len -= l + 1;
-			if (a->once && applied)
+			if (l && handle(a, line, l) && a->once)
 				return 0;
-		}
-		if (len == MAX_MESSAGE) {
-			skipping = true; /* too long: drop it up to its newline */
-			len = 0;
 		}
 	}
 }

@@ -20,6 +20,7 @@
 #include <libudev.h>
 
 #include "backend.h"
+#include "lines.h"
 #include "log.h"
 #include "loop.h"
 #include "util.h"
@@ -34,8 +35,7 @@ struct backend_host {
 	struct udev *udev;
 	struct udev_monitor *mon;
 	int trace_fd;
-	char trace_buf[8192];
-	size_t trace_len;
+	struct lines trace;         /* cxl_dynamic_capacity records from the trace pipe */
 	size_t last_skipped;        /* unreadable sysfs entries, logged when the count changes */
 	int64_t rescan_timer;       /* a deferred rescan queued on the loop (loop.h id) */
 };
@@ -122,31 +122,25 @@ static void on_trace(struct loop *l, int fd, uint32_t events, void *data)
 {
 	struct backend_host *bh = data;
 	bool changed = false;
-	ssize_t n;
 
-	for (;;) {
-		char *nl;
+	while (lines_read(&bh->trace, fd) > 0) {
+		struct dcd_event ev;
+		char *line;
+		size_t len;
+		int r;
 
-		n = read(fd, bh->trace_buf + bh->trace_len, sizeof(bh->trace_buf) - 1 - bh->trace_len);
-		if (n <= 0)
-			break;
-		bh->trace_len += (size_t)n;
-		bh->trace_buf[bh->trace_len] = '\0';
-		while ((nl = strchr(bh->trace_buf, '\n'))) {
-			struct dcd_event ev;
-			*nl = '\0';
-			int r = dcd_trace_parse(bh->trace_buf, &ev);
+		while ((r = lines_next(&bh->trace, &line, &len)) != 0) {
+			if (r < 0) {
+				log_warn("Over-long trace line dropped");
+				lines_skip(&bh->trace);
+				continue;
+			}
+			r = dcd_trace_parse(line, &ev);
 			if (r == 0)
 				changed = true;
 			else if (r == -EBADMSG)
 				log_warn("Malformed cxl_dynamic_capacity record, ignoring: %.200s",
-					 bh->trace_buf);
-			memmove(bh->trace_buf, nl + 1, bh->trace_len - (size_t)(nl + 1 - bh->trace_buf) + 1);
-			bh->trace_len -= (size_t)(nl + 1 - bh->trace_buf);
-		}
-		if (bh->trace_len == sizeof(bh->trace_buf) - 1) {
-			log_warn("Over-long trace line dropped");
-			bh->trace_len = 0;
+					 line);
 		}
 	}
 	/* A record says what changed; sysfs says what is true now. */
@@ -331,6 +325,7 @@ static void host_free(struct backend *be)
 	udev_monitor_unref(bh->mon);
 	udev_unref(bh->udev);
 	sysfs_close(bh->fs);
+	lines_release(&bh->trace);
 	free(bh);
 }
 
@@ -353,6 +348,7 @@ int backend_host_new(struct core *core, struct loop *loop, const struct broker_s
 		return -ENOMEM;
 	bh->be = (struct backend){ .ops = &host_ops, .core = core, .loop = loop, .settings = set };
 	bh->trace_fd = -1;
+	lines_init(&bh->trace, 8191);
 	r = sysfs_open(set->host_root, &bh->fs);
 	if (r < 0) {
 		free(bh);

@@ -13,6 +13,7 @@
 #include <json-c/json.h>
 
 #include "guests.h"
+#include "lines.h"
 #include "list.h"
 #include "log.h"
 #include "loop.h"
@@ -29,8 +30,7 @@ struct guest_vm {
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	int lfd;                    /* listening */
 	int fd;                     /* the connection, or -1 */
-	char *in;                   /* max_line bytes and the newline */
-	size_t in_len;
+	struct lines in;
 	char *out;
 	size_t out_len, out_off, out_cap;
 	unsigned tokens;            /* requests it may still have handled now */
@@ -71,10 +71,10 @@ static void disconnect(struct guest_vm *g, const char *why)
 	loop_del_fd(g->gs->loop, g->fd);
 	close(g->fd);
 	g->fd = -1;
-	free(g->in);
+	lines_release(&g->in);
 	free(g->out);
-	g->in = g->out = NULL;
-	g->in_len = g->out_len = g->out_off = g->out_cap = 0;
+	g->out = NULL;
+	g->out_len = g->out_off = g->out_cap = 0;
 	g->paused = false;
 	g->idle_since = now_usec();
 }
@@ -139,26 +139,25 @@ out:
 static void handle_lines(struct guest_vm *g)
 {
 	struct guests *gs = g->gs;
-	size_t off = 0;
 
 	while (g->fd >= 0 && g->tokens > 0) {
-		char *nl = memchr(g->in + off, '\n', g->in_len - off);
+		char *line;
 		size_t len;
+		int r = lines_next(&g->in, &line, &len);
 
-		if (!nl)
+		if (r == -EMSGSIZE) {
+			disconnect(g, "a line longer than the limit");
+			return;
+		}
+		if (r <= 0)
 			break;
-		len = (size_t)(nl - (g->in + off));
-		*nl = '\0';
 		g->tokens--;
 		/* a blank line is no request: nothing to answer (it still costs a token) */
-		if (len && !(len == 1 && g->in[off] == '\r'))
-			gs->cb.request(gs->cb.userdata, g, g->in + off, len);
-		off += len + 1;
+		if (len && !(len == 1 && line[0] == '\r'))
+			gs->cb.request(gs->cb.userdata, g, line, len);
 	}
 	if (g->fd < 0)
 		return;
-	memmove(g->in, g->in + off, g->in_len - off);
-	g->in_len -= off;
 	/* out of tokens with a line waiting: stop reading; the refill resumes it */
 	g->paused = g->tokens == 0;
 	conn_events(g);
@@ -176,20 +175,19 @@ static void conn_ready(struct loop *l, int fd, uint32_t events, void *data)
 			return;
 	}
 	if ((events & EPOLLIN) && !g->paused) {
-		ssize_t n = recv(g->fd, g->in + g->in_len, g->gs->lim.max_line + 1 - g->in_len,
-				 MSG_DONTWAIT);
-		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-			disconnect(g, "closed");
-			return;
-		}
-		if (n > 0)
-			g->in_len += (size_t)n;
-		handle_lines(g);
-		if (g->fd >= 0 && g->in_len == g->gs->lim.max_line + 1 &&
-		    !memchr(g->in, '\n', g->in_len)) {
+		ssize_t n = lines_read(&g->in, g->fd);
+
+		if (n == -EMSGSIZE) {
 			disconnect(g, "a line longer than the limit");
 			return;
 		}
+		if (n == 0 || (n < 0 && n != -EAGAIN && n != -EINTR)) {
+			disconnect(g, "closed");
+			return;
+		}
+		handle_lines(g);
+		if (g->fd < 0)
+			return;
 	} else if (events & (EPOLLHUP | EPOLLERR)) {
 		disconnect(g, "closed");
 		return;
@@ -218,10 +216,8 @@ static void accept_ready(struct loop *l, int fd, uint32_t events, void *data)
 		return;
 	}
 	disconnect(g, "replaced by a new connection");
-	g->in = malloc(g->gs->lim.max_line + 1); /* a line of max_line bytes, its newline */
-	if (!g->in || loop_add_fd(l, c, EPOLLIN, conn_ready, g) < 0) {
-		free(g->in);
-		g->in = NULL;
+	lines_init(&g->in, g->gs->lim.max_line);
+	if (loop_add_fd(l, c, EPOLLIN, conn_ready, g) < 0) {
 		close(c);
 		return;
 	}

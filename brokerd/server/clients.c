@@ -81,7 +81,7 @@ void client_free(struct server *srv, struct client *c)
 	uid_count_drop(srv, c->info.uid);
 	list_del(&c->node);
 	srv->nclients--;
-	free(c->in);
+	lines_release(&c->in);
 	free(c->out);
 	free(c);
 }
@@ -310,66 +310,36 @@ static int client_process(struct server *srv, struct client *c)
 	unsigned handled = 0;
 	bool more = false;
 
-	for (;;) {
-		char *nl = memchr(c->in + c->in_off, '\n', c->in_len - c->in_off);
+	while (!c->closing) {
+		char *line;
 		size_t len;
+		int r;
 
-		if (!nl)
-			break;
 		if (handled == TURN_REQUESTS || !may_run(srv, c)) {
-			more = true;
+			more = lines_ready(&c->in);
 			break;
 		}
-		len = (size_t)(nl - (c->in + c->in_off));
-		if (len > srv->settings->max_line) {
+		r = lines_next(&c->in, &line, &len);
+		if (r == -EMSGSIZE)
 			reply_fatal(srv, c, "line_too_long", "request line exceeds the limit");
+		if (r <= 0)
 			break;
-		}
 		c->processing = true;
 		srv->serving = c;
-		srv->cb.request(srv->cb.userdata, c, c->in + c->in_off, len);
+		srv->cb.request(srv->cb.userdata, c, line, len);
 		srv->serving = NULL;
 		c->processing = false;
-		c->in_off += len + 1;
 		handled++;
-		if (c->closing)
-			break;
 	}
-	if (c->in_off == c->in_len)
-		c->in_off = c->in_len = 0;
-	if (!c->closing && !more && c->in_len - c->in_off > srv->settings->max_line)
-		reply_fatal(srv, c, "line_too_long", "request line exceeds the limit");
 	if (c->closing) {
-		c->in_off = c->in_len = 0;
+		lines_reset(&c->in);
 		more = false;
 	}
 	set_backlogged(srv, c, more);
 	/* a partial line is timed from when it starts to wait, not while whole lines queue */
-	c->partial_since = !more && c->in_len > c->in_off ?
+	c->partial_since = !more && lines_held(&c->in) ?
 			   (c->partial_since ? c->partial_since : now_usec()) : 0;
 	return client_flush(srv, c);
-}
-
-/* Room to read into: handled bytes go, the buffer grows to one line over the limit plus a
- * read's worth. Returns the room, 0 if there is none (the line is too long), -1 on OOM. */
-static ssize_t make_room(struct server *srv, struct client *c)
-{
-	size_t limit = srv->settings->max_line + 65536;
-
-	if (c->in_off) {
-		memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
-		c->in_len -= c->in_off;
-		c->in_off = 0;
-	}
-	if (c->in_cap - c->in_len < 4096 && c->in_cap < limit) {
-		size_t nc = MIN(MAX(c->in_cap * 2, (size_t)8192), limit);
-		char *p = realloc(c->in, nc);
-		if (!p)
-			return -1;
-		c->in = p;
-		c->in_cap = nc;
-	}
-	return (ssize_t)(c->in_cap - c->in_len);
 }
 
 static void on_client_io(struct server *srv, struct client *c, uint32_t events)
@@ -379,18 +349,20 @@ static void on_client_io(struct server *srv, struct client *c, uint32_t events)
 	if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
 		return;
 	while (!c->closing && !c->backlogged) {
-		ssize_t room = make_room(srv, c), n;
+		size_t room;
+		char *at = lines_room(&c->in, &room);
+		ssize_t n;
 
-		if (room < 0) {
-			client_free(srv, c);
-			return;
-		}
-		if (room == 0) {
-			if (client_process(srv, c) < 0)
+		if (!at && errno == EMSGSIZE) {
+			if (client_process(srv, c) < 0) /* says line_too_long and closes */
 				return;
 			continue;
 		}
-		n = recv(c->fd, c->in + c->in_len, (size_t)room, MSG_DONTWAIT);
+		if (!at) {
+			client_free(srv, c);
+			return;
+		}
+		n = recv(c->fd, at, room, MSG_DONTWAIT);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -403,12 +375,12 @@ static void on_client_io(struct server *srv, struct client *c, uint32_t events)
 			client_free(srv, c);
 			return;
 		}
-		c->in_len += (size_t)n;
+		lines_fill(&c->in, (size_t)n);
 		if (client_process(srv, c) < 0)
 			return;
 		/* A short read drained the socket; epoll is level-triggered and will say when
 		 * more arrives, so skip the recv() that would only return EAGAIN. */
-		if (n < room)
+		if ((size_t)n < room)
 			return;
 	}
 }
@@ -458,6 +430,7 @@ int client_new(struct server *srv, int fd, const struct ucred *cred)
 		return -ENOMEM;
 	c->srv = srv;
 	c->fd = fd;
+	lines_init(&c->in, srv->settings->max_line);
 	c->info.uid = cred->uid;
 	c->info.pid = cred->pid;
 	c->info.serial = ++srv->next_client_serial;
@@ -483,7 +456,7 @@ static int64_t sweep_stalled(struct loop *l, void *data)
 		if (c->partial_since && now - c->partial_since > limit) {
 			log_info("Client pid %d stalled mid-request; closing it", c->info.pid);
 			reply_fatal(srv, c, "timeout", "incomplete request line timed out");
-			c->in_off = c->in_len = 0;
+			lines_reset(&c->in);
 			client_flush(srv, c);
 		}
 	}

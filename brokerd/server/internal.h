@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "lines.h"
 #include "list.h"
 #include "server.h"
 
@@ -29,8 +30,7 @@ struct client {
 	struct server *srv;
 	int fd;
 	struct client_info info;
-	char *in;                 /* bytes received; [in_off, in_len) not yet handled */
-	size_t in_off, in_len, in_cap;
+	struct lines in;          /* bytes received and not yet handled */
 	uint64_t partial_since;   /* when an incomplete line started waiting */
 	char *out;                /* bytes queued for the client */
 	size_t out_len, out_off, out_cap;
