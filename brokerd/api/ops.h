@@ -35,6 +35,31 @@ void reply_refusal(struct request *rq, int refusal, const struct tag *t);
 struct tag *arg_tag(struct request *rq, tagmem_tag *ret_tag, bool must_exist);
 /* root or the daemon's own uid */
 bool is_privileged(struct request *rq);
+
+/* args.c: the argument rules an op declares in the op table, checked before it runs. */
+enum arg_kind {
+	ARG_TAG,       /* a UUID string */
+	ARG_NAMED_TAG, /* a UUID string, not the nil UUID */
+	ARG_BOOL,
+	ARG_U64,       /* from min, to max (0: any), a multiple of align (0: any) */
+	ARG_STRING,    /* of at most max bytes (0: any) */
+	ARG_ONE_OF,    /* one of the strings one_of (NULL-terminated) */
+	ARG_PATH,      /* an absolute file name of at most max bytes (0: shorter than PATH_MAX) */
+	ARG_VM,        /* a VM name: valid_vm_name() */
+	ARG_ARRAY,
+};
+struct arg_rule {
+	const char *name;
+	enum arg_kind kind;
+	bool required;
+	const char *rule;              /* what a good value is: the error message otherwise */
+	uint64_t min, max, align;
+	const char *const *one_of;
+};
+/* Every declared argument present when required and good; replies the error itself. */
+bool args_valid(struct request *rq, const struct arg_rule *rules);
+#define IMAGE_MAX_SIZE (64ull << 40)
+
 /* The one VM-name rule: 1-64 letters, digits, '-', '_' or '.'. */
 bool valid_vm_name(const char *vm);
 #define VM_NAME_RULE "\"vm\" must be a name of 1-64 letters, digits, '-', '_' or '.'"

@@ -59,18 +59,10 @@ static void submit_waiting(struct request *rq, struct dp_request *d)
 	dataplane_submit(rq->api->dp, d);
 }
 
-/* An optional u64 argument; replies the error itself. */
-static bool arg_u64(struct request *rq, const char *key, uint64_t *val, bool *present)
+/* An optional u64 argument the op table's rules checked: is it there? */
+static bool arg_u64(struct request *rq, const char *key, uint64_t *val)
 {
-	int r = tagmem_json_get_u64(rq->msg, key, val);
-
-	*present = r == 0;
-	if (r == -EINVAL) {
-		reply_error(rq, "invalid_argument", "\"%s\" must be a non-negative integer (bytes)",
-			    key);
-		return false;
-	}
-	return true;
+	return tagmem_json_get_u64(rq->msg, key, val) == 0;
 }
 
 const char *flush_range(const struct tag *e, uint64_t off, bool has_len, uint64_t *len)
@@ -92,16 +84,15 @@ void op_flush(struct request *rq)
 {
 	struct tag *e = arg_image(rq, "flush");
 	uint64_t off = 0, len = 0;
-	bool has_off, has_len, wait = false;
+	bool has_len, wait = false;
 	struct dp_request *d;
 	const char *why;
 
-	if (!e || !arg_u64(rq, "offset", &off, &has_off) || !arg_u64(rq, "length", &len, &has_len))
+	if (!e)
 		return;
-	if (tagmem_json_get_bool(rq->msg, "wait", &wait) == -EINVAL) {
-		reply_error(rq, "invalid_argument", "\"wait\" must be true or false");
-		return;
-	}
+	arg_u64(rq, "offset", &off);
+	has_len = arg_u64(rq, "length", &len);
+	tagmem_json_get_bool(rq->msg, "wait", &wait);
 	why = flush_range(e, off, has_len, &len);
 	if (why) {
 		reply_error(rq, "invalid_argument", "%s", why);
@@ -132,8 +123,9 @@ void op_evict(struct request *rq)
 	bool has_to;
 	struct dp_request *d;
 
-	if (!e || !arg_u64(rq, "to", &to, &has_to))
+	if (!e)
 		return;
+	has_to = arg_u64(rq, "to", &to);
 	if (!has_to)
 		to = e->image.resident_budget;
 	if (to > e->image.file_size) {
@@ -205,10 +197,6 @@ void op_image_budget(struct request *rq)
 
 	if (!e)
 		return;
-	if (!is_privileged(rq)) {
-		reply_error(rq, "permission_denied", "only root or the daemon's user may set budgets");
-		return;
-	}
 	bu = (struct image_budgets){ e->image.dirty_budget, e->image.resident_budget };
 	rd = arg_budget(rq, e, "dirty", &bu.dirty);
 	if (rd < 0)
@@ -237,11 +225,6 @@ void op_image_clear_error(struct request *rq)
 
 	if (!e)
 		return;
-	if (!is_privileged(rq)) {
-		reply_error(rq, "permission_denied", "only root or the daemon's user may clear an "
-			    "image's lost writes");
-		return;
-	}
 	res = json_object_new_object();
 	json_object_object_add(res, "tag", json_object_new_string(e->tag_str));
 	json_object_object_add(res, "cleared", image_lost_json(&e->image.lost));

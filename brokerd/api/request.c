@@ -13,6 +13,7 @@
 #include "guests.h"
 #include "ops.h"
 #include "server.h"
+#include "qemu.h"
 #include "wire.h"
 
 void reply_result(struct request *rq, struct json_object *result, uint64_t wait_gen)
@@ -63,17 +64,6 @@ bool is_privileged(struct request *rq)
 	return !rq->who.guest && (rq->who.uid == 0 || rq->who.uid == rq->api->uid);
 }
 
-bool valid_vm_name(const char *vm)
-{
-	if (!*vm || strlen(vm) > 64)
-		return false;
-	for (const char *p = vm; *p; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-		      *p == '-' || *p == '_' || *p == '.'))
-			return false;
-	return true;
-}
-
 void reply_refusal(struct request *rq, int refusal, const struct tag *t)
 {
 	switch (refusal) {
@@ -112,39 +102,109 @@ void reply_refusal(struct request *rq, int refusal, const struct tag *t)
 /* Who may call an op: a host client on brokerd's socket, the guest of a VM on its channel. */
 enum { HOST = 1, GUEST = 2 };
 
-/* The one op table, of both protocols: each op checks its peer's rules (a host uid's, or a
- * guest's: only its own VM's tags) where they differ. */
-static const struct op {
+#define TAG_RULE "\"tag\" must be a UUID string like 6f1c2a9e-0b7d-4c1e-9a51-3d2f8e7b4c10"
+#define NAMED_TAG_RULE "\"tag\" must be a non-nil UUID string"
+#define BYTES_RULE(k) "\"" k "\" must be a non-negative integer (bytes)"
+#define BOOL_RULE(k) "\"" k "\" must be true or false"
+#define SNAP_RULE "\"path\" (an absolute file name), optional \"qmp\" (the VM's QMP socket), " \
+		  "\"threads\" (1-16), \"resume\" (bool)"
+#define REQUIRED(n, k, why, ...) { .name = n, .kind = k, .required = true, .rule = why, __VA_ARGS__ }
+#define OPTIONAL(n, k, why, ...) { .name = n, .kind = k, .rule = why, __VA_ARGS__ }
+#define END { .name = NULL }
+
+static const struct arg_rule a_tag[] = { REQUIRED("tag", ARG_TAG, TAG_RULE), END };
+static const struct arg_rule a_claim[] = {
+	REQUIRED("tag", ARG_TAG, TAG_RULE),
+	OPTIONAL("name", ARG_STRING, "\"name\" must be a string"),
+	OPTIONAL("grant", ARG_BOOL, BOOL_RULE("grant")), END };
+static const struct arg_rule a_fm_add[] = {
+	REQUIRED("size", ARG_U64, "\"size\" must be a positive number of bytes, a multiple of 2 MiB",
+		 .min = 2u << 20, .align = 2u << 20),
+	OPTIONAL("shared", ARG_BOOL, BOOL_RULE("shared")),
+	OPTIONAL("tag", ARG_NAMED_TAG, NAMED_TAG_RULE), END };
+static const char *const layouts[] = { "pmem", "devdax", NULL };
+static const struct arg_rule a_image_create[] = {
+	OPTIONAL("layout", ARG_ONE_OF, "\"layout\" must be \"pmem\" (data at offset 0 of the file; "
+		 "a pmem disk in the guest) or \"devdax\" (a 16 MiB header first; /dev/daxX.Y in the "
+		 "guest, its offset 0 the tag's)", .one_of = layouts),
+	REQUIRED("path", ARG_PATH, "\"path\" must be an absolute file name"),
+	REQUIRED("size", ARG_U64, "\"size\" must be a multiple of 16 MiB, from 16 MiB to 64 TiB (the "
+		 "guest aligns namespaces to 16 MiB)", .min = NVDIMM_REGION_ALIGN,
+		 .max = IMAGE_MAX_SIZE, .align = NVDIMM_REGION_ALIGN),
+	OPTIONAL("tag", ARG_NAMED_TAG, NAMED_TAG_RULE), END };
+static const struct arg_rule a_image_adopt[] = {
+	REQUIRED("path", ARG_PATH, "\"path\" must be an absolute file name"),
+	OPTIONAL("tag", ARG_NAMED_TAG, NAMED_TAG_RULE), END };
+static const struct arg_rule a_flush[] = {
+	REQUIRED("tag", ARG_TAG, TAG_RULE),
+	OPTIONAL("offset", ARG_U64, BYTES_RULE("offset")),
+	OPTIONAL("length", ARG_U64, BYTES_RULE("length")),
+	OPTIONAL("wait", ARG_BOOL, BOOL_RULE("wait")), END };
+static const struct arg_rule a_evict[] = {
+	REQUIRED("tag", ARG_TAG, TAG_RULE),
+	OPTIONAL("to", ARG_U64, BYTES_RULE("to")), END };
+static const char *const modes[] = { "nvdimm", "virtio-pmem", NULL };
+static const struct arg_rule a_qemu_args[] = {
+	REQUIRED("vm", ARG_VM, VM_NAME_RULE),
+	OPTIONAL("mode", ARG_ONE_OF, "\"mode\" must be \"nvdimm\" (labelled, the tag visible in "
+		 "the guest) or \"virtio-pmem\" (guest flushes reach the host)", .one_of = modes),
+	OPTIONAL("channel", ARG_BOOL, BOOL_RULE("channel")),
+	OPTIONAL("ram", ARG_TAG, "\"ram\" must be a UUID string"), END };
+static const struct arg_rule a_attach[] = {
+	REQUIRED("vm", ARG_VM, VM_NAME_RULE),
+	REQUIRED("qmp", ARG_PATH, "\"qmp\" must be the absolute path of the VM's QMP socket "
+		 "(-qmp unix:PATH,server=on,wait=off)", .max = 107 /* sun_path */),
+	REQUIRED("tag", ARG_TAG, TAG_RULE), END };
+static const struct arg_rule a_snapshot[] = {
+	REQUIRED("vm", ARG_VM, VM_NAME_RULE),
+	REQUIRED("path", ARG_PATH, SNAP_RULE),
+	OPTIONAL("qmp", ARG_STRING, SNAP_RULE),
+	OPTIONAL("threads", ARG_U64, SNAP_RULE, .min = 1, .max = 16),
+	OPTIONAL("resume", ARG_BOOL, SNAP_RULE), END };
+
+/*
+ * The one op table, of both protocols. Each op says who may call it (the peers; privileged:
+ * only root or brokerd's own uid, and what for) and its argument rules, checked before it
+ * runs; the op checks what depends on state, and a guest's ops only its own VM's tags.
+ */
+struct op {
 	const char *name;
 	void (*fn)(struct request *rq);
 	unsigned peers;
-} op_table[] = {
-	{ "hello", op_hello, HOST | GUEST },
-	{ "slots", op_slots, GUEST },
-	{ "status", op_status, HOST },
-	{ "list", op_list, HOST },
-	{ "show", op_show, HOST },
-	{ "lookup", op_lookup, HOST },
-	{ "claim", op_claim, HOST },
-	{ "release", op_release, HOST },
-	{ "subscribe", op_subscribe, HOST },
-	{ "unsubscribe", op_unsubscribe, HOST },
-	{ "fm_add", op_fm_add, HOST },
-	{ "fm_release", op_fm_release, HOST },
-	{ "image_create", op_image_create, HOST },
-	{ "image_adopt", op_image_adopt, HOST },
-	{ "image_forget", op_image_forget, HOST },
-	{ "image_invalidate", op_image_invalidate, HOST },
-	{ "image_budget", op_image_budget, HOST },
-	{ "image_clear_error", op_image_clear_error, HOST },
-	{ "flush", op_flush, HOST | GUEST },
-	{ "reclaim_ranges", op_reclaim_ranges, GUEST },
-	{ "evict", op_evict, HOST },
-	{ "qemu_args", op_qemu_args, HOST },
-	{ "attach", op_attach, HOST },
-	{ "detach", op_detach, HOST },
-	{ "vm_save", op_vm_save, HOST },
-	{ "vm_restore", op_vm_restore, HOST },
+	const char *privileged;        /* "only root or the daemon's user may <privileged>" */
+	const struct arg_rule *args;
+};
+#define OP(n, f, who, ...) { .name = n, .fn = f, .peers = who, __VA_ARGS__ }
+#define ROOT(what) .privileged = what
+
+static const struct op op_table[] = {
+	OP("hello", op_hello, HOST | GUEST),
+	OP("slots", op_slots, GUEST),
+	OP("status", op_status, HOST),
+	OP("list", op_list, HOST),
+	OP("show", op_show, HOST, .args = a_tag),
+	OP("lookup", op_lookup, HOST, .args = a_tag),
+	OP("claim", op_claim, HOST, .args = a_claim),
+	OP("release", op_release, HOST, .args = a_tag),
+	OP("subscribe", op_subscribe, HOST),
+	OP("unsubscribe", op_unsubscribe, HOST),
+	OP("fm_add", op_fm_add, HOST, ROOT("drive the fabric manager"), .args = a_fm_add),
+	OP("fm_release", op_fm_release, HOST, ROOT("drive the fabric manager"), .args = a_tag),
+	OP("image_create", op_image_create, HOST, ROOT("create images"), .args = a_image_create),
+	OP("image_adopt", op_image_adopt, HOST, ROOT("adopt images"), .args = a_image_adopt),
+	OP("image_forget", op_image_forget, HOST, ROOT("forget images"), .args = a_tag),
+	OP("image_invalidate", op_image_invalidate, HOST, .args = a_tag),
+	OP("image_budget", op_image_budget, HOST, ROOT("set budgets"), .args = a_tag),
+	OP("image_clear_error", op_image_clear_error, HOST, ROOT("clear an image's lost writes"),
+	   .args = a_tag),
+	OP("flush", op_flush, HOST | GUEST, .args = a_flush),
+	OP("reclaim_ranges", op_reclaim_ranges, GUEST),
+	OP("evict", op_evict, HOST, .args = a_evict),
+	OP("qemu_args", op_qemu_args, HOST, .args = a_qemu_args),
+	OP("attach", op_attach, HOST, .args = a_attach),
+	OP("detach", op_detach, HOST, .args = a_tag),
+	OP("vm_save", op_vm_save, HOST, ROOT("save or restore VMs"), .args = a_snapshot),
+	OP("vm_restore", op_vm_restore, HOST, ROOT("save or restore VMs"), .args = a_snapshot),
 };
 
 void ops_add_names(struct json_object *arr, bool guest)
@@ -154,6 +214,17 @@ void ops_add_names(struct json_object *arr, bool guest)
 			json_object_array_add(arr, json_object_new_string(op_table[i].name));
 }
 
+static void run_op(struct request *rq, const struct op *op)
+{
+	if (op->privileged && !is_privileged(rq)) {
+		reply_error(rq, "permission_denied", "only root or the daemon's user may %s",
+			    op->privileged);
+		return;
+	}
+	if (args_valid(rq, op->args))
+		op->fn(rq);
+}
+
 /* The one dispatcher: the op, if this peer may call it. */
 static void dispatch(struct request *rq, const char *opname)
 {
@@ -161,7 +232,7 @@ static void dispatch(struct request *rq, const char *opname)
 
 	for (size_t i = 0; i < ARRAY_SIZE(op_table); i++)
 		if (!strcmp(op_table[i].name, opname) && (op_table[i].peers & peer)) {
-			op_table[i].fn(rq);
+			run_op(rq, &op_table[i]);
 			return;
 		}
 	if (peer == GUEST)

@@ -395,6 +395,44 @@ static void privileged_ops(void **state)
 				  "\"size\":1}"), "4", "invalid_argument", "multiple of 16 MiB");
 }
 
+/* The op table's argument rules: checked before any op runs, the same for every op. */
+static void declared_argument_rules(void **state)
+{
+	struct guest_vm *g;
+
+	(void)state;
+	/* a required argument missing, or of the wrong type */
+	is_error(host(ALICE, "{\"id\":1,\"op\":\"lookup\"}"), "1", "invalid_argument",
+		 "\"tag\" must be a UUID");
+	is_error(host(ALICE, "{\"id\":2,\"op\":\"claim\",\"tag\":\"" DCD "\",\"grant\":1}"),
+		 "2", "invalid_argument", "\"grant\" must be true or false");
+	/* an optional one, bad: nothing happens (the claim above took nothing either) */
+	is_error(host(ALICE, "{\"id\":3,\"op\":\"claim\",\"tag\":\"" DCD "\",\"name\":7}"),
+		 "3", "invalid_argument", "\"name\" must be a string");
+	assert_non_null(json_object_object_get(
+		host(BOB, "{\"id\":4,\"op\":\"claim\",\"tag\":\"" DCD "\"}"), "result"));
+	host(BOB, "{\"id\":40,\"op\":\"release\",\"tag\":\"" DCD "\"}");
+	/* numbers: range and alignment */
+	is_error(host(0, "{\"id\":5,\"op\":\"fm_add\",\"size\":4194305}"), "5",
+		 "invalid_argument", "multiple of 2 MiB");
+	is_error(host(0, "{\"id\":6,\"op\":\"vm_save\",\"vm\":\"v\",\"path\":\"/tmp/x\","
+			 "\"threads\":17}"), "6", "invalid_argument", "(1-16)");
+	/* one of a set; a path is absolute */
+	is_error(host(0, "{\"id\":7,\"op\":\"qemu_args\",\"vm\":\"v\",\"mode\":\"pci\"}"),
+		 "7", "invalid_argument", "\"mode\" must be");
+	is_error(host(0, "{\"id\":8,\"op\":\"image_adopt\",\"path\":\"rel/x\"}"), "8",
+		 "invalid_argument", "absolute file name");
+	/* the privilege rule comes first: an unprivileged caller learns nothing of the rest */
+	is_error(host(ALICE, "{\"id\":9,\"op\":\"fm_add\",\"size\":1}"), "9",
+		 "permission_denied", "drive the fabric manager");
+	/* a guest's flush goes through the same rules */
+	host(ALICE, "{\"id\":10,\"op\":\"qemu_args\",\"vm\":\"v\",\"tags\":[\"" DCD "\"]}");
+	g = guests_find(api.guests, ALICE, "v");
+	assert_non_null(g);
+	is_error(guest(g, "{\"id\":11,\"op\":\"flush\",\"tag\":\"x\"}"), "11",
+		 "invalid_argument", "\"tag\" must be a UUID");
+}
+
 static void subscribe_counts(void **state)
 {
 	struct json_object *m;
@@ -422,6 +460,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(qemu_args_plan_and_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(guest_sees_only_its_vm, setup, teardown),
 		cmocka_unit_test_setup_teardown(privileged_ops, setup, teardown),
+		cmocka_unit_test_setup_teardown(declared_argument_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(subscribe_counts, setup, teardown),
 	};
 
