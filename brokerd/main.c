@@ -30,6 +30,9 @@ static void usage(FILE *f)
 		"                              [tagmem]\n"
 		"      --sim-root DIR          simulator sandbox [%s/sim]\n"
 		"      --sim-region-size SIZE  capacity of each simulated region [64G]\n"
+		"      --fabric DIR            take capacity from the fabric manager several hosts\n"
+		"                              share (tagmem-fmd --dir DIR) instead of one's own\n"
+		"      --host-id ID            this host's id at that fabric manager\n"
 		"      --max-clients N         connections served at once [4096]; the last 1/32\n"
 		"                              (at least 8) are kept for root\n"
 		"      --max-clients-per-uid N connections of one uid other than root [1024]\n"
@@ -167,7 +170,7 @@ enum {
 	OPT_MAX_SUBSCRIBERS, OPT_MAX_OUTPUT, OPT_REQUEST_TIMEOUT, OPT_MAX_TAGS, OPT_VERSION,
 	OPT_FLUSH_WORKERS = 400, OPT_DIRTY_BUDGET, OPT_RESIDENT_BUDGET, OPT_UPKEEP_INTERVAL,
 	OPT_PRESSURE, OPT_MAX_CLIENTS_PER_UID = 500, OPT_MAX_OUTPUT_TOTAL, OPT_GUEST_DIR = 600,
-	OPT_GUEST_RATE, OPT_GUEST_RECLAIM_MS, OPT_GUEST_IDLE,
+	OPT_GUEST_RATE, OPT_GUEST_RECLAIM_MS, OPT_GUEST_IDLE, OPT_FABRIC = 700, OPT_HOST_ID,
 };
 
 int main(int argc, char **argv)
@@ -182,6 +185,8 @@ int main(int argc, char **argv)
 		{ "trace-pipe", required_argument, NULL, OPT_TRACE_PIPE },
 		{ "image-dir", required_argument, NULL, OPT_IMAGE_DIR },
 		{ "sim-region-size", required_argument, NULL, OPT_SIM_REGION_SIZE },
+		{ "fabric", required_argument, NULL, OPT_FABRIC },
+		{ "host-id", required_argument, NULL, OPT_HOST_ID },
 		{ "max-clients", required_argument, NULL, OPT_MAX_CLIENTS },
 		{ "max-line", required_argument, NULL, OPT_MAX_LINE },
 		{ "max-subscribers", required_argument, NULL, OPT_MAX_SUBSCRIBERS },
@@ -340,6 +345,15 @@ int main(int argc, char **argv)
 				return 2;
 			settings.guest_idle_s = (unsigned)v;
 			break;
+		case OPT_FABRIC: settings.fabric_dir = optarg; break;
+		case OPT_HOST_ID:
+			if (!name_valid(optarg, 64)) {
+				fprintf(stderr, "brokerd: --host-id '%s': give 1-64 letters, digits, "
+					"'-', '_' or '.'\n", optarg);
+				return 2;
+			}
+			settings.host_id = optarg;
+			break;
 		case 'v': log_set_max_priority(7); break;
 		case 'D': daemonize_opt = true; break;
 		case 'h': usage(stdout); return 0;
@@ -349,6 +363,12 @@ int main(int argc, char **argv)
 	}
 	if (optind < argc) {
 		fprintf(stderr, "brokerd: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+	if (!settings.fabric_dir != !settings.host_id || (settings.fabric_dir &&
+	    strcmp(settings.backend, "sim"))) {
+		fprintf(stderr, "brokerd: --fabric DIR and --host-id ID go together, with the sim "
+			"backend: this host's capacity then comes from tagmem-fmd in DIR\n");
 		return 2;
 	}
 

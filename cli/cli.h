@@ -26,6 +26,7 @@ struct cli {
 	int timeout_ms;
 	bool timeout_given;  /* --timeout was given: long operations keep to it too */
 	bool guest;          /* --guest: the socket is the guest agent's */
+	bool fabric;         /* the socket is a shared fabric manager's (tagmem fm --fabric) */
 	bool error_said;     /* with --json, the one error object is out */
 	const char *prog;
 };

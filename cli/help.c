@@ -20,9 +20,16 @@ static const struct {
 		   "  --grant       also give the device node (an image: its file) to this user,\n"
 		   "                until the release\n" },
 	{ "release", "Release a claim (its owner or root).\n" },
-	{ "fm", "The simulated fabric manager.\n"
+	{ "fm", "A simulated fabric manager: this host's own (embedded in brokerd), or with\n"
+		"--fabric DIR (or TAGMEM_FABRIC) the one several hosts share (tagmem-fmd --dir DIR).\n"
 		"  add --size SIZE [--tag UUID] [--shared]   allocate capacity (2M multiples)\n"
-		"  release --tag UUID                        take it back (waits for claims)\n" },
+		"      [--host ID...]                        to these hosts of the shared fabric\n"
+		"                                            (several only with --shared)\n"
+		"  release --tag UUID [--host ID]            take it back (waits for claims); from\n"
+		"                                            one host of a shared fabric, or all\n"
+		"  add-host --tag UUID --host ID             one more host maps a shared tag\n"
+		"  list [--host ID]                          the shared fabric's tags and the hosts\n"
+		"                                            holding each (as List Tags reports)\n" },
 	{ "status", "brokerd's state: tags by state, clients, guests, memory pressure.\n" },
 	{ "image", "Fake-DAX images (root or brokerd's user, except budget).\n"
 		   "  create PATH --size SIZE [--tag UUID] [--layout pmem|devdax]\n"

@@ -159,3 +159,16 @@ int mkdir_parents(const char *path, mode_t mode)
 	}
 	return 0;
 }
+
+bool name_valid(const char *s, size_t max)
+{
+	size_t len = strlen(s);
+
+	if (!len || len > max || !strcmp(s, ".") || !strcmp(s, ".."))
+		return false;
+	for (const char *p = s; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		      *p == '-' || *p == '_' || *p == '.'))
+			return false;
+	return true;
+}

@@ -78,4 +78,8 @@ int write_all(int fd, const void *buf, size_t len);
  * the old file or the new one, never a mixture; on failure tmp is gone. -errno. */
 int write_file_atomic(int dfd, const char *name, const char *tmp, const void *data, size_t len);
 
+/* The one rule for names that become file names and keys (VM names, host ids): 1 to max
+ * letters, digits, '-', '_' or '.', and never "." or "..". */
+bool name_valid(const char *s, size_t max);
+
 #endif

@@ -14,13 +14,7 @@
 
 bool valid_vm_name(const char *vm)
 {
-	if (!*vm || strlen(vm) > 64)
-		return false;
-	for (const char *p = vm; *p; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-		      *p == '-' || *p == '_' || *p == '.'))
-			return false;
-	return true;
+	return name_valid(vm, 64);
 }
 
 static bool one_of(const char *s, const char *const *values)

@@ -10,9 +10,14 @@
 
 static bool fm_allowed(struct request *rq)
 {
-	if (!rq->api->backend->ops->fm_add) {
-		reply_error(rq, "unsupported", "the %s backend has no fabric manager",
-			    rq->api->backend->ops->name);
+	const struct backend_ops *ops = rq->api->backend->ops;
+
+	if (!ops->fm_add && ops->no_fm) {
+		reply_error(rq, "unsupported", "%s", ops->no_fm(rq->api->backend));
+		return false;
+	}
+	if (!ops->fm_add) {
+		reply_error(rq, "unsupported", "the %s backend has no fabric manager", ops->name);
 		return false;
 	}
 	return true;

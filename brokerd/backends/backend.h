@@ -24,7 +24,9 @@ struct backend_ops {
 	int (*materialise)(struct backend *be, const struct tag *t, struct core_device *ret);
 	/* Tear the device down (size 0) (core_callbacks.destroy has the contract). */
 	int (*destroy)(struct backend *be, const struct tag *t);
-	/* Fabric manager (NULL when the backend has none). */
+	/* Fabric manager (NULL when the backend has none; then, if the capacity comes from a
+	 * manager elsewhere, no_fm says where, for the error a caller sees). */
+	const char *(*no_fm)(struct backend *be);
 	int (*fm_add)(struct backend *be, uint64_t size, const tagmem_tag *tag, bool shared,
 		      unsigned *ret_region, unsigned *ret_nextents);
 	int (*fm_release)(struct backend *be, const tagmem_tag *tag);

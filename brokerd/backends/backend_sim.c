@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "fabric_link.h"
 #include "log.h"
 #include "sim.h"
 #include "util.h"
@@ -28,6 +29,8 @@ struct extent_index {
 struct backend_sim {
 	struct backend be;
 	struct sim *sim;
+	struct fabric_link *link;  /* capacity from a shared fabric manager, or NULL */
+	char no_fm[PATH_MAX + 128];
 	struct sysfs *fs; /* the broker's own reader, separate from the simulator's */
 	struct extent_index idx;
 	struct view batch; /* tags the records drained so far named, for one reconcile */
@@ -224,6 +227,11 @@ static void drain_events(struct backend_sim *bs)
 	batch_flush(bs);
 }
 
+static void link_changed(void *data)
+{
+	drain_events(data);
+}
+
 static int sim_scan(struct backend *be)
 {
 	struct backend_sim *bs = to_sim(be);
@@ -260,6 +268,10 @@ static int sim_scan(struct backend *be)
 	dcd_snapshot_clear(&snap);
 	view_clear(&v);
 	drain_events(bs); /* records queued before the scan describe what it already saw */
+	/* what the manager says this host has now comes after what it had */
+	if (be->settings->fabric_dir && !bs->link)
+		return fabric_link_new(be->loop, bs->sim, be->settings->fabric_dir,
+				       be->settings->host_id, link_changed, bs, &bs->link);
 	return 0;
 }
 
@@ -353,6 +365,7 @@ static void sim_free(struct backend *be)
 {
 	struct backend_sim *bs = to_sim(be);
 
+	fabric_link_free(bs->link);
 	sim_close(bs->sim);
 	sysfs_close(bs->fs);
 	free(bs->idx.ext);
@@ -371,19 +384,50 @@ static const struct backend_ops sim_ops = {
 	.free = sim_free,
 };
 
+static const char *fabric_no_fm(struct backend *be)
+{
+	return to_sim(be)->no_fm;
+}
+
+/* One host of a fabric several share: the same kernel emulation, fed by tagmem-fmd. */
+static const struct backend_ops sim_fabric_ops = {
+	.name = "sim (shared fabric)",
+	.scan = sim_scan,
+	.materialise = sim_materialise,
+	.destroy = sim_destroy,
+	.no_fm = fabric_no_fm,
+	.root = sim_root_op,
+	.free = sim_free,
+};
+
 int backend_sim_new(struct core *core, struct loop *loop, const struct broker_settings *set,
 		    struct backend **ret)
 {
 	struct sim_options opts = { .region_size = set->sim_region_size };
 	struct backend_sim *bs;
-	int r;
+	int r = 0;
 
 	bs = calloc(1, sizeof(*bs));
 	if (!bs)
 		return -ENOMEM;
 	bs->be = (struct backend){ .ops = &sim_ops, .core = core, .loop = loop, .settings = set };
 	opts.legacy_tag_attr = getenv("TAGMEM_SIM_LEGACY_TAG") != NULL;
-	r = sim_open(set->sim_root, &opts, &bs->sim);
+	if (set->fabric_dir) {
+		char bytes[PATH_MAX];
+
+		bs->be.ops = &sim_fabric_ops;
+		snprintf(bs->no_fm, sizeof(bs->no_fm), "this host (%s) gets its capacity from the "
+			 "fabric manager in %s: drive that one, with 'tagmem fm --fabric %s ... "
+			 "--host %s'", set->host_id, set->fabric_dir, set->fabric_dir, set->host_id);
+		snprintf(bytes, sizeof(bytes), "%s/bytes", set->fabric_dir);
+		opts.bytes_dir = bytes;
+		r = sim_open(set->sim_root, &opts, &bs->sim);
+		opts.bytes_dir = NULL;
+		if (r < 0)
+			goto fail;
+	}
+	if (!bs->sim)
+		r = sim_open(set->sim_root, &opts, &bs->sim);
 	if (r < 0)
 		goto fail;
 	r = sysfs_open(set->sim_root, &bs->fs);

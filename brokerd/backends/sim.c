@@ -25,6 +25,7 @@ struct sim_dev {
 struct sim {
 	struct sysfs *fs;
 	int rootfd;
+	int bytes_fd;               /* opts.bytes_dir, or -1 */
 	struct sim_options opts;
 	struct sim_region regions[SIM_REGIONS];
 	struct dcd_extent *extents; /* every extent in the tree, the allocation map */
@@ -238,6 +239,14 @@ int sim_open(const char *root, const struct sim_options *opts, struct sim **ret_
 	if (!sim)
 		return -ENOMEM;
 	sim->opts = *opts;
+	sim->bytes_fd = -1;
+	if (opts->bytes_dir) {
+		sim->bytes_fd = open(opts->bytes_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (sim->bytes_fd < 0) {
+			r = -errno;
+			goto fail;
+		}
+	}
 	r = sysfs_open(root, &sim->fs);
 	if (r < 0)
 		goto fail;
@@ -265,6 +274,8 @@ struct sim *sim_close(struct sim *sim)
 	if (!sim)
 		return NULL;
 	sysfs_close(sim->fs);
+	if (sim->bytes_fd >= 0)
+		close(sim->bytes_fd);
 	free(sim->extents);
 	free(sim->devs);
 	free(sim->events);
@@ -421,6 +432,29 @@ static bool tag_in_use(struct sim *sim, const tagmem_tag *tag)
 	return false;
 }
 
+/* Write the extents chunks[] (offset and length set) as the tag's, in sequence order. */
+static int place_chunks(struct sim *sim, unsigned region, const tagmem_tag *tag,
+			const struct dcd_extent *chunks, size_t n)
+{
+	int r = 0;
+
+	for (size_t i = 0; i < n && r >= 0; i++) {
+		struct dcd_extent e = { .region = region, .offset = chunks[i].offset,
+					.length = chunks[i].length };
+
+		e.id = sim->regions[region].next_extent++;
+		e.tagged = tag != NULL;
+		if (tag)
+			e.tag = *tag;
+		r = write_extent(sim, &e);
+		if (r >= 0)
+			r = add_extent_record(sim, &e);
+		if (r >= 0)
+			r = queue_event(sim, DCD_EVENT_ADD, &e);
+	}
+	return r;
+}
+
 int sim_fm_add(struct sim *sim, uint64_t size, const tagmem_tag *tag, bool shared,
 	       struct sim_alloc *ret_alloc)
 {
@@ -438,19 +472,7 @@ int sim_fm_add(struct sim *sim, uint64_t size, const tagmem_tag *tag, bool share
 	r = plan_allocation(sim, region, size, &chunks, &n);
 	if (r < 0)
 		return r;
-	for (size_t i = 0; i < n && r >= 0; i++) {
-		struct dcd_extent *e = &chunks[i];
-
-		e->id = sim->regions[region].next_extent++;
-		e->tagged = tag != NULL;
-		if (tag)
-			e->tag = *tag;
-		r = write_extent(sim, e);
-		if (r >= 0)
-			r = add_extent_record(sim, e);
-		if (r >= 0)
-			r = queue_event(sim, DCD_EVENT_ADD, e);
-	}
+	r = place_chunks(sim, region, tag, chunks, n);
 	free(chunks);
 	if (r < 0)
 		return r;
@@ -458,6 +480,101 @@ int sim_fm_add(struct sim *sim, uint64_t size, const tagmem_tag *tag, bool share
 	ret_alloc->nextents = (unsigned)n;
 	ret_alloc->size = size;
 	return 0;
+}
+
+static bool overlaps(const struct dcd_extent *a, const struct dcd_extent *b)
+{
+	return a->offset < b->offset + b->length && b->offset < a->offset + a->length;
+}
+
+/* May these extents be placed in the region: aligned, inside, over nothing? */
+static int check_placement(struct sim *sim, unsigned region, const struct dcd_extent *ext,
+			   size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct dcd_extent *e = &ext[i];
+
+		if (!e->length || e->offset % DCD_ALIGN || e->length % DCD_ALIGN)
+			return -EINVAL;
+		if (e->offset > sim->opts.region_size || e->length > sim->opts.region_size - e->offset)
+			return -ERANGE;
+		for (size_t j = 0; j < i; j++)
+			if (overlaps(e, &ext[j]))
+				return -ERANGE;
+		for (size_t j = 0; j < sim->nextents; j++)
+			if (sim->extents[j].region == region && overlaps(e, &sim->extents[j]))
+				return -ERANGE;
+	}
+	return 0;
+}
+
+int sim_place(struct sim *sim, unsigned region, const tagmem_tag *tag,
+	      const struct dcd_extent *extents, size_t n)
+{
+	int r;
+
+	if (region >= SIM_REGIONS || !tag || tagmem_tag_is_null(tag) || n == 0)
+		return -EINVAL;
+	if (tag_in_use(sim, tag))
+		return -EEXIST;
+	r = check_placement(sim, region, extents, n);
+	return r < 0 ? r : place_chunks(sim, region, tag, extents, n);
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+	const struct dcd_extent *x = a, *y = b;
+
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+size_t sim_tag_extents(struct sim *sim, const tagmem_tag *tag, struct dcd_extent *out,
+		       size_t max)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < sim->nextents; i++)
+		if (sim->extents[i].tagged && !tagmem_tag_compare(&sim->extents[i].tag, tag)) {
+			if (n < max)
+				out[n] = sim->extents[i];
+			n++;
+		}
+	qsort(out, MIN(n, max), sizeof(*out), cmp_id); /* ids grow with the sequence */
+	return n;
+}
+
+static int cmp_tag(const void *a, const void *b)
+{
+	return tagmem_tag_compare(a, b);
+}
+
+int sim_list_tags(struct sim *sim, tagmem_tag **ret, size_t *ret_n)
+{
+	tagmem_tag *tags = calloc(sim->nextents + 1, sizeof(*tags));
+	size_t n = 0, u = 0;
+
+	if (!tags)
+		return -ENOMEM;
+	for (size_t i = 0; i < sim->nextents; i++)
+		if (sim->extents[i].tagged)
+			tags[n++] = sim->extents[i].tag;
+	qsort(tags, n, sizeof(*tags), cmp_tag);
+	for (size_t i = 0; i < n; i++)
+		if (!u || tagmem_tag_compare(&tags[u - 1], &tags[i]))
+			tags[u++] = tags[i];
+	*ret = tags;
+	*ret_n = u;
+	return 0;
+}
+
+uint64_t sim_region_used(struct sim *sim, unsigned region)
+{
+	uint64_t used = 0;
+
+	for (size_t i = 0; i < sim->nextents; i++)
+		if (sim->extents[i].region == region)
+			used += sim->extents[i].length;
+	return used;
 }
 
 /* The device (if any) that claimed a tag; its index in sim->devs. */
@@ -530,6 +647,23 @@ bool sim_release_pending(struct sim *sim, const tagmem_tag *tag)
 
 /* ---- kernel emulation ---- */
 
+/* The device node of a shared fabric's tag: a hard link to the tag's bytes, which must be
+ * the size of its extents (-EXDEV: the sandbox is on another filesystem than the fabric). */
+static int link_bytes(struct sim *sim, const tagmem_tag *tag, const char *node, uint64_t size)
+{
+	char name[TAGMEM_TAG_STRING_MAX];
+	struct stat st;
+
+	tagmem_tag_format(tag, name);
+	if (fstatat(sim->bytes_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != size)
+		return -EIO;
+	if (unlinkat(sim->rootfd, node, 0) < 0 && errno != ENOENT)
+		return -errno;
+	return linkat(sim->bytes_fd, name, sim->rootfd, node, 0) < 0 ? -errno : 0;
+}
+
 int sim_kernel_seed_written(struct sim *sim, unsigned region)
 {
 	char dir[96], path[160];
@@ -565,8 +699,12 @@ int sim_kernel_seed_written(struct sim *sim, unsigned region)
 		goto reject;
 	}
 	snprintf(path, sizeof(path), "dev/dax%u.%u", region, seed);
-	fd = openat(sim->rootfd, path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0 || ftruncate(fd, (off_t)size) < 0) {
+	r = sim->bytes_fd >= 0 ? link_bytes(sim, &tag, path, size) : 0;
+	if (r < 0)
+		goto reject;
+	fd = openat(sim->rootfd, path, O_RDWR | (sim->bytes_fd >= 0 ? 0 : O_CREAT | O_TRUNC) |
+		    O_CLOEXEC, 0600);
+	if (fd < 0 || (sim->bytes_fd < 0 && ftruncate(fd, (off_t)size) < 0)) {
 		r = -errno;
 		goto reject;
 	}

@@ -25,6 +25,10 @@ struct sim;
 struct sim_options {
 	uint64_t region_size;
 	bool legacy_tag_attr; /* write extent tags as "tag" (DCD v3–v8) instead of "uuid" */
+	/* A shared fabric's memory: one file per tag, named by the tag, holding its bytes in
+	 * sequence order. A device made for a tag is then a hard link to that file, so every
+	 * host that has the tag maps the same bytes. NULL: each device is a file of its own. */
+	const char *bytes_dir;
 };
 
 int sim_open(const char *root, const struct sim_options *opts, struct sim **ret_sim);
@@ -41,6 +45,18 @@ struct sim_alloc {
 /* tag NULL: untagged (private only). -ENOSPC, -EINVAL (size, shared without tag), -EEXIST. */
 int sim_fm_add(struct sim *sim, uint64_t size, const tagmem_tag *tag, bool shared,
 	       struct sim_alloc *ret_alloc);
+/* A fabric manager elsewhere placed the tag's extents (offset and length each, in sequence
+ * order) in region 0 (private) or 1 (sharable): record them as the kernel would. -EEXIST the
+ * tag is here already, -ERANGE an extent outside the region or over another, -EINVAL. */
+int sim_place(struct sim *sim, unsigned region, const tagmem_tag *tag,
+	      const struct dcd_extent *extents, size_t n);
+/* The tag's extents in sequence order, at most max of them; returns how many it has. */
+size_t sim_tag_extents(struct sim *sim, const tagmem_tag *tag, struct dcd_extent *out,
+		       size_t max);
+/* The distinct tags of the extents, sorted (*ret to free). */
+int sim_list_tags(struct sim *sim, tagmem_tag **ret, size_t *ret_n);
+/* Bytes of region given out as extents. */
+uint64_t sim_region_used(struct sim *sim, unsigned region);
 /* Returns 0 released now, 1 deferred (a device holds the tag), -ENOENT unknown tag. */
 int sim_fm_release(struct sim *sim, const tagmem_tag *tag);
 bool sim_release_pending(struct sim *sim, const tagmem_tag *tag);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Daemon logging through the libtagmem context (log.h). Under systemd (JOURNAL_STREAM set)
  * each line carries a "<N>" priority prefix that journald understands; otherwise a plain
- * "brokerd: " prefix. */
+ * "brokerd: " prefix (or the program's own: log_set_name). */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,6 +13,7 @@
 #include "tagmem.h"
 
 static struct tagmem_ctx *log_context;
+static const char *log_name = "brokerd"; /* the prefix without a journal */
 static int max_priority = LOG_INFO; /* used until log_setup() hands us a context */
 
 static void sink(int priority, const char *fn, const char *format, va_list ap)
@@ -26,7 +27,7 @@ static void sink(int priority, const char *fn, const char *format, va_list ap)
 	if (journal)
 		fprintf(stderr, "<%d>", priority);
 	else
-		fputs("brokerd: ", stderr);
+		fprintf(stderr, "%s: ", log_name);
 	if (fn)
 		fprintf(stderr, "%s: ", fn);
 	vfprintf(stderr, format, ap);
@@ -51,6 +52,11 @@ void log_setup(struct tagmem_ctx *ctx)
 	/* TAGMEM_LOG, when set, decides; otherwise a daemon logs at info */
 	if (!getenv("TAGMEM_LOG"))
 		tagmem_set_log_priority(ctx, max_priority);
+}
+
+void log_set_name(const char *name)
+{
+	log_name = name;
 }
 
 void log_set_max_priority(int priority)

@@ -15,6 +15,8 @@ struct tagmem_ctx;
  * log to stderr at info (unit tests, before the daemon starts). */
 void log_setup(struct tagmem_ctx *ctx);
 void log_set_max_priority(int priority);
+/* Another program built on brokerd's parts (tagmem-fmd) logs under its own name. */
+void log_set_name(const char *name);
 void log_msg(int priority, const char *format, ...) _printf_(2, 3);
 
 #define log_err(...) log_msg(3, __VA_ARGS__)

@@ -20,6 +20,8 @@ struct broker_settings {
 	unsigned nimage_dirs;         /* 0: <state_dir>/images */
 	const char *sim_root;         /* simulator sandbox: sysfs-like tree + backing files */
 	uint64_t sim_region_size;     /* capacity of each simulated DCD region */
+	const char *fabric_dir;       /* a fabric manager several hosts share (tagmem-fmd), or NULL */
+	const char *host_id;          /* this host's id at that fabric manager */
 	unsigned max_clients;         /* connections served at once; more are told and closed */
 	unsigned max_clients_per_uid; /* connections of one uid (root and brokerd's own: no limit) */
 	size_t max_line;              /* longest request line, bytes */

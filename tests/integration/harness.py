@@ -32,18 +32,7 @@ class Broker:
             self.wrapper + [BROKERD, "--socket", self.sock, "--state-dir", self.state, "--sim-root",
              self.sim, "--sim-region-size", "16G"] + self.extra,
             stdout=self.log, stderr=self.log)
-        deadline = time.time() + 5
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError("brokerd exited at start:\n" + self.log_text())
-            try:
-                c = Client(self.sock)
-                c.call("hello")
-                c.close()
-                return
-            except OSError:
-                time.sleep(0.02)
-        raise AssertionError("brokerd did not come up")
+        wait_serving(self.proc, self.sock, "brokerd", self.log_text)
 
     def kill9(self):
         self.proc.send_signal(signal.SIGKILL)
@@ -65,6 +54,22 @@ class Broker:
             self.proc.kill()
             self.proc.wait()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def wait_serving(proc, sock, name, log_text=lambda: ""):
+    """Wait until proc answers hello on sock (5 s); raise if it exits or never does."""
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"{name} exited at start:\n" + log_text())
+        try:
+            c = Client(sock)
+            c.call("hello")
+            c.close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    raise AssertionError(f"{name} did not come up")
 
 
 class Client:

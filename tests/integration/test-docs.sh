@@ -28,11 +28,19 @@ guestd=$(dirname "$TAGMEM")/../udev/tagmem-guestd
 for o in $("$guestd" --help | grep -oE -- '--[a-z][a-z-]+' | sort -u); do
 	grep -q -- "$(man_escape "$o")" "$top/docs/tagmem-guestd.8" || miss "tagmem-guestd.8: $o"
 done
+fmd=$(dirname "$BROKERD")/tagmem-fmd
+for o in $("$fmd" --help | grep -oE -- '--[a-z][a-z-]+' | sort -u); do
+	grep -q -- "$(man_escape "$o")" "$top/docs/tagmem-fmd.8" || miss "tagmem-fmd.8: $o"
+done
+# the shared fabric manager's ops, from its own table
+for op in $(sed -n 's/^\t{ "\([a-z_]*\)", op_[a-z_]* },$/\1/p' "$top/brokerd/fabric/service.c"); do
+	grep -q "^### .*\b$op\b" "$top/docs/fabric.md" || miss "fabric.md: op $op"
+done
 version=$("$BROKERD" --version | awk '{print $2}')
-for p in "$TAGMEM --version" "$guestd --version"; do
+for p in "$TAGMEM --version" "$guestd --version" "$fmd --version"; do
 	[ "$($p | awk '{print $2}')" = "$version" ] || miss "'$p' does not print version $version"
 done
-for page in tagmem.1 brokerd.8 tagmem-guestd.8; do
+for page in tagmem.1 brokerd.8 tagmem-guestd.8 tagmem-fmd.8; do
 	grep -q "^\.TH .*\"tagmem $version\"" "$top/docs/$page" || miss "$page: .TH without tagmem $version"
 	if command -v groff >/dev/null; then
 		bad=$(groff -man -Tutf8 -P-cbou "$top/docs/$page" 2>/dev/null |
@@ -57,9 +65,13 @@ print(" ".join(json.loads(s.makefile().readline())["result"]["ops"]))' "$T/s")
 for op in $ops; do
 	grep -q "^### .*\b$op\b" "$top/docs/protocol.md" || miss "protocol.md: op $op"
 done
-for ev in $(grep -ohE 'emit\(c, "[a-z_]+"|"event", json_object_new_string\("[a-z_]+"' \
-		"$top"/brokerd/*/*.c | grep -oE '"[a-z_]+"$' | tr -d '"' | sort -u); do
+events() { grep -ohE 'emit\(c, "[a-z_]+"|"event", json_object_new_string\("[a-z_]+"' "$@" |
+	grep -oE '"[a-z_]+"$' | tr -d '"' | sort -u; }
+for ev in $(events $(ls "$top"/brokerd/*/*.c | grep -v /fabric/)); do
 	grep -q "\`$ev\`" "$top/docs/protocol.md" || miss "protocol.md: event $ev"
+done
+for ev in $(events "$top"/brokerd/fabric/*.c); do
+	grep -q "\`$ev\`" "$top/docs/fabric.md" || miss "fabric.md: event $ev"
 done
 [ "$missing" = 0 ] || { echo "FAIL: $missing thing(s) undocumented"; exit 1; }
 echo "docs: every option, command, op ($(wc -w <<<"$ops")) and event is documented"
