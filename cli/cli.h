@@ -44,6 +44,7 @@ int cmd_watch(struct cli *cli, int argc, char **argv);
 int cmd_claim(struct cli *cli, int argc, char **argv);
 int cmd_release(struct cli *cli, int argc, char **argv);
 int cmd_fm(struct cli *cli, int argc, char **argv);
+int cmd_cluster(struct cli *cli, int argc, char **argv);
 int cmd_status(struct cli *cli, int argc, char **argv);
 int cmd_image(struct cli *cli, int argc, char **argv);
 int cmd_qemu_args(struct cli *cli, int argc, char **argv);

@@ -30,6 +30,12 @@ static const struct {
 		"  add-host --tag UUID --host ID             one more host maps a shared tag\n"
 		"  list [--host ID]                          the shared fabric's tags and the hosts\n"
 		"                                            holding each (as List Tags reports)\n" },
+	{ "cluster", "The cluster tag directory on etcd (tagmem-clusterd publishes each host's tags),\n"
+		     "read from etcd itself: --etcd URLS, or TAGMEM_ETCD [http://127.0.0.1:2379].\n"
+		     "  list           every tag of every host: device, state, owner\n"
+		     "  where UUID     the hosts that have the tag (exit 1: none)\n"
+		     "  hosts          the hosts publishing\n"
+		     "  watch          each change as it happens (Ctrl-C ends it)\n" },
 	{ "status", "brokerd's state: tags by state, clients, guests, memory pressure.\n" },
 	{ "image", "Fake-DAX images (root or brokerd's user, except budget).\n"
 		   "  create PATH --size SIZE [--tag UUID] [--layout pmem|devdax]\n"

@@ -29,18 +29,21 @@ for o in $("$guestd" --help | grep -oE -- '--[a-z][a-z-]+' | sort -u); do
 	grep -q -- "$(man_escape "$o")" "$top/docs/tagmem-guestd.8" || miss "tagmem-guestd.8: $o"
 done
 fmd=$(dirname "$BROKERD")/tagmem-fmd
-for o in $("$fmd" --help | grep -oE -- '--[a-z][a-z-]+' | sort -u); do
-	grep -q -- "$(man_escape "$o")" "$top/docs/tagmem-fmd.8" || miss "tagmem-fmd.8: $o"
+clusterd=$(dirname "$BROKERD")/tagmem-clusterd
+for prog in tagmem-fmd tagmem-clusterd; do
+	for o in $("$(dirname "$BROKERD")/$prog" --help | grep -oE -- '--[a-z][a-z-]+' | sort -u); do
+		grep -q -- "$(man_escape "$o")" "$top/docs/$prog.8" || miss "$prog.8: $o"
+	done
 done
 # the shared fabric manager's ops, from its own table
 for op in $(sed -n 's/^\t{ "\([a-z_]*\)", op_[a-z_]* },$/\1/p' "$top/brokerd/fabric/service.c"); do
 	grep -q "^### .*\b$op\b" "$top/docs/fabric.md" || miss "fabric.md: op $op"
 done
 version=$("$BROKERD" --version | awk '{print $2}')
-for p in "$TAGMEM --version" "$guestd --version" "$fmd --version"; do
+for p in "$TAGMEM --version" "$guestd --version" "$fmd --version" "$clusterd --version"; do
 	[ "$($p | awk '{print $2}')" = "$version" ] || miss "'$p' does not print version $version"
 done
-for page in tagmem.1 brokerd.8 tagmem-guestd.8 tagmem-fmd.8; do
+for page in tagmem.1 brokerd.8 tagmem-guestd.8 tagmem-fmd.8 tagmem-clusterd.8; do
 	grep -q "^\.TH .*\"tagmem $version\"" "$top/docs/$page" || miss "$page: .TH without tagmem $version"
 	if command -v groff >/dev/null; then
 		bad=$(groff -man -Tutf8 -P-cbou "$top/docs/$page" 2>/dev/null |

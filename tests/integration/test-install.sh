@@ -14,7 +14,7 @@ cmake --install "$build" --prefix "$P" >"$T/install.log"
 [ -s "$build/install_manifest.txt" ] || fail "no install manifest"
 outside=$(grep -v "^$P/" "$build/install_manifest.txt" || true)
 [ -z "$outside" ] || fail "installed outside the prefix $P:"$'\n'"$outside"
-for f in sbin/brokerd sbin/tagmem-fmd share/man/man8/tagmem-fmd.8 bin/tagmem sbin/tagmem-guestd lib/udev/tagmem-id lib/udev/rules.d/60-tagmem.rules \
+for f in sbin/brokerd sbin/tagmem-fmd share/man/man8/tagmem-fmd.8 sbin/tagmem-clusterd share/man/man8/tagmem-clusterd.8 bin/tagmem sbin/tagmem-guestd lib/udev/tagmem-id lib/udev/rules.d/60-tagmem.rules \
 	lib/systemd/system/tagmem-brokerd.service lib/systemd/system/tagmem-brokerd.socket \
 	lib/systemd/system/tagmem-guestd.service etc/default/tagmem-brokerd \
 	share/bash-completion/completions/tagmem share/man/man1/tagmem.1; do

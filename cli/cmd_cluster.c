@@ -1,0 +1,283 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * tagmem cluster list|where|hosts|watch: the cluster tag directory on etcd (docs/cluster.md),
+ * read from etcd itself (--etcd URLS or $TAGMEM_ETCD), not from any brokerd: "which hosts
+ * have tag T, as which device, used by whom?"
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "etcd.h"
+
+#define PREFIX "/tagmem/v1/"
+
+static int open_etcd(struct cli *cli, const char *endpoints, struct etcd **ret)
+{
+	if (!endpoints)
+		endpoints = getenv("TAGMEM_ETCD");
+	if (!endpoints)
+		endpoints = "http://127.0.0.1:2379";
+	if (etcd_open(endpoints, cli->timeout_ms > 0 ? cli->timeout_ms : 5000, ret) < 0) {
+		cli_err(cli, "--etcd '%s': give etcd's client URLs, http://HOST:PORT, "
+			"comma-separated", endpoints);
+		return EXIT_USAGE;
+	}
+	return EXIT_OK;
+}
+
+/* The values of every key under prefix that ends in suffix, parsed. */
+static int read_records(struct cli *cli, struct etcd *e, const char *prefix,
+			const char *suffix, struct json_object **ret)
+{
+	_cleanup_json_ struct json_object *kvs = NULL;
+	struct json_object *out;
+	int64_t rev;
+	int r = etcd_get_prefix(e, prefix, &kvs, &rev);
+
+	if (r < 0) {
+		cli_fail(cli, "unreachable", "cannot read the cluster directory from etcd at %s: %s",
+			 etcd_endpoint(e), strerror(-r));
+		return EXIT_UNREACHABLE;
+	}
+	out = json_object_new_array();
+	for (size_t i = 0; i < json_object_array_length(kvs); i++) {
+		struct json_object *kv = json_object_array_get_idx(kvs, i), *rec = NULL;
+		const char *key = json_object_get_string(json_object_object_get(kv, "key"));
+		const char *value = json_object_get_string(json_object_object_get(kv, "value"));
+		size_t kl = strlen(key), sl = strlen(suffix);
+
+		if (kl < sl || strcmp(key + kl - sl, suffix))
+			continue;
+		if (tagmem_msg_parse(value, strlen(value), 1 << 20, &rec) < 0)
+			continue; /* not ours to show: the directory is read by anyone */
+		if (strcmp(suffix, "/info") && !strstr(key, "/tags/")) {
+			json_object_put(rec); /* a host's info, not a tag's record */
+			continue;
+		}
+		json_object_array_add(out, rec);
+	}
+	*ret = out;
+	return EXIT_OK;
+}
+
+static const char *str(struct json_object *o, const char *key)
+{
+	const char *s;
+
+	return tagmem_json_get_string(o, key, &s) == 0 ? s : "-";
+}
+
+static void print_records(struct json_object *recs)
+{
+	printf("%-36s  %-12s  %-10s  %-8s  %-7s  %s\n", "TAG", "HOST",
+	       "DEVICE", "STATE", "SHARED", "OWNER");
+	for (size_t i = 0; i < json_object_array_length(recs); i++) {
+		struct json_object *r = json_object_array_get_idx(recs, i), *owner;
+		bool shared = false;
+		char who[96] = "-";
+
+		tagmem_json_get_bool(r, "shared", &shared);
+		if (json_object_object_get_ex(r, "owner", &owner)) {
+			uint64_t uid = 0;
+			tagmem_json_get_u64(owner, "uid", &uid);
+			snprintf(who, sizeof(who), "uid %llu%s%s", (unsigned long long)uid,
+				 strcmp(str(owner, "name"), "-") ? " as " : "",
+				 strcmp(str(owner, "name"), "-") ? str(owner, "name") : "");
+		}
+		printf("%-36s  %-12s  %-10s  %-8s  %-7s  %s\n", str(r, "tag"), str(r, "host"),
+		       str(r, "device"), str(r, "state"), shared ? "yes" : "no", who);
+	}
+}
+
+/* The one option of every cluster command: --etcd. */
+static int parse(struct cli *cli, int argc, char **argv, const char *synopsis,
+		 const char **endpoints)
+{
+	static const struct option opts[] = {
+		{ "etcd", required_argument, NULL, 'e' },
+		{ "help", no_argument, NULL, 'h' },
+		{}
+	};
+	int opt;
+
+	*endpoints = NULL;
+	while ((opt = getopt_long(argc, argv, "e:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'e': *endpoints = optarg; break;
+		case 'h': return cli_usage(cli, "cluster", synopsis, false);
+		default: return cli_usage(cli, "cluster", synopsis, true);
+		}
+	}
+	return -1; /* parsed: go on */
+}
+
+static int show(struct cli *cli, const char *endpoints, const char *prefix, const char *suffix,
+		bool empty_fails)
+{
+	_cleanup_json_ struct json_object *recs = NULL;
+	struct etcd *e;
+	int r = open_etcd(cli, endpoints, &e);
+
+	if (r != EXIT_OK)
+		return r;
+	r = read_records(cli, e, prefix, suffix, &recs);
+	etcd_close(e);
+	if (r != EXIT_OK)
+		return r;
+	if (cli->json)
+		cli_print_json(recs);
+	else if (!strcmp(suffix, "/info"))
+		for (size_t i = 0; i < json_object_array_length(recs); i++)
+			printf("%s\n", str(json_object_array_get_idx(recs, i), "host"));
+	else
+		print_records(recs);
+	return empty_fails && !json_object_array_length(recs) ? EXIT_FAIL : EXIT_OK;
+}
+
+/* A command without arguments but --etcd: the records whose keys end in suffix. */
+static int show_all(struct cli *cli, int argc, char **argv, const char *synopsis,
+		    const char *suffix)
+{
+	const char *endpoints;
+	int r = parse(cli, argc, argv, synopsis, &endpoints);
+
+	if (r >= 0)
+		return r;
+	if (optind != argc)
+		return cli_usage(cli, "cluster", synopsis, true);
+	return show(cli, endpoints, PREFIX "hosts/", suffix, false);
+}
+
+static int cluster_list(struct cli *cli, int argc, char **argv)
+{
+	return show_all(cli, argc, argv, "list [--etcd URLS]", "");
+}
+
+static int cluster_where(struct cli *cli, int argc, char **argv)
+{
+	static const char synopsis[] = "where UUID [--etcd URLS]";
+	char suffix[128], s[TAGMEM_TAG_STRING_MAX];
+	const char *endpoints;
+	tagmem_tag tag;
+	int r = parse(cli, argc, argv, synopsis, &endpoints);
+
+	if (r >= 0)
+		return r;
+	if (optind != argc - 1)
+		return cli_usage(cli, "cluster", synopsis, true);
+	if (cli_parse_tag(cli, argv[optind], &tag) < 0)
+		return EXIT_USAGE;
+	/* every host's part, the keys of this tag: a host writes only below its own prefix */
+	snprintf(suffix, sizeof(suffix), "/tags/%s", tagmem_tag_format(&tag, s));
+	r = show(cli, endpoints, PREFIX "hosts/", suffix, true);
+	if (r == EXIT_FAIL && !cli->json)
+		fprintf(stderr, "%s: no host has tag %s\n", cli->prog, s);
+	return r;
+}
+
+static int cluster_hosts(struct cli *cli, int argc, char **argv)
+{
+	return show_all(cli, argc, argv, "hosts [--etcd URLS]", "/info");
+}
+
+static volatile sig_atomic_t interrupted;
+
+static void on_interrupt(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+/* One watch event as a line: "put KEY VALUE" or "delete KEY" (--json: an object). */
+static void print_event(struct cli *cli, struct json_object *ev)
+{
+	struct json_object *kv = json_object_object_get(ev, "kv"), *o;
+	_cleanup_free_ char *key = NULL, *value = NULL;
+	size_t kl, vl;
+	const char *type = str(ev, "type");
+	bool del = !strcmp(type, "DELETE");
+
+	if (!kv || etcd_unb64(json_object_object_get(kv, "key"), &key, &kl) < 0)
+		return;
+	if (!del && etcd_unb64(json_object_object_get(kv, "value"), &value, &vl) < 0)
+		return;
+	if (!cli->json) {
+		printf("%s %s%s%s\n", del ? "delete" : "put", key, del ? "" : " ", del ? "" : value);
+		fflush(stdout);
+		return;
+	}
+	o = json_object_new_object();
+	json_object_object_add(o, "type", json_object_new_string(del ? "delete" : "put"));
+	json_object_object_add(o, "key", json_object_new_string(key));
+	if (!del) {
+		struct json_object *rec = NULL;
+		if (tagmem_msg_parse(value, vl, 1 << 20, &rec) == 0)
+			json_object_object_add(o, "value", rec);
+	}
+	puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+					       JSON_C_TO_STRING_NOSLASHESCAPE));
+	fflush(stdout);
+	json_object_put(o);
+}
+
+static int cluster_watch(struct cli *cli, int argc, char **argv)
+{
+	const char *endpoints;
+	struct etcd_watch *w = NULL;
+	struct etcd *e;
+	int r = parse(cli, argc, argv, "watch [--etcd URLS]", &endpoints);
+
+	if (r >= 0)
+		return r;
+	if (optind != argc)
+		return cli_usage(cli, "cluster", "watch [--etcd URLS]", true);
+	r = open_etcd(cli, endpoints, &e);
+	if (r != EXIT_OK)
+		return r;
+	r = etcd_watch_open(e, PREFIX, 0, &w);
+	if (r < 0) {
+		cli_fail(cli, "unreachable", "cannot watch the cluster directory at %s: %s",
+			 etcd_endpoint(e), strerror(-r));
+		etcd_close(e);
+		return EXIT_UNREACHABLE;
+	}
+	signal(SIGINT, on_interrupt);
+	signal(SIGTERM, on_interrupt);
+	while (!interrupted) {
+		struct json_object *res = NULL, *evs;
+
+		r = etcd_watch_next(w, 500, &res);
+		if (r < 0)
+			break;
+		if (r == 0)
+			continue;
+		evs = json_object_object_get(res, "events");
+		for (size_t i = 0; evs && i < json_object_array_length(evs); i++)
+			print_event(cli, json_object_array_get_idx(evs, i));
+		json_object_put(res);
+	}
+	etcd_watch_close(w);
+	etcd_close(e);
+	if (!interrupted) {
+		cli_fail(cli, "unreachable", "the watch of the cluster directory ended: %s",
+			 strerror(-r));
+		return EXIT_UNREACHABLE;
+	}
+	return EXIT_OK;
+}
+
+int cmd_cluster(struct cli *cli, int argc, char **argv)
+{
+	static const struct cli_command subs[] = {
+		{ "list", cluster_list, NULL },
+		{ "where", cluster_where, NULL },
+		{ "hosts", cluster_hosts, NULL },
+		{ "watch", cluster_watch, NULL },
+	};
+
+	return cli_dispatch(cli, "cluster", "list | where UUID | hosts | watch  [--etcd URLS]", subs,
+			    ARRAY_SIZE(subs), argc, argv);
+}
