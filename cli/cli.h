@@ -26,7 +26,8 @@ struct cli {
 	int timeout_ms;
 	bool timeout_given;  /* --timeout was given: long operations keep to it too */
 	bool guest;          /* --guest: the socket is the guest agent's */
-	bool fabric;         /* the socket is a shared fabric manager's (tagmem fm --fabric) */
+	const char *peer;    /* who answers on socket, when not brokerd (for messages) */
+	const char *peer_hint; /* and what to do when it does not */
 	bool error_said;     /* with --json, the one error object is out */
 	const char *prog;
 };
@@ -45,6 +46,10 @@ int cmd_claim(struct cli *cli, int argc, char **argv);
 int cmd_release(struct cli *cli, int argc, char **argv);
 int cmd_fm(struct cli *cli, int argc, char **argv);
 int cmd_cluster(struct cli *cli, int argc, char **argv);
+/* op "cluster_claim" or "cluster_release" of tag, through this host's tagmem-clusterd. 0, or
+ * -(exit status) with the error said. */
+int cluster_exclusive(struct cli *cli, const char *op, const char *tagstr, const char *name,
+		      int64_t *ret_token);
 int cmd_status(struct cli *cli, int argc, char **argv);
 int cmd_image(struct cli *cli, int argc, char **argv);
 int cmd_qemu_args(struct cli *cli, int argc, char **argv);

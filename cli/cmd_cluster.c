@@ -269,6 +269,32 @@ static int cluster_watch(struct cli *cli, int argc, char **argv)
 	return EXIT_OK;
 }
 
+int cluster_exclusive(struct cli *cli, const char *op, const char *tagstr, const char *name,
+		      int64_t *ret_token)
+{
+	_cleanup_json_ struct json_object *req = tagmem_request_new(op), *reply = NULL;
+	struct cli sub = *cli;
+	struct json_object *result;
+	int r;
+
+	sub.socket = getenv("TAGMEM_CLUSTER_SOCKET");
+	if (!sub.socket)
+		sub.socket = "/run/tagmem/clusterd.sock";
+	sub.peer = "tagmem-clusterd";
+	sub.peer_hint = "a cluster-wide claim needs this host's tagmem-clusterd; is it running? "
+			"TAGMEM_CLUSTER_SOCKET names its socket";
+	json_object_object_add(req, "tag", json_object_new_string(tagstr));
+	if (name)
+		json_object_object_add(req, "name", json_object_new_string(name));
+	r = cli_call(&sub, req, &reply, &result);
+	cli->error_said = sub.error_said;
+	if (r < 0)
+		return r;
+	if (ret_token)
+		tagmem_json_get_u64(result, "token", (uint64_t *)ret_token);
+	return 0;
+}
+
 int cmd_cluster(struct cli *cli, int argc, char **argv)
 {
 	static const struct cli_command subs[] = {

@@ -58,7 +58,8 @@ static int fm_route(struct cli *cli, struct fm_target *t, bool need_host)
 		return -1;
 	}
 	cli->socket = t->socket;
-	cli->fabric = true;
+	cli->peer = "the fabric manager";
+	cli->peer_hint = "is 'tagmem-fmd --dir DIR' running for that directory?";
 	return 1;
 }
 

@@ -115,9 +115,9 @@ int cli_connect(struct cli *cli, struct tagmem_client **ret_client, bool quiet)
 		cli_fail(cli, "unreachable", "cannot reach the guest agent at %s: %s (is "
 			 "tagmem-guestd running in this VM? 'systemctl start tagmem-guestd', or "
 			 "start /usr/sbin/tagmem-guestd as root)", path, strerror(-r));
-	else if (r < 0 && !quiet && cli->fabric)
-		cli_fail(cli, "unreachable", "cannot reach the fabric manager at %s: %s (is "
-			 "'tagmem-fmd --dir DIR' running for that directory?)", path, strerror(-r));
+	else if (r < 0 && !quiet && cli->peer)
+		cli_fail(cli, "unreachable", "cannot reach %s at %s: %s (%s)", cli->peer, path,
+			 strerror(-r), cli->peer_hint);
 	else if (r < 0 && !quiet)
 		cli_fail(cli, "unreachable", "cannot reach brokerd at %s: %s (is it running? "
 			 "start it with 'systemctl start tagmem-brokerd' or pass --socket)", path,
@@ -139,7 +139,7 @@ int cli_call(struct cli *cli, struct json_object *request, struct json_object **
 	cli_progress_stop(); /* the answer is here: the line goes before anything is printed */
 	if (r < 0) {
 		cli_fail(cli, "unreachable", "%s did not answer: %s", cli->guest ? "the guest agent" :
-			 cli->fabric ? "the fabric manager" : "brokerd", strerror(-r));
+			 cli->peer ? cli->peer : "brokerd", strerror(-r));
 		return -EXIT_UNREACHABLE;
 	}
 	r = tagmem_reply_error(reply, &code, &message);

@@ -18,8 +18,13 @@ static const struct {
 	{ "claim", "Claim a ready tag for the calling user (advisory: see tagmem(1)).\n"
 		   "  --name NAME   what the claim is for (at most 127 bytes)\n"
 		   "  --grant       also give the device node (an image: its file) to this user,\n"
-		   "                until the release\n" },
-	{ "release", "Release a claim (its owner or root).\n" },
+		   "                until the release\n"
+		   "  --cluster-exclusive   first win the tag across every host (this host's\n"
+		   "                tagmem-clusterd, an etcd transaction): prints the fencing token,\n"
+		   "                larger for every new holder; refused (busy) while another host\n"
+		   "                holds it\n" },
+	{ "release", "Release a claim (its owner or root).\n"
+		     "  --cluster-exclusive   and then the tag's exclusive claim across the cluster\n" },
 	{ "fm", "A simulated fabric manager: this host's own (embedded in brokerd), or with\n"
 		"--fabric DIR (or TAGMEM_FABRIC) the one several hosts share (tagmem-fmd --dir DIR).\n"
 		"  add --size SIZE [--tag UUID] [--shared]   allocate capacity (2M multiples)\n"

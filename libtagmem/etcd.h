@@ -24,6 +24,8 @@ struct etcd_watch;
 /* endpoints: "http://127.0.0.1:2379,http://127.0.0.1:22379". -EINVAL for a malformed list. */
 int etcd_open(const char *endpoints, int timeout_ms, struct etcd **ret);
 void etcd_close(struct etcd *e);
+/* Each call's deadline from now on (ms, > 0). */
+void etcd_set_timeout(struct etcd *e, int timeout_ms);
 /* The endpoint answering now (for messages). */
 const char *etcd_endpoint(const struct etcd *e);
 

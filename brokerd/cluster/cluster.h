@@ -10,7 +10,9 @@
 #define BROKERD_CLUSTER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct etcd;
 struct json_object;
@@ -35,6 +37,50 @@ int directory_keepalive(struct directory *d);
 void directory_withdraw(struct directory *d);
 /* Is the directory up to date with the last list it was given? */
 bool directory_current(const struct directory *d);
+
+/* The host's lease, granted now if there is none (claims live under it too). */
+int directory_lease(struct directory *d, int64_t *ret);
+/* When the lease could last have been renewed (usec, now_usec()'s clock; 0: never). */
+uint64_t directory_renewed_at(const struct directory *d);
+
+/* claims.c: cluster-wide exclusive claims, under the host's lease (docs/cluster.md). */
+struct claims;
+int claims_new(struct etcd *etcd, struct directory *dir, const char *host, struct claims **ret);
+void claims_free(struct claims *c);
+/* Win the tag for (uid, name), or -EBUSY with *ret_holder the holder's record (or NULL);
+ * *ret_token the fencing token: larger for every new holder. */
+int claims_acquire(struct claims *c, const char *tag, uid_t uid, const char *name,
+		   int64_t *ret_token, struct json_object **ret_holder);
+/* -ENOENT not held here, -EPERM held by another uid (root may). */
+int claims_release(struct claims *c, const char *tag, uid_t uid);
+size_t claims_count(const struct claims *c);
+/* [{tag, uid, token}] of the claims held here. */
+struct json_object *claims_json(const struct claims *c);
+/* The lease is, or may be, gone: forget every claim; returns what was lost. */
+struct json_object *claims_lose_all(struct claims *c);
+
+/* Does the host have the tag, by the last list it published? */
+bool directory_has(const struct directory *d, const char *tag);
+
+/* socket.c: clusterd's own socket (docs/cluster.md "Exclusive claims"). */
+struct local;
+struct local_client;
+struct pollfd;
+typedef void (*local_request_fn)(void *data, struct local_client *c, const char *op,
+				 struct json_object *id, struct json_object *msg);
+int local_open(const char *path, struct local **ret);
+void local_close(struct local *l);
+/* The fds to poll (the listener first); how many. */
+size_t local_pollfds(struct local *l, struct pollfd *fds, size_t max);
+/* Accept and serve what poll found ready: fn for each request. */
+void local_ready(struct local *l, const struct pollfd *fds, size_t n, local_request_fn fn,
+		 void *data);
+void local_reply(struct local_client *c, struct json_object *id, struct json_object *result);
+void local_error(struct local_client *c, struct json_object *id, const char *code,
+		 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+uid_t local_uid(const struct local_client *c);
+void local_subscribe(struct local_client *c);
+void local_broadcast(struct local *l, struct json_object *event);
 
 /* The record of one tag of brokerd's list (a JSON string, *ret to free); -EINVAL if the entry
  * is not one (exposed for the unit test). */

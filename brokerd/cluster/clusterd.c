@@ -22,6 +22,8 @@
 
 #define RETRY_MS 200       /* etcd or brokerd away: try again this soon */
 #define COALESCE_MS 5      /* events that come together are published together */
+#define CLAIM_MARGIN_MS 500 /* a claim is given up this long before its lease could end */
+#define ETCD_TIMEOUT_MS 2000
 
 static volatile sig_atomic_t stop;
 
@@ -36,6 +38,9 @@ struct agent {
 	struct tagmem_client *brokerd;
 	const char *socket;      /* NULL: $TAGMEM_SOCKET or the default */
 	struct directory *dir;
+	struct etcd *etcd;
+	struct claims *claims;
+	struct local *local;     /* clusterd's own socket: exclusive claims */
 	int64_t ttl;
 	bool dirty;              /* brokerd's state changed since the last publish */
 	bool etcd_down, brokerd_down;
@@ -50,6 +55,8 @@ static void usage(FILE *f)
 		"  -e, --etcd URLS       etcd's client URLs, comma-separated (http://127.0.0.1:2379)\n"
 		"  -H, --host-id ID      this host's name in the directory\n"
 		"  -s, --socket PATH     brokerd's socket [$TAGMEM_SOCKET or %s]\n"
+		"  -l, --listen PATH     its own socket, for exclusive claims\n"
+		"                        [/run/tagmem/clusterd.sock]\n"
 		"      --ttl SECONDS     the host's lease: its entries vanish this long after it\n"
 		"                        stops renewing it [10]\n"
 		"  -v, --verbose         log debug messages\n"
@@ -130,12 +137,41 @@ static void drain_events(struct agent *a)
 	}
 }
 
+/* The claims are gone with the lease, or may be: tell their holders, before anyone else can
+ * have won them (etcd ends a lease no sooner than TTL after the last renewal was sent). */
+static void lose_claims(struct agent *a, const char *why)
+{
+	_cleanup_json_ struct json_object *lost = claims_lose_all(a->claims);
+
+	for (size_t i = 0; i < json_object_array_length(lost); i++) {
+		struct json_object *ev = json_object_get(json_object_array_get_idx(lost, i));
+
+		log_warn("Lost the cluster-wide claim of %s: %s",
+			 json_object_get_string(json_object_object_get(ev, "tag")), why);
+		json_object_object_add(ev, "event", json_object_new_string("cluster_claim_lost"));
+		json_object_object_add(ev, "reason", json_object_new_string(why));
+		local_broadcast(a->local, ev);
+		json_object_put(ev);
+	}
+}
+
+/* The latest moment the lease surely lives: its last renewal's sending, plus TTL, less a
+ * margin for the clocks' and the network's slack. */
+static uint64_t claims_deadline(struct agent *a)
+{
+	uint64_t at = directory_renewed_at(a->dir);
+
+	return at ? at + (uint64_t)a->ttl * 1000000u - CLAIM_MARGIN_MS * 1000u : 0;
+}
+
 static void keepalive(struct agent *a)
 {
 	int r = directory_keepalive(a->dir);
 
-	if (r == -ENOENT)
+	if (r == -ENOENT) {
 		a->dirty = true; /* a new lease, everything again */
+		lose_claims(a, "the host's lease expired");
+	}
 	else if (r < 0 && !a->etcd_down) {
 		log_warn("etcd is unreachable (%s)", strerror(-r));
 		a->etcd_down = true;
@@ -149,6 +185,9 @@ static int wait_ms(struct agent *a)
 {
 	uint64_t now = now_usec(), until = a->next_keepalive;
 
+	if (claims_count(a->claims) && claims_deadline(a))
+		until = MIN(until, claims_deadline(a));
+
 	if (!a->brokerd || (a->dirty && a->next_try))
 		until = MIN(until, a->next_try);
 	if (a->dirty && !a->next_try)
@@ -156,26 +195,134 @@ static int wait_ms(struct agent *a)
 	return until <= now ? 0 : (int)MIN((until - now + 999) / 1000, 60000u);
 }
 
+/* An etcd call must not outlast the claims' deadline: a holder learns of a loss on time even
+ * when etcd does not answer at all (a partition drops packets, it does not refuse them). */
+static void bound_calls(struct agent *a)
+{
+	uint64_t now = now_usec(), until = claims_deadline(a);
+	int ms = ETCD_TIMEOUT_MS;
+
+	if (claims_count(a->claims) && until)
+		ms = until > now ? (int)MIN((until - now) / 1000 + 1, (uint64_t)ETCD_TIMEOUT_MS) : 1;
+	etcd_set_timeout(a->etcd, ms);
+}
+
+static void op_claim(struct agent *a, struct local_client *c, struct json_object *id,
+		     struct json_object *msg)
+{
+	_cleanup_json_ struct json_object *holder = NULL;
+	const char *tag, *name = "";
+	struct json_object *res;
+	tagmem_tag t;
+	int64_t token;
+	int r;
+
+	if (tagmem_json_get_tag(msg, "tag", &t) < 0) {
+		local_error(c, id, "invalid_argument", "\"tag\" must be a UUID string");
+		return;
+	}
+	tag = json_object_get_string(json_object_object_get(msg, "tag"));
+	if (tagmem_json_get_string(msg, "name", &name) == -EINVAL || strlen(name) > 64) {
+		local_error(c, id, "invalid_argument", "\"name\" must be a string of at most 64 bytes");
+		return;
+	}
+	if (!directory_has(a->dir, tag)) {
+		local_error(c, id, "not_found", "this host has no tag %s (in the directory)", tag);
+		return;
+	}
+	r = claims_acquire(a->claims, tag, local_uid(c), name, &token, &holder);
+	if (r == -EBUSY) {
+		local_error(c, id, "busy", "tag %s is held across the cluster by host %s (uid %s%s%s)",
+			    tag, holder ? json_object_get_string(json_object_object_get(holder, "host")) : "?",
+			    holder ? json_object_get_string(json_object_object_get(holder, "uid")) : "?",
+			    holder ? " as " : "",
+			    holder ? json_object_get_string(json_object_object_get(holder, "name")) : "");
+		return;
+	}
+	if (r < 0) {
+		local_error(c, id, "unreachable", "etcd did not answer: %s", strerror(-r));
+		return;
+	}
+	res = json_object_new_object();
+	json_object_object_add(res, "tag", json_object_new_string(tag));
+	json_object_object_add(res, "token", json_object_new_int64(token));
+	local_reply(c, id, res);
+}
+
+static void op_release(struct agent *a, struct local_client *c, struct json_object *id,
+		       struct json_object *msg)
+{
+	const char *tag;
+	int r;
+
+	if (tagmem_json_get_string(msg, "tag", &tag) < 0) {
+		local_error(c, id, "invalid_argument", "\"tag\" must be a UUID string");
+		return;
+	}
+	r = claims_release(a->claims, tag, local_uid(c));
+	if (r == -ENOENT || r == -EPERM)
+		local_error(c, id, r == -ENOENT ? "not_claimed" : "permission_denied",
+			    r == -ENOENT ? "this host holds no cluster-wide claim of %s" :
+			    "the cluster-wide claim of %s is another user's", tag);
+	else if (r < 0)
+		local_error(c, id, "unreachable", "etcd did not answer: %s", strerror(-r));
+	else
+		local_reply(c, id, NULL);
+}
+
+static void on_request(void *data, struct local_client *c, const char *op, struct json_object *id,
+		       struct json_object *msg)
+{
+	struct agent *a = data;
+
+	if (!strcmp(op, "hello")) {
+		local_reply(c, id, NULL);
+	} else if (!strcmp(op, "cluster_claim")) {
+		op_claim(a, c, id, msg);
+	} else if (!strcmp(op, "cluster_release")) {
+		op_release(a, c, id, msg);
+	} else if (!strcmp(op, "cluster_claims")) {
+		struct json_object *res = json_object_new_object();
+		json_object_object_add(res, "claims", claims_json(a->claims));
+		local_reply(c, id, res);
+	} else if (!strcmp(op, "subscribe")) {
+		local_subscribe(c);
+		local_reply(c, id, NULL);
+	} else {
+		local_error(c, id, "unknown_op", "tagmem-clusterd has no op \"%.64s\"", op);
+	}
+}
+
 static void run(struct agent *a)
 {
 	while (!stop) {
-		struct pollfd pfd = { .fd = a->brokerd ? tagmem_client_get_fd(a->brokerd) : -1,
-				      .events = POLLIN };
+		struct pollfd fds[80];
+		size_t n = 1;
 		uint64_t now;
 
-		if (poll(&pfd, 1, wait_ms(a)) < 0 && errno != EINTR)
+		fds[0] = (struct pollfd){ .fd = a->brokerd ? tagmem_client_get_fd(a->brokerd) : -1,
+					  .events = POLLIN };
+		n += local_pollfds(a->local, fds + 1, ARRAY_SIZE(fds) - 1);
+		if (poll(fds, n, wait_ms(a)) < 0 && errno != EINTR)
 			break;
-		if (a->brokerd && pfd.revents)
+		if (a->brokerd && fds[0].revents)
 			drain_events(a);
+		bound_calls(a);
+		local_ready(a->local, fds + 1, n - 1, on_request, a);
 		now = now_usec();
+		if (claims_count(a->claims) && claims_deadline(a) && now >= claims_deadline(a))
+			lose_claims(a, "etcd has not renewed the host's lease in time");
 		if (!a->brokerd && now >= a->next_try && brokerd_connect(a) < 0)
 			a->next_try = now + RETRY_MS * 1000u;
+		bound_calls(a);
 		if (a->brokerd && a->dirty && now >= a->next_try) {
 			a->next_try = publish(a) < 0 ? now + RETRY_MS * 1000u : 0;
 			continue;
 		}
-		if (now >= a->next_keepalive)
+		if (now >= a->next_keepalive) {
+			bound_calls(a);
 			keepalive(a);
+		}
 	}
 }
 
@@ -186,6 +333,7 @@ int main(int argc, char **argv)
 		{ "etcd", required_argument, NULL, 'e' },
 		{ "host-id", required_argument, NULL, 'H' },
 		{ "socket", required_argument, NULL, 's' },
+		{ "listen", required_argument, NULL, 'l' },
 		{ "ttl", required_argument, NULL, OPT_TTL },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -193,14 +341,15 @@ int main(int argc, char **argv)
 		{}
 	};
 	struct agent a = { .ttl = 10 };
-	const char *endpoints = NULL, *host = NULL;
+	const char *endpoints = NULL, *host = NULL, *listen_path = "/run/tagmem/clusterd.sock";
 	struct etcd *etcd = NULL;
 	uint64_t v;
 	int opt, r;
 
 	log_set_name("tagmem-clusterd");
-	while ((opt = getopt_long(argc, argv, "e:H:s:vh", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "e:H:s:l:vh", opts, NULL)) != -1) {
 		switch (opt) {
+		case 'l': listen_path = optarg; break;
 		case 'e': endpoints = optarg; break;
 		case 'H': host = optarg; break;
 		case 's': a.socket = optarg; break;
@@ -227,11 +376,12 @@ int main(int argc, char **argv)
 			"'_' or '.'\n", host);
 		return 2;
 	}
-	if (etcd_open(endpoints, 2000, &etcd) < 0) {
+	if (etcd_open(endpoints, ETCD_TIMEOUT_MS, &etcd) < 0) {
 		fprintf(stderr, "tagmem-clusterd: --etcd '%s': give http://HOST:PORT URLs, "
 			"comma-separated\n", endpoints);
 		return 2;
 	}
+	a.etcd = etcd;
 	log_setup(NULL);
 	signal(SIGTERM, on_stop);
 	signal(SIGINT, on_stop);
@@ -239,6 +389,13 @@ int main(int argc, char **argv)
 	r = tagmem_new(&a.ctx);
 	if (r == 0)
 		r = directory_new(etcd, host, a.ttl, &a.dir);
+	if (r == 0)
+		r = claims_new(etcd, a.dir, host, &a.claims);
+	if (r == 0) {
+		r = local_open(listen_path, &a.local);
+		if (r < 0)
+			log_err("Cannot listen on %s: %s", listen_path, strerror(-r));
+	}
 	if (r < 0) {
 		log_err("Cannot start: %s", strerror(-r));
 		return 1;
@@ -247,6 +404,8 @@ int main(int argc, char **argv)
 		 (long long)a.ttl);
 	run(&a);
 	directory_withdraw(a.dir); /* a clean stop: gone now, not after the lease */
+	local_close(a.local);
+	claims_free(a.claims);
 	directory_free(a.dir);
 	tagmem_client_unref(a.brokerd);
 	tagmem_unref(a.ctx);

@@ -23,6 +23,7 @@ struct directory {
 	struct etcd *etcd;
 	char host[65];
 	int64_t ttl, lease;
+	uint64_t renewed_at;  /* when the last grant or keep-alive that succeeded was sent */
 	struct record *pub;   /* what this host has in etcd, as far as it knows */
 	size_t npub, cappub;
 	bool full;            /* the next publish compares with etcd itself */
@@ -56,6 +57,14 @@ void directory_free(struct directory *d)
 	records_clear(d->pub, d->npub);
 	free(d->pub);
 	free(d);
+}
+
+bool directory_has(const struct directory *d, const char *tag)
+{
+	for (size_t i = 0; i < d->npub; i++)
+		if (!strcmp(d->pub[i].tag, tag))
+			return true;
+	return false;
 }
 
 bool directory_current(const struct directory *d)
@@ -233,10 +242,10 @@ int directory_publish(struct directory *d, struct json_object *tags)
 
 	d->current = false;
 	if (!d->lease) {
-		r = etcd_lease_grant(d->etcd, d->ttl, &d->lease);
+		int64_t lease;
+		r = directory_lease(d, &lease);
 		if (r < 0)
 			return r;
-		d->full = true;
 	}
 	bool compared = d->full; /* have is then a list of its own, to free */
 
@@ -285,13 +294,37 @@ out:
 	return r;
 }
 
+int directory_lease(struct directory *d, int64_t *ret)
+{
+	uint64_t sent = now_usec();
+	int r = 0;
+
+	if (!d->lease) {
+		r = etcd_lease_grant(d->etcd, d->ttl, &d->lease);
+		if (r == 0) {
+			d->renewed_at = sent;
+			d->full = true;
+		}
+	}
+	*ret = d->lease;
+	return r;
+}
+
+uint64_t directory_renewed_at(const struct directory *d)
+{
+	return d->lease ? d->renewed_at : 0;
+}
+
 int directory_keepalive(struct directory *d)
 {
+	uint64_t sent = now_usec();
 	int r;
 
 	if (!d->lease)
 		return 0;
 	r = etcd_lease_keepalive(d->etcd, d->lease);
+	if (r == 0)
+		d->renewed_at = sent;
 	if (r == -ENOENT) {
 		log_warn("The lease of host %s in etcd expired: publishing everything again", d->host);
 		d->lease = 0;

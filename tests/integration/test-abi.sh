@@ -32,7 +32,10 @@ inc=$(find "$T/root" -name tagmem.h -printf '%h\n' | head -1)
 libdir=$(dirname "$prefix")
 # a sanitizer build of the library needs a sanitizer build of its consumer
 san=""
-ldd "$lib" | grep -q libasan && san="-fsanitize=address,undefined"
+# (not "ldd | grep -q": grep quits at the first match, ldd dies of SIGPIPE, and pipefail makes
+# that a miss when ldd was still writing)
+ldd "$lib" >"$T/ldd"
+grep -q libasan "$T/ldd" && san="-fsanitize=address,undefined"
 cc $san -o "$T/consumer" "$T/consumer.c" -I"$inc" -L"$libdir" -ltagmem $(pkg-config --libs json-c)
 out=$(LD_LIBRARY_PATH=$libdir "$T/consumer")
 [ "$out" = 6f1c2a9e-0b7d-4c1e-9a51-3d2f8e7b4c10 ] || { echo "FAIL: consumer printed $out"; exit 1; }

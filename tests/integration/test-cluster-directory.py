@@ -9,89 +9,22 @@ within a second or two of etcd's return. A clean stop withdraws at once. Garbage
 prefix does not break readers."""
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import TAGMEM, Broker, Client, check, wait_serving  # noqa: E402
+from etcdtest import run_cluster, start_publisher  # noqa: E402
+from harness import TAGMEM, Client, check  # noqa: E402
 
-FMD = os.environ.get("FMD")
-CLUSTERD = os.environ.get("CLUSTERD")
-if not FMD or not CLUSTERD:
+if not os.environ.get("FMD") or not os.environ.get("CLUSTERD"):
     sys.exit("FMD and CLUSTERD must be set (ctest sets them)")
-ETCD = shutil.which("etcd")
-if not ETCD:
-    sys.exit("etcd is not installed: tests/deps.sh all installs etcd-server")
 
 S = "c1c1c1c1-1111-4222-8333-444444444444"
 T = "c1c1c1c1-2222-4222-8333-444444444444"
 P = "c1c1c1c1-3333-4222-8333-444444444444"
 TTL = 3
-
-
-def free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
-class Etcd:
-    """A three-member etcd cluster on loopback."""
-
-    def __init__(self, top):
-        self.top = top
-        ports = free_ports(6)
-        self.client = ports[:3]
-        self.peer = ports[3:]
-        self.procs = [None] * 3
-        self.urls = ",".join(f"http://127.0.0.1:{p}" for p in self.client)
-        self.initial = ",".join(f"n{i}=http://127.0.0.1:{self.peer[i]}" for i in range(3))
-
-    def start(self, i, state="new"):
-        log = open(os.path.join(self.top, f"etcd{i}.log"), "ab")
-        self.procs[i] = subprocess.Popen(
-            [ETCD, "--name", f"n{i}", "--data-dir", os.path.join(self.top, f"etcd{i}"),
-             "--listen-client-urls", f"http://127.0.0.1:{self.client[i]}",
-             "--advertise-client-urls", f"http://127.0.0.1:{self.client[i]}",
-             "--listen-peer-urls", f"http://127.0.0.1:{self.peer[i]}",
-             "--initial-advertise-peer-urls", f"http://127.0.0.1:{self.peer[i]}",
-             "--initial-cluster", self.initial, "--initial-cluster-state", state,
-             "--heartbeat-interval", "50", "--election-timeout", "500"],
-            stdout=log, stderr=log)
-
-    def start_all(self):
-        for i in range(3):
-            self.start(i)
-        self.wait_healthy()
-
-    def wait_healthy(self, secs=20):
-        deadline = time.time() + secs
-        while time.time() < deadline:
-            r = subprocess.run(["etcdctl", "--endpoints", self.urls, "put", "/probe", "x"],
-                               capture_output=True, env=dict(os.environ, ETCDCTL_API="3"),
-                               timeout=10)
-            if r.returncode == 0:
-                return
-            time.sleep(0.1)
-        raise AssertionError("etcd did not come up")
-
-    def kill(self, i):
-        if self.procs[i] and self.procs[i].poll() is None:
-            self.procs[i].send_signal(signal.SIGKILL)
-            self.procs[i].wait()
-
-    def stop_all(self):
-        for i in range(3):
-            self.kill(i)
 
 
 def cluster(etcd, *args):
@@ -115,14 +48,8 @@ def wait_until(what, cond, secs):
     raise AssertionError(f"not within {secs}s: {what}")
 
 
-def start_publisher(top, etcd, host):
-    log = open(os.path.join(top, f"clusterd-{host.name}.log"), "ab")
-    return subprocess.Popen([CLUSTERD, "--etcd", etcd.urls, "--host-id", host.name, "--socket",
-                             host.sock, "--ttl", str(TTL)], stdout=log, stderr=log)
-
-
 def body(top, etcd, fab_dir, h1, h2):
-    pubs = {h.name: start_publisher(top, etcd, h) for h in (h1, h2)}
+    pubs = {h.name: start_publisher(top, etcd.urls, h, TTL) for h in (h1, h2)}
 
     def fm(*args):
         subprocess.run([TAGMEM, "fm", "add", *args], check=True, capture_output=True,
@@ -147,7 +74,7 @@ def body(top, etcd, fab_dir, h1, h2):
     gone = wait_until("h2's entries vanish", lambda: [r["host"] for r in where(etcd, S)] == ["h1"],
                       TTL + 3)
     check(gone - t0 <= TTL + 2, f"gone {gone - t0:.1f}s after the kill (TTL {TTL}s)")
-    pubs["h2"] = start_publisher(top, etcd, h2)
+    pubs["h2"] = start_publisher(top, etcd.urls, h2, TTL)
     wait_until("h2 back", lambda: len(where(etcd, S)) == 2, 5)
     code, recs, _ = cluster(etcd, "list")
     keys = [(r["tag"], r["host"]) for r in recs]
@@ -178,9 +105,7 @@ def body(top, etcd, fab_dir, h1, h2):
     check(caught - back <= 2.5, f"caught up {caught - back:.2f}s after etcd's return")
 
     # garbage under the prefix: readers skip it
-    subprocess.run(["etcdctl", "--endpoints", etcd.urls, "put",
-                    f"/tagmem/v1/hosts/evil/tags/{S}", "{not json"], check=True,
-                   capture_output=True, env=dict(os.environ, ETCDCTL_API="3"))
+    etcd.put(f"/tagmem/v1/hosts/evil/tags/{S}", "{not json")
     check(sorted(r["host"] for r in where(etcd, S)) == ["h1", "h2"], "garbage skipped")
 
     # a clean stop withdraws at once
@@ -193,40 +118,5 @@ def body(top, etcd, fab_dir, h1, h2):
             p.wait()
 
 
-def main():
-    top = tempfile.mkdtemp(prefix="tagmem-cluster.")
-    etcd = Etcd(top)
-    fab = os.path.join(top, "fabric")
-    fmd = None
-    hosts = []
-    try:
-        etcd.start_all()
-        fmd = subprocess.Popen([FMD, "--dir", fab, "--region-size", "16G"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_serving(fmd, os.path.join(fab, "fabric.sock"), "tagmem-fmd")
-        for name in ("h1", "h2"):
-            b = Broker("--fabric", fab, "--host-id", name, "--guest-dir", "none")
-            b.name = name
-            hosts.append(b)
-            b.start()
-        body(top, etcd, fab, *hosts)
-    except BaseException:
-        for b in hosts:
-            sys.stderr.write(f"--- {b.name} log ---\n" + b.log_text())
-        for n in sorted(os.listdir(top)):
-            if n.endswith(".log") and n.startswith("clusterd"):
-                with open(os.path.join(top, n), errors="replace") as f:
-                    sys.stderr.write(f"--- {n} ---\n" + f.read()[-3000:])
-        raise
-    finally:
-        for b in hosts:
-            b.cleanup()
-        if fmd:
-            fmd.kill()
-        etcd.stop_all()
-        subprocess.run(["pkill", "-f", f"{CLUSTERD} --etcd {etcd.urls}"])
-        shutil.rmtree(top, ignore_errors=True)
-    print("cluster-directory: ok")
-
-
-main()
+run_cluster(("h1", "h2"), lambda top, etcd, fab, hosts: body(top, etcd, fab, *hosts),
+            "cluster-directory")

@@ -35,6 +35,10 @@ for prog in tagmem-fmd tagmem-clusterd; do
 		grep -q -- "$(man_escape "$o")" "$top/docs/$prog.8" || miss "$prog.8: $o"
 	done
 done
+# tagmem-clusterd's ops, from its dispatcher
+for op in $(grep -oE 'strcmp\(op, "[a-z_]+"\)' "$top/brokerd/cluster/clusterd.c" | grep -oE '"[a-z_]+"' | tr -d '"'); do
+	grep -q "^### .*\b$op\b" "$top/docs/cluster.md" || miss "cluster.md: op $op"
+done
 # the shared fabric manager's ops, from its own table
 for op in $(sed -n 's/^\t{ "\([a-z_]*\)", op_[a-z_]* },$/\1/p' "$top/brokerd/fabric/service.c"); do
 	grep -q "^### .*\b$op\b" "$top/docs/fabric.md" || miss "fabric.md: op $op"
@@ -70,11 +74,14 @@ for op in $ops; do
 done
 events() { grep -ohE 'emit\(c, "[a-z_]+"|"event", json_object_new_string\("[a-z_]+"' "$@" |
 	grep -oE '"[a-z_]+"$' | tr -d '"' | sort -u; }
-for ev in $(events $(ls "$top"/brokerd/*/*.c | grep -v /fabric/)); do
+for ev in $(events $(ls "$top"/brokerd/*/*.c | grep -vE '/(fabric|cluster)/')); do
 	grep -q "\`$ev\`" "$top/docs/protocol.md" || miss "protocol.md: event $ev"
 done
 for ev in $(events "$top"/brokerd/fabric/*.c); do
 	grep -q "\`$ev\`" "$top/docs/fabric.md" || miss "fabric.md: event $ev"
+done
+for ev in $(events "$top"/brokerd/cluster/*.c); do
+	grep -q "\`$ev\`" "$top/docs/cluster.md" || miss "cluster.md: event $ev"
 done
 [ "$missing" = 0 ] || { echo "FAIL: $missing thing(s) undocumented"; exit 1; }
 echo "docs: every option, command, op ($(wc -w <<<"$ops")) and event is documented"

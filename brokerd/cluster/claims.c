@@ -1,0 +1,221 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Cluster-wide exclusive claims: one holder of a tag across every host, where the fabric
+ * enforces nothing (famfs's single master, say). etcd is their truth: a transaction creates
+ * /tagmem/v1/claims/<tag> only if it does not exist, under the host's lease, and the fencing
+ * token is the revision that created it (etcd's revisions only grow, so a new holder always
+ * has a larger token). The key goes with the lease: a host that cannot renew it loses its
+ * claims, and says so to their holders before the lease can have expired in etcd.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "cluster.h"
+#include "etcd.h"
+#include "log.h"
+#include "tagmem.h"
+#include "util.h"
+
+#define CLAIMS_MAX 4096
+
+struct held {
+	char tag[TAGMEM_TAG_STRING_MAX];
+	uid_t uid;
+	int64_t token;
+};
+
+struct claims {
+	struct etcd *etcd;
+	struct directory *dir;    /* the host's lease */
+	char host[65];
+	struct held *held;
+	size_t n, cap;
+};
+
+int claims_new(struct etcd *etcd, struct directory *dir, const char *host, struct claims **ret)
+{
+	struct claims *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return -ENOMEM;
+	c->etcd = etcd;
+	c->dir = dir;
+	snprintf(c->host, sizeof(c->host), "%s", host);
+	*ret = c;
+	return 0;
+}
+
+void claims_free(struct claims *c)
+{
+	if (!c)
+		return;
+	free(c->held);
+	free(c);
+}
+
+static void claim_key(const char *tag, char *buf, size_t len)
+{
+	snprintf(buf, len, CLUSTER_PREFIX "claims/%s", tag);
+}
+
+static struct json_object *compare(const char *key, const char *target, const char *field,
+				   int64_t value)
+{
+	struct json_object *c = json_object_new_object();
+	char v[32];
+
+	snprintf(v, sizeof(v), "%" PRId64, value);
+	json_object_object_add(c, "key", etcd_b64(key, strlen(key)));
+	json_object_object_add(c, "target", json_object_new_string(target));
+	json_object_object_add(c, "result", json_object_new_string("EQUAL"));
+	json_object_object_add(c, field, json_object_new_string(v));
+	return c;
+}
+
+/* The holder's record from a failed txn's range response, decoded; NULL if not there. */
+static struct json_object *holder_of(struct json_object *rep)
+{
+	struct json_object *resps, *rr, *kvs, *v;
+	char *value = NULL;
+	size_t len;
+	struct json_object *o = NULL;
+
+	if (!json_object_object_get_ex(rep, "responses", &resps) ||
+	    !json_object_is_type(resps, json_type_array) || !json_object_array_length(resps) ||
+	    !json_object_object_get_ex(json_object_array_get_idx(resps, 0), "response_range", &rr) ||
+	    !json_object_object_get_ex(rr, "kvs", &kvs) ||
+	    !json_object_is_type(kvs, json_type_array) || !json_object_array_length(kvs) ||
+	    !json_object_object_get_ex(json_object_array_get_idx(kvs, 0), "value", &v) ||
+	    etcd_unb64(v, &value, &len) < 0)
+		return NULL;
+	if (tagmem_msg_parse(value, len, 65536, &o) < 0)
+		o = NULL;
+	free(value);
+	return o;
+}
+
+/* Create key with value under lease if it does not exist; else read who has it. */
+static struct json_object *acquire_request(const char *key, const char *value, int64_t lease)
+{
+	struct json_object *req = json_object_new_object(), *list = json_object_new_array();
+	struct json_object *range = json_object_new_object(), *op = json_object_new_object();
+
+	json_object_array_add(list, compare(key, "CREATE", "create_revision", 0));
+	json_object_object_add(req, "compare", list);
+	list = json_object_new_array();
+	json_object_array_add(list, etcd_op_put(key, value, lease));
+	json_object_object_add(req, "success", list);
+	json_object_object_add(range, "key", etcd_b64(key, strlen(key)));
+	json_object_object_add(op, "request_range", range);
+	list = json_object_new_array();
+	json_object_array_add(list, op);
+	json_object_object_add(req, "failure", list);
+	return req;
+}
+
+static struct held *find_held(struct claims *c, const char *tag)
+{
+	for (size_t i = 0; i < c->n; i++)
+		if (!strcmp(c->held[i].tag, tag))
+			return &c->held[i];
+	return NULL;
+}
+
+int claims_acquire(struct claims *c, const char *tag, uid_t uid, const char *name,
+		   int64_t *ret_token, struct json_object **ret_holder)
+{
+	_cleanup_json_ struct json_object *rec = json_object_new_object(), *req = NULL;
+	_cleanup_json_ struct json_object *rep = NULL;
+	struct json_object *v;
+	char key[160];
+	int64_t lease;
+	int r;
+
+	*ret_holder = NULL;
+	if (c->n == CLAIMS_MAX)
+		return -ENOSPC;
+	if (grow_array(&c->held, &c->cap, c->n, sizeof(*c->held)) < 0)
+		return -ENOMEM;
+	r = directory_lease(c->dir, &lease);
+	if (r < 0)
+		return r;
+	claim_key(tag, key, sizeof(key));
+	json_object_object_add(rec, "tag", json_object_new_string(tag));
+	json_object_object_add(rec, "host", json_object_new_string(c->host));
+	json_object_object_add(rec, "uid", json_object_new_int64(uid));
+	json_object_object_add(rec, "name", json_object_new_string(name));
+	req = acquire_request(key, json_object_to_json_string_ext(
+		rec, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE), lease);
+	r = etcd_call(c->etcd, "/v3/kv/txn", req, &rep);
+	if (r < 0)
+		return r;
+	if (!json_object_object_get_ex(rep, "succeeded", &v) || !json_object_get_boolean(v)) {
+		*ret_holder = holder_of(rep);
+		return -EBUSY;
+	}
+	if (!json_object_object_get_ex(rep, "header", &v) ||
+	    etcd_get_i64(v, "revision", ret_token) < 0 || *ret_token <= 0)
+		return -EPROTO;
+	c->held[c->n++] = (struct held){ .uid = uid, .token = *ret_token };
+	snprintf(c->held[c->n - 1].tag, sizeof(c->held[0].tag), "%s", tag);
+	return 0;
+}
+
+int claims_release(struct claims *c, const char *tag, uid_t uid)
+{
+	_cleanup_json_ struct json_object *req = json_object_new_object(), *rep = NULL;
+	struct json_object *list;
+	struct held *h = find_held(c, tag);
+	char key[160];
+	int r;
+
+	if (!h)
+		return -ENOENT;
+	if (uid != 0 && uid != h->uid)
+		return -EPERM;
+	/* delete it only if it is still ours: the revision that made it is our token */
+	claim_key(tag, key, sizeof(key));
+	list = json_object_new_array();
+	json_object_array_add(list, compare(key, "MOD", "mod_revision", h->token));
+	json_object_object_add(req, "compare", list);
+	list = json_object_new_array();
+	json_object_array_add(list, etcd_op_delete(key));
+	json_object_object_add(req, "success", list);
+	r = etcd_call(c->etcd, "/v3/kv/txn", req, &rep);
+	if (r < 0)
+		return r;
+	*h = c->held[--c->n];
+	return 0;
+}
+
+size_t claims_count(const struct claims *c)
+{
+	return c->n;
+}
+
+struct json_object *claims_json(const struct claims *c)
+{
+	struct json_object *arr = json_object_new_array();
+
+	for (size_t i = 0; i < c->n; i++) {
+		struct json_object *o = json_object_new_object();
+		json_object_object_add(o, "tag", json_object_new_string(c->held[i].tag));
+		json_object_object_add(o, "uid", json_object_new_int64(c->held[i].uid));
+		json_object_object_add(o, "token", json_object_new_int64(c->held[i].token));
+		json_object_array_add(arr, o);
+	}
+	return arr;
+}
+
+struct json_object *claims_lose_all(struct claims *c)
+{
+	struct json_object *lost = claims_json(c);
+
+	c->n = 0;
+	return lost;
+}
