@@ -18,10 +18,33 @@ static int open_etcd(struct cli *cli, const char *endpoints, struct etcd **ret)
 {
 	if (!endpoints)
 		endpoints = getenv("TAGMEM_ETCD");
+	_cleanup_free_ char *password = NULL;
+	struct etcd_credentials tls = { .ca = getenv("TAGMEM_ETCD_CA"),
+					.cert = getenv("TAGMEM_ETCD_CERT"),
+					.key = getenv("TAGMEM_ETCD_KEY"),
+					.user = getenv("TAGMEM_ETCD_USER") };
+	int r;
+
+	if (tls.user) {
+		r = etcd_read_password(getenv("TAGMEM_ETCD_PASSWORD_FILE"), &password);
+		if (r < 0) {
+			cli_err(cli, "TAGMEM_ETCD_USER needs TAGMEM_ETCD_PASSWORD_FILE, a file holding "
+				"the password: %s", strerror(-r));
+			return EXIT_USAGE;
+		}
+		tls.password = password;
+	}
+
 	if (!endpoints)
 		endpoints = "http://127.0.0.1:2379";
-	if (etcd_open(endpoints, cli->timeout_ms > 0 ? cli->timeout_ms : 5000, ret) < 0) {
-		cli_err(cli, "--etcd '%s': give etcd's client URLs, http://HOST:PORT, "
+	r = etcd_open_as(endpoints, &tls, cli->timeout_ms > 0 ? cli->timeout_ms : 5000, ret);
+	if (r == -EKEYREJECTED) {
+		cli_err(cli, "https:// needs TAGMEM_ETCD_CA (and TAGMEM_ETCD_CERT, TAGMEM_ETCD_KEY "
+			"for a client certificate) naming files that load");
+		return EXIT_USAGE;
+	}
+	if (r < 0) {
+		cli_err(cli, "--etcd '%s': give etcd's client URLs, http://HOST:PORT or https://, "
 			"comma-separated", endpoints);
 		return EXIT_USAGE;
 	}
@@ -37,6 +60,11 @@ static int read_records(struct cli *cli, struct etcd *e, const char *prefix,
 	int64_t rev;
 	int r = etcd_get_prefix(e, prefix, &kvs, &rev);
 
+	if (r == -EREMOTEIO || r == -EACCES) {
+		cli_fail(cli, "permission_denied", "etcd at %s refused to show the cluster directory: "
+			 "%s", etcd_endpoint(e), etcd_last_error(e));
+		return EXIT_FAIL;
+	}
 	if (r < 0) {
 		cli_fail(cli, "unreachable", "cannot read the cluster directory from etcd at %s: %s",
 			 etcd_endpoint(e), strerror(-r));

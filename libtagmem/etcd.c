@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <arpa/inet.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -10,10 +12,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "tagmem.h"
 #include "util.h"
@@ -21,9 +27,10 @@
 #define ETCD_MAX_ENDPOINTS 16
 #define ETCD_MAX_HEADERS 16384
 
-/* Bytes read from a connection and not yet used. */
+/* A connection (TLS when ssl is set), and the bytes read from it not yet used. */
 struct conn {
 	int fd;
+	SSL *ssl;
 	char *buf;
 	size_t len, cap;
 };
@@ -34,6 +41,10 @@ struct etcd {
 	char url[ETCD_MAX_ENDPOINTS][300];
 	size_t n, cur;
 	int timeout_ms;
+	SSL_CTX *tls;      /* https:// endpoints: the CA to trust, the client's certificate */
+	char user[128], password[256];
+	char token[512];   /* etcd's auth token for user, once authenticated */
+	char refusal[256]; /* etcd's words when it last refused a call */
 	struct conn c;
 };
 
@@ -47,13 +58,15 @@ struct etcd_watch {
 
 /* ---- endpoints ---- */
 
-static int parse_url(struct etcd *e, const char *url, size_t len)
+/* One endpoint; every endpoint of a list is http:// or every one https:// (tls). */
+static int parse_url(struct etcd *e, const char *url, size_t len, bool tls)
 {
+	const char *scheme = tls ? "https://" : "http://";
 	const char *p = url, *end = url + len, *colon;
 
-	if (len < 8 || strncmp(url, "http://", 7))
-		return -EINVAL; /* TLS is not here yet: say so rather than speak HTTP to it */
-	p += 7;
+	if (len <= strlen(scheme) || strncmp(url, scheme, strlen(scheme)))
+		return -EINVAL;
+	p += strlen(scheme);
 	colon = memchr(p, ':', (size_t)(end - p));
 	if (!colon || colon == p || (size_t)(colon - p) >= sizeof(e->host[0]) ||
 	    (size_t)(end - colon - 1) >= sizeof(e->port[0]) || end - colon - 1 < 1)
@@ -68,10 +81,33 @@ static int parse_url(struct etcd *e, const char *url, size_t len)
 	return 0;
 }
 
-int etcd_open(const char *endpoints, int timeout_ms, struct etcd **ret)
+/* The client side of TLS: trust ca only, present cert and key (if given), TLS 1.2 or later. */
+static int tls_context(const struct etcd_credentials *t, SSL_CTX **ret)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+
+	if (!ctx)
+		return -ENOMEM;
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	if (!t || !t->ca || SSL_CTX_load_verify_locations(ctx, t->ca, NULL) != 1 ||
+	    (t->cert && SSL_CTX_use_certificate_chain_file(ctx, t->cert) != 1) ||
+	    (t->key && SSL_CTX_use_PrivateKey_file(ctx, t->key, SSL_FILETYPE_PEM) != 1) ||
+	    (t->cert && SSL_CTX_check_private_key(ctx) != 1)) {
+		SSL_CTX_free(ctx);
+		return -EKEYREJECTED;
+	}
+	*ret = ctx;
+	return 0;
+}
+
+int etcd_open_as(const char *endpoints, const struct etcd_credentials *tls, int timeout_ms,
+		  struct etcd **ret)
 {
 	struct etcd *e = calloc(1, sizeof(*e));
 	const char *p = endpoints;
+	bool https = endpoints && !strncmp(endpoints, "https://", 8);
+	int r;
 
 	if (!e)
 		return -ENOMEM;
@@ -81,7 +117,7 @@ int etcd_open(const char *endpoints, int timeout_ms, struct etcd **ret)
 		const char *comma = strchr(p, ',');
 		size_t len = comma ? (size_t)(comma - p) : strlen(p);
 
-		if (e->n == ETCD_MAX_ENDPOINTS || parse_url(e, p, len) < 0) {
+		if (e->n == ETCD_MAX_ENDPOINTS || parse_url(e, p, len, https) < 0) {
 			free(e);
 			return -EINVAL;
 		}
@@ -91,12 +127,64 @@ int etcd_open(const char *endpoints, int timeout_ms, struct etcd **ret)
 		free(e);
 		return -EINVAL;
 	}
+	if (https) {
+		r = tls_context(tls, &e->tls);
+		if (r < 0) {
+			free(e);
+			return r;
+		}
+	}
+	if (tls && tls->user && (strlen(tls->user) >= sizeof(e->user) || !tls->password ||
+				 strlen(tls->password) >= sizeof(e->password))) {
+		etcd_close(e);
+		return -EINVAL;
+	}
+	if (tls && tls->user) {
+		snprintf(e->user, sizeof(e->user), "%s", tls->user);
+		snprintf(e->password, sizeof(e->password), "%s", tls->password);
+	}
 	*ret = e;
 	return 0;
 }
 
+int etcd_read_password(const char *path, char **ret)
+{
+	char buf[256];
+	struct stat st;
+	ssize_t n;
+	int fd;
+
+	if (!path)
+		return -EINVAL;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (st.st_mode & 077)) {
+		int r = fstat(fd, &st) < 0 ? -errno : !S_ISREG(st.st_mode) ? -EINVAL : -EPERM;
+		close(fd);
+		return r;
+	}
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	buf[strcspn(buf, "\r\n")] = '\0';
+	if (!*buf)
+		return -EINVAL;
+	*ret = strdup(buf);
+	return *ret ? 0 : -ENOMEM;
+}
+
+int etcd_open(const char *endpoints, int timeout_ms, struct etcd **ret)
+{
+	return etcd_open_as(endpoints, NULL, timeout_ms, ret);
+}
+
 static void conn_close(struct conn *c)
 {
+	SSL_free(c->ssl);
+	c->ssl = NULL;
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
@@ -110,6 +198,7 @@ void etcd_close(struct etcd *e)
 	if (!e)
 		return;
 	conn_close(&e->c);
+	SSL_CTX_free(e->tls);
 	free(e);
 }
 
@@ -143,6 +232,78 @@ static int wait_fd(int fd, short events, uint64_t deadline)
 	if (r < 0)
 		return -errno;
 	return r == 0 ? -ETIMEDOUT : 0;
+}
+
+/* What a TLS call that could not finish waits for: -EAGAIN with *events set, or -EPROTO. */
+static int tls_wait(struct conn *c, int n, short *events)
+{
+	switch (SSL_get_error(c->ssl, n)) {
+	case SSL_ERROR_WANT_READ: *events = POLLIN; return -EAGAIN;
+	case SSL_ERROR_WANT_WRITE: *events = POLLOUT; return -EAGAIN;
+	case SSL_ERROR_ZERO_RETURN: return -ECONNRESET;
+	case SSL_ERROR_SYSCALL: return errno ? -errno : -ECONNRESET;
+	default: return -EPROTO;
+	}
+}
+
+/* Send or receive what can be now: bytes, or -EAGAIN with what to poll for. */
+static ssize_t io_send(struct conn *c, const char *data, size_t len, short *events)
+{
+	ssize_t n;
+
+	*events = POLLOUT;
+	if (c->ssl) {
+		int k = SSL_write(c->ssl, data, (int)MIN(len, (size_t)INT_MAX));
+		return k > 0 ? k : tls_wait(c, k, events);
+	}
+	n = send(c->fd, data, len, MSG_NOSIGNAL);
+	return n < 0 ? (errno == EAGAIN || errno == EINTR ? -EAGAIN : -errno) : n;
+}
+
+static ssize_t io_recv(struct conn *c, char *buf, size_t len, short *events)
+{
+	ssize_t n;
+
+	*events = POLLIN;
+	if (c->ssl) {
+		int k = SSL_read(c->ssl, buf, (int)MIN(len, (size_t)INT_MAX));
+		return k > 0 ? k : tls_wait(c, k, events);
+	}
+	n = recv(c->fd, buf, len, 0);
+	return n < 0 ? (errno == EAGAIN || errno == EINTR ? -EAGAIN : -errno) : n;
+}
+
+/* TLS over the connected socket: the handshake, and the server's name or address checked
+ * against its certificate. */
+static int tls_start(struct conn *c, SSL_CTX *ctx, const char *host, uint64_t deadline)
+{
+	X509_VERIFY_PARAM *param;
+	unsigned char addr[16];
+	short events;
+	int r;
+
+	c->ssl = SSL_new(ctx);
+	if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1)
+		return -ENOMEM;
+	param = SSL_get0_param(c->ssl);
+	if (inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1)
+		r = X509_VERIFY_PARAM_set1_ip_asc(param, host);
+	else
+		r = X509_VERIFY_PARAM_set1_host(param, host, 0) && SSL_set_tlsext_host_name(c->ssl, host);
+	if (r != 1)
+		return -EINVAL;
+	for (;;) {
+		int k = SSL_connect(c->ssl);
+
+		if (k == 1)
+			return 0;
+		r = tls_wait(c, k, &events);
+		if (r != -EAGAIN)
+			return SSL_get_verify_result(c->ssl) != X509_V_OK ? -EKEYREJECTED : r;
+		r = wait_fd(c->fd, events, deadline);
+		if (r < 0)
+			return r;
+	}
 }
 
 static int conn_open(struct conn *c, const char *host, const char *port, uint64_t deadline)
@@ -179,19 +340,33 @@ out:
 	return 0;
 }
 
+/* The endpoint's connection: TCP, then TLS when it is https://. */
+static int conn_open_endpoint(struct etcd *e, struct conn *c, uint64_t deadline)
+{
+	int r = conn_open(c, e->host[e->cur], e->port[e->cur], deadline);
+
+	if (r == 0 && e->tls) {
+		r = tls_start(c, e->tls, e->host[e->cur], deadline);
+		if (r < 0)
+			conn_close(c);
+	}
+	return r;
+}
+
 static int conn_write(struct conn *c, const char *data, size_t len, uint64_t deadline)
 {
 	while (len) {
-		ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL);
+		short events;
+		ssize_t n = io_send(c, data, len, &events);
 
-		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-			int r = wait_fd(c->fd, POLLOUT, deadline);
+		if (n == -EAGAIN) {
+			int r = wait_fd(c->fd, events, deadline);
 			if (r < 0)
 				return r;
 			continue;
 		}
 		if (n < 0)
-			return -errno;
+			return (int)n;
 		data += n;
 		len -= (size_t)n;
 	}
@@ -217,7 +392,9 @@ static int conn_fill(struct conn *c, size_t limit, uint64_t deadline)
 		c->cap = nc;
 	}
 	for (;;) {
-		n = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
+		short events;
+
+		n = io_recv(c, c->buf + c->len, c->cap - c->len, &events);
 		if (n > 0) {
 			c->len += (size_t)n;
 			c->buf[c->len] = '\0';
@@ -225,9 +402,9 @@ static int conn_fill(struct conn *c, size_t limit, uint64_t deadline)
 		}
 		if (n == 0)
 			return -ECONNRESET;
-		if (errno != EAGAIN && errno != EINTR)
-			return -errno;
-		r = wait_fd(c->fd, POLLIN, deadline);
+		if (n != -EAGAIN)
+			return (int)n;
+		r = wait_fd(c->fd, events, deadline);
 		if (r < 0)
 			return r;
 	}
@@ -349,9 +526,10 @@ static int send_request(struct etcd *e, struct conn *c, const char *path, const 
 			size_t blen, uint64_t deadline)
 {
 	_cleanup_free_ char *req = NULL;
-	int n = asprintf(&req, "POST %s HTTP/1.1\r\nHost: %s:%s\r\n"
+	int n = asprintf(&req, "POST %s HTTP/1.1\r\nHost: %s:%s\r\n%s%s%s"
 			 "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s", path,
-			 e->host[e->cur], e->port[e->cur], blen, body);
+			 e->host[e->cur], e->port[e->cur], e->token[0] ? "Authorization: " : "",
+			 e->token, e->token[0] ? "\r\n" : "", blen, body);
 
 	if (n < 0) {
 		req = NULL;
@@ -370,7 +548,7 @@ static int exchange(struct etcd *e, const char *path, const char *body, size_t b
 	int r;
 
 	if (e->c.fd < 0) {
-		r = conn_open(&e->c, e->host[e->cur], e->port[e->cur], deadline);
+		r = conn_open_endpoint(e, &e->c, deadline);
 		if (r < 0)
 			return r;
 	}
@@ -385,8 +563,73 @@ static int exchange(struct etcd *e, const char *path, const char *body, size_t b
 	return r;
 }
 
+static int call_once(struct etcd *e, const char *path, struct json_object *req,
+		     struct json_object **ret);
+
+/* A token for the user (a token of etcd's simple kind lives minutes: again when refused). */
+static int authenticate(struct etcd *e)
+{
+	_cleanup_json_ struct json_object *req = json_object_new_object(), *rep = NULL;
+	const char *token;
+	int r;
+
+	json_object_object_add(req, "name", json_object_new_string(e->user));
+	json_object_object_add(req, "password", json_object_new_string(e->password));
+	e->token[0] = '\0';
+	r = call_once(e, "/v3/auth/authenticate", req, &rep);
+	if (r == -EREMOTEIO)
+		snprintf(e->refusal, sizeof(e->refusal), "%s",
+			 json_object_get_string(json_object_object_get(rep, "error")));
+	if (r < 0)
+		return r == -EREMOTEIO ? -EACCES : r;
+	if (tagmem_json_get_string(rep, "token", &token) < 0 || !*token ||
+	    strlen(token) >= sizeof(e->token) || strpbrk(token, "\r\n"))
+		return -EPROTO;
+	snprintf(e->token, sizeof(e->token), "%s", token);
+	return 0;
+}
+
+static bool token_refused(struct json_object *rep)
+{
+	const char *msg;
+
+	return tagmem_json_get_string(rep, "error", &msg) == 0 &&
+	       (strstr(msg, "invalid auth token") || strstr(msg, "user name is empty"));
+}
+
 int etcd_call(struct etcd *e, const char *path, struct json_object *req,
 	      struct json_object **ret)
+{
+	int r;
+
+	if (e->user[0] && !e->token[0] && (r = authenticate(e)) < 0) {
+		*ret = NULL;
+		return r;
+	}
+	r = call_once(e, path, req, ret);
+	if (r == -EREMOTEIO && e->user[0] && token_refused(*ret)) {
+		json_object_put(*ret);
+		*ret = NULL;
+		r = authenticate(e);
+		if (r == 0)
+			r = call_once(e, path, req, ret);
+	}
+	if (r == -EREMOTEIO && *ret) {
+		const char *why = "?";
+		if (tagmem_json_get_string(*ret, "message", &why) < 0)
+			tagmem_json_get_string(*ret, "error", &why);
+		snprintf(e->refusal, sizeof(e->refusal), "%s", why);
+	}
+	return r;
+}
+
+const char *etcd_last_error(const struct etcd *e)
+{
+	return e->refusal;
+}
+
+static int call_once(struct etcd *e, const char *path, struct json_object *req,
+		     struct json_object **ret)
 {
 	const char *body = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN);
 	size_t blen = strlen(body);
@@ -403,8 +646,17 @@ int etcd_call(struct etcd *e, const char *path, struct json_object *req,
 		r = exchange(e, path, body, blen, deadline, &status, &reply);
 		if (r == -ECONNRESET && e->c.fd < 0) /* a kept-alive connection had closed: once more */
 			r = exchange(e, path, body, blen, deadline, &status, &reply);
-		if (r == 0 && tagmem_msg_parse(reply, strlen(reply), ETCD_MAX_BODY, &o) < 0)
-			r = -EPROTO;
+		if (r == 0 && tagmem_msg_parse(reply, strlen(reply), ETCD_MAX_BODY, &o) < 0) {
+			if (status == 200 || !*reply) {
+				r = -EPROTO;
+			} else {
+				/* a refusal in words (the gateway's, say): keep them for the caller */
+				o = json_object_new_object();
+				json_object_object_add(o, "error", json_object_new_string_len(
+					reply, (int)strcspn(reply, "\r\n") > 300 ? 300 :
+					(int)strcspn(reply, "\r\n")));
+			}
+		}
 		if (r == 0) {
 			*ret = o;
 			return status == 200 && !json_object_object_get_ex(o, "error", NULL) ?
@@ -676,13 +928,18 @@ int etcd_watch_open(struct etcd *e, const char *prefix, int64_t from_rev,
 		json_object_put(create);
 		return -ENOMEM;
 	}
+	if (e->user[0] && !e->token[0] && (r = authenticate(e)) < 0) {
+		json_object_put(create);
+		free(w);
+		return r;
+	}
 	if (from_rev)
 		json_object_object_add(create, "start_revision", json_object_new_int64(from_rev));
 	json_object_object_add(req, "create_request", create);
 	body = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN);
 	for (size_t tries = 0; tries < e->n; tries++, e->cur = (e->cur + 1) % e->n) {
 		w->c.fd = -1;
-		r = conn_open(&w->c, e->host[e->cur], e->port[e->cur], deadline);
+		r = conn_open_endpoint(e, &w->c, deadline);
 		if (r == 0)
 			r = send_request(e, &w->c, "/v3/watch", body, strlen(body), deadline);
 		if (r == 0)

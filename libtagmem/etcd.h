@@ -23,6 +23,22 @@ struct etcd_watch;
 
 /* endpoints: "http://127.0.0.1:2379,http://127.0.0.1:22379". -EINVAL for a malformed list. */
 int etcd_open(const char *endpoints, int timeout_ms, struct etcd **ret);
+/*
+ * Who the client is. https:// endpoints: trust only ca; present cert and key (etcd's
+ * --client-cert-auth: no certificate, no connection). user and password: the etcd user whose
+ * role says what it may read and write (etcd's gateway ignores a certificate's CN for that,
+ * and refuses a request whose certificate has one once auth is on: give the client a
+ * certificate without a CN). -EKEYREJECTED when the files cannot be loaded.
+ */
+struct etcd_credentials {
+	const char *ca, *cert, *key;
+	const char *user, *password;
+};
+int etcd_open_as(const char *endpoints, const struct etcd_credentials *tls, int timeout_ms,
+		  struct etcd **ret);
+/* The password in a file (its first line; a password is never an argument, where ps shows
+ * it). -EPERM if others may read the file (mode 0600, like ssh's keys), -ENOENT, -EINVAL. */
+int etcd_read_password(const char *path, char **ret);
 void etcd_close(struct etcd *e);
 /* Each call's deadline from now on (ms, > 0). */
 void etcd_set_timeout(struct etcd *e, int timeout_ms);
@@ -36,6 +52,9 @@ const char *etcd_endpoint(const struct etcd *e);
  */
 int etcd_call(struct etcd *e, const char *path, struct json_object *req,
 	      struct json_object **ret);
+
+/* What etcd said when it last refused a call (-EREMOTEIO), or "". */
+const char *etcd_last_error(const struct etcd *e);
 
 /* base64 of bytes as a JSON string; bytes of a base64 JSON string (NUL-terminated, *ret to
  * free; -EBADMSG). */

@@ -5,7 +5,7 @@
 set -euo pipefail
 
 TAGMEM_BUILD_PKGS=(build-essential cmake pkg-config libjson-c-dev uuid-dev libudev-dev
-                   libcxl-dev libdaxctl-dev libcmocka-dev jq python3 strace)
+                   libcxl-dev libdaxctl-dev libcmocka-dev libssl-dev jq python3 strace openssl)
 
 # For the fuzz targets (tests/fuzz/run): clang with its libFuzzer and sanitizer runtimes.
 TAGMEM_FUZZ_PKGS=(clang libclang-rt-14-dev)

@@ -39,6 +39,7 @@ struct agent {
 	const char *socket;      /* NULL: $TAGMEM_SOCKET or the default */
 	struct directory *dir;
 	struct etcd *etcd;
+	const char *host;
 	struct claims *claims;
 	struct local *local;     /* clusterd's own socket: exclusive claims */
 	int64_t ttl;
@@ -52,7 +53,13 @@ static void usage(FILE *f)
 	fprintf(f,
 		"Usage: tagmem-clusterd --etcd URLS --host-id ID [--socket PATH] [--ttl SECONDS]\n"
 		"Publishes this host's tags to the cluster tag directory on etcd.\n\n"
-		"  -e, --etcd URLS       etcd's client URLs, comma-separated (http://127.0.0.1:2379)\n"
+		"  -e, --etcd URLS       etcd's client URLs, comma-separated (http://127.0.0.1:2379,\n"
+		"                        or https:// with --etcd-ca)\n"
+		"      --etcd-ca FILE    the CA that signed etcd's certificate (https://)\n"
+		"      --etcd-cert FILE  this host's client certificate (its CN: the etcd user)\n"
+		"      --etcd-key FILE   and its key\n"
+		"      --etcd-user NAME  the etcd user whose role lets this host write its part\n"
+		"      --etcd-password-file FILE  that user's password (mode 0600)\n"
 		"  -H, --host-id ID      this host's name in the directory\n"
 		"  -s, --socket PATH     brokerd's socket [$TAGMEM_SOCKET or %s]\n"
 		"  -l, --listen PATH     its own socket, for exclusive claims\n"
@@ -106,7 +113,13 @@ static int publish(struct agent *a)
 	tags = json_object_object_get(tagmem_reply_result(rep), "tags");
 	r = directory_publish(a->dir, tags);
 	if (r < 0) {
-		if (!a->etcd_down)
+		if (a->etcd_down)
+			;
+		else if (r == -EREMOTEIO || r == -EACCES)
+			log_err("etcd refused this host's part of the directory: %s (is this host's "
+				"etcd user the one whose role may write /tagmem/v1/hosts/%s/?)",
+				etcd_last_error(a->etcd), a->host);
+		else
 			log_warn("etcd is unreachable (%s): the directory falls behind until it "
 				 "answers", strerror(-r));
 		a->etcd_down = true;
@@ -328,12 +341,17 @@ static void run(struct agent *a)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_TTL = 256, OPT_VERSION };
+	enum { OPT_TTL = 256, OPT_VERSION, OPT_CA, OPT_CERT, OPT_KEY, OPT_USER, OPT_PASSWORD };
 	static const struct option opts[] = {
 		{ "etcd", required_argument, NULL, 'e' },
 		{ "host-id", required_argument, NULL, 'H' },
 		{ "socket", required_argument, NULL, 's' },
 		{ "listen", required_argument, NULL, 'l' },
+		{ "etcd-ca", required_argument, NULL, OPT_CA },
+		{ "etcd-cert", required_argument, NULL, OPT_CERT },
+		{ "etcd-key", required_argument, NULL, OPT_KEY },
+		{ "etcd-user", required_argument, NULL, OPT_USER },
+		{ "etcd-password-file", required_argument, NULL, OPT_PASSWORD },
 		{ "ttl", required_argument, NULL, OPT_TTL },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -343,6 +361,9 @@ int main(int argc, char **argv)
 	struct agent a = { .ttl = 10 };
 	const char *endpoints = NULL, *host = NULL, *listen_path = "/run/tagmem/clusterd.sock";
 	struct etcd *etcd = NULL;
+	struct etcd_credentials tls = { 0 };
+	_cleanup_free_ char *password = NULL;
+	const char *password_file = NULL;
 	uint64_t v;
 	int opt, r;
 
@@ -350,6 +371,11 @@ int main(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "e:H:s:l:vh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'l': listen_path = optarg; break;
+		case OPT_CA: tls.ca = optarg; break;
+		case OPT_CERT: tls.cert = optarg; break;
+		case OPT_KEY: tls.key = optarg; break;
+		case OPT_USER: tls.user = optarg; break;
+		case OPT_PASSWORD: password_file = optarg; break;
 		case 'e': endpoints = optarg; break;
 		case 'H': host = optarg; break;
 		case 's': a.socket = optarg; break;
@@ -376,12 +402,28 @@ int main(int argc, char **argv)
 			"'_' or '.'\n", host);
 		return 2;
 	}
-	if (etcd_open(endpoints, ETCD_TIMEOUT_MS, &etcd) < 0) {
-		fprintf(stderr, "tagmem-clusterd: --etcd '%s': give http://HOST:PORT URLs, "
-			"comma-separated\n", endpoints);
+	if (tls.user) {
+		r = etcd_read_password(password_file, &password);
+		if (r < 0) {
+			fprintf(stderr, "tagmem-clusterd: --etcd-user needs --etcd-password-file, a file "
+				"of mode 0600 holding the password: %s\n", strerror(-r));
+			return 2;
+		}
+		tls.password = password;
+	}
+	r = etcd_open_as(endpoints, &tls, ETCD_TIMEOUT_MS, &etcd);
+	if (r == -EKEYREJECTED) {
+		fprintf(stderr, "tagmem-clusterd: https:// needs --etcd-ca (and, for client "
+			"certificates, --etcd-cert and --etcd-key) that load: check those files\n");
+		return 2;
+	}
+	if (r < 0) {
+		fprintf(stderr, "tagmem-clusterd: --etcd '%s': give http://HOST:PORT (or "
+			"https://) URLs, comma-separated\n", endpoints);
 		return 2;
 	}
 	a.etcd = etcd;
+	a.host = host;
 	log_setup(NULL);
 	signal(SIGTERM, on_stop);
 	signal(SIGINT, on_stop);

@@ -100,6 +100,21 @@ def start_publisher(top, endpoints, host, ttl):
     return p
 
 
+def print_logs(top):
+    """The tail of every log the test wrote in top (on a failure)."""
+    for n in sorted(os.listdir(top)):
+        if n.endswith(".log"):
+            with open(os.path.join(top, n), errors="replace") as f:
+                sys.stderr.write(f"--- {n} ---\n" + f.read()[-3000:])
+
+
+def stop_started():
+    for p in STARTED:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
 def run_cluster(names, body, title):
     """A three-member etcd, a shared fabric and a brokerd per host name; body(top, etcd, fab,
     hosts) runs with them and everything is stopped after, the logs printed on failure."""
@@ -126,16 +141,10 @@ def run_cluster(names, body, title):
     except BaseException:
         for b in hosts:
             sys.stderr.write(f"--- {b.name} log ---\n" + b.log_text())
-        for n in sorted(os.listdir(top)):
-            if n.startswith("clusterd") and n.endswith(".log"):
-                with open(os.path.join(top, n), errors="replace") as f:
-                    sys.stderr.write(f"--- {n} ---\n" + f.read()[-3000:])
+        print_logs(top)
         raise
     finally:
-        for p in STARTED:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+        stop_started()
         for b in hosts:
             b.cleanup()
         if fmd:

@@ -83,7 +83,10 @@ static void endpoints(void **state)
 	assert_int_equal(etcd_open("http://a:1,http://b:2", 100, &e), 0);
 	assert_string_equal(etcd_endpoint(e), "http://a:1");
 	etcd_close(e);
-	assert_int_equal(etcd_open("https://a:1", 100, &e), -EINVAL); /* no TLS yet: say so */
+	assert_int_equal(etcd_open("https://a:1", 100, &e), -EKEYREJECTED); /* TLS, no CA */
+	assert_int_equal(etcd_open("https://a:1,http://b:2", 100, &e), -EINVAL); /* one scheme */
+	assert_int_equal(etcd_open_as("https://a:1", &(struct etcd_credentials){ .ca = "/nonexistent" },
+				       100, &e), -EKEYREJECTED);
 	assert_int_equal(etcd_open("http://a", 100, &e), -EINVAL);
 	assert_int_equal(etcd_open("http://a:x1", 100, &e), -EINVAL);
 	assert_int_equal(etcd_open("", 100, &e), -EINVAL);
