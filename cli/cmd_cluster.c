@@ -51,43 +51,82 @@ static int open_etcd(struct cli *cli, const char *endpoints, struct etcd **ret)
 	return EXIT_OK;
 }
 
-/* The values of every key under prefix that ends in suffix, parsed. */
-static int read_records(struct cli *cli, struct etcd *e, const char *prefix,
-			const char *suffix, struct json_object **ret)
+/* etcd's refusal or absence, said; the exit status. */
+static int read_failed(struct cli *cli, struct etcd *e, int r)
 {
-	_cleanup_json_ struct json_object *kvs = NULL;
-	struct json_object *out;
-	int64_t rev;
-	int r = etcd_get_prefix(e, prefix, &kvs, &rev);
-
 	if (r == -EREMOTEIO || r == -EACCES) {
 		cli_fail(cli, "permission_denied", "etcd at %s refused to show the cluster directory: "
 			 "%s", etcd_endpoint(e), etcd_last_error(e));
 		return EXIT_FAIL;
 	}
-	if (r < 0) {
-		cli_fail(cli, "unreachable", "cannot read the cluster directory from etcd at %s: %s",
-			 etcd_endpoint(e), strerror(-r));
-		return EXIT_UNREACHABLE;
-	}
-	out = json_object_new_array();
+	cli_fail(cli, "unreachable", "cannot read the cluster directory from etcd at %s: %s",
+		 etcd_endpoint(e), strerror(-r));
+	return EXIT_UNREACHABLE;
+}
+
+/* The values of kvs that parse as records (and whose keys hold need, if given). */
+static struct json_object *records_of(struct json_object *kvs, const char *need)
+{
+	struct json_object *out = json_object_new_array();
+
 	for (size_t i = 0; i < json_object_array_length(kvs); i++) {
 		struct json_object *kv = json_object_array_get_idx(kvs, i), *rec = NULL;
 		const char *key = json_object_get_string(json_object_object_get(kv, "key"));
 		const char *value = json_object_get_string(json_object_object_get(kv, "value"));
-		size_t kl = strlen(key), sl = strlen(suffix);
 
-		if (kl < sl || strcmp(key + kl - sl, suffix))
+		if (need && !strstr(key, need))
 			continue;
 		if (tagmem_msg_parse(value, strlen(value), 1 << 20, &rec) < 0)
 			continue; /* not ours to show: the directory is read by anyone */
-		if (strcmp(suffix, "/info") && !strstr(key, "/tags/")) {
-			json_object_put(rec); /* a host's info, not a tag's record */
-			continue;
-		}
 		json_object_array_add(out, rec);
 	}
-	*ret = out;
+	return out;
+}
+
+/* Every record under prefix (whose key holds need, if given). */
+static int read_prefix(struct cli *cli, struct etcd *e, const char *prefix, const char *need,
+		       struct json_object **ret)
+{
+	_cleanup_json_ struct json_object *kvs = NULL;
+	int64_t rev;
+	int r = etcd_get_prefix(e, prefix, &kvs, &rev);
+
+	if (r < 0)
+		return read_failed(cli, e, r);
+	*ret = records_of(kvs, need);
+	return EXIT_OK;
+}
+
+/* The hosts that have tag: one key per host that publishes (hostinfo/), read together. */
+static int read_where(struct cli *cli, struct etcd *e, const char *tag, struct json_object **ret)
+{
+	_cleanup_json_ struct json_object *hosts = NULL, *kvs = NULL;
+	char **keys;
+	size_t n;
+	int r = read_prefix(cli, e, PREFIX "hostinfo/", NULL, &hosts);
+
+	if (r != EXIT_OK)
+		return r;
+	n = json_object_array_length(hosts);
+	keys = calloc(n + 1, sizeof(*keys));
+	for (size_t i = 0; keys && i < n; i++) {
+		const char *h;
+		if (tagmem_json_get_string(json_object_array_get_idx(hosts, i), "host", &h) < 0 ||
+		    !name_valid(h, 64) || asprintf(&keys[i], PREFIX "hosts/%s/tags/%s", h, tag) < 0)
+			keys[i] = NULL;
+	}
+	/* a host info that named no valid host: skipped (compact the list) */
+	size_t k = 0;
+	for (size_t i = 0; keys && i < n; i++)
+		if (keys[i])
+			keys[k++] = keys[i];
+	r = keys ? etcd_get_keys(e, (const char *const *)keys, k, &kvs) : -ENOMEM;
+	for (size_t i = 0; keys && i < k; i++)
+		free(keys[i]);
+	free(keys);
+	if (r < 0)
+		return read_failed(cli, e, r);
+	*ret = records_of(kvs, NULL);
 	return EXIT_OK;
 }
 
@@ -142,8 +181,9 @@ static int parse(struct cli *cli, int argc, char **argv, const char *synopsis,
 	return -1; /* parsed: go on */
 }
 
-static int show(struct cli *cli, const char *endpoints, const char *prefix, const char *suffix,
-		bool empty_fails)
+enum query { Q_LIST, Q_WHERE, Q_HOSTS };
+
+static int show(struct cli *cli, const char *endpoints, enum query q, const char *tag)
 {
 	_cleanup_json_ struct json_object *recs = NULL;
 	struct etcd *e;
@@ -151,23 +191,26 @@ static int show(struct cli *cli, const char *endpoints, const char *prefix, cons
 
 	if (r != EXIT_OK)
 		return r;
-	r = read_records(cli, e, prefix, suffix, &recs);
+	if (q == Q_WHERE)
+		r = read_where(cli, e, tag, &recs);
+	else
+		r = read_prefix(cli, e, q == Q_LIST ? PREFIX "hosts/" : PREFIX "hostinfo/",
+				q == Q_LIST ? "/tags/" : NULL, &recs);
 	etcd_close(e);
 	if (r != EXIT_OK)
 		return r;
 	if (cli->json)
 		cli_print_json(recs);
-	else if (!strcmp(suffix, "/info"))
+	else if (q == Q_HOSTS)
 		for (size_t i = 0; i < json_object_array_length(recs); i++)
 			printf("%s\n", str(json_object_array_get_idx(recs, i), "host"));
 	else
 		print_records(recs);
-	return empty_fails && !json_object_array_length(recs) ? EXIT_FAIL : EXIT_OK;
+	return q == Q_WHERE && !json_object_array_length(recs) ? EXIT_FAIL : EXIT_OK;
 }
 
-/* A command without arguments but --etcd: the records whose keys end in suffix. */
-static int show_all(struct cli *cli, int argc, char **argv, const char *synopsis,
-		    const char *suffix)
+/* A command without arguments but --etcd. */
+static int show_all(struct cli *cli, int argc, char **argv, const char *synopsis, enum query q)
 {
 	const char *endpoints;
 	int r = parse(cli, argc, argv, synopsis, &endpoints);
@@ -176,18 +219,18 @@ static int show_all(struct cli *cli, int argc, char **argv, const char *synopsis
 		return r;
 	if (optind != argc)
 		return cli_usage(cli, "cluster", synopsis, true);
-	return show(cli, endpoints, PREFIX "hosts/", suffix, false);
+	return show(cli, endpoints, q, NULL);
 }
 
 static int cluster_list(struct cli *cli, int argc, char **argv)
 {
-	return show_all(cli, argc, argv, "list [--etcd URLS]", "");
+	return show_all(cli, argc, argv, "list [--etcd URLS]", Q_LIST);
 }
 
 static int cluster_where(struct cli *cli, int argc, char **argv)
 {
 	static const char synopsis[] = "where UUID [--etcd URLS]";
-	char suffix[128], s[TAGMEM_TAG_STRING_MAX];
+	char s[TAGMEM_TAG_STRING_MAX];
 	const char *endpoints;
 	tagmem_tag tag;
 	int r = parse(cli, argc, argv, synopsis, &endpoints);
@@ -198,9 +241,7 @@ static int cluster_where(struct cli *cli, int argc, char **argv)
 		return cli_usage(cli, "cluster", synopsis, true);
 	if (cli_parse_tag(cli, argv[optind], &tag) < 0)
 		return EXIT_USAGE;
-	/* every host's part, the keys of this tag: a host writes only below its own prefix */
-	snprintf(suffix, sizeof(suffix), "/tags/%s", tagmem_tag_format(&tag, s));
-	r = show(cli, endpoints, PREFIX "hosts/", suffix, true);
+	r = show(cli, endpoints, Q_WHERE, tagmem_tag_format(&tag, s));
 	if (r == EXIT_FAIL && !cli->json)
 		fprintf(stderr, "%s: no host has tag %s\n", cli->prog, s);
 	return r;
@@ -208,7 +249,7 @@ static int cluster_where(struct cli *cli, int argc, char **argv)
 
 static int cluster_hosts(struct cli *cli, int argc, char **argv)
 {
-	return show_all(cli, argc, argv, "hosts [--etcd URLS]", "/info");
+	return show_all(cli, argc, argv, "hosts [--etcd URLS]", Q_HOSTS);
 }
 
 static volatile sig_atomic_t interrupted;

@@ -829,11 +829,30 @@ static int decode_kv(struct json_object *kv, struct json_object **ret)
 	return 0;
 }
 
+/* Append the decoded kvs of a range response to out; -EPROTO. */
+static int add_kvs(struct json_object *range_rep, struct json_object *out)
+{
+	struct json_object *kvs;
+
+	if (!json_object_object_get_ex(range_rep, "kvs", &kvs))
+		return 0;
+	if (!json_object_is_type(kvs, json_type_array))
+		return -EPROTO;
+	for (size_t i = 0; i < json_object_array_length(kvs); i++) {
+		struct json_object *kv;
+
+		if (decode_kv(json_object_array_get_idx(kvs, i), &kv) < 0)
+			return -EPROTO;
+		json_object_array_add(out, kv);
+	}
+	return 0;
+}
+
 int etcd_get_prefix(struct etcd *e, const char *prefix, struct json_object **ret_kvs,
 		    int64_t *ret_rev)
 {
 	_cleanup_json_ struct json_object *req = etcd_range_prefix_req(prefix, false), *rep = NULL;
-	struct json_object *kvs, *out, *hdr;
+	struct json_object *out, *hdr;
 	int r = etcd_call(e, "/v3/kv/range", req, &rep);
 
 	if (r < 0)
@@ -842,17 +861,49 @@ int etcd_get_prefix(struct etcd *e, const char *prefix, struct json_object **ret
 	    etcd_get_i64(hdr, "revision", ret_rev) < 0)
 		return -EPROTO;
 	out = json_object_new_array();
-	if (json_object_object_get_ex(rep, "kvs", &kvs) &&
-	    json_object_is_type(kvs, json_type_array)) {
-		for (size_t i = 0; i < json_object_array_length(kvs); i++) {
-			struct json_object *kv;
+	if (add_kvs(rep, out) < 0) {
+		json_object_put(out);
+		return -EPROTO;
+	}
+	*ret_kvs = out;
+	return 0;
+}
 
-			if (decode_kv(json_object_array_get_idx(kvs, i), &kv) < 0) {
-				json_object_put(out);
-				return -EPROTO;
-			}
-			json_object_array_add(out, kv);
+int etcd_get_keys(struct etcd *e, const char *const *keys, size_t n,
+		  struct json_object **ret_kvs)
+{
+	struct json_object *out = json_object_new_array();
+	int r = 0;
+
+	for (size_t i = 0; i < n && r >= 0; i += 100) { /* etcd takes 128 ops a txn */
+		_cleanup_json_ struct json_object *req = json_object_new_object(), *rep = NULL;
+		struct json_object *ops = json_object_new_array(), *resps;
+
+		for (size_t j = i; j < n && j < i + 100; j++) {
+			struct json_object *range = json_object_new_object(), *op = json_object_new_object();
+			json_object_object_add(range, "key", etcd_b64(keys[j], strlen(keys[j])));
+			json_object_object_add(op, "request_range", range);
+			json_object_array_add(ops, op);
 		}
+		json_object_object_add(req, "success", ops);
+		r = etcd_call(e, "/v3/kv/txn", req, &rep);
+		if (r < 0)
+			break;
+		if (!json_object_object_get_ex(rep, "responses", &resps) ||
+		    !json_object_is_type(resps, json_type_array)) {
+			r = -EPROTO;
+			break;
+		}
+		for (size_t j = 0; j < json_object_array_length(resps) && r >= 0; j++) {
+			struct json_object *rr;
+			if (json_object_object_get_ex(json_object_array_get_idx(resps, j),
+						      "response_range", &rr))
+				r = add_kvs(rr, out);
+		}
+	}
+	if (r < 0) {
+		json_object_put(out);
+		return r;
 	}
 	*ret_kvs = out;
 	return 0;

@@ -73,6 +73,10 @@ struct json_object *etcd_range_prefix_req(const char *prefix, bool keys_only);
  * the revision it was read at. */
 int etcd_get_prefix(struct etcd *e, const char *prefix, struct json_object **ret_kvs,
 		    int64_t *ret_rev);
+/* The keys that exist of keys[0..n), read at one revision each batch: *ret_kvs an array of
+ * {key, value} strings (decoded). */
+int etcd_get_keys(struct etcd *e, const char *const *keys, size_t n,
+		  struct json_object **ret_kvs);
 /* Run ops (an array, consumed) in one transaction, unconditionally. */
 int etcd_txn(struct etcd *e, struct json_object *ops);
 int etcd_lease_grant(struct etcd *e, int64_t ttl, int64_t *ret_id);

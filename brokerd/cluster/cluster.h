@@ -19,6 +19,9 @@ struct json_object;
 struct directory;
 
 #define CLUSTER_PREFIX "/tagmem/v1/"
+/* Keys (docs/cluster.md): CLUSTER_PREFIX "hosts/<host>/tags/<tag>" a tag's record on a host,
+ * CLUSTER_PREFIX "hostinfo/<host>" the host (so that "where is T" reads one key per host),
+ * CLUSTER_PREFIX "claims/<tag>" an exclusive claim. */
 
 /* What this host publishes, and what it last knows to be in etcd. */
 int directory_new(struct etcd *etcd, const char *host, int64_t ttl_s, struct directory **ret);

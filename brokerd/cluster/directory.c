@@ -227,7 +227,7 @@ static int host_info_op(struct directory *d, struct json_object *ops, size_t nta
 {
 	char key[160], value[192];
 
-	snprintf(key, sizeof(key), CLUSTER_PREFIX "hosts/%s/info", d->host);
+	snprintf(key, sizeof(key), CLUSTER_PREFIX "hostinfo/%s", d->host);
 	snprintf(value, sizeof(value), "{\"host\":\"%s\",\"tags\":%zu}", d->host, ntags);
 	json_object_array_add(ops, etcd_op_put(key, value, d->lease));
 	return 0;

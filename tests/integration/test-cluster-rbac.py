@@ -77,6 +77,7 @@ def setup_rbac(url, d):
         as_root("role", "add", f"host-{h}")
         as_root("role", "grant-permission", f"host-{h}", "readwrite", f"/tagmem/v1/hosts/{h}/",
                 "--prefix=true")
+        as_root("role", "grant-permission", f"host-{h}", "readwrite", f"/tagmem/v1/hostinfo/{h}")
         as_root("role", "grant-permission", f"host-{h}", "readwrite", "/tagmem/v1/claims/",
                 "--prefix=true")
         as_root("role", "grant-permission", f"host-{h}", "read", "/tagmem/v1/", "--prefix=true")
