@@ -3,37 +3,22 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <arpa/inet.h>
-#include <limits.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
 #include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 
+#include "etcd_http.h"
+#include "lines.h"
 #include "tagmem.h"
 #include "util.h"
 
 #define ETCD_MAX_ENDPOINTS 16
-#define ETCD_MAX_HEADERS 16384
-
-/* A connection (TLS when ssl is set), and the bytes read from it not yet used. */
-struct conn {
-	int fd;
-	SSL *ssl;
-	char *buf;
-	size_t len, cap;
-};
 
 struct etcd {
 	char host[ETCD_MAX_ENDPOINTS][256];
@@ -51,8 +36,7 @@ struct etcd {
 struct etcd_watch {
 	struct conn c;
 	uint64_t left;     /* bytes of the current chunk not yet read */
-	char *msg;         /* decoded bytes of the stream not yet split into messages */
-	size_t mlen, mcap;
+	struct lines msgs; /* decoded bytes of the stream, split into messages */
 	bool ended;
 };
 
@@ -181,18 +165,6 @@ int etcd_open(const char *endpoints, int timeout_ms, struct etcd **ret)
 	return etcd_open_as(endpoints, NULL, timeout_ms, ret);
 }
 
-static void conn_close(struct conn *c)
-{
-	SSL_free(c->ssl);
-	c->ssl = NULL;
-	if (c->fd >= 0)
-		close(c->fd);
-	c->fd = -1;
-	free(c->buf);
-	c->buf = NULL;
-	c->len = c->cap = 0;
-}
-
 void etcd_close(struct etcd *e)
 {
 	if (!e)
@@ -212,312 +184,10 @@ const char *etcd_endpoint(const struct etcd *e)
 	return e->url[e->cur];
 }
 
-/* ---- the connection ---- */
-
-static int left_ms(uint64_t deadline)
-{
-	uint64_t now = now_usec();
-
-	return now >= deadline ? 0 : (int)((deadline - now + 999) / 1000);
-}
-
-static int wait_fd(int fd, short events, uint64_t deadline)
-{
-	struct pollfd pfd = { .fd = fd, .events = events };
-	int r;
-
-	do
-		r = poll(&pfd, 1, left_ms(deadline));
-	while (r < 0 && errno == EINTR);
-	if (r < 0)
-		return -errno;
-	return r == 0 ? -ETIMEDOUT : 0;
-}
-
-/* What a TLS call that could not finish waits for: -EAGAIN with *events set, or -EPROTO. */
-static int tls_wait(struct conn *c, int n, short *events)
-{
-	switch (SSL_get_error(c->ssl, n)) {
-	case SSL_ERROR_WANT_READ: *events = POLLIN; return -EAGAIN;
-	case SSL_ERROR_WANT_WRITE: *events = POLLOUT; return -EAGAIN;
-	case SSL_ERROR_ZERO_RETURN: return -ECONNRESET;
-	case SSL_ERROR_SYSCALL: return errno ? -errno : -ECONNRESET;
-	default: return -EPROTO;
-	}
-}
-
-/* Send or receive what can be now: bytes, or -EAGAIN with what to poll for. */
-static ssize_t io_send(struct conn *c, const char *data, size_t len, short *events)
-{
-	ssize_t n;
-
-	*events = POLLOUT;
-	if (c->ssl) {
-		int k = SSL_write(c->ssl, data, (int)MIN(len, (size_t)INT_MAX));
-		return k > 0 ? k : tls_wait(c, k, events);
-	}
-	n = send(c->fd, data, len, MSG_NOSIGNAL);
-	return n < 0 ? (errno == EAGAIN || errno == EINTR ? -EAGAIN : -errno) : n;
-}
-
-static ssize_t io_recv(struct conn *c, char *buf, size_t len, short *events)
-{
-	ssize_t n;
-
-	*events = POLLIN;
-	if (c->ssl) {
-		int k = SSL_read(c->ssl, buf, (int)MIN(len, (size_t)INT_MAX));
-		return k > 0 ? k : tls_wait(c, k, events);
-	}
-	n = recv(c->fd, buf, len, 0);
-	return n < 0 ? (errno == EAGAIN || errno == EINTR ? -EAGAIN : -errno) : n;
-}
-
-/* TLS over the connected socket: the handshake, and the server's name or address checked
- * against its certificate. */
-static int tls_start(struct conn *c, SSL_CTX *ctx, const char *host, uint64_t deadline)
-{
-	X509_VERIFY_PARAM *param;
-	unsigned char addr[16];
-	short events;
-	int r;
-
-	c->ssl = SSL_new(ctx);
-	if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1)
-		return -ENOMEM;
-	param = SSL_get0_param(c->ssl);
-	if (inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1)
-		r = X509_VERIFY_PARAM_set1_ip_asc(param, host);
-	else
-		r = X509_VERIFY_PARAM_set1_host(param, host, 0) && SSL_set_tlsext_host_name(c->ssl, host);
-	if (r != 1)
-		return -EINVAL;
-	for (;;) {
-		int k = SSL_connect(c->ssl);
-
-		if (k == 1)
-			return 0;
-		r = tls_wait(c, k, &events);
-		if (r != -EAGAIN)
-			return SSL_get_verify_result(c->ssl) != X509_V_OK ? -EKEYREJECTED : r;
-		r = wait_fd(c->fd, events, deadline);
-		if (r < 0)
-			return r;
-	}
-}
-
-static int conn_open(struct conn *c, const char *host, const char *port, uint64_t deadline)
-{
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
-	struct addrinfo *res = NULL;
-	int fd = -1, r, err = 0;
-	socklen_t len = sizeof(err);
-
-	r = getaddrinfo(host, port, &hints, &res);
-	if (r != 0)
-		return -EHOSTUNREACH;
-	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0) {
-		r = -errno;
-		goto out;
-	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
-	r = connect(fd, res->ai_addr, res->ai_addrlen) < 0 ? -errno : 0;
-	if (r == -EINPROGRESS) {
-		r = wait_fd(fd, POLLOUT, deadline);
-		if (r == 0 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err)
-			r = -err;
-	}
-out:
-	freeaddrinfo(res);
-	if (r < 0) {
-		if (fd >= 0)
-			close(fd);
-		return r;
-	}
-	c->fd = fd;
-	c->len = 0;
-	return 0;
-}
-
 /* The endpoint's connection: TCP, then TLS when it is https://. */
 static int conn_open_endpoint(struct etcd *e, struct conn *c, uint64_t deadline)
 {
-	int r = conn_open(c, e->host[e->cur], e->port[e->cur], deadline);
-
-	if (r == 0 && e->tls) {
-		r = tls_start(c, e->tls, e->host[e->cur], deadline);
-		if (r < 0)
-			conn_close(c);
-	}
-	return r;
-}
-
-static int conn_write(struct conn *c, const char *data, size_t len, uint64_t deadline)
-{
-	while (len) {
-		short events;
-		ssize_t n = io_send(c, data, len, &events);
-
-		if (n == -EAGAIN) {
-			int r = wait_fd(c->fd, events, deadline);
-			if (r < 0)
-				return r;
-			continue;
-		}
-		if (n < 0)
-			return (int)n;
-		data += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-/* More bytes into c->buf, before the deadline; -ECONNRESET at end of stream. */
-static int conn_fill(struct conn *c, size_t limit, uint64_t deadline)
-{
-	ssize_t n;
-	int r;
-
-	if (c->cap - c->len < 4096) {
-		size_t nc = c->cap ? c->cap * 2 : 16384;
-		char *p;
-
-		if (c->len >= limit)
-			return -EMSGSIZE;
-		p = realloc(c->buf, nc + 1);
-		if (!p)
-			return -ENOMEM;
-		c->buf = p;
-		c->cap = nc;
-	}
-	for (;;) {
-		short events;
-
-		n = io_recv(c, c->buf + c->len, c->cap - c->len, &events);
-		if (n > 0) {
-			c->len += (size_t)n;
-			c->buf[c->len] = '\0';
-			return 0;
-		}
-		if (n == 0)
-			return -ECONNRESET;
-		if (n != -EAGAIN)
-			return (int)n;
-		r = wait_fd(c->fd, events, deadline);
-		if (r < 0)
-			return r;
-	}
-}
-
-static void conn_consume(struct conn *c, size_t n)
-{
-	memmove(c->buf, c->buf + n, c->len - n);
-	c->len -= n;
-	if (c->buf)
-		c->buf[c->len] = '\0';
-}
-
-/* The response head: status, and how the body comes (Content-Length, or chunked). */
-static int read_head(struct conn *c, uint64_t deadline, int *status, int64_t *clen,
-		     bool *chunked)
-{
-	char *end;
-	int r;
-
-	while (!c->buf || !(end = strstr(c->buf, "\r\n\r\n"))) {
-		r = conn_fill(c, ETCD_MAX_HEADERS, deadline);
-		if (r < 0)
-			return r == -EMSGSIZE ? -EPROTO : r;
-	}
-	*end = '\0';
-	if (sscanf(c->buf, "HTTP/1.%*d %d", status) != 1)
-		return -EPROTO;
-	*clen = -1;
-	*chunked = false;
-	for (char *line = strstr(c->buf, "\r\n"); line && line < end; line = strstr(line + 2, "\r\n")) {
-		unsigned long long v;
-
-		if (!strncasecmp(line + 2, "Content-Length:", 15) &&
-		    sscanf(line + 17, " %llu", &v) == 1 && v <= ETCD_MAX_BODY)
-			*clen = (int64_t)v;
-		else if (!strncasecmp(line + 2, "Content-Length:", 15))
-			return -EMSGSIZE;
-		if (!strncasecmp(line + 2, "Transfer-Encoding:", 18) && strstr(line, "chunked"))
-			*chunked = true;
-	}
-	conn_consume(c, (size_t)(end + 4 - c->buf));
-	return *clen < 0 && !*chunked ? -EPROTO : 0;
-}
-
-/*
- * One chunk's size line at the head of c->buf: its size, and its header removed. 1 got it,
- * 0 not all here yet, -EPROTO malformed.
- */
-static int chunk_head(struct conn *c, uint64_t *size)
-{
-	char *nl = c->buf ? strstr(c->buf, "\r\n") : NULL;
-	char *endp;
-
-	if (!nl)
-		return c->len > 64 ? -EPROTO : 0;
-	errno = 0;
-	*size = strtoull(c->buf, &endp, 16);
-	if (endp == c->buf || errno || *size > ETCD_MAX_BODY)
-		return -EPROTO;
-	conn_consume(c, (size_t)(nl + 2 - c->buf));
-	return 1;
-}
-
-/* A whole chunked body into *body (NUL-terminated). */
-static int read_chunked(struct conn *c, uint64_t deadline, char **body, size_t *blen)
-{
-	_cleanup_free_ char *out = NULL;
-	size_t len = 0;
-	uint64_t size;
-	int r;
-
-	for (;;) {
-		while ((r = chunk_head(c, &size)) == 0)
-			if ((r = conn_fill(c, ETCD_MAX_HEADERS, deadline)) < 0)
-				return r;
-		if (r < 0)
-			return r;
-		while (c->len < size + 2)
-			if ((r = conn_fill(c, ETCD_MAX_BODY + 16, deadline)) < 0)
-				return r;
-		if (len + size > ETCD_MAX_BODY)
-			return -EMSGSIZE;
-		char *p = realloc(out, len + size + 1);
-		if (!p)
-			return -ENOMEM;
-		out = p;
-		memcpy(out + len, c->buf, size);
-		len += size;
-		out[len] = '\0';
-		conn_consume(c, size + 2); /* the data and its CRLF */
-		if (size == 0)
-			break; /* the last chunk (etcd sends no trailers) */
-	}
-	*body = TAKE_PTR(out);
-	*blen = len;
-	return 0;
-}
-
-static int read_length(struct conn *c, uint64_t deadline, size_t clen, char **body)
-{
-	int r;
-
-	while (c->len < clen)
-		if ((r = conn_fill(c, clen + 1, deadline)) < 0)
-			return r;
-	*body = malloc(clen + 1);
-	if (!*body)
-		return -ENOMEM;
-	memcpy(*body, c->buf, clen);
-	(*body)[clen] = '\0';
-	conn_consume(c, clen);
-	return 0;
+	return conn_open(c, e->host[e->cur], e->port[e->cur], e->tls, deadline);
 }
 
 /* The request in one write: a head and a body sent apart would wait out the peer's delayed
@@ -979,6 +649,7 @@ int etcd_watch_open(struct etcd *e, const char *prefix, int64_t from_rev,
 		json_object_put(create);
 		return -ENOMEM;
 	}
+	lines_init(&w->msgs, ETCD_MAX_BODY);
 	if (e->user[0] && !e->token[0] && (r = authenticate(e)) < 0) {
 		json_object_put(create);
 		free(w);
@@ -1014,11 +685,12 @@ int etcd_watch_fd(const struct etcd_watch *w)
 	return w->c.fd;
 }
 
-/* Move what has arrived of the chunked body into w->msg. */
+/* Move what has arrived of the chunked body into the message framer. */
 static int watch_decode(struct etcd_watch *w)
 {
 	for (;;) {
-		size_t n;
+		size_t n, room;
+		char *at;
 
 		if (!w->left) {
 			uint64_t size;
@@ -1039,41 +711,29 @@ static int watch_decode(struct etcd_watch *w)
 		n = MIN(w->left, w->c.len);
 		if (!n)
 			return 0;
-		if (w->mlen + n > ETCD_MAX_BODY)
-			return -EMSGSIZE;
-		if (w->mlen + n + 1 > w->mcap) {
-			size_t nc = MAX(w->mcap * 2, w->mlen + n + 1);
-			char *p = realloc(w->msg, nc);
-			if (!p)
-				return -ENOMEM;
-			w->msg = p;
-			w->mcap = nc;
-		}
-		memcpy(w->msg + w->mlen, w->c.buf, n);
-		w->mlen += n;
-		w->msg[w->mlen] = '\0';
+		at = lines_room(&w->msgs, &room);
+		if (!at)
+			return -errno; /* -EMSGSIZE: a message over the limit fills it */
+		n = MIN(n, room);
+		memcpy(at, w->c.buf, n);
+		lines_fill(&w->msgs, n);
 		conn_consume(&w->c, n);
 		w->left -= n;
 	}
 }
 
-/* One whole message from w->msg: 1, 0 none yet, -EPROTO. */
+/* One whole message: 1, 0 none yet, -EPROTO (or -EMSGSIZE). */
 static int watch_take(struct etcd_watch *w, struct json_object **ret)
 {
-	char *nl = w->msg ? memchr(w->msg, '\n', w->mlen) : NULL;
 	struct json_object *o = NULL, *res;
+	char *line;
 	size_t len;
+	int r = lines_next(&w->msgs, &line, &len);
 
-	if (!nl)
-		return 0;
-	len = (size_t)(nl - w->msg);
-	if (tagmem_msg_parse(w->msg, len, ETCD_MAX_BODY, &o) < 0) {
-		memmove(w->msg, nl + 1, w->mlen - len - 1);
-		w->mlen -= len + 1;
+	if (r <= 0)
+		return r;
+	if (tagmem_msg_parse(line, len, ETCD_MAX_BODY, &o) < 0)
 		return -EPROTO;
-	}
-	memmove(w->msg, nl + 1, w->mlen - len - 1);
-	w->mlen -= len + 1;
 	if (!json_object_object_get_ex(o, "result", &res) ||
 	    !json_object_is_type(res, json_type_object)) {
 		json_object_put(o);
@@ -1111,6 +771,6 @@ void etcd_watch_close(struct etcd_watch *w)
 	if (!w)
 		return;
 	conn_close(&w->c);
-	free(w->msg);
+	lines_release(&w->msgs);
 	free(w);
 }

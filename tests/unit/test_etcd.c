@@ -130,6 +130,39 @@ static void garbage(void **state)
 	assert_true(call("HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n{}", &o) < 0);
 }
 
+/* A watch's stream: messages split across chunks, two in one, then its end. */
+static void watch_stream(void **state)
+{
+	static char stream[512];
+	const char *m1 = "{\"result\":{\"created\":true}}\n";
+	const char *m2 = "{\"result\":{\"events\":[]}}\n{\"result\":{\"events\":[1]}}\n";
+	struct etcd_watch *w;
+	struct json_object *res;
+	struct etcd *e;
+	int n;
+
+	(void)state;
+	n = snprintf(stream, sizeof(stream), "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+		     "%x\r\n%.10s\r\n%zx\r\n%s\r\n%zx\r\n%s\r\n0\r\n\r\n", 10, m1,
+		     strlen(m1) - 10, m1 + 10, strlen(m2), m2);
+	assert_true(n > 0 && (size_t)n < sizeof(stream));
+	answer = stream;
+	assert_int_equal(etcd_open(url, 500, &e), 0);
+	assert_int_equal(etcd_watch_open(e, "/tagmem/v1/", 0, &w), 0);
+	assert_int_equal(etcd_watch_next(w, 500, &res), 1);
+	assert_true(json_object_get_boolean(json_object_object_get(res, "created")));
+	json_object_put(res);
+	for (int k = 0; k < 2; k++) {
+		assert_int_equal(etcd_watch_next(w, 500, &res), 1);
+		assert_int_equal(json_object_array_length(json_object_object_get(res, "events")),
+				 (size_t)k);
+		json_object_put(res);
+	}
+	assert_int_equal(etcd_watch_next(w, 500, &res), -ECONNRESET); /* the last chunk */
+	etcd_watch_close(w);
+	etcd_close(e);
+}
+
 static void base64(void **state)
 {
 	static const char *const samples[] = { "", "f", "fo", "foo", "foob", "/tagmem/v1/x" };
@@ -184,6 +217,7 @@ int main(void)
 		cmocka_unit_test(endpoints),
 		cmocka_unit_test(replies),
 		cmocka_unit_test(garbage),
+		cmocka_unit_test(watch_stream),
 		cmocka_unit_test(base64),
 		cmocka_unit_test(records),
 	};
