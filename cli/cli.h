@@ -60,6 +60,9 @@ int cmd_flush(struct cli *cli, int argc, char **argv);
 void cli_help_text(const char *cmd);
 int cmd_hint(struct cli *cli, int argc, char **argv);
 int cmd_vm(struct cli *cli, int argc, char **argv);
+/* cmd_migrate.c: tagmem vm migrate-args, tagmem vm migrate */
+int vm_migrate_args(struct cli *cli, int argc, char **argv);
+int vm_migrate(struct cli *cli, int argc, char **argv);
 int cmd_evict(struct cli *cli, int argc, char **argv);
 
 /* Data-plane work (flush, evict) takes as long as the disk needs: wait up to an hour

@@ -111,8 +111,11 @@ int cmd_vm(struct cli *cli, int argc, char **argv)
 	static const struct cli_command subs[] = {
 		{ "save", vm_save, "save a VM to a file" },
 		{ "restore", vm_restore, "restore a VM from a file" },
+		{ "migrate-args", vm_migrate_args, "the destination QEMU's arguments for a migration" },
+		{ "migrate", vm_migrate, "live-migrate a VM to a host that shares its tags" },
 	};
 
-	return cli_dispatch(cli, "vm", "save|restore VM FILE [options]  (tagmem help vm)", subs,
+	return cli_dispatch(cli, "vm", "save|restore VM FILE | migrate-args|migrate VM --to HOST "
+			    "[options]  (tagmem help vm)", subs,
 			    ARRAY_SIZE(subs), argc, argv);
 }

@@ -67,9 +67,15 @@ static const struct {
 		   "  --async                         queue it; flush_done follows (tagmem watch)\n" },
 	{ "evict", "Write back, then drop an image's cached pages (its VM's guest may choose).\n"
 		   "  --to BYTES    what may stay cached [its resident budget, else 0]\n" },
-	{ "vm", "Save a VM whose memory is all tags, or restore it.\n"
+	{ "vm", "Save a VM whose memory is all tags, or restore it; live-migrate it to a host\n"
+		"that shares its tags.\n"
 		"  save VM FILE [--qmp SOCKET] [--resume] [--threads N]\n"
-		"  restore VM FILE [--qmp SOCKET] [--threads N]   into QEMU -incoming defer\n" },
+		"  restore VM FILE [--qmp SOCKET] [--threads N]   into QEMU -incoming defer\n"
+		"  migrate-args VM --to HOST [--to-socket SOCKET] [--shell]\n"
+		"      the destination QEMU's tag arguments (-S -incoming defer at the end)\n"
+		"  migrate VM --to HOST --uri URI --to-qmp SOCKET [--qmp SOCKET] [--to-socket SOCKET]\n"
+		"      URI: where the destination QEMU listens (tcp:HOST:PORT, unix:/PATH)\n"
+		"      HOST's brokerd: --to-socket, or $TAGMEM_HOSTS_DIR/HOST.sock\n" },
 	{ "hint", "In a VM, with --guest: mark a range cold (the host takes it first) or hot.\n"
 		  "  --offset BYTES --length BYTES --cold|--hot\n" },
 };

@@ -162,6 +162,10 @@ int vm_free_slot(struct api *api, uid_t uid, const char *vm, const bool *taken_n
 /* Can QEMU take the tag's path (by name: still the file brokerd holds, not being labelled
  * for a qemu_args under way)? Replies if not. */
 bool vm_path_usable(struct request *rq, struct tag *e);
+/* The VM's monitor: the one brokerd has (*ret_fd -1), or a connection to qmp (*ret_fd) for a
+ * privileged caller; false after replying. */
+bool vm_monitor_or_connect(struct request *rq, const char *vm, uid_t uid, const char *qmp,
+			   int *ret_fd);
 /* ops_qemu_args.c: is a label of tag t being written for a qemu_args under way? (The VM it
  * is for, or NULL.) */
 const char *qemu_args_labelling(struct api *api, const struct tag *t);
@@ -173,5 +177,12 @@ int hotplug_submit(struct request *rq, struct tag *e, const char *vm, const char
 void op_qemu_args(struct request *rq);
 void op_attach(struct request *rq);
 void op_detach(struct request *rq);
+/* ops_migrate.c: live migration, one op per step of each end (docs/protocol.md) */
+void op_vm_migrate_begin(struct request *rq);
+void op_vm_migrate_listen(struct request *rq);
+void op_vm_migrate_send(struct request *rq);
+void op_vm_migrate_finish(struct request *rq);
+void op_vm_migrate_confirm(struct request *rq);
+void op_vm_migrate_abort(struct request *rq);
 
 #endif

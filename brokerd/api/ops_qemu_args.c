@@ -27,6 +27,8 @@ struct vm_plan {
 	const char *vm;
 	const char *mode;              /* "nvdimm" or "virtio-pmem" */
 	bool vpmem, channel;
+	bool incoming;                 /* a VM migrating in: provisional claims, -incoming defer */
+	struct json_object *want_slots; /* incoming: the slots the VM has on its source host */
 	struct tag_owner owner;
 	size_t n;
 	struct tag *ents[VM_MAX_TAGS];
@@ -135,6 +137,8 @@ static bool plan_args(struct request *rq, struct vm_plan *p, struct json_object 
 	tagmem_json_get_string(rq->msg, "mode", &p->mode);
 	p->vpmem = !strcmp(p->mode, "virtio-pmem");
 	tagmem_json_get_bool(rq->msg, "channel", &p->channel);
+	tagmem_json_get_bool(rq->msg, "incoming", &p->incoming);
+	json_object_object_get_ex(rq->msg, "slots", &p->want_slots);
 	p->channel = p->channel && rq->api->guests;
 	p->owner = (struct tag_owner){ .uid = rq->who.uid, .pid = rq->who.pid };
 	snprintf(p->owner.name, sizeof(p->owner.name), "%s", p->vm);
@@ -192,6 +196,8 @@ static bool plan_tag(struct request *rq, struct vm_plan *p, size_t i, struct jso
 			return false;
 		}
 	r = core_check_claim_for_vm(rq->api->core, e, &p->owner);
+	if (r == 0 && p->incoming && e->claimed && e->vm != TAG_VM_INCOMING)
+		r = CORE_BUSY; /* the VM cannot come here while it holds the tag here already */
 	if (r) {
 		reply_refusal(rq, r, e);
 		return false;
@@ -201,6 +207,20 @@ static bool plan_tag(struct request *rq, struct vm_plan *p, size_t i, struct jso
 	p->ents[i] = e;
 	if (p->vpmem) {
 		p->slots[i] = -1;
+		return true;
+	}
+	if (p->want_slots) { /* the source's slots: the same device, the same cookie */
+		struct json_object *s = json_object_array_get_idx(p->want_slots, i);
+		int64_t slot = s && json_object_is_type(s, json_type_int) ?
+			       json_object_get_int64(s) : -1;
+
+		if (slot < 0 || slot >= NVDIMM_MAX_SLOTS || taken_now[slot]) {
+			reply_error(rq, "invalid_argument", "slots[%zu] must be a free nvdimm slot "
+				    "(0-%d), one per tag", i, NVDIMM_MAX_SLOTS - 1);
+			return false;
+		}
+		p->slots[i] = (int)slot;
+		taken_now[slot] = true;
 		return true;
 	}
 	p->slots[i] = e->claimed && e->owner.slot >= 0 ? e->owner.slot : /* same slot, same cookie */
@@ -221,10 +241,22 @@ static bool plan(struct request *rq, struct vm_plan *p)
 
 	if (!plan_args(rq, p, &tags))
 		return false;
+	if (p->want_slots && (!p->incoming || !json_object_is_type(p->want_slots, json_type_array) ||
+			      json_object_array_length(p->want_slots) != p->n)) {
+		reply_error(rq, "invalid_argument", "\"slots\" goes with \"incoming\": an array "
+			    "of one slot per tag, the slots the VM has on its source host");
+		return false;
+	}
 	for (size_t i = 0; i < p->n; i++)
 		if (!plan_tag(rq, p, i, json_object_array_get_idx(tags, i), taken_now))
 			return false;
-	return arg_ram(rq, &p->owner, p->ents, p->n, &p->ram);
+	if (!arg_ram(rq, &p->owner, p->ents, p->n, &p->ram))
+		return false;
+	if (p->incoming && p->ram && p->ram->claimed && p->ram->vm != TAG_VM_INCOMING) {
+		reply_refusal(rq, CORE_BUSY, p->ram);
+		return false;
+	}
+	return true;
 }
 
 static void add_args(struct json_object *argv, const char *opt, const char *value)
@@ -250,7 +282,10 @@ static struct json_object *claim_device(struct api *api, const struct vm_plan *p
 	struct json_object *d = json_object_new_object();
 
 	/* planned: the core agrees, so this cannot be refused now */
-	core_claim_for_vm(api->core, e, &p->owner, p->slots[i]);
+	if (p->incoming)
+		core_claim_incoming(api->core, e, &p->owner, p->slots[i]);
+	else
+		core_claim_for_vm(api->core, e, &p->owner, p->slots[i]);
 	qemu_args_build(&spec, object, sizeof(object), device, sizeof(device));
 	add_args(argv, "-object", object);
 	add_args(argv, "-device", device);
@@ -274,7 +309,10 @@ static void claim_ram(struct api *api, const struct vm_plan *p, struct json_obje
 	char object[PATH_MAX + QEMU_ARG_MAX], did[QEMU_ID_MAX], oid[QEMU_ID_MAX];
 	struct tag *ram = p->ram;
 
-	core_claim_for_vm(api->core, ram, &p->owner, -1);
+	if (p->incoming)
+		core_claim_incoming(api->core, ram, &p->owner, -1);
+	else
+		core_claim_for_vm(api->core, ram, &p->owner, -1);
 	qemu_ids(&ram->tag, false, oid, did);
 	snprintf(object, sizeof(object), "memory-backend-file,id=%s,mem-path=%s,size=%llu,"
 		 "share=on%s", oid, ram->cap.path, (unsigned long long)ram->cap.size,
@@ -303,13 +341,18 @@ static void answer_plan(struct request *rq, const struct vm_plan *p)
 		json_object_array_add(devs, claim_device(api, p, i, argv));
 	if (p->ram)
 		claim_ram(api, p, argv, res);
+	if (p->incoming) { /* stands paused once loaded: it runs when the claims are this host's */
+		json_object_array_add(argv, json_object_new_string("-S"));
+		add_args(argv, "-incoming", "defer");
+	}
 	json_object_object_add(res, "args", argv);
 	json_object_object_add(res, "devices", devs);
 	json_object_object_add(res, "mode", json_object_new_string(p->mode));
 	/* what the machine needs: nvdimms need nvdimm=on; both need -m …,slots=,maxmem= */
 	json_object_object_add(res, "machine", json_object_new_string(p->vpmem ? "" : "nvdimm=on"));
 	api_guest_update(api, p->owner.uid, p->vm); /* a running guest (more tags for it) learns */
-	reply_result(rq, res, core_persist(api->core));
+	/* incoming claims are never persisted: nothing to wait for */
+	reply_result(rq, res, p->incoming ? 0 : core_persist(api->core));
 }
 
 /* ---- labels, written on the data plane -------------------------------------------------
@@ -342,7 +385,8 @@ struct label_batch {
 
 static bool writes_label(const struct vm_plan *p, const struct tag *e)
 {
-	return tag_is_image(e) && !e->cap.shared && !p->vpmem;
+	/* a VM migrating in brings its labels: the image holds what its source host wrote */
+	return tag_is_image(e) && !e->cap.shared && !p->vpmem && !p->incoming;
 }
 
 static size_t count_labels(const struct vm_plan *p)

@@ -45,7 +45,7 @@ static int run_snapshot(struct qmp *q, struct vm_job *job)
 	int r = s->recover ? snap_recover(q, s) : s->restore ? snap_restore(q, s) : snap_save(q, s);
 
 	if (r < 0)
-		vm_job_fail(job, r, s->errcode[0] ? s->errcode : "io_error", "%s", s->errmsg);
+		vm_job_fail(job, r, s->st.errcode[0] ? s->st.errcode : "io_error", "%s", s->st.errmsg);
 	return r;
 }
 
@@ -202,26 +202,6 @@ static bool file_free(struct request *rq, const struct snap_job *s)
 	return true;
 }
 
-/* The VM's monitor: the one brokerd has, or a connection to qmp (*ret_fd). */
-static bool snapshot_monitor(struct request *rq, const struct snap_job *s, const char *qmp,
-			     int *ret_fd)
-{
-	int r;
-
-	*ret_fd = -1;
-	if (vm_monitor_path(rq->api->vms, s->vm, s->uid))
-		return true;
-	if (!qmp) {
-		reply_error(rq, "invalid_argument", "brokerd has no monitor of VM %s yet: give "
-			    "\"qmp\", its QMP socket", s->vm);
-		return false;
-	}
-	r = qmp_socket_connect(qmp, ret_fd);
-	if (r < 0)
-		reply_error(rq, "unreachable", "cannot reach QEMU at %s: %s", qmp, strerror(-r));
-	return r == 0;
-}
-
 static void op_snapshot(struct request *rq, bool restore)
 {
 	struct api *api = rq->api;
@@ -237,7 +217,7 @@ static void op_snapshot(struct request *rq, bool restore)
 		return;
 	s = &run->job;
 	if (!file_free(rq, s) || !gather(rq, s->vm, &s->uid, s) ||
-	    !snapshot_monitor(rq, s, qmp, &qmp_fd))
+	    !vm_monitor_or_connect(rq, s->vm, s->uid, qmp, &qmp_fd))
 		goto fail;
 	snprintf(s->qmp, sizeof(s->qmp), "%s", qmp ? qmp : vm_monitor_path(api->vms, s->vm,
 									     s->uid));
@@ -308,7 +288,7 @@ static void snapshot_done(struct vm_job *job)
 				       json_object_new_uint64(s->devstate_bytes));
 		json_object_object_add(res, "usec", json_object_new_uint64(s->usec));
 		json_object_object_add(res, "copy_usec", json_object_new_uint64(s->copy_usec));
-		json_object_object_add(res, "qemu_usec", json_object_new_uint64(s->qemu_usec));
+		json_object_object_add(res, "qemu_usec", json_object_new_uint64(s->st.qemu_usec));
 		json_object_object_add(res, "gb_per_s", json_object_new_double(
 			secs > 0 ? (double)s->total_bytes / 1e9 / secs : 0));
 		if (s->restore) /* read while the hold is still in force: snap_job_free ends it */

@@ -133,6 +133,25 @@ static bool connect_qmp(struct request *rq, const char *vm, const char *qmp, int
 	return true;
 }
 
+bool vm_monitor_or_connect(struct request *rq, const char *vm, uid_t uid, const char *qmp,
+			   int *ret_fd)
+{
+	int r;
+
+	*ret_fd = -1;
+	if (vm_monitor_path(rq->api->vms, vm, uid))
+		return true;
+	if (!qmp) {
+		reply_error(rq, "invalid_argument", "brokerd has no monitor of VM %s yet: give "
+			    "\"qmp\", its QMP socket", vm);
+		return false;
+	}
+	r = qmp_socket_connect(qmp, ret_fd);
+	if (r < 0)
+		reply_error(rq, "unreachable", "cannot reach QEMU at %s: %s", qmp, strerror(-r));
+	return r == 0;
+}
+
 void op_attach(struct request *rq)
 {
 	struct api *api = rq->api;

@@ -149,7 +149,9 @@ static const struct arg_rule a_qemu_args[] = {
 	OPTIONAL("mode", ARG_ONE_OF, "\"mode\" must be \"nvdimm\" (labelled, the tag visible in "
 		 "the guest) or \"virtio-pmem\" (guest flushes reach the host)", .one_of = modes),
 	OPTIONAL("channel", ARG_BOOL, BOOL_RULE("channel")),
-	OPTIONAL("ram", ARG_TAG, "\"ram\" must be a UUID string"), END };
+	OPTIONAL("ram", ARG_TAG, "\"ram\" must be a UUID string"),
+	OPTIONAL("incoming", ARG_BOOL, BOOL_RULE("incoming")),
+	OPTIONAL("slots", ARG_ARRAY, "\"slots\" must be an array of nvdimm slots"), END };
 static const struct arg_rule a_attach[] = {
 	REQUIRED("vm", ARG_VM, VM_NAME_RULE),
 	REQUIRED("qmp", ARG_PATH, "\"qmp\" must be the absolute path of the VM's QMP socket "
@@ -161,6 +163,15 @@ static const struct arg_rule a_snapshot[] = {
 	OPTIONAL("qmp", ARG_STRING, SNAP_RULE),
 	OPTIONAL("threads", ARG_U64, SNAP_RULE, .min = 1, .max = 16),
 	OPTIONAL("resume", ARG_BOOL, SNAP_RULE), END };
+#define MIGRATE_QMP_RULE "\"qmp\" must be the absolute path of the VM's QMP socket here"
+#define URI_RULE "\"uri\" must be tcp:HOST:PORT or unix:/PATH, where the destination's QEMU listens"
+static const struct arg_rule a_migrate[] = {
+	REQUIRED("vm", ARG_VM, VM_NAME_RULE),
+	OPTIONAL("qmp", ARG_PATH, MIGRATE_QMP_RULE, .max = 107 /* sun_path */), END };
+static const struct arg_rule a_migrate_uri[] = {
+	REQUIRED("vm", ARG_VM, VM_NAME_RULE),
+	REQUIRED("uri", ARG_STRING, URI_RULE, .max = 255),
+	OPTIONAL("qmp", ARG_PATH, MIGRATE_QMP_RULE, .max = 107), END };
 
 /*
  * The one op table, of both protocols. Each op says who may call it (the peers; privileged:
@@ -205,6 +216,14 @@ static const struct op op_table[] = {
 	OP("detach", op_detach, HOST, .args = a_tag),
 	OP("vm_save", op_vm_save, HOST, ROOT("save or restore VMs"), .args = a_snapshot),
 	OP("vm_restore", op_vm_restore, HOST, ROOT("save or restore VMs"), .args = a_snapshot),
+	OP("vm_migrate_begin", op_vm_migrate_begin, HOST, ROOT("migrate VMs"), .args = a_migrate),
+	OP("vm_migrate_listen", op_vm_migrate_listen, HOST, ROOT("migrate VMs"),
+	   .args = a_migrate_uri),
+	OP("vm_migrate_send", op_vm_migrate_send, HOST, ROOT("migrate VMs"), .args = a_migrate_uri),
+	OP("vm_migrate_finish", op_vm_migrate_finish, HOST, ROOT("migrate VMs"), .args = a_migrate),
+	OP("vm_migrate_confirm", op_vm_migrate_confirm, HOST, ROOT("migrate VMs"),
+	   .args = a_migrate),
+	OP("vm_migrate_abort", op_vm_migrate_abort, HOST, ROOT("migrate VMs"), .args = a_migrate),
 };
 
 void ops_add_names(struct json_object *arr, bool guest)

@@ -219,3 +219,116 @@ struct json_object *claims_lose_all(struct claims *c)
 	c->n = 0;
 	return lost;
 }
+
+/* The one kv of key (its record decoded into *ret_rec if asked, its lease, its mod_revision
+ * in *ret_lease[1]), or -ENOENT. */
+static int read_key(struct etcd *e, const char *key, struct json_object **ret_rec,
+		    int64_t *ret_lease)
+{
+	_cleanup_json_ struct json_object *req = json_object_new_object(), *rep = NULL;
+	struct json_object *kvs, *kv, *v;
+	char *value = NULL;
+	size_t len;
+	int r;
+
+	json_object_object_add(req, "key", etcd_b64(key, strlen(key)));
+	r = etcd_call(e, "/v3/kv/range", req, &rep);
+	if (r < 0)
+		return r;
+	if (!json_object_object_get_ex(rep, "kvs", &kvs) || !json_object_array_length(kvs))
+		return -ENOENT;
+	kv = json_object_array_get_idx(kvs, 0);
+	if (ret_lease && (etcd_get_i64(kv, "lease", &ret_lease[0]) < 0 ||
+			  etcd_get_i64(kv, "mod_revision", &ret_lease[1]) < 0))
+		return -EPROTO;
+	if (!ret_rec)
+		return 0;
+	*ret_rec = NULL;
+	if (!json_object_object_get_ex(kv, "value", &v) || etcd_unb64(v, &value, &len) < 0)
+		return -EPROTO;
+	r = tagmem_msg_parse(value, len, 65536, ret_rec) < 0 ? -EPROTO : 0;
+	free(value);
+	return r;
+}
+
+/* Is rec (a claim's record) host's, for VM name? */
+static bool held_by(struct json_object *rec, const char *host, const char *name)
+{
+	struct json_object *h, *n;
+
+	return json_object_object_get_ex(rec, "host", &h) &&
+	       !strcmp(json_object_get_string(h), host) &&
+	       json_object_object_get_ex(rec, "name", &n) && !strcmp(json_object_get_string(n), name);
+}
+
+int claims_hand_over(struct claims *c, const struct hand_over *h, int64_t *ret_token,
+		     struct json_object **ret_holder)
+{
+	_cleanup_json_ struct json_object *req = json_object_new_object(), *rep = NULL;
+	_cleanup_json_ struct json_object *rec = json_object_new_object();
+	struct json_object *cmp = json_object_new_array(), *ops = json_object_new_array(), *v;
+	char key[200];
+	const char *value;
+	int64_t lease[2], rev[2];
+	int r;
+
+	*ret_holder = NULL;
+	json_object_object_add(req, "compare", cmp);
+	json_object_object_add(req, "success", ops);
+	/* the destination is alive: its clusterd keeps its hostinfo under its lease, which the
+	 * claims will live under too (they go if that host goes) */
+	snprintf(key, sizeof(key), CLUSTER_PREFIX "hostinfo/%s", h->to);
+	r = read_key(c->etcd, key, NULL, lease);
+	if (r < 0)
+		return r == -ENOENT ? -EHOSTUNREACH : r;
+	json_object_array_add(cmp, compare(key, "LEASE", "lease", lease[0]));
+	json_object_object_add(rec, "host", json_object_new_string(h->to));
+	json_object_object_add(rec, "uid", json_object_new_int64(h->uid));
+	json_object_object_add(rec, "name", json_object_new_string(h->name));
+	for (size_t i = 0; i < h->n; i++) {
+		struct held *mine = find_held(c, h->tags[i]);
+
+		snprintf(key, sizeof(key), CLUSTER_PREFIX "hosts/%s/tags/%s", h->to, h->tags[i]);
+		r = read_key(c->etcd, key, NULL, NULL);
+		if (r < 0) {
+			*ret_holder = json_object_new_string(h->tags[i]);
+			return r == -ENOENT ? -ENXIO : r;
+		}
+		claim_key(h->tags[i], key, sizeof(key));
+		if (mine) { /* ours: still ours when the transaction runs */
+			json_object_array_add(cmp, compare(key, "MOD", "mod_revision", mine->token));
+		} else {  /* nobody's, or this VM's here (it migrated in): still so */
+			r = read_key(c->etcd, key, ret_holder, rev);
+			if (r == 0 && !held_by(*ret_holder, c->host, h->name))
+				return -EBUSY;
+			if (r < 0 && r != -ENOENT)
+				return r;
+			json_object_array_add(cmp, r == 0 ?
+					      compare(key, "MOD", "mod_revision", rev[1]) :
+					      compare(key, "CREATE", "create_revision", 0));
+			json_object_put(*ret_holder);
+			*ret_holder = NULL;
+		}
+		json_object_object_add(rec, "tag", json_object_new_string(h->tags[i]));
+		value = json_object_to_json_string_ext(rec, JSON_C_TO_STRING_PLAIN |
+						       JSON_C_TO_STRING_NOSLASHESCAPE);
+		json_object_array_add(ops, etcd_op_put(key, value, lease[0]));
+	}
+	if (h->check_only)
+		return 0;
+	r = etcd_call(c->etcd, "/v3/kv/txn", req, &rep);
+	if (r < 0)
+		return r;
+	if (!json_object_object_get_ex(rep, "succeeded", &v) || !json_object_get_boolean(v))
+		return -EAGAIN; /* the destination's lease or a claim changed meanwhile */
+	if (!json_object_object_get_ex(rep, "header", &v) ||
+	    etcd_get_i64(v, "revision", ret_token) < 0)
+		return -EPROTO;
+	for (size_t i = 0; i < h->n; i++) {
+		struct held *mine = find_held(c, h->tags[i]);
+
+		if (mine)
+			*mine = c->held[--c->n];
+	}
+	return 0;
+}

@@ -59,6 +59,22 @@ int claims_release(struct claims *c, const char *tag, uid_t uid);
 size_t claims_count(const struct claims *c);
 /* [{tag, uid, token}] of the claims held here. */
 struct json_object *claims_json(const struct claims *c);
+/* A live migration's switch: the claims of tags move to host `to`, under its lease, in one
+ * transaction (docs/cluster.md "Live migration"). Each tag must be held here or by nobody,
+ * and be in `to`'s part of the directory. -EHOSTUNREACH `to` has no clusterd alive; -ENXIO
+ * `to` has no tag *ret_holder (a string); -EBUSY another holds one (*ret_holder its record);
+ * -EAGAIN something changed between the reads and the transaction; else etcd's errors.
+ * check_only: every check, no transaction. *ret_token: the claims' new fencing token. */
+struct hand_over {
+	const char *to;
+	const char *const *tags;
+	size_t n;
+	uid_t uid;
+	const char *name;       /* the VM */
+	bool check_only;
+};
+int claims_hand_over(struct claims *c, const struct hand_over *h, int64_t *ret_token,
+		     struct json_object **ret_holder);
 /* The lease is, or may be, gone: forget every claim; returns what was lost. */
 struct json_object *claims_lose_all(struct claims *c);
 

@@ -283,6 +283,78 @@ static void op_release(struct agent *a, struct local_client *c, struct json_obje
 		local_reply(c, id, NULL);
 }
 
+#define HAND_OVER_MAX 32
+
+/* A live migration's switch (claims_hand_over): root only, as brokerd's migration ops are. */
+static void op_hand_over(struct agent *a, struct local_client *c, struct json_object *id,
+			 struct json_object *msg)
+{
+	_cleanup_json_ struct json_object *holder = NULL;
+	const char *tags[HAND_OVER_MAX];
+	struct hand_over h = { .name = "" };
+	struct json_object *arr, *res;
+	int64_t token = 0;
+	uint64_t uid = 0;
+	bool check = false;
+	int r;
+
+	if (local_uid(c) != 0) {
+		local_error(c, id, "permission_denied", "only root may move claims between hosts");
+		return;
+	}
+	if (tagmem_json_get_string(msg, "to", &h.to) < 0 || !name_valid(h.to, 64) ||
+	    tagmem_json_get_string(msg, "name", &h.name) < 0 || !name_valid(h.name, 64) ||
+	    tagmem_json_get_u64(msg, "uid", &uid) < 0 || uid > UINT32_MAX - 1 ||
+	    tagmem_json_get_bool(msg, "check", &check) == -EINVAL ||
+	    !json_object_object_get_ex(msg, "tags", &arr) ||
+	    !json_object_is_type(arr, json_type_array) || !json_object_array_length(arr) ||
+	    json_object_array_length(arr) > HAND_OVER_MAX) {
+		local_error(c, id, "invalid_argument", "cluster_hand_over takes \"to\" (a host id), "
+			    "\"tags\" (1-%d UUIDs), \"uid\" and \"name\" (the VM), optional "
+			    "\"check\"", HAND_OVER_MAX);
+		return;
+	}
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		struct json_object *t = json_object_array_get_idx(arr, i);
+		tagmem_tag tag;
+
+		if (!json_object_is_type(t, json_type_string) ||
+		    tagmem_tag_parse(json_object_get_string(t), &tag) < 0) {
+			local_error(c, id, "invalid_argument", "tags[%zu] is not a UUID string", i);
+			return;
+		}
+		tags[h.n++] = json_object_get_string(t);
+	}
+	h.tags = tags;
+	h.uid = (uid_t)uid;
+	h.check_only = check;
+	r = claims_hand_over(a->claims, &h, &token, &holder);
+	if (r == -EHOSTUNREACH)
+		local_error(c, id, "no_destination", "host %s has no tagmem-clusterd alive (no "
+			    "hostinfo in etcd): start it there, or pick another host", h.to);
+	else if (r == -ENXIO)
+		local_error(c, id, "not_on_destination", "host %s has no tag %s (by the directory): "
+			    "it cannot map that memory", h.to, json_object_get_string(holder));
+	else if (r == -EBUSY)
+		local_error(c, id, "busy", "tag %s is held across the cluster by host %s as %s",
+			    holder ? json_object_get_string(json_object_object_get(holder, "tag")) : "?",
+			    holder ? json_object_get_string(json_object_object_get(holder, "host")) : "?",
+			    holder ? json_object_get_string(json_object_object_get(holder, "name")) : "?");
+	else if (r == -EAGAIN)
+		local_error(c, id, "conflict", "a claim or host %s's lease changed meanwhile; "
+			    "nothing moved", h.to);
+	else if (r < 0)
+		local_error(c, id, "unreachable", "etcd did not answer: %s", strerror(-r));
+	if (r < 0)
+		return;
+	res = json_object_new_object();
+	json_object_object_add(res, "to", json_object_new_string(h.to));
+	json_object_object_add(res, "moved", json_object_new_int(check ? 0 : (int)h.n));
+	if (!check)
+		json_object_object_add(res, "token", json_object_new_int64(token));
+	local_reply(c, id, res);
+}
+
 static void on_request(void *data, struct local_client *c, const char *op, struct json_object *id,
 		       struct json_object *msg)
 {
@@ -294,6 +366,8 @@ static void on_request(void *data, struct local_client *c, const char *op, struc
 		op_claim(a, c, id, msg);
 	} else if (!strcmp(op, "cluster_release")) {
 		op_release(a, c, id, msg);
+	} else if (!strcmp(op, "cluster_hand_over")) {
+		op_hand_over(a, c, id, msg);
 	} else if (!strcmp(op, "cluster_claims")) {
 		struct json_object *res = json_object_new_object();
 		json_object_object_add(res, "claims", claims_json(a->claims));

@@ -524,14 +524,14 @@ int core_detach(struct core *c, struct tag *t)
 	return 0;
 }
 
-unsigned core_vm_exited(struct core *c, const char *vm, uid_t uid)
+/* Drop the claims of VM (vm, uid) whose hand-over phase is one of mask (1 << TAG_VM_…). */
+static unsigned drop_vm_claims(struct core *c, const char *vm, uid_t uid, unsigned mask)
 {
 	struct tag *t, *tmp;
 	unsigned n = 0;
 
 	list_for_each_safe(t, tmp, &c->tags, node) {
-		if (!t->claimed || (t->vm != TAG_VM_ATTACHED && t->vm != TAG_VM_DETACH_PENDING) ||
-		    t->owner.uid != uid || strcmp(t->owner.name, vm))
+		if (!tag_of_vm(t, uid, vm) || !(mask & (1u << t->vm)))
 			continue;
 		clear_claim(t);
 		emit(c, "tag_unclaimed", t);
@@ -539,8 +539,60 @@ unsigned core_vm_exited(struct core *c, const char *vm, uid_t uid)
 		if (t->release_requested)
 			destroy_device(c, t); /* may free t */
 	}
+	return n;
+}
+
+unsigned core_vm_exited(struct core *c, const char *vm, uid_t uid)
+{
+	/* hot-plugged tags go with the VM, and so do a migration's provisional claims */
+	unsigned n = drop_vm_claims(c, vm, uid, 1u << TAG_VM_ATTACHED |
+				    1u << TAG_VM_DETACH_PENDING | 1u << TAG_VM_INCOMING);
+
 	if (n)
 		core_persist(c);
+	return n;
+}
+
+int core_claim_incoming(struct core *c, struct tag *t, const struct tag_owner *owner, int slot)
+{
+	int r = usable(t);
+
+	if (r)
+		return r;
+	if (t->claimed && (t->vm != TAG_VM_INCOMING || t->owner.uid != owner->uid ||
+			   strcmp(t->owner.name, owner->name)))
+		return CORE_BUSY;
+	/* the VM is still another host's: nothing here is durable until it runs here */
+	set_owner(t, owner, slot);
+	t->vm = TAG_VM_INCOMING;
+	return 0;
+}
+
+unsigned core_incoming_confirm(struct core *c, const char *vm, uid_t uid, uint64_t *ret_gen)
+{
+	struct tag *t;
+	unsigned n = 0;
+
+	core_for_each(t, c)
+		if (tag_of_vm(t, uid, vm) && t->vm == TAG_VM_INCOMING) {
+			t->vm = TAG_VM_NONE;
+			emit(c, "tag_claimed", t);
+			n++;
+		}
+	*ret_gen = core_persist(c);
+	return n;
+}
+
+unsigned core_incoming_abort(struct core *c, const char *vm, uid_t uid)
+{
+	return drop_vm_claims(c, vm, uid, 1u << TAG_VM_INCOMING);
+}
+
+unsigned core_vm_migrated_out(struct core *c, const char *vm, uid_t uid, uint64_t *ret_gen)
+{
+	unsigned n = drop_vm_claims(c, vm, uid, ~(1u << TAG_VM_INCOMING));
+
+	*ret_gen = core_persist(c);
 	return n;
 }
 

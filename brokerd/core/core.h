@@ -66,6 +66,8 @@ enum tag_vm {
 	TAG_VM_ATTACHING,       /* hot-plug in flight: claimed provisionally, never persisted */
 	TAG_VM_ATTACHED,        /* hot-plugged through a VM monitor we hold */
 	TAG_VM_DETACH_PENDING,  /* asked to detach; released when the VM exits */
+	TAG_VM_INCOMING,        /* a VM migrating in from another host: claimed provisionally,
+				 * never persisted, until the migration ends here */
 };
 
 /* Writes to an image that the kernel reported lost (a writeback error). The kernel says so
@@ -211,6 +213,14 @@ void core_attach_abort(struct core *c, struct tag *t);
 int core_detach(struct core *c, struct tag *t);
 /* The VM (name, uid) exited: its hot-plugged tags are released. Returns how many. */
 unsigned core_vm_exited(struct core *c, const char *vm, uid_t uid);
+/* Live migration. In: the destination's claims are provisional (never persisted, dropped
+ * when its QEMU exits) until the migration is done here (confirm: persisted) or not
+ * (abort). Out: once the VM runs elsewhere, every claim of it here goes (persisted).
+ * Each returns how many tags it changed; *ret_gen the generation to wait for. */
+int core_claim_incoming(struct core *c, struct tag *t, const struct tag_owner *owner, int slot);
+unsigned core_incoming_confirm(struct core *c, const char *vm, uid_t uid, uint64_t *ret_gen);
+unsigned core_incoming_abort(struct core *c, const char *vm, uid_t uid);
+unsigned core_vm_migrated_out(struct core *c, const char *vm, uid_t uid, uint64_t *ret_gen);
 /* Persist now (e.g. after several core_claim_for_vm). */
 uint64_t core_persist(struct core *c);
 /* The newest generation persisted (a reply after a backend call that may have changed

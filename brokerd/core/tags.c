@@ -78,6 +78,8 @@ struct json_object *tag_to_json(const struct tag *t)
 		json_object_object_add(o, "attached", json_object_new_boolean(true));
 	if (t->vm == TAG_VM_DETACH_PENDING)
 		json_object_object_add(o, "detach_pending", json_object_new_boolean(true));
+	if (t->vm == TAG_VM_INCOMING)
+		json_object_object_add(o, "incoming", json_object_new_boolean(true));
 	if (t->release_requested)
 		json_object_object_add(o, "release_requested", json_object_new_boolean(true));
 	return o;

@@ -304,7 +304,8 @@ char *registry_serialize(struct core *core, const struct registry_image *keep, s
 	struct tag *e;
 
 	core_for_each(e, core)
-		if (e->claimed && e->vm != TAG_VM_ATTACHING) /* provisional until QEMU confirms */
+		/* provisional until QEMU confirms, or until a VM migrating in runs here */
+		if (e->claimed && e->vm != TAG_VM_ATTACHING && e->vm != TAG_VM_INCOMING)
 			json_object_array_add(arr, claim_json(e->tag_str, &e->owner));
 	for (size_t i = 0; i < nkeep; i++) {
 		char s[TAGMEM_TAG_STRING_MAX];

@@ -29,40 +29,11 @@
 
 #include "qmp.h"
 #include "snapshot.h"
+#include "steps.h"
 #include "util.h"
 
 #define QMP_MS 10000
 #define MIGRATE_MS 600000
-
-static int jfail(struct snap_job *j, int err, const char *code, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int jfail(struct snap_job *j, int err, const char *code, const char *fmt, ...)
-{
-	va_list ap;
-
-	j->error = err;
-	snprintf(j->errcode, sizeof(j->errcode), "%s", code);
-	va_start(ap, fmt);
-	vsnprintf(j->errmsg, sizeof(j->errmsg), fmt, ap);
-	va_end(ap);
-	return err;
-}
-
-static int qmp(struct snap_job *j, struct qmp *q, const char *cmd, struct json_object *args,
-	       int fd, struct json_object **ret)
-{
-	char cls[64] = "", desc[160] = "";
-	uint64_t t0 = now_usec();
-	int r = qmp_execute_fd(q, cmd, args, fd, QMP_MS, ret, cls, sizeof(cls), desc,
-			       sizeof(desc));
-
-	j->qemu_usec += now_usec() - t0;
-	if (r < 0)
-		jfail(j, r, "qemu_error", "QMP %s failed: %s", cmd, desc[0] ? desc : strerror(-r));
-	json_object_put(args);
-	return r;
-}
 
 /* The device state's bytes in the file: padded to whole blocks for O_DIRECT (and summed so). */
 static uint64_t devstate_span(const struct snap_header *h)
@@ -77,7 +48,7 @@ static int check_memory(struct snap_job *j, struct qmp *q)
 	_cleanup_json_ struct json_object *ret = NULL;
 	bool present[SNAP_MAX_ENTRIES] = { 0 };
 	unsigned k = 0;
-	int r = qmp(j, q, "query-memdev", NULL, -1, &ret);
+	int r = step_qmp(&j->st, q, "query-memdev", NULL, -1, &ret);
 
 	if (r < 0)
 		return r;
@@ -93,7 +64,7 @@ static int check_memory(struct snap_job *j, struct qmp *q)
 				break;
 			}
 		if (!ours || !share || !json_object_get_boolean(share))
-			return jfail(j, -EOPNOTSUPP, "unsupported", "VM %s has memory that is not "
+			return step_fail(&j->st, -EOPNOTSUPP, "unsupported", "VM %s has memory that is not "
 				     "one of its tags (%s%s): every RAM and nvdimm backend must be "
 				     "tagged capacity, shared, for brokerd to save it",
 				     j->vm, id ? json_object_get_string(id) : "a backend without id",
@@ -104,21 +75,9 @@ static int check_memory(struct snap_job *j, struct qmp *q)
 			j->b[k++] = j->b[b];
 	j->nb = k;
 	if (!k)
-		return jfail(j, -EOPNOTSUPP, "unsupported", "VM %s has none of its tags in QEMU",
+		return step_fail(&j->st, -EOPNOTSUPP, "unsupported", "VM %s has none of its tags in QEMU",
 			     j->vm);
 	return 0;
-}
-
-static int ignore_shared(struct snap_job *j, struct qmp *q)
-{
-	struct json_object *args = json_object_new_object(), *caps = json_object_new_array(),
-			   *c = json_object_new_object();
-
-	json_object_object_add(c, "capability", json_object_new_string("x-ignore-shared"));
-	json_object_object_add(c, "state", json_object_new_boolean(true));
-	json_object_array_add(caps, c);
-	json_object_object_add(args, "capabilities", caps);
-	return qmp(j, q, "migrate-set-capabilities", args, -1, NULL);
 }
 
 /* Poll query-migrate until it is over; 0 for completed. */
@@ -130,7 +89,7 @@ static int wait_migration(struct snap_job *j, struct qmp *q)
 		_cleanup_json_ struct json_object *ret = NULL;
 		struct json_object *st, *err;
 		const char *s;
-		int r = qmp(j, q, "query-migrate", NULL, -1, &ret);
+		int r = step_qmp(&j->st, q, "query-migrate", NULL, -1, &ret);
 
 		if (r < 0)
 			return r;
@@ -138,12 +97,12 @@ static int wait_migration(struct snap_job *j, struct qmp *q)
 		if (!strcmp(s, "completed"))
 			return 0;
 		if (!strcmp(s, "failed") || !strcmp(s, "cancelled"))
-			return jfail(j, -EIO, "qemu_error", "QEMU's migration of the device state %s: "
+			return step_fail(&j->st, -EIO, "qemu_error", "QEMU's migration of the device state %s: "
 				     "%s", s, json_object_object_get_ex(ret, "error-desc", &err) ?
 				     json_object_get_string(err) : "no reason given");
 		usleep(2000);
 	}
-	return jfail(j, -ETIMEDOUT, "qemu_error", "QEMU's migration did not finish in time");
+	return step_fail(&j->st, -ETIMEDOUT, "qemu_error", "QEMU's migration did not finish in time");
 }
 
 /* The destination side: QEMU loads the device state, then stops "inmigrate" (a failed load
@@ -155,7 +114,7 @@ static int wait_incoming(struct snap_job *j, struct qmp *q)
 	while (now_usec() < deadline) {
 		_cleanup_json_ struct json_object *st = NULL;
 		struct json_object *s, *run;
-		int r = qmp(j, q, "query-status", NULL, -1, &st);
+		int r = step_qmp(&j->st, q, "query-status", NULL, -1, &st);
 
 		if (r < 0)
 			return r;
@@ -164,11 +123,11 @@ static int wait_incoming(struct snap_job *j, struct qmp *q)
 			if (json_object_object_get_ex(st, "running", &run) &&
 			    json_object_get_boolean(run))
 				return 0;
-			return qmp(j, q, "cont", NULL, -1, NULL);
+			return step_qmp(&j->st, q, "cont", NULL, -1, NULL);
 		}
 		usleep(2000);
 	}
-	return jfail(j, -ETIMEDOUT, "qemu_error", "QEMU did not load the device state in time");
+	return step_fail(&j->st, -ETIMEDOUT, "qemu_error", "QEMU did not load the device state in time");
 }
 
 static int send_fd(struct snap_job *j, struct qmp *q, int fd)
@@ -176,7 +135,7 @@ static int send_fd(struct snap_job *j, struct qmp *q, int fd)
 	struct json_object *args = json_object_new_object();
 
 	json_object_object_add(args, "fdname", json_object_new_string("tagmem-snap"));
-	return qmp(j, q, "getfd", args, fd, NULL);
+	return step_qmp(&j->st, q, "getfd", args, fd, NULL);
 }
 
 /* The device state, through a descriptor QEMU gets with getfd: written to it ("migrate")
@@ -184,7 +143,7 @@ static int send_fd(struct snap_job *j, struct qmp *q, int fd)
 static int device_state(struct snap_job *j, struct qmp *q, int fd, const char *command)
 {
 	struct json_object *args;
-	int r = ignore_shared(j, q);
+	int r = step_ignore_shared(&j->st, q);
 
 	if (r == 0)
 		r = send_fd(j, q, fd);
@@ -192,20 +151,15 @@ static int device_state(struct snap_job *j, struct qmp *q, int fd, const char *c
 		return r;
 	args = json_object_new_object();
 	json_object_object_add(args, "uri", json_object_new_string("fd:tagmem-snap"));
-	return qmp(j, q, command, args, -1, NULL);
+	return step_qmp(&j->st, q, command, args, -1, NULL);
 }
 
 static int running(struct snap_job *j, struct qmp *q, bool *ret, bool *ret_postmigrate)
 {
-	_cleanup_json_ struct json_object *st = NULL;
-	struct json_object *run, *status;
-	int r = qmp(j, q, "query-status", NULL, -1, &st);
+	char status[32];
+	int r = step_status(&j->st, q, ret, status, sizeof(status));
 
-	if (r == 0) {
-		*ret = json_object_object_get_ex(st, "running", &run) && json_object_get_boolean(run);
-		*ret_postmigrate = json_object_object_get_ex(st, "status", &status) &&
-				   !strcmp(json_object_get_string(status), "postmigrate");
-	}
+	*ret_postmigrate = r == 0 && !strcmp(status, "postmigrate");
 	return r;
 }
 
@@ -220,14 +174,14 @@ static int mark(struct snap_job *j, struct qmp *q)
 	if (j->marks_fd < 0)
 		return 0;
 	if (getsockopt(qmp_fd(q), SOL_SOCKET, SO_PEERCRED, &peer, &len) < 0)
-		return jfail(j, -errno, "internal", "cannot tell which process serves %s: %m",
+		return step_fail(&j->st, -errno, "internal", "cannot tell which process serves %s: %m",
 			     j->qmp);
 	snprintf(p.vm, sizeof(p.vm), "%s", j->vm);
 	snprintf(p.qmp, sizeof(p.qmp), "%s", j->qmp);
 	p.qemu_pid = peer.pid;
 	r = snap_pause_mark(j->marks_fd, &p);
 	if (r < 0)
-		return jfail(j, r, "io_error", "cannot record that VM %s will be paused (%s), so "
+		return step_fail(&j->st, r, "io_error", "cannot record that VM %s will be paused (%s), so "
 			     "it was not: a brokerd restart could not resume it", j->vm, strerror(-r));
 	return 0;
 }
@@ -281,9 +235,9 @@ int snap_save(struct qmp *q, struct snap_job *j)
 	/* QEMU will not migrate a VM a migration paused: let it run for a moment first (the
 	 * save is of that moment) */
 	if (r == 0 && postmigrate)
-		r = qmp(j, q, "cont", NULL, -1, NULL);
+		r = step_qmp(&j->st, q, "cont", NULL, -1, NULL);
 	if (r == 0 && (was_running || postmigrate))
-		r = qmp(j, q, "stop", NULL, -1, NULL);
+		r = step_qmp(&j->st, q, "stop", NULL, -1, NULL);
 	if (r == 0)
 		r = check_memory(j, q);
 	if (r < 0)
@@ -301,7 +255,7 @@ int snap_save(struct qmp *q, struct snap_job *j)
 			break;
 	}
 	if (fd < 0) {
-		r = jfail(j, -errno, errno == EINVAL ? "unsupported" : "io_error", errno == EINVAL ?
+		r = step_fail(&j->st, -errno, errno == EINVAL ? "unsupported" : "io_error", errno == EINVAL ?
 			  "the filesystem of %s cannot do O_DIRECT; save onto a disk filesystem" :
 			  "cannot create the save file next to %s: %m", j->path);
 		goto out;
@@ -318,7 +272,7 @@ int snap_save(struct qmp *q, struct snap_job *j)
 			unlinkat(j->dir_fd, dev, 0); /* only the descriptor lives on */
 	}
 	if (devfd < 0) {
-		r = jfail(j, -errno, "io_error", "cannot create a temporary file next to %s: %m",
+		r = step_fail(&j->st, -errno, "io_error", "cannot create a temporary file next to %s: %m",
 			  j->path);
 		goto out;
 	}
@@ -328,7 +282,7 @@ int snap_save(struct qmp *q, struct snap_job *j)
 	if (r < 0)
 		goto out;
 	if (fstat(devfd, &st) < 0) {
-		r = jfail(j, -errno, "io_error", "device state: %m");
+		r = step_fail(&j->st, -errno, "io_error", "device state: %m");
 		goto out;
 	}
 	/* lay the file out; the device state goes last, padded for O_DIRECT */
@@ -342,7 +296,7 @@ int snap_save(struct qmp *q, struct snap_job *j)
 	j->devstate_bytes = h.devstate_length;
 	size = snap_layout(&h);
 	if (ftruncate(fd, (off_t)size) < 0) {
-		r = jfail(j, -errno, errno == ENOSPC || errno == EFBIG ? "no_space" : "io_error",
+		r = step_fail(&j->st, -errno, errno == ENOSPC || errno == EFBIG ? "no_space" : "io_error",
 			  "cannot size the save file to %llu bytes: %m", (unsigned long long)size);
 		goto out;
 	}
@@ -353,17 +307,17 @@ int snap_save(struct qmp *q, struct snap_job *j)
 	c[j->nb] = (struct snap_copy){ .src = devfd, .dst = fd, .dst_off = h.devstate_offset,
 				       .len = devstate_span(&h) };
 	if (ftruncate(devfd, (off_t)c[j->nb].len) < 0) { /* zero padding to a whole block */
-		r = jfail(j, -errno, "io_error", "device state: %m");
+		r = step_fail(&j->st, -errno, "io_error", "device state: %m");
 		goto out;
 	}
 	t1 = now_usec();
-	r = snap_copy_run(c, j->nb + 1, j->threads, &j->done_bytes, j->errmsg, sizeof(j->errmsg));
+	r = snap_copy_run(c, j->nb + 1, j->threads, &j->done_bytes, j->st.errmsg, sizeof(j->st.errmsg));
 	j->copy_usec = now_usec() - t1;
 	if (r < 0) {
-		char why[sizeof(j->errmsg)];
+		char why[sizeof(j->st.errmsg)];
 
-		snprintf(why, sizeof(why), "%s", j->errmsg);
-		jfail(j, r, r == -ENOSPC ? "no_space" : "io_error", "cannot save to %s (%s); %s is "
+		snprintf(why, sizeof(why), "%s", j->st.errmsg);
+		step_fail(&j->st, r, r == -ENOSPC ? "no_space" : "io_error", "cannot save to %s (%s); %s is "
 		      "as it was", j->path, why, j->base);
 		goto out;
 	}
@@ -371,14 +325,14 @@ int snap_save(struct qmp *q, struct snap_job *j)
 		h.e[i].checksum = c[i].checksum;
 	h.devstate_checksum = c[j->nb].checksum;
 	if (posix_memalign((void **)&hdr, 4096, SNAP_HEADER_SIZE)) {
-		r = jfail(j, -ENOMEM, "internal", "out of memory");
+		r = step_fail(&j->st, -ENOMEM, "internal", "out of memory");
 		goto out;
 	}
 	snap_header_build(&h, hdr);
 	/* the header last, then durable, then the name: FILE is whole or the old one */
 	if (pwrite(fd, hdr, SNAP_HEADER_SIZE, 0) != SNAP_HEADER_SIZE || fsync(fd) < 0 ||
 	    renameat(j->dir_fd, tmp, j->dir_fd, j->base) < 0 || fsync(j->dir_fd) < 0) {
-		r = jfail(j, -errno, errno == ENOSPC ? "no_space" : "io_error",
+		r = step_fail(&j->st, -errno, errno == ENOSPC ? "no_space" : "io_error",
 			  "cannot complete %s: %m", j->path);
 		goto out;
 	}
@@ -398,7 +352,7 @@ out:
 
 		if (qmp_execute(q, "cont", NULL, QMP_MS, NULL, NULL, 0, NULL, 0) == 0)
 			unmark(j);
-		j->qemu_usec += now_usec() - t;
+		j->st.qemu_usec += now_usec() - t;
 	} else if (was_running) {
 		unmark(j); /* complete, and stopped on purpose */
 	}
@@ -414,7 +368,7 @@ static bool migrating(struct snap_job *j, struct qmp *q)
 	_cleanup_json_ struct json_object *ret = NULL;
 	struct json_object *st;
 
-	if (qmp(j, q, "query-migrate", NULL, -1, &ret) < 0 ||
+	if (step_qmp(&j->st, q, "query-migrate", NULL, -1, &ret) < 0 ||
 	    !json_object_object_get_ex(ret, "status", &st))
 		return false;
 	for (size_t i = 0; i < ARRAY_SIZE(busy); i++)
@@ -426,20 +380,20 @@ static bool migrating(struct snap_job *j, struct qmp *q)
 int snap_recover(struct qmp *q, struct snap_job *j)
 {
 	uint64_t deadline = now_usec() + MIGRATE_MS * 1000ull;
-	int r = qmp(j, q, "migrate_cancel", NULL, -1, NULL); /* the killed save's, if any */
+	int r = step_qmp(&j->st, q, "migrate_cancel", NULL, -1, NULL); /* the killed save's, if any */
 
 	while (r == 0) {
 		_cleanup_json_ struct json_object *st = NULL;
 		struct json_object *s, *run;
 		const char *status;
 
-		r = qmp(j, q, "query-status", NULL, -1, &st);
+		r = step_qmp(&j->st, q, "query-status", NULL, -1, &st);
 		if (r < 0)
 			break;
 		status = json_object_object_get_ex(st, "status", &s) ? json_object_get_string(s) : "";
 		if (!strcmp(status, "finish-migrate") || migrating(j, q)) {
 			if (now_usec() > deadline)
-				return jfail(j, -ETIMEDOUT, "qemu_error", "the migration of VM %s did "
+				return step_fail(&j->st, -ETIMEDOUT, "qemu_error", "the migration of VM %s did "
 					     "not end", j->vm);
 			usleep(2000);
 			continue;
@@ -448,7 +402,7 @@ int snap_recover(struct qmp *q, struct snap_job *j)
 			break; /* somebody let it run already */
 		if (strcmp(status, "paused") && strcmp(status, "postmigrate"))
 			break; /* not a pause of ours (shut down, crashed, waiting to start) */
-		r = qmp(j, q, "cont", NULL, -1, NULL);
+		r = step_qmp(&j->st, q, "cont", NULL, -1, NULL);
 		j->resumed = r == 0;
 		break;
 	}
@@ -468,9 +422,9 @@ static int check_sums(struct snap_job *j, const struct snap_copy *c, const uint6
 		if (c[i].checksum == want[i])
 			continue;
 		if (i == j->nb)
-			return jfail(j, -EBADMSG, "invalid_argument", "%s: the device state does "
+			return step_fail(&j->st, -EBADMSG, "invalid_argument", "%s: the device state does "
 				     "not match its checksum: it %s", j->path, what);
-		return jfail(j, -EBADMSG, "invalid_argument", "%s: the bytes of tag %s do not "
+		return step_fail(&j->st, -EBADMSG, "invalid_argument", "%s: the bytes of tag %s do not "
 			     "match their checksum: it %s", j->path,
 			     tagmem_tag_format(&j->b[i].tag, s), what);
 	}
@@ -480,10 +434,10 @@ static int check_sums(struct snap_job *j, const struct snap_copy *c, const uint6
 /* Read every region and the device state, summing, writing nothing. */
 static int verify_regions(struct snap_job *j, struct snap_copy *c, const uint64_t *want)
 {
-	int r = snap_copy_run(c, j->nb + 1, j->threads, NULL, j->errmsg, sizeof(j->errmsg));
+	int r = snap_copy_run(c, j->nb + 1, j->threads, NULL, j->st.errmsg, sizeof(j->st.errmsg));
 
 	if (r < 0)
-		return jfail(j, r, "io_error", "cannot read %s: %s; nothing was written", j->path,
+		return step_fail(&j->st, r, "io_error", "cannot read %s: %s; nothing was written", j->path,
 			     strerror(-r));
 	return check_sums(j, c, want, j->nb + 1, "is damaged; nothing was written");
 }
@@ -513,14 +467,14 @@ static int must_be_incoming(struct snap_job *j, struct qmp *q)
 {
 	_cleanup_json_ struct json_object *st = NULL;
 	struct json_object *s;
-	int r = qmp(j, q, "query-status", NULL, -1, &st);
+	int r = step_qmp(&j->st, q, "query-status", NULL, -1, &st);
 
 	if (r < 0)
 		return r;
 	if (json_object_object_get_ex(st, "status", &s) &&
 	    !strcmp(json_object_get_string(s), "inmigrate"))
 		return 0;
-	return jfail(j, -EBUSY, "busy", "VM %s is %s, not waiting for an incoming migration: "
+	return step_fail(&j->st, -EBUSY, "busy", "VM %s is %s, not waiting for an incoming migration: "
 		     "start its QEMU with the same arguments and -incoming defer; nothing was "
 		     "written", j->vm, s ? json_object_get_string(s) : "in an unknown state");
 }
@@ -534,20 +488,20 @@ static int open_save_file(struct snap_job *j, int *ret_fd, struct stat *ret_st)
 	int fd;
 
 	if (pfd < 0)
-		return jfail(j, -errno, errno == ENOENT ? "not_found" : "io_error",
+		return step_fail(&j->st, -errno, errno == ENOENT ? "not_found" : "io_error",
 			     "cannot open %s: %m; nothing was written", j->path);
 	if (fstat(pfd, ret_st) < 0 || !S_ISREG(ret_st->st_mode))
-		return jfail(j, -EINVAL, "invalid_argument", "%s is not a regular file; nothing "
+		return step_fail(&j->st, -EINVAL, "invalid_argument", "%s is not a regular file; nothing "
 			     "was written", j->path);
 	if ((ret_st->st_uid != 0 && ret_st->st_uid != geteuid()) ||
 	    (ret_st->st_mode & (S_IWGRP | S_IWOTH)))
-		return jfail(j, -EPERM, "permission_denied", "%s is owned or writable by another "
+		return step_fail(&j->st, -EPERM, "permission_denied", "%s is owned or writable by another "
 			     "user, and its bytes would become VM %s's memory: restore only files "
 			     "root or brokerd's user wrote (chown root, chmod go-w); nothing was "
 			     "written", j->path, j->vm);
 	fd = reopen_checked(pfd, O_RDONLY | O_DIRECT, ret_st);
 	if (fd < 0)
-		return jfail(j, fd, fd == -EINVAL ? "unsupported" : "io_error", fd == -EINVAL ?
+		return step_fail(&j->st, fd, fd == -EINVAL ? "unsupported" : "io_error", fd == -EINVAL ?
 			     "the filesystem of %s cannot do O_DIRECT; nothing was written" :
 			     "cannot open %s: %s; nothing was written", j->path, strerror(-fd));
 	*ret_fd = fd;
@@ -575,25 +529,25 @@ int snap_restore(struct qmp *q, struct snap_job *j)
 	if (posix_memalign((void **)&hdr, 4096, SNAP_HEADER_SIZE) ||
 	    pread(fd, hdr, SNAP_HEADER_SIZE, 0) != SNAP_HEADER_SIZE ||
 	    snap_header_parse(hdr, SNAP_HEADER_SIZE, &h) < 0) {
-		r = jfail(j, -EBADMSG, "invalid_argument", "%s is not a tagmem save file (or it is "
+		r = step_fail(&j->st, -EBADMSG, "invalid_argument", "%s is not a tagmem save file (or it is "
 			  "damaged)", j->path);
 		goto out;
 	}
 	if (strcmp(h.vm, j->vm)) {
-		r = jfail(j, -EINVAL, "invalid_argument", "%s is a save of VM %s, not of VM %s; "
+		r = step_fail(&j->st, -EINVAL, "invalid_argument", "%s is a save of VM %s, not of VM %s; "
 			  "nothing was written", j->path, h.vm, j->vm);
 		goto out;
 	}
 	end = h.devstate_offset + devstate_span(&h);
 	if ((uint64_t)st.st_size < end) {
-		r = jfail(j, -EBADMSG, "invalid_argument", "%s is cut short: %llu bytes where its "
+		r = step_fail(&j->st, -EBADMSG, "invalid_argument", "%s is cut short: %llu bytes where its "
 			  "header needs %llu; nothing was written", j->path,
 			  (unsigned long long)st.st_size, (unsigned long long)end);
 		goto out;
 	}
 	/* every backing of the VM must be in the file, at its size; nothing else may be */
 	if (h.nentries != j->nb) {
-		r = jfail(j, -EINVAL, "invalid_argument", "%s holds %u backings, VM %s has %u",
+		r = step_fail(&j->st, -EINVAL, "invalid_argument", "%s holds %u backings, VM %s has %u",
 			  j->path, h.nentries, j->vm, j->nb);
 		goto out;
 	}
@@ -605,7 +559,7 @@ int snap_restore(struct qmp *q, struct snap_job *j)
 				break;
 		if (k == h.nentries || h.e[k].size != j->b[i].size) {
 			char s[TAGMEM_TAG_STRING_MAX];
-			r = jfail(j, -EINVAL, "invalid_argument", "%s has no backing for tag %s of "
+			r = step_fail(&j->st, -EINVAL, "invalid_argument", "%s has no backing for tag %s of "
 				  "%llu bytes", j->path, tagmem_tag_format(&j->b[i].tag, s),
 				  (unsigned long long)j->b[i].size);
 			goto out;
@@ -626,16 +580,16 @@ int snap_restore(struct qmp *q, struct snap_job *j)
 	for (unsigned i = 0; r == 0 && i < j->nb; i++)
 		c[i].dst = j->b[i].fd;
 	if (r == 0)
-		r = snap_copy_run(c, j->nb, j->threads, &j->done_bytes, j->errmsg,
-				  sizeof(j->errmsg));
+		r = snap_copy_run(c, j->nb, j->threads, &j->done_bytes, j->st.errmsg,
+				  sizeof(j->st.errmsg));
 	if (r == 0)
 		r = check_sums(j, c, want, j->nb, "changed while it was restored; the VM was not "
 			       "started");
 	j->copy_usec = now_usec() - t1;
 	if (r < 0) {
-		if (!j->errcode[0])
-			snprintf(j->errcode, sizeof(j->errcode), "io_error");
-		j->error = r;
+		if (!j->st.errcode[0])
+			snprintf(j->st.errcode, sizeof(j->st.errcode), "io_error");
+		j->st.error = r;
 		goto out;
 	}
 	/* the device state, read by QEMU from a descriptor placed at its offset: the file
@@ -644,7 +598,7 @@ int snap_restore(struct qmp *q, struct snap_job *j)
 	if (devfd < 0)
 		errno = -devfd;
 	if (devfd < 0 || lseek(devfd, (off_t)h.devstate_offset, SEEK_SET) < 0) {
-		r = jfail(j, -errno, "io_error", "cannot read the device state of %s: %m", j->path);
+		r = step_fail(&j->st, -errno, "io_error", "cannot read the device state of %s: %m", j->path);
 		goto out;
 	}
 	j->devstate_bytes = h.devstate_length;

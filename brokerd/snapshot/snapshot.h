@@ -70,6 +70,15 @@ struct snap_backing {
 	char qemu_id[48];        /* its memory-backend id in QEMU (tm-<tag>) */
 };
 
+/* How a job on a VM's monitor went: 0 or -errno, the protocol's error code, a message, and
+ * the time QEMU took to answer (steps.c). */
+struct snap_status {
+	int error;
+	char errcode[32];
+	char errmsg[256];
+	uint64_t qemu_usec;
+};
+
 /* What a save or restore is asked to do, and how it went (shared with the loop: the
  * progress counters are atomics it may read any time). */
 struct snap_job {
@@ -90,10 +99,8 @@ struct snap_job {
 	/* progress and result */
 	_Atomic uint64_t done_bytes;
 	uint64_t total_bytes;    /* set before the job runs */
-	uint64_t usec, devstate_bytes, copy_usec, qemu_usec;
-	int error;
-	char errcode[32];
-	char errmsg[256];
+	uint64_t usec, devstate_bytes, copy_usec;
+	struct snap_status st;
 };
 
 /* The whole save or restore, on the monitor thread's QMP connection. 0, or -errno with
@@ -103,6 +110,40 @@ int snap_restore(struct qmp *q, struct snap_job *j);
 /* A VM an earlier brokerd paused for a save and was killed before it let it run: any
  * migration still under way is cancelled, a paused VM continues, its mark goes. */
 int snap_recover(struct qmp *q, struct snap_job *j);
+
+/*
+ * migrate.c: live migration to another host that maps the same tags. Every RAM and nvdimm
+ * backend of the VM is one of its tags, shared, so QEMU sends only the device state
+ * (x-ignore-shared on both ends) and the other host's QEMU maps the same bytes under the same
+ * object ids. The orchestration (which host, the claims) is the caller's: these are the QMP
+ * steps of one end, one step per job, each safe to run again after a brokerd restart.
+ */
+enum migrate_step {
+	MIGRATE_CHECK,    /* source: every memory backend is one of ids[], shared; which is RAM */
+	MIGRATE_LISTEN,   /* destination: QEMU waits (-incoming defer) → listen on uri */
+	MIGRATE_SEND,     /* source: migrate to uri and wait; already done counts as done */
+	MIGRATE_RUN,      /* destination: the device state is loaded → cont */
+	MIGRATE_QUIT,     /* source: the VM runs elsewhere → this QEMU quits (never a running one) */
+	MIGRATE_RESUME,   /* source: the migration is abandoned → the VM runs here again */
+	MIGRATE_DISCARD,  /* destination: abandoned → this QEMU quits (never a running one) */
+};
+
+struct migrate_job {
+	enum migrate_step step;
+	char vm[65];
+	char uri[256];
+	char ids[SNAP_MAX_ENTRIES][48];  /* check: the backend ids of the VM's tags */
+	unsigned nids;
+	/* results */
+	char ram_id[48];                 /* check: the machine's RAM backend ("" if none) */
+	char status[32];                 /* QEMU's migration status at the end */
+	uint64_t total_ms, downtime_ms, setup_ms; /* QEMU's own figures */
+	uint64_t transferred;            /* bytes QEMU sent */
+	_Atomic uint64_t sent;           /* progress: bytes sent so far */
+	uint64_t usec;
+	struct snap_status st;
+};
+int migrate_step_run(struct qmp *q, struct migrate_job *j);
 
 /* pausemark.c: a save records a VM it pauses, durably, before it stops it, and removes the
  * record once the VM runs again (or stays stopped on purpose): a brokerd killed in between

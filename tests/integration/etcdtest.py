@@ -115,9 +115,10 @@ def stop_started():
             p.wait()
 
 
-def run_cluster(names, body, title):
-    """A three-member etcd, a shared fabric and a brokerd per host name; body(top, etcd, fab,
-    hosts) runs with them and everything is stopped after, the logs printed on failure."""
+def run_cluster(names, body, title, extra=()):
+    """A three-member etcd, a shared fabric and a brokerd per host name (extra: more brokerd
+    arguments); body(top, etcd, fab, hosts) runs with them and everything is stopped after,
+    the logs printed on failure."""
     from harness import Broker, wait_serving
     top = tempfile.mkdtemp(prefix="tagmem-cluster.")
     os.chmod(top, 0o755)
@@ -131,7 +132,7 @@ def run_cluster(names, body, title):
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_serving(fmd, os.path.join(fab, "fabric.sock"), "tagmem-fmd")
         for name in names:
-            b = Broker("--fabric", fab, "--host-id", name, "--guest-dir", "none")
+            b = Broker("--fabric", fab, "--host-id", name, "--guest-dir", "none", *extra)
             b.name = name
             b.csock = os.path.join(top, f"clusterd-{name}.sock")
             hosts.append(b)

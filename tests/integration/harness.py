@@ -47,7 +47,7 @@ class Broker:
 
     def log_text(self):
         with open(os.path.join(self.dir, "brokerd.log"), errors="replace") as f:
-            return f.read()[-4000:]
+            return f.read()[-int(os.environ.get("LOG_TAIL", "4000")):]
 
     def cleanup(self):
         if self.proc and self.proc.poll() is None:
