@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * tagmem vm migrate-args VM --to HOST [--to-socket S] [--shell]
+ * tagmem vm migrate-args VM --to HOST [--qmp S] [--to-socket S] [--shell]
  * tagmem vm migrate VM --to HOST --uri URI [--qmp S] --to-qmp S [--to-socket S]
  *
  * Live migration between hosts that map the same tags, driven from here as libvirt's client
@@ -237,7 +237,8 @@ static int parse(struct cli *cli, struct migration *m, bool args_only, int argc,
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
-	const char *synopsis = args_only ? "migrate-args VM --to HOST [--to-socket SOCKET] [--shell]" :
+	const char *synopsis = args_only ? "migrate-args VM --to HOST [--qmp SOCKET] "
+					   "[--to-socket SOCKET] [--shell]" :
 		"migrate VM --to HOST --uri URI --to-qmp SOCKET [--qmp SOCKET] [--to-socket SOCKET]";
 	const char *to_socket = NULL;
 	int opt;

@@ -71,7 +71,7 @@ static const struct {
 		"that shares its tags.\n"
 		"  save VM FILE [--qmp SOCKET] [--resume] [--threads N]\n"
 		"  restore VM FILE [--qmp SOCKET] [--threads N]   into QEMU -incoming defer\n"
-		"  migrate-args VM --to HOST [--to-socket SOCKET] [--shell]\n"
+		"  migrate-args VM --to HOST [--qmp SOCKET] [--to-socket SOCKET] [--shell]\n"
 		"      the destination QEMU's tag arguments (-S -incoming defer at the end)\n"
 		"  migrate VM --to HOST --uri URI --to-qmp SOCKET [--qmp SOCKET] [--to-socket SOCKET]\n"
 		"      URI: where the destination QEMU listens (tcp:HOST:PORT, unix:/PATH)\n"

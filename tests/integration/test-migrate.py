@@ -10,7 +10,9 @@ two steps (TAGMEM_MIGRATE_HOLD stops the orchestrator there) and ends with one r
 one owner: the destination's QEMU killed before the send (the VM goes on on h1, h2's
 provisional claims go); h2's brokerd killed -9 after the switch (the migration finishes once
 it is back: the VM runs on h2, the claims are h2's in etcd, in h2's registry and none on h1);
-the source's brokerd killed -9 in the middle of the way back (h2 to h1), with the same end."""
+the source's brokerd killed -9 in the middle of the way back (h2 to h1), with the same end;
+the destination's brokerd killed -9 before the switch (its provisional claims were never its:
+after the restart it holds nothing, and the VM stays on h1)."""
 import json
 import os
 import shutil
@@ -229,6 +231,17 @@ def body(top, etcd, fab, hosts):
             break
         time.sleep(0.05)
     unchanged(env, a_qmp, before, "the destination's QEMU killed before the send")
+
+    # ---- h2's brokerd killed -9 while it holds the provisional claims: they were never its ----
+    d, d_b, d_t = env.prepare("a", h1, h2, "a-h2-restarted")
+    h2.kill9()
+    h2.start()
+    check(env.claims(h2) == {}, f"h2's restart made its provisional claims real: {env.claims(h2)}")
+    err = finish(env.migrate("a", h1, h2, a_qmp_b, d_b), False, "destination restarted")
+    check("not migrating in here" in err, f"destination restarted: {err}")
+    d.kill()
+    d.wait()
+    unchanged(env, a_qmp, before, "h2's brokerd killed -9 before the switch")
 
     # ---- h2's brokerd killed -9 after the switch: the migration finishes when it is back ----
     d, d_b, d_t = env.prepare("a", h1, h2, "a-h2")
