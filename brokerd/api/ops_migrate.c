@@ -119,17 +119,13 @@ static bool vm_owner(struct request *rq, const char *vm, bool incoming, uid_t *r
 	return r == 0;
 }
 
-/* Queue step on the VM's monitor (the one brokerd has, or one on qmp); answered in
- * migrate_done. Takes run (freed when refused). */
-static void submit(struct request *rq, struct migrate_run *run, const char *qmp)
+/* Queue step on the VM's monitor: the one brokerd has (fd -1), or a new one on fd, a
+ * connection to qmp. Answered in migrate_done. Takes run and fd (freed when refused). */
+static void submit_on(struct request *rq, struct migrate_run *run, const char *qmp, int fd)
 {
 	struct migrate_job *m = &run->job;
-	int fd, r;
+	int r;
 
-	if (!vm_monitor_or_connect(rq, m->vm, run->uid, qmp, &fd)) {
-		run_free(run);
-		return;
-	}
 	run->vm_job = (struct vm_job){ .run = run_step, .done = migrate_done, .ctx = run };
 	run->api = rq->api;
 	answer_copy(&run->ans, &rq->ans);
@@ -143,6 +139,18 @@ static void submit(struct request *rq, struct migrate_run *run, const char *qmp)
 			close(fd);
 		run_free(run);
 	}
+}
+
+/* submit_on the VM's monitor, or on a connection to qmp made now. */
+static void submit(struct request *rq, struct migrate_run *run, const char *qmp)
+{
+	int fd;
+
+	if (!vm_monitor_or_connect(rq, run->job.vm, run->uid, qmp, &fd)) {
+		run_free(run);
+		return;
+	}
+	submit_on(rq, run, qmp, fd);
 }
 
 static struct migrate_run *new_run(struct request *rq, enum migrate_step step)
@@ -311,7 +319,7 @@ void op_vm_migrate_abort(struct request *rq)
 {
 	struct migrate_run *run = new_run(rq, MIGRATE_DISCARD);
 	const char *qmp = arg_qmp(rq);
-	int fd;
+	int fd = -1;
 
 	if (!run)
 		return;
@@ -322,7 +330,7 @@ void op_vm_migrate_abort(struct request *rq)
 			return;
 		}
 	} else if (!vm_monitor_path(rq->api->vms, run->job.vm, run->uid) &&
-		   (!qmp || qmp_socket_connect(qmp, &fd) < 0 || close(fd) < 0)) {
+		   (!qmp || qmp_socket_connect(qmp, &fd) < 0)) {
 		/* the destination's QEMU is gone: only its claims are left to drop */
 		unsigned n = core_incoming_abort(rq->api->core, run->job.vm, run->uid);
 
@@ -332,7 +340,10 @@ void op_vm_migrate_abort(struct request *rq)
 		run_free(run);
 		return;
 	}
-	submit(rq, run, qmp);
+	if (fd >= 0) /* the connection that showed the QEMU is there is the one used */
+		submit_on(rq, run, qmp, fd);
+	else
+		submit(rq, run, qmp);
 }
 
 static void emit_phase(struct api *api, const struct migrate_job *m)

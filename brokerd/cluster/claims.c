@@ -295,6 +295,13 @@ int claims_hand_over(struct claims *c, const struct hand_over *h, int64_t *ret_t
 			return r == -ENOENT ? -ENXIO : r;
 		}
 		claim_key(h->tags[i], key, sizeof(key));
+		if (mine && mine->uid != h->uid) {
+			*ret_holder = json_object_new_object();
+			json_object_object_add(*ret_holder, "tag", json_object_new_string(h->tags[i]));
+			json_object_object_add(*ret_holder, "host", json_object_new_string(c->host));
+			json_object_object_add(*ret_holder, "name", json_object_new_string("another user"));
+			return -EBUSY; /* another user's exclusive claim here is not the VM's to move */
+		}
 		if (mine) { /* ours: still ours when the transaction runs */
 			json_object_array_add(cmp, compare(key, "MOD", "mod_revision", mine->token));
 		} else {  /* nobody's, or this VM's here (it migrated in): still so */

@@ -24,7 +24,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from etcdtest import run_cluster, start_publisher  # noqa: E402
+from etcdtest import STARTED, run_cluster, start_publisher  # noqa: E402
 from harness import TAGMEM, check, wait_serving  # noqa: E402
 
 if not os.environ.get("FMD") or not os.environ.get("CLUSTERD"):
@@ -69,7 +69,6 @@ class Env:
     def __init__(self, top, etcd, fab, hosts):
         self.top, self.etcd, self.fab = top, etcd, fab
         self.h1, self.h2, self.h3 = hosts
-        self.qemus = []
 
     def tagmem(self, host, *args, check_rc=True, env=None):
         e = dict(os.environ, TAGMEM_SOCKET=host.sock, TAGMEM_CLUSTER_SOCKET=host.csock,
@@ -87,7 +86,7 @@ class Env:
                               "-qmp", f"unix:{tq},server=on,wait=off"],
                              stdout=open(os.path.join(self.top, f"{name}.log"), "ab"),
                              stderr=subprocess.STDOUT)
-        self.qemus.append(p)
+        STARTED.append(p)  # stopped at the end, whatever happens
         for _ in range(200):
             if os.path.exists(tq):
                 break
@@ -203,9 +202,10 @@ def body(top, etcd, fab, hosts):
     unchanged(env, a_qmp, before, "a destination whose QEMU was not prepared")
     dead = type("H", (), {"name": "h1", "sock": h1.sock,
                           "csock": os.path.join(top, "clusterd-dead.sock")})()
-    subprocess.Popen([os.environ["CLUSTERD"], "--etcd", "http://127.0.0.1:9", "--host-id",
-                      "h1", "--socket", h1.sock, "--listen", dead.csock],
-                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    STARTED.append(subprocess.Popen([os.environ["CLUSTERD"], "--etcd", "http://127.0.0.1:9",
+                                     "--host-id", "h1", "--socket", h1.sock, "--listen",
+                                     dead.csock],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     for _ in range(100):
         if os.path.exists(dead.csock):
             break
@@ -278,9 +278,6 @@ def body(top, etcd, fab, hosts):
           f"h1's claims: {env.claims(h1)}")
     check(env.etcd_claims() == {R: "h1", N: "h1", I: "h1"}, f"etcd: {env.etcd_claims()}")
     print("h2 -> h1 with the source's brokerd killed before the switch: the VM runs on h1")
-    for q in env.qemus:
-        if q.poll() is None:
-            q.kill()
 
 
 try:
