@@ -129,7 +129,10 @@ static int publish(struct agent *a)
 		log_info("etcd answers again: the directory is current");
 	a->etcd_down = false;
 	a->dirty = false;
-	a->next_keepalive = now_usec() + (uint64_t)a->ttl * 1000000u / 3;
+	/* a put under the lease does not renew it: the next keep-alive is due a third of the TTL
+	 * after the last renewal (or the grant a publish may just have made), however busy the
+	 * host is with changes */
+	a->next_keepalive = directory_renewed_at(a->dir) + (uint64_t)a->ttl * 1000000u / 3;
 	return 0;
 }
 

@@ -3,7 +3,8 @@
 hosts (brokerd instances on one shared simulated fabric), each with a tagmem-clusterd,
 publish what they have under their own lease; `tagmem cluster where` answers which hosts
 have a tag, as which device, used by whom. kill -9 of a host's publisher: its entries vanish
-within the lease TTL and come back, without duplicates, when it restarts. One etcd member
+within the lease TTL and come back, without duplicates, when it restarts. A host busy with
+changes keeps its lease (publishing does not renew it: the keep-alives go on). One etcd member
 down changes nothing; all of them down leaves local work alone, and the directory catches up
 within a second or two of etcd's return. A clean stop withdraws at once. Garbage under the
 prefix does not break readers."""
@@ -38,6 +39,15 @@ def where(etcd, tag):
     return recs if code == 0 else []
 
 
+def host_lease(etcd, host):
+    """The lease the host's hostinfo key lives under (None: no key)."""
+    r = subprocess.run(["etcdctl", "--endpoints", etcd.urls, "get", "-w", "json",
+                        f"/tagmem/v1/hostinfo/{host}"], capture_output=True, text=True,
+                       check=True, env=dict(os.environ, ETCDCTL_API="3"), timeout=10)
+    kvs = json.loads(r.stdout).get("kvs", [])
+    return kvs[0].get("lease") if kvs else None
+
+
 def wait_until(what, cond, secs):
     deadline = time.time() + secs
     while time.time() < deadline:
@@ -66,6 +76,18 @@ def body(top, etcd, fab_dir, h1, h2):
     check(recs["h1"]["shared"] and recs["h1"]["size"] == 4 << 20, "size and sharing published")
     code, hosts, _ = cluster(etcd, "hosts")
     check(code == 0 and sorted(h["host"] for h in hosts) == ["h1", "h2"], f"hosts: {hosts}")
+
+    # a busy host keeps its lease: a change every 0.2 s for two TTLs (each one published: a
+    # put under the lease, which does not renew it) and h1 is still there, under one lease
+    lease0 = host_lease(etcd, "h1")
+    c = Client(h1.sock)
+    t0 = time.time()
+    while time.time() - t0 < 2 * TTL:
+        c.call("release", tag=S)
+        c.call("claim", tag=S, name="vm1")
+        time.sleep(0.2)
+    check(host_lease(etcd, "h1") == lease0, f"h1 lost its lease while busy ({lease0} -> "
+          f"{host_lease(etcd, 'h1')}): its directory and claims went with it")
 
     # a host's publisher killed: its entries vanish within the lease, and come back once
     pubs["h2"].send_signal(signal.SIGKILL)
