@@ -178,6 +178,19 @@ static struct migrate_run *new_run(struct request *rq, enum migrate_step step)
 	return run;
 }
 
+/* new_run for a VM that has claims here (the provisional ones of an incoming VM, or the
+ * others); NULL after replying. */
+static struct migrate_run *run_of_vm(struct request *rq, enum migrate_step step, bool incoming)
+{
+	struct migrate_run *run = new_run(rq, step);
+
+	if (run && !vm_owner(rq, run->job.vm, incoming, &run->uid)) {
+		run_free(run);
+		return NULL;
+	}
+	return run;
+}
+
 static const char *arg_qmp(struct request *rq)
 {
 	const char *qmp = NULL;
@@ -220,46 +233,34 @@ static bool begin_tag(struct request *rq, struct migrate_run *run, struct tag *e
 
 void op_vm_migrate_begin(struct request *rq)
 {
-	struct migrate_run *run = new_run(rq, MIGRATE_CHECK);
+	struct migrate_run *run = run_of_vm(rq, MIGRATE_CHECK, false);
 	struct tag *e;
 
 	if (!run)
 		return;
-	if (!vm_owner(rq, run->job.vm, false, &run->uid))
-		goto fail;
 	run->tags = json_object_new_array();
 	core_for_each(e, rq->api->core)
-		if (tag_of_vm(e, run->uid, run->job.vm) && !begin_tag(rq, run, e))
-			goto fail;
+		if (tag_of_vm(e, run->uid, run->job.vm) && !begin_tag(rq, run, e)) {
+			run_free(run);
+			return;
+		}
 	submit(rq, run, arg_qmp(rq));
-	return;
-fail:
-	run_free(run);
 }
 
 void op_vm_migrate_listen(struct request *rq)
 {
-	struct migrate_run *run = new_run(rq, MIGRATE_LISTEN);
+	struct migrate_run *run = run_of_vm(rq, MIGRATE_LISTEN, true);
 
-	if (!run)
-		return;
-	if (!vm_owner(rq, run->job.vm, true, &run->uid)) {
-		run_free(run);
-		return;
-	}
-	submit(rq, run, arg_qmp(rq));
+	if (run)
+		submit(rq, run, arg_qmp(rq));
 }
 
 void op_vm_migrate_send(struct request *rq)
 {
-	struct migrate_run *run = new_run(rq, MIGRATE_SEND);
+	struct migrate_run *run = run_of_vm(rq, MIGRATE_SEND, false);
 
 	if (!run)
 		return;
-	if (!vm_owner(rq, run->job.vm, false, &run->uid)) {
-		run_free(run);
-		return;
-	}
 	log_info("Migrating VM %s to %s", run->job.vm, run->job.uri);
 	submit(rq, run, arg_qmp(rq));
 }
@@ -292,15 +293,10 @@ void op_vm_migrate_finish(struct request *rq)
 
 void op_vm_migrate_confirm(struct request *rq)
 {
-	struct migrate_run *run = new_run(rq, MIGRATE_QUIT);
+	struct migrate_run *run = run_of_vm(rq, MIGRATE_QUIT, false);
 
-	if (!run)
-		return;
-	if (!vm_owner(rq, run->job.vm, false, &run->uid)) {
-		run_free(run);
-		return;
-	}
-	submit(rq, run, arg_qmp(rq));
+	if (run)
+		submit(rq, run, arg_qmp(rq));
 }
 
 static void reply_vm(struct request *rq, const char *vm, const char *key, unsigned n,

@@ -75,6 +75,30 @@ start_host_brokerd() {
 }
 tagmem() { "$BUILD_DIR/cli/tagmem" "$@"; }
 
+# start_fabric_hosts [ETCD_URL]: two hosts, h1 and h2, of one simulated fabric (tagmem-fmd in
+# $G/fabric): each its own brokerd ($G/hN.sock, state in $G/hN) and, given etcd, its own
+# tagmem-clusterd ($G/hN.csock); on HOST tagmem… talks to that host. Stopped at the end.
+start_fabric_hosts() {
+	local etcd=${1:-} h
+	export TAGMEM_FABRIC=$G/fabric
+	"$BUILD_DIR/brokerd/tagmem-fmd" --dir "$TAGMEM_FABRIC" --region-size 16G 2>"$G/fmd.log" &
+	EXTRA_PIDS+=($!)
+	until [ -S "$TAGMEM_FABRIC/fabric.sock" ]; do sleep 0.05; done
+	for h in h1 h2; do
+		"$BUILD_DIR/brokerd/brokerd" --socket "$G/$h.sock" --state-dir "$G/$h" \
+			--sim-root "$G/$h/sim" --sim-region-size 16G --fabric "$TAGMEM_FABRIC" \
+			--host-id $h 2>"$G/$h.log" &
+		EXTRA_PIDS+=($!)
+		until TAGMEM_SOCKET=$G/$h.sock tagmem status >/dev/null 2>&1; do sleep 0.05; done
+		[ -n "$etcd" ] || continue
+		"$BUILD_DIR/brokerd/tagmem-clusterd" --etcd "$etcd" --host-id $h \
+			--socket "$G/$h.sock" --listen "$G/$h.csock" --ttl 5 2>"$G/clusterd-$h.log" &
+		EXTRA_PIDS+=($!)
+		until [ -S "$G/$h.csock" ]; do sleep 0.05; done
+	done
+}
+on() { local h=$1; shift; TAGMEM_SOCKET=$G/$h.sock TAGMEM_CLUSTER_SOCKET=$G/$h.csock tagmem "$@"; }
+
 # fs_orders_commits PATH (tests/fsinfo.sh)
 . "$top/tests/fsinfo.sh"
 

@@ -31,22 +31,7 @@ trap 'rm -rf "$etcd_dir"; guest_cleanup' EXIT
 ETCD=http://127.0.0.1:$cport
 until ETCDCTL_API=3 etcdctl --endpoints "$ETCD" put /probe x >/dev/null 2>&1; do sleep 0.1; done
 
-fab=$G/fabric
-"$BUILD_DIR/brokerd/tagmem-fmd" --dir "$fab" --region-size 16G 2>"$G/fmd.log" &
-EXTRA_PIDS+=($!)
-until [ -S "$fab/fabric.sock" ]; do sleep 0.05; done
-for h in h1 h2; do
-	"$BUILD_DIR/brokerd/brokerd" --socket "$G/$h.sock" --state-dir "$G/$h" --sim-root "$G/$h/sim" \
-		--sim-region-size 16G --fabric "$fab" --host-id $h 2>"$G/$h.log" &
-	EXTRA_PIDS+=($!)
-	until TAGMEM_SOCKET=$G/$h.sock tagmem status >/dev/null 2>&1; do sleep 0.05; done
-	"$BUILD_DIR/brokerd/tagmem-clusterd" --etcd "$ETCD" --host-id $h --socket "$G/$h.sock" \
-		--listen "$G/$h.csock" --ttl 5 2>"$G/clusterd-$h.log" &
-	EXTRA_PIDS+=($!)
-	until [ -S "$G/$h.csock" ]; do sleep 0.05; done
-done
-on() { local h=$1; shift; TAGMEM_SOCKET=$G/$h.sock TAGMEM_CLUSTER_SOCKET=$G/$h.csock tagmem "$@"; }
-export TAGMEM_FABRIC=$fab
+start_fabric_hosts "$ETCD"
 tagmem fm add --size 512M --tag $R --shared --host h1 --host h2 >/dev/null
 tagmem fm add --size 32M --tag $N --shared --host h1 --host h2 >/dev/null
 for h in h1 h2; do

@@ -10,18 +10,7 @@
 
 S=5a5a5a5a-2222-4222-8333-444444444444
 S0=5a5a5a5a-0000-4222-8333-444444444444
-fab=$G/fabric
-"$BUILD_DIR/brokerd/tagmem-fmd" --dir "$fab" --region-size 16G 2>"$G/fmd.log" &
-EXTRA_PIDS+=($!)
-until [ -S "$fab/fabric.sock" ]; do sleep 0.05; done
-for h in h1 h2; do
-	"$BUILD_DIR/brokerd/brokerd" --socket "$G/$h.sock" --state-dir "$G/$h" --sim-root "$G/$h/sim" \
-		--sim-region-size 16G --fabric "$fab" --host-id $h 2>"$G/$h.log" &
-	EXTRA_PIDS+=($!)
-	until TAGMEM_SOCKET=$G/$h.sock tagmem status >/dev/null 2>&1; do sleep 0.05; done
-done
-on() { local h=$1; shift; TAGMEM_SOCKET=$G/$h.sock tagmem "$@"; }
-export TAGMEM_FABRIC=$fab
+start_fabric_hosts
 tagmem fm add --size 16M --tag $S0 --shared --host h2 >/dev/null
 tagmem fm add --size 32M --tag $S --shared --host h1 --host h2 >/dev/null
 for h in h1 h2; do

@@ -148,6 +148,18 @@ def unchanged(env, a_qmp, before_h1, what):
     print(f"refused, nothing changed: {what}")
 
 
+def one_owner(env, src, dst, src_qemu, dst_qmp):
+    """After a migration src -> dst: one VM runs (dst's), and dst alone owns its tags, in its
+    registry and in etcd."""
+    check(status(dst_qmp) == "running", f"the VM does not run on {dst.name}")
+    check(src_qemu.wait(timeout=10) is not None, f"{src.name}'s QEMU did not quit")
+    check(env.claims(src) == {}, f"{src.name} still holds {env.claims(src)}")
+    check(env.claims(dst) == {R: ("a", False), N: ("a", False), I: ("a", False)},
+          f"{dst.name}'s claims: {env.claims(dst)}")
+    check(env.etcd_claims() == {R: dst.name, N: dst.name, I: dst.name},
+          f"etcd: {env.etcd_claims()}")
+
+
 def body(top, etcd, fab, hosts):
     env = Env(top, etcd, fab, hosts)
     h1, h2, h3 = hosts
@@ -277,12 +289,7 @@ def body(top, etcd, fab, hosts):
     h2.start()
     p.send_signal(signal.SIGCONT)
     res = finish(p, True, "migration with h2's brokerd killed")
-    check(status(d_t) == "running", "the VM does not run on h2")
-    check(a.wait(timeout=10) is not None, "h1's QEMU did not quit")
-    check(env.claims(h1) == {}, f"h1 still holds {env.claims(h1)}")
-    h2c = env.claims(h2)
-    check(h2c == {R: ("a", False), N: ("a", False), I: ("a", False)}, f"h2's claims: {h2c}")
-    check(env.etcd_claims() == {R: "h2", N: "h2", I: "h2"}, f"etcd: {env.etcd_claims()}")
+    one_owner(env, h1, h2, a, d_t)
     print(f"h1 -> h2 with h2's brokerd killed after the switch: the VM runs on h2; "
           f"{res['transferred_bytes']} bytes sent, QEMU's downtime {res['qemu_downtime_ms']} "
           f"ms, paused {res['pause_ms']} ms")
@@ -294,13 +301,8 @@ def body(top, etcd, fab, hosts):
     h2.kill9()
     h2.start()
     p.send_signal(signal.SIGCONT)
-    res = finish(p, True, "migration back with the source's brokerd killed")
-    check(status(b_t) == "running", "the VM does not run on h1")
-    check(d.wait(timeout=10) is not None, "h2's QEMU did not quit")
-    check(env.claims(h2) == {}, f"h2 still holds {env.claims(h2)}")
-    check(env.claims(h1) == {R: ("a", False), N: ("a", False), I: ("a", False)},
-          f"h1's claims: {env.claims(h1)}")
-    check(env.etcd_claims() == {R: "h1", N: "h1", I: "h1"}, f"etcd: {env.etcd_claims()}")
+    finish(p, True, "migration back with the source's brokerd killed")
+    one_owner(env, h2, h1, d, b_t)
     print("h2 -> h1 with the source's brokerd killed before the switch: the VM runs on h1")
 
 
