@@ -166,6 +166,32 @@ int claims_acquire(struct claims *c, const char *tag, uid_t uid, const char *nam
 	return 0;
 }
 
+static int read_key(struct etcd *e, const char *key, struct json_object **ret_rec,
+		    int64_t *ret_lease);
+static bool held_by(struct json_object *rec, const char *host, const char *name);
+
+/* A claim this host got from another (a VM that migrated in): this host's in etcd, not in
+ * c->held. Taken into c->held so that it is released like the others; -ENOENT if not ours. */
+static struct held *adopt(struct claims *c, const char *tag)
+{
+	_cleanup_json_ struct json_object *rec = NULL;
+	struct json_object *name, *uid;
+	int64_t lease[2] = { 0 }, mine;
+	char key[160];
+
+	claim_key(tag, key, sizeof(key));
+	if (read_key(c->etcd, key, &rec, lease) < 0 || directory_lease(c->dir, &mine) < 0 ||
+	    lease[0] != mine || !json_object_object_get_ex(rec, "name", &name) ||
+	    !held_by(rec, c->host, json_object_get_string(name)) ||
+	    !json_object_object_get_ex(rec, "uid", &uid) || c->n == CLAIMS_MAX ||
+	    grow_array(&c->held, &c->cap, c->n, sizeof(*c->held)) < 0)
+		return NULL;
+	c->held[c->n] = (struct held){ .uid = (uid_t)json_object_get_int64(uid),
+				       .token = lease[1] };
+	snprintf(c->held[c->n].tag, sizeof(c->held[0].tag), "%s", tag);
+	return &c->held[c->n++];
+}
+
 int claims_release(struct claims *c, const char *tag, uid_t uid)
 {
 	_cleanup_json_ struct json_object *req = json_object_new_object(), *rep = NULL;
@@ -174,6 +200,8 @@ int claims_release(struct claims *c, const char *tag, uid_t uid)
 	char key[160];
 	int r;
 
+	if (!h)
+		h = adopt(c, tag);
 	if (!h)
 		return -ENOENT;
 	if (uid != 0 && uid != h->uid)

@@ -305,6 +305,15 @@ def body(top, etcd, fab, hosts):
     one_owner(env, h2, h1, d, b_t)
     print("h2 -> h1 with the source's brokerd killed before the switch: the VM runs on h1")
 
+    # the VM stops on h1: its claims, there and cluster-wide, are released like any others
+    qmp(b_t, "quit")
+    b.wait(timeout=10)
+    for t in (R, N, I):
+        env.tagmem(h1, "release", t, "--cluster-exclusive")
+    check(env.claims(h1) == {} and env.etcd_claims() == {},
+          f"released: h1 {env.claims(h1)}, etcd {env.etcd_claims()}")
+    print("the VM stopped on h1: its claims there and in etcd released")
+
 
 try:
     run_cluster(["h1", "h2", "h3"], body, "live migration", extra=("--image-dir", SHARED))
