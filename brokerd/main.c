@@ -47,6 +47,9 @@ static void usage(FILE *f)
 		"                              writeback starts; 0: none [64M]\n"
 		"      --resident-budget SIZE  cached bytes of all images together; 0: none [0]\n"
 		"      --upkeep-interval MS    how often image budgets are checked [50]\n"
+		"      --metrics-file PATH     keep brokerd's metrics in PATH, in the Prometheus text\n"
+		"                              format (node_exporter's textfile collector) [none]\n"
+		"      --metrics-interval MS   how often that file is written [5000]\n"
 		"      --pressure TRIGGER      PSI memory trigger that starts eviction, or none\n"
 		"                              [\"some 150000 2000000\"]\n"
 		"      --guest-dir DIR         guest channel sockets (one per VM), or none\n"
@@ -171,6 +174,7 @@ enum {
 	OPT_FLUSH_WORKERS = 400, OPT_DIRTY_BUDGET, OPT_RESIDENT_BUDGET, OPT_UPKEEP_INTERVAL,
 	OPT_PRESSURE, OPT_MAX_CLIENTS_PER_UID = 500, OPT_MAX_OUTPUT_TOTAL, OPT_GUEST_DIR = 600,
 	OPT_GUEST_RATE, OPT_GUEST_RECLAIM_MS, OPT_GUEST_IDLE, OPT_FABRIC = 700, OPT_HOST_ID,
+	OPT_METRICS_FILE = 800, OPT_METRICS_INTERVAL,
 };
 
 int main(int argc, char **argv)
@@ -199,6 +203,8 @@ int main(int argc, char **argv)
 		{ "dirty-budget", required_argument, NULL, OPT_DIRTY_BUDGET },
 		{ "resident-budget", required_argument, NULL, OPT_RESIDENT_BUDGET },
 		{ "upkeep-interval", required_argument, NULL, OPT_UPKEEP_INTERVAL },
+		{ "metrics-file", required_argument, NULL, OPT_METRICS_FILE },
+		{ "metrics-interval", required_argument, NULL, OPT_METRICS_INTERVAL },
 		{ "pressure", required_argument, NULL, OPT_PRESSURE },
 		{ "guest-dir", required_argument, NULL, OPT_GUEST_DIR },
 		{ "guest-rate", required_argument, NULL, OPT_GUEST_RATE },
@@ -315,6 +321,19 @@ int main(int argc, char **argv)
 			if (parse_count("upkeep-interval", optarg, 10, 60000, &v) < 0)
 				return 2;
 			settings.upkeep_interval_ms = (unsigned)v;
+			break;
+		case OPT_METRICS_FILE:
+			if (optarg[0] != '/' || strlen(optarg) >= 4096) {
+				fprintf(stderr, "brokerd: --metrics-file takes an absolute path, e.g. "
+					"/var/lib/prometheus/node-exporter/tagmem.prom\n");
+				return 2;
+			}
+			settings.metrics_file = optarg;
+			break;
+		case OPT_METRICS_INTERVAL:
+			if (parse_count("metrics-interval", optarg, 100, 3600000, &v) < 0)
+				return 2;
+			settings.metrics_interval_ms = (unsigned)v;
 			break;
 		case OPT_PRESSURE:
 			if (!strcmp(optarg, "none")) {

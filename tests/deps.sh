@@ -13,6 +13,9 @@ TAGMEM_FUZZ_PKGS=(clang libclang-rt-14-dev)
 # For the cluster tests (integration/cluster-directory): a real etcd cluster on loopback.
 TAGMEM_CLUSTER_PKGS=(etcd-server etcd-client)
 
+# For the metrics test (integration/metrics): a real node_exporter reads brokerd's metrics file.
+TAGMEM_OPS_PKGS=(prometheus-node-exporter)
+
 # For the real-kernel tests (tests/guest): QEMU, Debian's kernel and the guest's userland.
 TAGMEM_GUEST_PKGS=(qemu-system-x86 linux-image-amd64 busybox-static ndctl daxctl cpio kmod)
 
@@ -92,7 +95,7 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
 	guest) tagmem_install_pkgs "${TAGMEM_GUEST_PKGS[@]}" ;;
 	fuzz) tagmem_install_pkgs "${TAGMEM_BUILD_PKGS[@]}" "${TAGMEM_FUZZ_PKGS[@]}" ;;
 	all) tagmem_install_pkgs "${TAGMEM_BUILD_PKGS[@]}" "${TAGMEM_GUEST_PKGS[@]}" \
-		"${TAGMEM_FUZZ_PKGS[@]}" "${TAGMEM_CLUSTER_PKGS[@]}" ;;
+		"${TAGMEM_FUZZ_PKGS[@]}" "${TAGMEM_CLUSTER_PKGS[@]}" "${TAGMEM_OPS_PKGS[@]}" ;;
 	cluster) tagmem_install_pkgs "${TAGMEM_CLUSTER_PKGS[@]}" ;;
 	qemu10) tagmem_qemu10 ;;
 	*) echo "usage: deps.sh [build|guest|fuzz|cluster|all|qemu10]" >&2; exit 2 ;;

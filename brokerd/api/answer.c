@@ -75,8 +75,10 @@ void answer_error(struct api *api, const struct answer *a, uint64_t gen, const c
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (a->peer == ANSWER_CLIENT)
+	if (a->peer == ANSWER_CLIENT) {
 		api->errors++;
+		api_metrics_refused(api, code);
+	}
 	o = envelope(a);
 	json_object_object_add(o, "error", wire_error(code, msg));
 	send_to(api, a, o, gen);

@@ -27,6 +27,7 @@ struct guest_vm;
 struct guests;
 struct json_object;
 struct label_batch;
+struct textfile;
 struct loop;
 struct server;
 struct snap_job;
@@ -54,6 +55,18 @@ struct api_transport {
 	void (*counts)(void *data, unsigned *clients, size_t *queued);
 };
 
+/* Counters of what happened, for the metrics file (metrics.c); the rest of what it says is
+ * read from the state when it is written. */
+#define METRICS_FLUSH_BUCKETS 8        /* 1 ms … 10 s, then +Inf */
+#define METRICS_CODES 48
+struct api_metrics {
+	uint64_t flushes, flush_errors, flush_le[METRICS_FLUSH_BUCKETS + 1];
+	uint64_t flush_usec_sum;
+	uint64_t evictions[4][2];          /* [request, budget, pressure, global][host, guest] */
+	struct { char code[32]; uint64_t n; } refused[METRICS_CODES]; /* by error code */
+	unsigned nrefused;
+};
+
 /* What requests reach; filled in by the daemon. */
 struct api {
 	const struct broker_settings *settings;
@@ -79,7 +92,18 @@ struct api {
 	size_t images_unavailable;     /* registry images that could not be opened (daemon's) */
 	int pause_marks_fd;           /* VMs a save paused (snapshot.h), -1: none kept */
 	struct api_transport transport;
+	struct textfile *metrics_file; /* --metrics-file, or NULL (metrics.c) */
+	uint64_t metrics_written_usec;
+	struct api_metrics metrics;
 };
+
+/* metrics.c: count an error answered to a host client; on the upkeep tick, write the metrics
+ * file when --metrics-interval has passed; a data-plane request finished (flush latency,
+ * evictions by reason and chooser). */
+void api_metrics_refused(struct api *api, const char *code);
+void api_metrics_tick(struct api *api);
+struct dp_request;
+void api_metrics_work_done(struct api *api, const struct dp_request *d);
 
 /* The transport of brokerd: api->server and api->guests (transport.c). */
 void api_transport_default(struct api *api);

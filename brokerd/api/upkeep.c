@@ -205,6 +205,7 @@ static void work_done(struct dp_request *d)
 		return;
 	}
 	gen = note_lost_writes(api, d);
+	api_metrics_work_done(api, d);
 	if (w->ans.peer != ANSWER_NOBODY)
 		answer_done(api, d, gen);
 	else if (d->error < 0)
@@ -262,6 +263,7 @@ static int64_t upkeep_tick(struct loop *l, void *data)
 	reclaim_tick(api);
 	if (++api->ticks % 10 == 0)
 		api_snapshot_progress(api);
+	api_metrics_tick(api);
 	list_for_each_safe(e, tmp, core_tags(api->core), node) {
 		struct dp_request *d;
 		uint64_t cached;

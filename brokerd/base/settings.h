@@ -41,6 +41,8 @@ struct broker_settings {
 	unsigned guest_rate;          /* requests per second one guest gets handled */
 	unsigned guest_reclaim_ms;    /* how long an eviction waits for the guest's choice; 0: off */
 	unsigned guest_idle_s;        /* an unconnected channel of a VM with no tags ends after */
+	const char *metrics_file;     /* Prometheus text for node_exporter, or NULL: none */
+	unsigned metrics_interval_ms; /* how often it is written */
 };
 
 void broker_settings_defaults(struct broker_settings *s);

@@ -28,6 +28,7 @@
 #include "loop.h"
 #include "registry.h"
 #include "server.h"
+#include "textfile.h"
 #include "vm.h"
 
 void broker_settings_defaults(struct broker_settings *s)
@@ -53,6 +54,7 @@ void broker_settings_defaults(struct broker_settings *s)
 	s->dirty_budget = 64ull << 20;
 	s->resident_budget = 0;
 	s->upkeep_interval_ms = 50;
+	s->metrics_interval_ms = 5000;
 	/* a 2 s window: without CAP_SYS_RESOURCE the kernel accepts only multiples of 2 s */
 	s->pressure = "some 150000 2000000";
 	s->proc_root = "/proc";
@@ -481,6 +483,14 @@ int daemon_init(struct daemon *d, const struct broker_settings *settings)
 	r = persister_start(settings->state_dir, &d->persister);
 	if (r < 0)
 		return r;
+	if (settings->metrics_file) {
+		r = textfile_start(settings->metrics_file, &a->metrics_file);
+		if (r < 0) {
+			log_err("Cannot write metrics to %s: %s (its directory must exist)",
+				settings->metrics_file, strerror(-r));
+			return r;
+		}
+	}
 	r = dataplane_start(settings->flush_workers, settings->proc_root, &a->dp);
 	if (r < 0)
 		return r;
@@ -565,6 +575,8 @@ void daemon_fini(struct daemon *d)
 	a->server = NULL;
 	/* stopping the persister writes the last queued snapshot */
 	persister_stop(d->persister);
+	textfile_stop(a->metrics_file);
+	a->metrics_file = NULL;
 	if (a->backend)
 		a->backend->ops->free(a->backend);
 	a->backend = NULL;

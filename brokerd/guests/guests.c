@@ -54,6 +54,16 @@ const char *guest_name(const struct guest_vm *g) { return g->name; }
 const char *guest_path(const struct guest_vm *g) { return g->path; }
 bool guest_connected(const struct guest_vm *g) { return g->fd >= 0; }
 
+unsigned guests_count(const struct guests *gs, unsigned *ret_connected)
+{
+	const struct guest_vm *g;
+
+	*ret_connected = 0;
+	list_for_each(g, &gs->vms, node)
+		*ret_connected += g->fd >= 0;
+	return gs->nvms;
+}
+
 static void conn_events(struct guest_vm *g)
 {
 	uint32_t ev = g->paused ? 0 : EPOLLIN;

@@ -71,6 +71,8 @@ uid_t guest_uid(const struct guest_vm *g);
 const char *guest_name(const struct guest_vm *g);
 const char *guest_path(const struct guest_vm *g);
 bool guest_connected(const struct guest_vm *g);
+/* Channels listening, and how many of them have their guest connected. */
+unsigned guests_count(const struct guests *gs, unsigned *ret_connected);
 /* One message line to the guest (consumed); dropped when it is not connected. */
 void guest_send(struct guests *gs, struct guest_vm *g, struct json_object *msg);
 

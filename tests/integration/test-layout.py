@@ -13,7 +13,7 @@ BROKERD = os.path.join(TOP, "brokerd")
 
 # folder -> the headers other folders may include
 FRONT = {
-    "base": {"loop.h", "log.h", "list.h", "mailbox.h", "settings.h"},  # the toolbox: all public
+    "base": {"loop.h", "log.h", "list.h", "mailbox.h", "settings.h", "textfile.h"},  # the toolbox: all public
     "core": {"core.h"},
     "registry": {"registry.h"},
     "backends": {"backend.h", "sim.h"},  # sim.h: the pool of the shared fabric manager too
