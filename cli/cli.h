@@ -85,6 +85,9 @@ int cli_connect(struct cli *cli, struct tagmem_client **ret_client, bool quiet);
  */
 int cli_call(struct cli *cli, struct json_object *request, struct json_object **ret_reply,
 	     struct json_object **ret_result);
+/* A typed call's (tagmem_show, tagmem_release, …) failure r on client, said as cli_call says
+ * brokerd's refusals; returns the negative exit status. */
+int cli_typed_fail(struct cli *cli, struct tagmem_client *client, int r);
 /*
  * The common shape of a tag command: validate the UUID argument, send {"op": op, "tag": …}
  * plus args (may be NULL; consumed), and return like cli_call (-EXIT_USAGE for a bad tag).

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* tagmem list: every tag brokerd knows, as a table or (--json) an array. */
+/* tagmem list: every tag brokerd knows, as a table or (--json) an array (libtagmem's
+ * tagmem_list). */
 #include <getopt.h>
 
 #include "cli.h"
@@ -7,23 +8,25 @@
 int cmd_list(struct cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = { { "help", no_argument, NULL, 'h' }, {} };
-	_cleanup_json_ struct json_object *req = NULL, *reply = NULL;
-	struct json_object *result, *tags;
+	_cleanup_(tagmem_client_unrefp) struct tagmem_client *client = NULL;
+	_cleanup_json_ struct json_object *tags = json_object_new_array();
+	struct tagmem_info **infos = NULL;
+	size_t n = 0;
 	int opt, r;
 
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1)
 		return cli_usage(cli, "list", "[--json]", opt != 'h');
 	if (optind != argc)
 		return cli_usage(cli, "list", "[--json]", true);
-	req = tagmem_request_new("list");
-	r = cli_call(cli, req, &reply, &result);
+	if (cli_connect(cli, &client, false) < 0)
+		return EXIT_UNREACHABLE;
+	r = tagmem_list(client, &infos, &n);
 	if (r < 0)
-		return -r;
-	if (!json_object_object_get_ex(result, "tags", &tags) ||
-	    !json_object_is_type(tags, json_type_array)) {
-		cli_fail(cli, "internal", "brokerd sent a malformed list");
-		return EXIT_FAIL;
-	}
+		return -cli_typed_fail(cli, client, r);
+	/* each tag object as brokerd sent it */
+	for (size_t i = 0; i < n; i++)
+		json_object_array_add(tags, json_tokener_parse(tagmem_info_get_json(infos[i])));
+	tagmem_info_list_free(infos, n);
 	if (cli->json) {
 		cli_print_json(tags);
 		return EXIT_OK;

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* tagmem show <uuid>: everything brokerd knows about one tag. */
+/* tagmem show <uuid>: everything brokerd knows about one tag (libtagmem's tagmem_show). */
 #include <getopt.h>
 #include <string.h>
 #include <time.h>
@@ -9,18 +9,30 @@
 int cmd_show(struct cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = { { "help", no_argument, NULL, 'h' }, {} };
-	_cleanup_json_ struct json_object *reply = NULL;
-	char tagstr[TAGMEM_TAG_STRING_MAX];
-	struct json_object *result;
+	_cleanup_(tagmem_client_unrefp) struct tagmem_client *client = NULL;
+	_cleanup_json_ struct json_object *result = NULL;
+	struct tagmem_info *info = NULL;
+	tagmem_tag tag;
 	int opt, r;
 
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1)
 		return cli_usage(cli, "show", "<uuid> [--json]", opt != 'h');
 	if (argc - optind != 1)
 		return cli_usage(cli, "show", "<uuid> [--json]", true);
-	r = cli_call_tag(cli, "show", argv[optind], NULL, tagstr, &reply, &result);
+	if (cli_parse_tag(cli, argv[optind], &tag) < 0)
+		return EXIT_USAGE;
+	if (cli_connect(cli, &client, false) < 0)
+		return EXIT_UNREACHABLE;
+	r = tagmem_show(client, &tag, &info);
 	if (r < 0)
-		return -r;
+		return -cli_typed_fail(cli, client, r);
+	/* the tag object as brokerd sent it: every field, in its order */
+	result = json_tokener_parse(tagmem_info_get_json(info));
+	tagmem_info_unref(info);
+	if (!result) {
+		cli_fail(cli, "internal", "brokerd sent a malformed tag");
+		return EXIT_FAIL;
+	}
 	if (cli->json) {
 		cli_print_json(result);
 		return EXIT_OK;

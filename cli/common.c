@@ -111,6 +111,8 @@ int cli_connect(struct cli *cli, struct tagmem_client **ret_client, bool quiet)
 	if (!path || !*path)
 		path = TAGMEM_DEFAULT_SOCKET;
 	r = tagmem_client_connect(cli->ctx, path, ret_client);
+	if (r == 0) /* the typed calls keep to --timeout too */
+		tagmem_client_set_timeout(*ret_client, cli->timeout_ms);
 	if (r < 0 && !quiet && cli->guest)
 		cli_fail(cli, "unreachable", "cannot reach the guest agent at %s: %s (is "
 			 "tagmem-guestd running in this VM? 'systemctl start tagmem-guestd', or "
@@ -123,6 +125,25 @@ int cli_connect(struct cli *cli, struct tagmem_client **ret_client, bool quiet)
 			 "start it with 'systemctl start tagmem-brokerd' or pass --socket)", path,
 			 strerror(-r));
 	return r;
+}
+
+int cli_typed_fail(struct cli *cli, struct tagmem_client *client, int r)
+{
+	const char *message, *code = tagmem_client_get_error(client, &message);
+	char text[1024];
+
+	cli_progress_stop();
+	if (!code) {
+		cli_fail(cli, "unreachable", "%s did not answer: %s", cli->peer ? cli->peer :
+			 "brokerd", strerror(-r));
+		return -EXIT_UNREACHABLE;
+	}
+	if (!strcmp(code, "invalid_argument") && !cli->json)
+		fields_to_options(message, text, sizeof(text));
+	else
+		snprintf(text, sizeof(text), "%s", message);
+	say_error(cli, code, text);
+	return !strcmp(code, "invalid_argument") ? -EXIT_USAGE : -EXIT_FAIL;
 }
 
 int cli_call(struct cli *cli, struct json_object *request, struct json_object **ret_reply,

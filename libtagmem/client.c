@@ -31,7 +31,28 @@ struct tagmem_client {
 	uint64_t next_id;
 	struct lines in; /* received bytes not yet split into lines */
 	struct event_node *events_head, *events_tail;
+	char err_code[32], err_message[512]; /* brokerd's last refusal (tagmem_client_get_error) */
+	int timeout_ms;                      /* of the typed calls; -1: none */
 };
+
+TAGMEM_EXPORT void tagmem_client_set_timeout(struct tagmem_client *c, int timeout_ms)
+{
+	if (c)
+		c->timeout_ms = timeout_ms < 0 ? -1 : timeout_ms;
+}
+
+int client_timeout(const struct tagmem_client *c)
+{
+	return c->timeout_ms;
+}
+
+TAGMEM_EXPORT const char *tagmem_client_get_error(struct tagmem_client *c,
+						  const char **ret_message)
+{
+	if (ret_message)
+		*ret_message = c && c->err_code[0] ? c->err_message : NULL;
+	return c && c->err_code[0] ? c->err_code : NULL;
+}
 
 TAGMEM_EXPORT int tagmem_client_connect(struct tagmem_ctx *ctx, const char *path,
 					struct tagmem_client **ret_client)
@@ -63,6 +84,7 @@ TAGMEM_EXPORT int tagmem_client_connect(struct tagmem_ctx *ctx, const char *path
 	c->ctx = tagmem_ref(ctx);
 	c->fd = TAKE_FD(fd);
 	c->next_id = 1;
+	c->timeout_ms = -1;
 	lines_init(&c->in, CLIENT_MAX_REPLY);
 	strcpy(c->path, path);
 	*ret_client = c;
@@ -241,12 +263,16 @@ TAGMEM_EXPORT int tagmem_client_call_result(struct tagmem_client *c,
 	const char *code, *message;
 	int r;
 
+	c->err_code[0] = c->err_message[0] = 0;
 	r = tagmem_client_call(c, request, timeout_ms, &reply);
 	if (r < 0)
 		return r;
 	r = tagmem_reply_error(reply, &code, &message);
-	if (r == -EREMOTEIO)
+	if (r == -EREMOTEIO) {
 		tm_err(c->ctx, "%s (%s)\n", message, code);
+		snprintf(c->err_code, sizeof(c->err_code), "%s", code);
+		snprintf(c->err_message, sizeof(c->err_message), "%s", message);
+	}
 	if (r < 0)
 		return r;
 	*ret_reply = TAKE_PTR(reply);

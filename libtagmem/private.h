@@ -10,6 +10,9 @@
 
 #define TAGMEM_EXPORT __attribute__((visibility("default")))
 
+/* The timeout tagmem_client_set_timeout gave the typed calls (-1: none). */
+int client_timeout(const struct tagmem_client *c);
+
 struct tagmem_ctx {
 	int refcount;
 	tagmem_log_fn log_fn;

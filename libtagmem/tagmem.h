@@ -17,6 +17,7 @@
 #define TAGMEM_H
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -145,6 +146,60 @@ int tagmem_client_next_event(struct tagmem_client *client, int timeout_ms,
  * simulator's sandbox directory otherwise) the way brokerd does. ret_path receives a
  * malloc'ed device path under root. -ENOENT: no device carries that tag.
  */
+/*
+ * Typed calls (LIBTAGMEM_1.2): no json-c in their signatures, so a program's ABI does not hang
+ * on json-c's. Each returns 0, or a negative errno: brokerd's refusal mapped to one
+ * (not_found -ENOENT, busy and release_pending -EBUSY, not_ready -EAGAIN, not_claimed
+ * -ENOENT, permission_denied -EPERM, invalid_argument -EINVAL, anything else -EREMOTEIO),
+ * whose protocol code and message tagmem_client_get_error() then tells (docs/protocol.md),
+ * or the connection's own error (-ECONNRESET, -ETIMEDOUT, …, with no code).
+ */
+/* How long a typed call waits for brokerd's answer (-1, the default: as long as it takes);
+ * past it, -ETIMEDOUT. */
+void tagmem_client_set_timeout(struct tagmem_client *client, int timeout_ms);
+/* brokerd's code of the last refused call on this client ("busy", …), or NULL;
+ * *ret_message its message. Valid until the next call. */
+const char *tagmem_client_get_error(struct tagmem_client *client, const char **ret_message);
+
+/* What brokerd says of a tag (refcounted; the strings are the info's). */
+struct tagmem_info;
+struct tagmem_info *tagmem_info_unref(struct tagmem_info *info);
+const tagmem_tag *tagmem_info_get_tag(const struct tagmem_info *info);
+/* "added", "ready", "claimed", "release_pending", "released" */
+const char *tagmem_info_get_state(const struct tagmem_info *info);
+uint64_t tagmem_info_get_size(const struct tagmem_info *info);
+bool tagmem_info_is_shared(const struct tagmem_info *info);  /* other hosts map it too */
+bool tagmem_info_is_image(const struct tagmem_info *info);   /* an image file */
+const char *tagmem_info_get_device(const struct tagmem_info *info); /* NULL: none yet */
+const char *tagmem_info_get_path(const struct tagmem_info *info);   /* NULL: none yet */
+const char *tagmem_info_get_owner_name(const struct tagmem_info *info); /* NULL: unclaimed */
+int64_t tagmem_info_get_owner_uid(const struct tagmem_info *info);  /* -1: unclaimed */
+/* The tag object as brokerd sent it (JSON text; docs/protocol.md "The tag object"). */
+const char *tagmem_info_get_json(const struct tagmem_info *info);
+
+/* The device node (or image file) of tag; *ret_path to free. */
+int tagmem_lookup(struct tagmem_client *client, const tagmem_tag *tag, char **ret_path);
+int tagmem_show(struct tagmem_client *client, const tagmem_tag *tag,
+		struct tagmem_info **ret_info);
+/* Every tag: *ret_infos an array of *ret_n (free with tagmem_info_list_free). */
+int tagmem_list(struct tagmem_client *client, struct tagmem_info ***ret_infos, size_t *ret_n);
+void tagmem_info_list_free(struct tagmem_info **infos, size_t n);
+/* Claim tag as name (NULL: none); grant: the caller gets the device node or file (its uid
+ * may then open it). *ret_path (if asked) the device; to free. Durable when it returns. */
+int tagmem_claim(struct tagmem_client *client, const tagmem_tag *tag, const char *name,
+		 bool grant, char **ret_path);
+/* Give the claim back; *ret_capacity_released (if asked): the fabric manager was waiting and
+ * the capacity went with it. */
+int tagmem_release(struct tagmem_client *client, const tagmem_tag *tag,
+		   bool *ret_capacity_released);
+/* Events from now on, on this client: poll tagmem_client_get_fd() and call
+ * tagmem_next_tag_event(), which returns 1 with the next event's name ("tag_ready", …) in
+ * *ret_name (to free) and, for a tag event, its tag in *ret_info (else NULL); 0 when
+ * timeout_ms (-1: forever, 0: don't wait) passed without one. */
+int tagmem_subscribe(struct tagmem_client *client);
+int tagmem_next_tag_event(struct tagmem_client *client, int timeout_ms, char **ret_name,
+			  struct tagmem_info **ret_info);
+
 int tagmem_resolve_tag(struct tagmem_ctx *ctx, const char *root, const tagmem_tag *tag,
 		       char **ret_path);
 

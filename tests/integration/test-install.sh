@@ -32,6 +32,28 @@ grep -qx "ExecStart=$P/sbin/tagmem-guestd" "$P/lib/systemd/system/tagmem-guestd.
 	fail "the agent's unit runs another agent"
 echo "install: every file under --prefix $P, and the units and .pc name it"
 
+# a program of the typed calls (docs/example-typed.c), built against the installed
+# libtagmem.pc alone, lists a real brokerd's tags, claims one and sees its event
+top=$(cd "$(dirname "$0")/../.." && pwd)
+export PKG_CONFIG_PATH=$(dirname "$pc")
+cc -Wall -Werror "$top/docs/example-typed.c" $(pkg-config --cflags --libs libtagmem) \
+	-o "$T/example" || fail "the example does not build against the installed libtagmem.pc"
+"$BROKERD" --socket "$T/b.sock" --state-dir "$T/state" --sim-root "$T/sim" --guest-dir none \
+	2>"$T/brokerd.log" &
+bpid=$!
+trap 'kill $bpid 2>/dev/null; rm -rf "$T"' EXIT
+until TAGMEM_SOCKET=$T/b.sock "$TAGMEM" status >/dev/null 2>&1; do sleep 0.05; done
+X=e1e1e1e1-1111-4222-8333-444444444444
+TAGMEM_SOCKET=$T/b.sock "$TAGMEM" fm add --size 2M --tag $X >/dev/null
+for _ in $(seq 100); do TAGMEM_SOCKET=$T/b.sock "$TAGMEM" lookup $X >/dev/null 2>&1 && break; sleep 0.05; done
+out=$(TAGMEM_SOCKET=$T/b.sock LD_LIBRARY_PATH=$(pkg-config --variable=libdir libtagmem) \
+	"$T/example" $X example) || fail "the example failed: $out"
+grep -q "^$X ready 2097152 " <<<"$out" || fail "the example's list: $out"
+grep -qx "event: tag_claimed by example" <<<"$out" || fail "the example saw no claim event: $out"
+grep -qx released <<<"$out" || fail "the example did not release: $out"
+nm -D "$T/example" | grep -q ' U json_' && fail "the example calls json-c: the typed calls leaked it"
+echo "install: a typed-calls program builds against the installed libtagmem.pc and works"
+
 # a system install: configuration in /etc, kept on the next install
 D=$T/root
 DESTDIR=$D cmake --install "$build" --prefix /usr >/dev/null
