@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* tagmem claim <uuid> [--name NAME] [--grant]: take a ready tag for the calling user (and
- * with --grant, the device node too). */
+ * with --grant, the device node too), through libtagmem's typed tagmem_claim. */
 #include <getopt.h>
 
 #include "cli.h"
@@ -15,10 +15,11 @@ int cmd_claim(struct cli *cli, int argc, char **argv)
 		{}
 	};
 	static const char synopsis[] = "<uuid> [--name NAME] [--grant] [--cluster-exclusive]";
-	_cleanup_json_ struct json_object *reply = NULL;
+	_cleanup_(tagmem_client_unrefp) struct tagmem_client *client = NULL;
+	_cleanup_json_ struct json_object *result = NULL;
+	struct tagmem_info *info = NULL;
 	char tagstr[TAGMEM_TAG_STRING_MAX];
-	struct json_object *result, *args;
-	const char *name = NULL, *path = "";
+	const char *name = NULL;
 	bool grant = false, exclusive = false;
 	int64_t token = 0;
 	tagmem_tag tag;
@@ -45,12 +46,21 @@ int cmd_claim(struct cli *cli, int argc, char **argv)
 		if (r < 0)
 			return -r;
 	}
-	args = json_object_new_object();
-	if (name)
-		json_object_object_add(args, "name", json_object_new_string(name));
-	if (grant)
-		json_object_object_add(args, "grant", json_object_new_boolean(true));
-	r = cli_call_tag(cli, "claim", argv[optind], args, tagstr, &reply, &result);
+	tagmem_tag_format(&tag, tagstr);
+	r = cli_connect(cli, &client, false) < 0 ? -EXIT_UNREACHABLE : 0;
+	if (r == 0) {
+		r = tagmem_claim(client, &tag, name, grant, &info);
+		if (r < 0)
+			r = cli_typed_fail(cli, client, r);
+	}
+	if (r == 0) { /* the tag object as brokerd sent it */
+		result = json_tokener_parse(tagmem_info_get_json(info));
+		tagmem_info_unref(info);
+		if (!result) {
+			cli_fail(cli, "internal", "brokerd sent a malformed tag");
+			r = -EXIT_FAIL;
+		}
+	}
 	if (r < 0) {
 		if (exclusive) /* no claim here: no claim across the cluster either */
 			cluster_exclusive(cli, "cluster_release", tagstr, NULL, NULL);
@@ -61,6 +71,8 @@ int cmd_claim(struct cli *cli, int argc, char **argv)
 	if (cli->json)
 		cli_print_json(result);
 	else {
+		const char *path = "";
+
 		tagmem_json_get_string(result, "path", &path);
 		printf("claimed %s: %s", tagstr, path);
 		if (exclusive)

@@ -31,7 +31,7 @@ int main(int argc, char **argv)
 	struct tagmem_ctx *ctx = NULL;
 	struct tagmem_client *c = NULL, *events = NULL;
 	struct tagmem_info **infos = NULL, *info = NULL;
-	char s[TAGMEM_TAG_STRING_MAX], *path = NULL, *name = NULL;
+	char s[TAGMEM_TAG_STRING_MAX], *name = NULL;
 	tagmem_tag tag;
 	size_t n = 0;
 	int r;
@@ -58,11 +58,11 @@ int main(int argc, char **argv)
 	}
 	if (tagmem_client_connect(ctx, sock, &events) < 0 || tagmem_subscribe(events) < 0)
 		return fail(events, "subscribe", -EIO);
-	r = tagmem_claim(c, &tag, argv[2], false, &path);
+	r = tagmem_claim(c, &tag, argv[2], false, &info);
 	if (r < 0)
 		return fail(c, "claim", r);
-	printf("claimed: %s\n", path);
-	free(path);
+	printf("claimed: %s\n", tagmem_info_get_path(info));
+	info = tagmem_info_unref(info);
 	while ((r = tagmem_next_tag_event(events, 5000, &name, &info)) == 1) {
 		bool mine = info && !strcmp(name, "tag_claimed") &&
 			    !tagmem_tag_compare(tagmem_info_get_tag(info), &tag);

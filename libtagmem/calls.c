@@ -259,7 +259,7 @@ TAGMEM_EXPORT int tagmem_list(struct tagmem_client *c, struct tagmem_info ***ret
 }
 
 TAGMEM_EXPORT int tagmem_claim(struct tagmem_client *c, const tagmem_tag *tag, const char *name,
-			       bool grant, char **ret_path)
+			       bool grant, struct tagmem_info **ret_info)
 {
 	_cleanup_json_ struct json_object *reply = NULL;
 	struct json_object *res, *extra;
@@ -273,9 +273,9 @@ TAGMEM_EXPORT int tagmem_claim(struct tagmem_client *c, const tagmem_tag *tag, c
 	if (grant)
 		json_object_object_add(extra, "grant", json_object_new_boolean(true));
 	r = tag_call(c, "claim", tag, extra, &reply, &res);
-	if (r < 0 || !ret_path)
+	if (r < 0 || !ret_info)
 		return r;
-	return path_of(res, ret_path);
+	return info_new(res, ret_info);
 }
 
 TAGMEM_EXPORT int tagmem_release(struct tagmem_client *c, const tagmem_tag *tag,

@@ -185,9 +185,10 @@ int tagmem_show(struct tagmem_client *client, const tagmem_tag *tag,
 int tagmem_list(struct tagmem_client *client, struct tagmem_info ***ret_infos, size_t *ret_n);
 void tagmem_info_list_free(struct tagmem_info **infos, size_t n);
 /* Claim tag as name (NULL: none); grant: the caller gets the device node or file (its uid
- * may then open it). *ret_path (if asked) the device; to free. Durable when it returns. */
+ * may then open it). *ret_info (if asked) the tag as it is now claimed (its path:
+ * tagmem_info_get_path). Durable when it returns. */
 int tagmem_claim(struct tagmem_client *client, const tagmem_tag *tag, const char *name,
-		 bool grant, char **ret_path);
+		 bool grant, struct tagmem_info **ret_info);
 /* Give the claim back; *ret_capacity_released (if asked): the fabric manager was waiting and
  * the capacity went with it. */
 int tagmem_release(struct tagmem_client *client, const tagmem_tag *tag,

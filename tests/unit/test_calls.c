@@ -152,9 +152,13 @@ static void test_claim_release(void **state)
 	(void)state;
 	assert_int_equal(tagmem_tag_parse(T, &tag), 0);
 	assert_int_equal(tagmem_subscribe(sub), 0);
-	assert_int_equal(tagmem_claim(c, &tag, "typed", false, &path), 0);
-	assert_non_null(path);
+	assert_int_equal(tagmem_claim(c, &tag, "typed", false, &info), 0);
+	assert_string_equal(tagmem_info_get_state(info), "claimed");
+	assert_string_equal(tagmem_info_get_owner_name(info), "typed");
+	assert_int_equal(tagmem_lookup(c, &tag, &path), 0);
+	assert_string_equal(path, tagmem_info_get_path(info));
 	free(path);
+	info = tagmem_info_unref(info);
 	assert_null(tagmem_client_get_error(c, NULL));
 	/* the claim's event says who holds it */
 	assert_int_equal(tagmem_next_tag_event(sub, 5000, &name, &info), 1);
