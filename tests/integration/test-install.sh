@@ -46,8 +46,12 @@ until TAGMEM_SOCKET=$T/b.sock "$TAGMEM" status >/dev/null 2>&1; do sleep 0.05; d
 X=e1e1e1e1-1111-4222-8333-444444444444
 TAGMEM_SOCKET=$T/b.sock "$TAGMEM" fm add --size 2M --tag $X >/dev/null
 for _ in $(seq 100); do TAGMEM_SOCKET=$T/b.sock "$TAGMEM" lookup $X >/dev/null 2>&1 && break; sleep 0.05; done
-out=$(TAGMEM_SOCKET=$T/b.sock LD_LIBRARY_PATH=$(pkg-config --variable=libdir libtagmem) \
-	"$T/example" $X example) || fail "the example failed: $out"
+libdir=$(pkg-config --variable=libdir libtagmem)
+# a sanitizer build's library needs its runtime loaded first in a program built without it
+asan=$(ldd "$libdir/libtagmem.so" | grep -o '/[^ ]*libasan[^ ]*' || true)
+out=$(TAGMEM_SOCKET=$T/b.sock LD_LIBRARY_PATH=$libdir LD_PRELOAD=$asan \
+	ASAN_OPTIONS=${ASAN_OPTIONS:-}:detect_leaks=0 "$T/example" $X example 2>&1) ||
+	fail "the example failed: $out"
 grep -q "^$X ready 2097152 " <<<"$out" || fail "the example's list: $out"
 grep -qx "event: tag_claimed by example" <<<"$out" || fail "the example saw no claim event: $out"
 grep -qx released <<<"$out" || fail "the example did not release: $out"
