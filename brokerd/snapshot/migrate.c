@@ -185,24 +185,15 @@ static int send_state(struct migrate_job *j, struct qmp *q)
  * the device state; then it stands paused (-S) until the claims are its host's. */
 static int run_here(struct migrate_job *j, struct qmp *q)
 {
-	uint64_t deadline = now_usec() + LOAD_WAIT_MS * 1000ull;
 	char status[32];
 	bool run;
+	int r = step_wait_loaded(&j->st, q, LOAD_WAIT_MS, &run, status, sizeof(status));
 
-	for (;;) {
-		int r = step_status(&j->st, q, &run, status, sizeof(status));
-
-		if (r < 0)
-			return r;
-		if (run)
-			return 0; /* asked again: it runs */
-		if (!is(status, "inmigrate"))
-			break;
-		if (now_usec() >= deadline)
-			return step_fail(&j->st, -ETIMEDOUT, "migration_failed", "the QEMU of VM %s "
-					 "here did not finish loading the device state", j->vm);
-		usleep(1000);
-	}
+	if (r == -ETIMEDOUT)
+		return step_fail(&j->st, r, "migration_failed", "the QEMU of VM %s here did not "
+				 "finish loading the device state", j->vm);
+	if (r < 0 || run)
+		return r; /* asked again: it runs */
 	if (!is(status, "paused") && !is(status, "prelaunch"))
 		return step_fail(&j->st, -EIO, "migration_failed", "the QEMU of VM %s here is %s "
 				 "after the migration, not paused", j->vm, status);

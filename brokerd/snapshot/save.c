@@ -109,25 +109,15 @@ static int wait_migration(struct snap_job *j, struct qmp *q)
  * makes it exit, which the connection reports). Runs it afterwards if it did not start. */
 static int wait_incoming(struct snap_job *j, struct qmp *q)
 {
-	uint64_t deadline = now_usec() + MIGRATE_MS * 1000ull;
+	char status[32];
+	bool run;
+	int r = step_wait_loaded(&j->st, q, MIGRATE_MS, &run, status, sizeof(status));
 
-	while (now_usec() < deadline) {
-		_cleanup_json_ struct json_object *st = NULL;
-		struct json_object *s, *run;
-		int r = step_qmp(&j->st, q, "query-status", NULL, -1, &st);
-
-		if (r < 0)
-			return r;
-		if (json_object_object_get_ex(st, "status", &s) &&
-		    strcmp(json_object_get_string(s), "inmigrate")) {
-			if (json_object_object_get_ex(st, "running", &run) &&
-			    json_object_get_boolean(run))
-				return 0;
-			return step_qmp(&j->st, q, "cont", NULL, -1, NULL);
-		}
-		usleep(2000);
-	}
-	return step_fail(&j->st, -ETIMEDOUT, "qemu_error", "QEMU did not load the device state in time");
+	if (r == -ETIMEDOUT)
+		return step_fail(&j->st, r, "qemu_error", "QEMU did not load the device state in time");
+	if (r < 0 || run)
+		return r;
+	return step_qmp(&j->st, q, "cont", NULL, -1, NULL);
 }
 
 static int send_fd(struct snap_job *j, struct qmp *q, int fd)

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <json-c/json.h>
 
@@ -49,6 +50,22 @@ int step_ignore_shared(struct snap_status *st, struct qmp *q)
 	json_object_array_add(caps, c);
 	json_object_object_add(args, "capabilities", caps);
 	return step_qmp(st, q, "migrate-set-capabilities", args, -1, NULL);
+}
+
+int step_wait_loaded(struct snap_status *st, struct qmp *q, unsigned timeout_ms,
+		     bool *ret_running, char *status, size_t len)
+{
+	uint64_t deadline = now_usec() + timeout_ms * 1000ull;
+
+	for (;;) {
+		int r = step_status(st, q, ret_running, status, len);
+
+		if (r < 0 || strcmp(status, "inmigrate"))
+			return r;
+		if (now_usec() >= deadline)
+			return -ETIMEDOUT;
+		usleep(1000);
+	}
 }
 
 int step_status(struct snap_status *st, struct qmp *q, bool *ret_running, char *status,

@@ -25,5 +25,10 @@ int step_ignore_shared(struct snap_status *st, struct qmp *q);
 /* QEMU's run state: running or not, and its status word ("postmigrate", "inmigrate", …). */
 int step_status(struct snap_status *st, struct qmp *q, bool *ret_running, char *status,
 		size_t len);
+/* An incoming QEMU loads the device state: wait (polling query-status) until it no longer
+ * says "inmigrate", and tell its state then. -ETIMEDOUT after timeout_ms (the caller says
+ * what that means for its job). */
+int step_wait_loaded(struct snap_status *st, struct qmp *q, unsigned timeout_ms,
+		     bool *ret_running, char *status, size_t len);
 
 #endif
