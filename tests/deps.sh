@@ -17,7 +17,9 @@ TAGMEM_CLUSTER_PKGS=(etcd-server etcd-client)
 TAGMEM_OPS_PKGS=(prometheus-node-exporter)
 
 # For the real-kernel tests (tests/guest): QEMU, Debian's kernel and the guest's userland.
-TAGMEM_GUEST_PKGS=(qemu-system-x86 linux-image-amd64 busybox-static ndctl daxctl cpio kmod)
+# dmsetup, e2fsprogs and xfsprogs: the crash-consistency test's dm-log-writes and filesystems.
+TAGMEM_GUEST_PKGS=(qemu-system-x86 linux-image-amd64 busybox-static ndctl daxctl cpio kmod
+	dmsetup e2fsprogs xfsprogs)
 
 tagmem_missing_pkgs() {
 	local p

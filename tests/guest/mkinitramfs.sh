@@ -35,6 +35,8 @@ copy_bin "$build/cli/tagmem" /usr/bin/tagmem
 copy_bin "$build/udev/tagmem-id" /lib/udev/tagmem-id
 copy_bin "$build/udev/tagmem-guestd" /usr/sbin/tagmem-guestd
 copy_bin "$build/tests/dax_peek" /usr/bin/dax_peek
+copy_bin "$build/tests/log_replay" /usr/bin/log_replay
+copy_bin "$build/tests/stamp" /usr/bin/stamp
 # benchmarks that run in the guest, when they are built (bench/guest-flush)
 for b in guest_flushbench guest_cache; do
 	[ -x "$build/bench/$b" ] && copy_bin "$build/bench/$b" "/usr/bin/$b"
@@ -45,6 +47,9 @@ copy_bin /usr/bin/daxctl
 copy_bin /lib/systemd/systemd-udevd
 copy_bin /usr/bin/udevadm
 copy_bin /usr/bin/jq
+# what one test needs beyond the rest (GUEST_BINS: host binaries; GUEST_MODULES: modules)
+for b in ${GUEST_BINS:-}; do copy_bin "$(command -v "$b")"; done
+[ -r /etc/mke2fs.conf ] && mkdir -p "$root/etc" && cp /etc/mke2fs.conf "$root/etc/"
 cp "$top/udev/60-tagmem.rules" "$root/lib/udev/rules.d/"
 # udevd's own basics: device node permissions and the block/dax naming it relies on
 for r in 50-udev-default.rules 60-block.rules; do
@@ -57,7 +62,7 @@ printf 'root:x:0:\ndisk:x:6:\nkvm:x:104:\n' >"$root/etc/group"
 modlist=$root/etc/modules.order
 : >"$modlist"
 for m in libnvdimm nfit nd_btt nd_pmem device_dax dax_pmem virtio_pci nd_virtio virtio_pmem \
-	virtio_console; do
+	virtio_console ${GUEST_MODULES:-}; do
 	modprobe -S "$kver" --show-depends --ignore-install "$m" 2>/dev/null |
 		awk '$1 == "insmod" {print $2}'
 done | awk '!seen[$0]++' | while read -r ko; do
