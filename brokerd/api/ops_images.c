@@ -113,6 +113,11 @@ int api_add_image(struct api *api, const tagmem_tag *tag, const char *path, int 
 		log_warn("Image %s is on tmpfs, which is memory: flush cannot make it durable, "
 			 "evict cannot shrink it, its budgets do nothing, and it does not survive a "
 			 "reboot", path);
+	else if (pc_fs_ext4_without_journal(fd))
+		log_warn("Image %s is on ext4 without a journal: each flush is an fdatasync of the "
+			 "whole image, and a power cut can still lose the image or the registry "
+			 "(e2fsck drops inodes it cannot vouch for). Keep images and the state "
+			 "directory on ext4 with a journal or on XFS", path);
 	r = core_add_image(api->core, tag, path, file_size, data_off,
 			   file_size - LABEL_TAIL - data_off, io, bu.dirty, bu.resident, ret);
 	if (r < 0)

@@ -47,6 +47,9 @@ bool pc_fs_commits_in_order(int fd);
 /* Is fd's file on a filesystem whose pages are the file itself (tmpfs, ramfs)? Nothing there
  * is written back: no flush makes it durable, no eviction can drop it. */
 bool pc_fs_in_memory(int fd);
+/* ext2/3/4 without a journal: after a power cut e2fsck repairs it, and may drop files whose
+ * every write was made durable (tests/guest/test-crash-consistency.sh, CRASH_FS=ext4-nojournal) */
+bool pc_fs_ext4_without_journal(int fd);
 int pc_barrier_open(int dirfd);
 int pc_barrier(int barrier_fd);
 

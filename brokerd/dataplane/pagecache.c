@@ -137,6 +137,15 @@ bool pc_fs_commits_in_order(int fd)
 	return sf.f_type == EXT4_MAGIC && ext4_has_journal(st.st_dev);
 }
 
+bool pc_fs_ext4_without_journal(int fd)
+{
+	struct statfs sf;
+	struct stat st;
+
+	return fstatfs(fd, &sf) == 0 && fstat(fd, &st) == 0 && sf.f_type == EXT4_MAGIC &&
+	       !ext4_has_journal(st.st_dev);
+}
+
 bool pc_fs_in_memory(int fd)
 {
 	struct statfs sf;
