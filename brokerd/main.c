@@ -50,6 +50,8 @@ static void usage(FILE *f)
 		"      --metrics-file PATH     keep brokerd's metrics in PATH, in the Prometheus text\n"
 		"                              format (node_exporter's textfile collector) [none]\n"
 		"      --metrics-interval MS   how often that file is written [5000]\n"
+		"      --cdi-spec PATH         keep a CDI spec of the tags in PATH (a .json in\n"
+		"                              /etc/cdi or /run/cdi), for containers [none]\n"
 		"      --pressure TRIGGER      PSI memory trigger that starts eviction, or none\n"
 		"                              [\"some 150000 2000000\"]\n"
 		"      --guest-dir DIR         guest channel sockets (one per VM), or none\n"
@@ -174,7 +176,7 @@ enum {
 	OPT_FLUSH_WORKERS = 400, OPT_DIRTY_BUDGET, OPT_RESIDENT_BUDGET, OPT_UPKEEP_INTERVAL,
 	OPT_PRESSURE, OPT_MAX_CLIENTS_PER_UID = 500, OPT_MAX_OUTPUT_TOTAL, OPT_GUEST_DIR = 600,
 	OPT_GUEST_RATE, OPT_GUEST_RECLAIM_MS, OPT_GUEST_IDLE, OPT_FABRIC = 700, OPT_HOST_ID,
-	OPT_METRICS_FILE = 800, OPT_METRICS_INTERVAL,
+	OPT_METRICS_FILE = 800, OPT_METRICS_INTERVAL, OPT_CDI_SPEC,
 };
 
 int main(int argc, char **argv)
@@ -205,6 +207,7 @@ int main(int argc, char **argv)
 		{ "upkeep-interval", required_argument, NULL, OPT_UPKEEP_INTERVAL },
 		{ "metrics-file", required_argument, NULL, OPT_METRICS_FILE },
 		{ "metrics-interval", required_argument, NULL, OPT_METRICS_INTERVAL },
+		{ "cdi-spec", required_argument, NULL, OPT_CDI_SPEC },
 		{ "pressure", required_argument, NULL, OPT_PRESSURE },
 		{ "guest-dir", required_argument, NULL, OPT_GUEST_DIR },
 		{ "guest-rate", required_argument, NULL, OPT_GUEST_RATE },
@@ -330,6 +333,18 @@ int main(int argc, char **argv)
 			}
 			settings.metrics_file = optarg;
 			break;
+		case OPT_CDI_SPEC: {
+			size_t n = strlen(optarg);
+
+			/* CDI runtimes read only *.json and *.yaml files of their spec directories */
+			if (optarg[0] != '/' || n >= 4096 || n < 6 || strcmp(optarg + n - 5, ".json")) {
+				fprintf(stderr, "brokerd: --cdi-spec takes an absolute path ending in "
+					".json, e.g. /run/cdi/tagmem.json\n");
+				return 2;
+			}
+			settings.cdi_spec = optarg;
+			break;
+		}
 		case OPT_METRICS_INTERVAL:
 			if (parse_count("metrics-interval", optarg, 100, 3600000, &v) < 0)
 				return 2;

@@ -95,7 +95,15 @@ struct api {
 	struct textfile *metrics_file; /* --metrics-file, or NULL (metrics.c) */
 	uint64_t metrics_written_usec;
 	struct api_metrics metrics;
+	struct textfile *cdi_file;     /* --cdi-spec, or NULL (cdi.c) */
+	bool cdi_stale;                /* a tag changed since the spec was built */
+	char *cdi_last;                /* the spec's last text (written or queued) */
 };
+
+/* cdi.c: a tag changed (its spec entry may have); on the upkeep tick, rebuild the CDI spec
+ * if so and write it if it differs. */
+void api_cdi_changed(struct api *api);
+void api_cdi_tick(struct api *api);
 
 /* metrics.c: count an error answered to a host client; on the upkeep tick, write the metrics
  * file when --metrics-interval has passed; a data-plane request finished (flush latency,

@@ -12,6 +12,7 @@ void api_tag_event(void *userdata, const char *name, const struct tag *t)
 	struct api *api = userdata;
 	struct json_object *ev;
 
+	api_cdi_changed(api);
 	if (!api->transport.subscribers(api->transport.data))
 		return; /* nobody listens: do not even build it */
 	ev = json_object_new_object();

@@ -264,6 +264,7 @@ static int64_t upkeep_tick(struct loop *l, void *data)
 	if (++api->ticks % 10 == 0)
 		api_snapshot_progress(api);
 	api_metrics_tick(api);
+	api_cdi_tick(api);
 	list_for_each_safe(e, tmp, core_tags(api->core), node) {
 		struct dp_request *d;
 		uint64_t cached;

@@ -43,6 +43,7 @@ struct broker_settings {
 	unsigned guest_idle_s;        /* an unconnected channel of a VM with no tags ends after */
 	const char *metrics_file;     /* Prometheus text for node_exporter, or NULL: none */
 	unsigned metrics_interval_ms; /* how often it is written */
+	const char *cdi_spec;         /* the CDI spec of the tags for containers, or NULL: none */
 };
 
 void broker_settings_defaults(struct broker_settings *s);

@@ -491,6 +491,15 @@ int daemon_init(struct daemon *d, const struct broker_settings *settings)
 			return r;
 		}
 	}
+	if (settings->cdi_spec) {
+		r = textfile_start(settings->cdi_spec, &a->cdi_file);
+		if (r < 0) {
+			log_err("Cannot write the CDI spec %s: %s (its directory must exist)",
+				settings->cdi_spec, strerror(-r));
+			return r;
+		}
+		a->cdi_stale = true; /* even with no tag: containers' runtimes see an empty spec */
+	}
 	r = dataplane_start(settings->flush_workers, settings->proc_root, &a->dp);
 	if (r < 0)
 		return r;
@@ -577,6 +586,10 @@ void daemon_fini(struct daemon *d)
 	persister_stop(d->persister);
 	textfile_stop(a->metrics_file);
 	a->metrics_file = NULL;
+	textfile_stop(a->cdi_file);
+	a->cdi_file = NULL;
+	free(a->cdi_last);
+	a->cdi_last = NULL;
 	if (a->backend)
 		a->backend->ops->free(a->backend);
 	a->backend = NULL;
