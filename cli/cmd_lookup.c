@@ -79,8 +79,8 @@ int cmd_lookup(struct cli *cli, int argc, char **argv)
 	};
 	static const char synopsis[] = "<uuid> [--no-daemon] [--root DIR]";
 	_cleanup_(tagmem_client_unrefp) struct tagmem_client *client = NULL;
-	_cleanup_json_ struct json_object *req = NULL, *reply = NULL;
-	const char *root = NULL, *code, *message, *path;
+	_cleanup_free_ char *path = NULL;
+	const char *root = NULL;
 	char tagstr[TAGMEM_TAG_STRING_MAX];
 	bool no_daemon = false;
 	tagmem_tag tag;
@@ -126,21 +126,8 @@ int cmd_lookup(struct cli *cli, int argc, char **argv)
 			 "or pass --socket", strerror(-r), tagstr);
 		return EXIT_UNREACHABLE;
 	}
-	req = tagmem_request_new("lookup");
-	json_object_object_add(req, "tag", json_object_new_string(tagstr));
-	r = tagmem_client_call(client, req, cli->timeout_ms, &reply);
-	if (r < 0) {
-		cli_fail(cli, "unreachable", "brokerd did not answer: %s", strerror(-r));
-		return EXIT_UNREACHABLE;
-	}
-	r = tagmem_reply_error(reply, &code, &message);
-	if (r == -EREMOTEIO) {
-		cli_fail(cli, code, "%s", message);
-		return EXIT_FAIL;
-	}
-	if (r < 0 || tagmem_json_get_string(tagmem_reply_result(reply), "path", &path) < 0) {
-		cli_fail(cli, "internal", "brokerd sent a malformed reply");
-		return EXIT_FAIL;
-	}
+	r = tagmem_lookup(client, &tag, &path);
+	if (r < 0)
+		return -cli_typed_fail(cli, client, r);
 	return print_found(cli, tagstr, path, "brokerd", NULL);
 }
