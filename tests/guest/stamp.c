@@ -6,6 +6,9 @@
  *
  *   stamp write IMAGE DATA_OFFSET VERSION BLOCK…   each block filled with its stamp
  *   stamp check IMAGE DATA_OFFSET < EXPECTED       lines "BLOCK MIN_VERSION"
+ *   stamp where IMAGE OFFSET                       the byte on the filesystem's device
+ *                                                  that holds OFFSET (FIEMAP), to make
+ *                                                  exactly its writes fail
  *
  * A block's stamp is 256 copies of { le64 block, le64 version }: a block holding one version
  * whole is intact; a mixture is a torn write; zeroes are a lost one. check accepts a block
@@ -16,10 +19,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <linux/fiemap.h>
+#include <linux/fs.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -29,7 +35,8 @@
 static int usage(void)
 {
 	fputs("usage: stamp write IMAGE DATA_OFFSET VERSION BLOCK...\n"
-	      "       stamp check IMAGE DATA_OFFSET < lines 'BLOCK MIN_VERSION'\n", stderr);
+	      "       stamp check IMAGE DATA_OFFSET < lines 'BLOCK MIN_VERSION'\n"
+	      "       stamp where IMAGE OFFSET\n", stderr);
 	return 2;
 }
 
@@ -103,11 +110,47 @@ next:;
 	return bad ? 1 : 0;
 }
 
+static int where(const char *path, uint64_t off)
+{
+	struct {
+		struct fiemap map;
+		struct fiemap_extent ext[1];
+	} q = { 0 };
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	const struct fiemap_extent *e = &q.ext[0];
+
+	if (fd < 0) {
+		perror(path);
+		return 1;
+	}
+	q.map.fm_start = off;
+	q.map.fm_length = 1;
+	q.map.fm_flags = FIEMAP_FLAG_SYNC;
+	q.map.fm_extent_count = 1;
+	if (ioctl(fd, FS_IOC_FIEMAP, &q.map) < 0) {
+		perror("FIEMAP");
+		return 1;
+	}
+	close(fd);
+	if (q.map.fm_mapped_extents != 1 || off < e->fe_logical ||
+	    off >= e->fe_logical + e->fe_length ||
+	    (e->fe_flags & (FIEMAP_EXTENT_UNKNOWN | FIEMAP_EXTENT_DELALLOC |
+			    FIEMAP_EXTENT_UNWRITTEN | FIEMAP_EXTENT_ENCODED))) {
+		fprintf(stderr, "stamp: %s: offset %" PRIu64 " has no plain block on the device\n",
+			path, off);
+		return 1;
+	}
+	printf("%llu\n", (unsigned long long)(e->fe_physical + (off - e->fe_logical)));
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc >= 6 && !strcmp(argv[1], "write"))
 		return write_blocks(argv[2], strtoull(argv[3], NULL, 0),
 				    strtoull(argv[4], NULL, 0), argc - 5, argv + 5);
+	if (argc == 4 && !strcmp(argv[1], "where"))
+		return where(argv[2], strtoull(argv[3], NULL, 0));
 	if (argc == 4 && !strcmp(argv[1], "check"))
 		return check_blocks(argv[2], strtoull(argv[3], NULL, 0));
 	return usage();

@@ -5,12 +5,16 @@
 # order the writes became durable (a write enters the log only once a flush or FUA covered
 # it). A workload mixes what a VM and an orchestrator do: writes into images through a
 # shared mapping, range flushes, whole flushes, asynchronous flushes, image creation, claims
-# and releases, and puts a mark in the log after each acknowledgement. Then the log is
+# and releases, and puts a mark in the log after each acknowledgement. At the end a dm table
+# under the filesystem fails the writeback of one image block: the flush's io_error is the
+# acknowledgement that the lost-writes record is durable (not with data=journal, where the
+# flush is durable in the journal and the failure comes later, at a checkpoint). Then the log is
 # replayed onto a third disk and, at every mark and at a random sample of flushes between
 # them (each a point where the power could have gone), the replayed filesystem is mounted
 # on a snapshot (so its journal recovery runs and changes nothing of the replay) and checked:
 # every block acknowledged durable holds its bytes, registry.json parses and holds every
-# image and claim acknowledged, and no release acknowledged comes back.
+# image and claim acknowledged and the acknowledged lost-writes record, and no release
+# acknowledged comes back.
 #
 # Filesystems (CRASH_FS): ext4 (default options: a journal, data=ordered), ext4-journal
 # (data=journal) and xfs by default; the sanitizer build runs ext4 alone (the filesystems are
