@@ -53,11 +53,11 @@ def names(spec):
     return {d["name"] for d in spec["devices"]}
 
 
-def podman(work, tag, script):
+def podman(work, runroot, tag, script):
     """Run busybox sh -c SCRIPT in a container given the tag's CDI device."""
     # runc and cgroupfs: crun and systemd refuse this machine's hybrid cgroups; the limits:
     # podman's default open-file limit is above what an unprivileged-in-a-sandbox root has
-    cmd = [PODMAN, "--root", f"{work}/storage", "--runroot", f"{work}/run",
+    cmd = [PODMAN, "--root", f"{work}/storage", "--runroot", runroot,
            "--storage-driver", "vfs", "--runtime", "runc", "--cgroup-manager", "cgroupfs",
            "--events-backend", "none",
            "run", "--rm", "--network", "none", "--ulimit", "nofile=1024:1024",
@@ -80,6 +80,8 @@ def main():
     os.makedirs("/var/run/cdi", exist_ok=True)
     spec_path = f"/var/run/cdi/tagmem-test-{os.getpid()}.json"
     work = tempfile.mkdtemp(prefix="tagmem-cdi.")
+    # podman refuses a run root path over 50 characters: TMPDIR may be longer than that
+    runroot = tempfile.mkdtemp(prefix="tmcdi.", dir="/tmp")
     b = Broker("--cdi-spec", spec_path, "--guest-dir", "none")
     try:
         b.start()
@@ -117,9 +119,9 @@ def main():
         with open(dcd_path, "r+b") as f:
             f.seek(4096)
             f.write(b"DCD-BYTES-FOR-A-CONTAINER")
-        got = podman(work, IMG, f"busybox head -c 27 /dev/tagmem/{IMG}")
+        got = podman(work, runroot, IMG, f"busybox head -c 27 /dev/tagmem/{IMG}")
         check(got == "IMAGE-BYTES-FOR-A-CONTAINER", f"the container read {got!r} of the image")
-        got = podman(work, DCD, f"busybox dd if=/dev/tagmem/{DCD} bs=1 skip=4096 count=25 "
+        got = podman(work, runroot, DCD, f"busybox dd if=/dev/tagmem/{DCD} bs=1 skip=4096 count=25 "
                      f"2>/dev/null; printf CONTAINER-WROTE | busybox dd of=/dev/tagmem/{DCD} "
                      "bs=1 seek=8192 conv=notrunc 2>/dev/null")
         check(got == "DCD-BYTES-FOR-A-CONTAINER", f"the container read {got!r} of the DCD tag")
@@ -135,6 +137,7 @@ def main():
     finally:
         b.cleanup()
         shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(runroot, ignore_errors=True)
         try:
             os.unlink(spec_path)
         except FileNotFoundError:
