@@ -54,6 +54,9 @@ int cmd_status(struct cli *cli, int argc, char **argv);
 int cmd_image(struct cli *cli, int argc, char **argv);
 int cmd_qemu_args(struct cli *cli, int argc, char **argv);
 int cmd_attach(struct cli *cli, int argc, char **argv);
+/* cmd_libvirt.c: tagmem libvirt-xml, tagmem libvirt-hook (libvirt's qemu hook) */
+int cmd_libvirt_xml(struct cli *cli, int argc, char **argv);
+int cmd_libvirt_hook(struct cli *cli, int argc, char **argv);
 int cmd_detach(struct cli *cli, int argc, char **argv);
 int cmd_flush(struct cli *cli, int argc, char **argv);
 /* help.c: the description and options of a command, after its usage line. */
@@ -100,6 +103,8 @@ int cli_call_tag(struct cli *cli, const char *op, const char *tagarg, struct jso
 void cli_print_json(struct json_object *o);
 /* Parse a tag argument or print why it is not one. */
 int cli_parse_tag(struct cli *cli, const char *arg, tagmem_tag *ret_tag);
+/* The n tag arguments as a JSON array of canonical strings; NULL (said) if one is not a tag. */
+struct json_object *cli_tags_array(struct cli *cli, int n, char **args);
 /* An error, said once: the message on stderr and, with --json, {"error": {code, message}} on
  * stdout; the first error of a run is the one object --json prints. cli_err is the code
  * "invalid_argument" (a usage error, exit 2). */

@@ -60,16 +60,9 @@ int cmd_qemu_args(struct cli *cli, int argc, char **argv)
 		cli_err(cli, "qemu-args needs --vm NAME, the VM the tags are claimed for");
 		return EXIT_USAGE;
 	}
-	tags = json_object_new_array();
-	for (int i = optind; i < argc; i++) {
-		char s[TAGMEM_TAG_STRING_MAX];
-		tagmem_tag t;
-		if (cli_parse_tag(cli, argv[i], &t) < 0) {
-			json_object_put(tags);
-			return EXIT_USAGE;
-		}
-		json_object_array_add(tags, json_object_new_string(tagmem_tag_format(&t, s)));
-	}
+	tags = cli_tags_array(cli, argc - optind, argv + optind);
+	if (!tags)
+		return EXIT_USAGE;
 	req = tagmem_request_new("qemu_args");
 	json_object_object_add(req, "vm", json_object_new_string(vm));
 	if (mode)

@@ -224,6 +224,23 @@ int cli_parse_tag(struct cli *cli, const char *arg, tagmem_tag *ret_tag)
 	return 0;
 }
 
+struct json_object *cli_tags_array(struct cli *cli, int n, char **args)
+{
+	struct json_object *tags = json_object_new_array();
+
+	for (int i = 0; i < n; i++) {
+		char s[TAGMEM_TAG_STRING_MAX];
+		tagmem_tag t;
+
+		if (cli_parse_tag(cli, args[i], &t) < 0) {
+			json_object_put(tags);
+			return NULL;
+		}
+		json_object_array_add(tags, json_object_new_string(tagmem_tag_format(&t, s)));
+	}
+	return tags;
+}
+
 static const char *str(struct json_object *o, const char *key, const char *dflt)
 {
 	const char *s;

@@ -58,6 +58,16 @@ static const struct {
 		       "  --ram UUID           this tag is the VM's RAM (give QEMU -m of its size)\n"
 		       "  --no-channel         leave out the guest channel (a second call for a VM)\n"
 		       "  --shell              one shell-quoted line\n" },
+	{ "libvirt-xml", "Claim tags for libvirt domain NAME (as qemu-args does) and print the XML\n"
+			 "the domain needs, as one <domain> whose children are merged into the\n"
+			 "domain's: nvdimm <memory> devices, SMBIOS oemStrings, the guest channel\n"
+			 "and the <metadata> the hook reads.\n"
+			 "  --vm NAME       the domain (required)\n"
+			 "  --no-channel    leave out the guest channel\n" },
+	{ "libvirt-hook", "libvirt's qemu hook (/etc/libvirt/hooks/qemu.d/tagmem), with the domain's\n"
+			  "XML on stdin: \"prepare begin\" claims the tags its tagmem metadata names\n"
+			  "(a refusal stops the start, with the reason), \"release end\" releases\n"
+			  "them. Other operations pass.\n" },
 	{ "attach", "Hot-plug a tag into a running QEMU.\n"
 		    "  --vm NAME     the VM\n"
 		    "  --qmp SOCKET  its QMP socket (yours, or you are root)\n" },

@@ -16,6 +16,8 @@ static const struct cli_command commands[] = {
 	{ "status", cmd_status, "summarise brokerd's state" },
 	{ "image", cmd_image, "create, adopt, budget or invalidate fake-DAX images" },
 	{ "qemu-args", cmd_qemu_args, "claim tags for a VM and print its QEMU arguments" },
+	{ "libvirt-xml", cmd_libvirt_xml, "claim tags for a libvirt domain and print its XML" },
+	{ "libvirt-hook", cmd_libvirt_hook, "libvirt's qemu hook: claim at start, release at end" },
 	{ "attach", cmd_attach, "hot-plug a tag into a running VM over QMP" },
 	{ "detach", cmd_detach, "mark an attached tag for release when its VM exits" },
 	{ "flush", cmd_flush, "make an image's cached writes durable (all or a range)" },
@@ -29,7 +31,7 @@ static void usage(FILE *f, const char *prog)
 	fprintf(f, "Usage: %s [--json] [--socket PATH | --guest] [--timeout MS] <command> [ARGS]\n\n"
 		   "Commands:\n", prog);
 	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
-		fprintf(f, "  %-10s  %s\n", commands[i].name, commands[i].summary);
+		fprintf(f, "  %-12s  %s\n", commands[i].name, commands[i].summary);
 	fprintf(f, "\nOptions:\n"
 		   "  -j, --json          machine-readable output\n"
 		   "  -S, --socket PATH   brokerd socket [$TAGMEM_SOCKET or %s]\n"

@@ -17,7 +17,9 @@ TAGMEM_CLUSTER_PKGS=(etcd-server etcd-client)
 # For the containers test (integration/cdi): podman runs a container with a tag as a CDI
 # device (runc: crun refuses this machine's hybrid cgroups; busybox-static: its root).
 # For the package test (integration/package): a fresh bookworm root to install the .debs in.
-TAGMEM_OPS_PKGS=(prometheus-node-exporter podman runc busybox-static debootstrap)
+# For the libvirt test (integration/libvirt): a real libvirtd (run privately) and virsh.
+TAGMEM_OPS_PKGS=(prometheus-node-exporter podman runc busybox-static debootstrap
+	libvirt-daemon-system libvirt-clients)
 
 # For the real-kernel tests (tests/guest): QEMU, Debian's kernel and the guest's userland.
 # dmsetup, e2fsprogs and xfsprogs: the crash-consistency test's dm-log-writes and filesystems.

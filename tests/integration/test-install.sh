@@ -17,7 +17,8 @@ outside=$(grep -v "^$P/" "$build/install_manifest.txt" || true)
 for f in sbin/brokerd sbin/tagmem-fmd share/man/man8/tagmem-fmd.8 sbin/tagmem-clusterd share/man/man8/tagmem-clusterd.8 bin/tagmem sbin/tagmem-guestd lib/udev/tagmem-id lib/udev/rules.d/60-tagmem.rules \
 	lib/systemd/system/tagmem-brokerd.service lib/systemd/system/tagmem-brokerd.socket \
 	lib/systemd/system/tagmem-guestd.service etc/default/tagmem-brokerd \
-	share/bash-completion/completions/tagmem share/man/man1/tagmem.1; do
+	share/bash-completion/completions/tagmem share/man/man1/tagmem.1 \
+	etc/libvirt/hooks/qemu.d/tagmem; do
 	[ -e "$P/$f" ] || fail "$f is not under the prefix"
 done
 pc=$(find "$P" -name libtagmem.pc)
@@ -30,7 +31,10 @@ grep -qx "EnvironmentFile=-$P/etc/default/tagmem-brokerd" "$P/lib/systemd/system
 	fail "brokerd's unit reads another default file"
 grep -qx "ExecStart=$P/sbin/tagmem-guestd" "$P/lib/systemd/system/tagmem-guestd.service" ||
 	fail "the agent's unit runs another agent"
-echo "install: every file under --prefix $P, and the units and .pc name it"
+[ -x "$P/etc/libvirt/hooks/qemu.d/tagmem" ] &&
+	grep -qx "exec $P/bin/tagmem libvirt-hook \"\$@\"" "$P/etc/libvirt/hooks/qemu.d/tagmem" ||
+	fail "libvirt's hook does not run this prefix's tagmem: $(tail -1 "$P/etc/libvirt/hooks/qemu.d/tagmem")"
+echo "install: every file under --prefix $P, and the units, the hook and .pc name it"
 
 # a program of the typed calls (docs/example-typed.c), built against the installed
 # libtagmem.pc alone, lists a real brokerd's tags, claims one and sees its event
