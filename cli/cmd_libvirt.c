@@ -332,10 +332,12 @@ static int parse_metadata(const char *xml, struct hook_tags *ret)
 	const char *open, *end, *p;
 
 	memset(ret, 0, sizeof(*ret));
-	if (!strstr(xml, LIBVIRT_NS))
-		return 0;
-	if (!ns_prefix(xml, prefix, sizeof(prefix)))
-		return -EINVAL;
+	if (!ns_prefix(xml, prefix, sizeof(prefix))) {
+		/* declared as the default namespace: ours, but not as libvirt-xml writes it; the
+		 * address only in some text (a description): not a tagmem domain */
+		return strstr(xml, "xmlns=\"" LIBVIRT_NS "\"") || strstr(xml, "xmlns='" LIBVIRT_NS "'") ?
+		       -EINVAL : 0;
+	}
 	snprintf(vm_open, sizeof(vm_open), "<%s:vm", prefix);
 	snprintf(close_tag, sizeof(close_tag), "</%s:vm>", prefix);
 	snprintf(tag_open, sizeof(tag_open), "<%s:tag", prefix);
@@ -465,13 +467,24 @@ int cmd_libvirt_hook(struct cli *cli, int argc, char **argv)
 	domain = argv[1];
 	op = argv[2];
 	sub = argv[3];
-	/* libvirt writes the XML whatever the operation: read it, so it never meets a closed pipe */
+	/* libvirt writes the XML whatever the operation: it is read (or drained), so libvirt
+	 * never meets a closed pipe; an operation not ours always passes, whatever its XML */
+	if (!(!strcmp(op, "prepare") && !strcmp(sub, "begin")) &&
+	    !(!strcmp(op, "release") && !strcmp(sub, "end"))) {
+		char sink[65536];
+
+		for (;;) {
+			ssize_t n = read(STDIN_FILENO, sink, sizeof(sink));
+
+			if (n > 0 || (n < 0 && errno == EINTR))
+				continue;
+			break;
+		}
+		return EXIT_OK;
+	}
 	xml = read_xml(cli);
 	if (!xml)
-		return EXIT_FAIL;
-	if (!(!strcmp(op, "prepare") && !strcmp(sub, "begin")) &&
-	    !(!strcmp(op, "release") && !strcmp(sub, "end")))
-		return EXIT_OK;
+		return !strcmp(op, "prepare") ? EXIT_FAIL : EXIT_OK;
 	if (parse_metadata(xml, &h) < 0) {
 		cli_fail(cli, "invalid_argument", "domain %s: its tagmem metadata (" LIBVIRT_NS
 			 ") does not read as tagmem libvirt-xml writes it", domain);

@@ -157,6 +157,28 @@ def main():
         tagmem(b, "release", IMG)
         tagmem(b, "release", DCD)
 
+        # the hook's input is whatever a domain's author wrote: read bounded, believed only
+        # in tagmem's own element, and an operation not its own always passes
+        def hook_by_hand(op, sub, xml):
+            return subprocess.run([TAGMEM, "libvirt-hook", "lvx", op, sub, "-"], input=xml,
+                                  capture_output=True, text=True, timeout=30,
+                                  env=dict(os.environ, TAGMEM_SOCKET=b.sock))
+        ns = "https://tagmem.io/libvirt/1"
+        r = hook_by_hand("prepare", "begin", f"<domain><description>{ns}</description></domain>")
+        check(r.returncode == 0 and owner(b, IMG)[0] == "ready",
+              f"the address in a description is not tagmem metadata: {r.stderr}")
+        for bad in (f"<metadata xmlns:t='{ns}'><t:vm><t:tag slot='-1'>{IMG}</t:tag></t:vm>",
+                    f"<metadata xmlns:t='{ns}'><t:vm><t:tag slot='0'>{IMG}x</t:tag></t:vm>",
+                    f"<metadata xmlns='{ns}'><vm><tag slot='0'>{IMG}</tag></vm></metadata>",
+                    "<domain>" + "a" * (5 << 20) + "</domain>"):
+            r = hook_by_hand("prepare", "begin", bad)
+            check(r.returncode != 0 and owner(b, IMG)[0] == "ready",
+                  f"bad metadata ({bad[:60]}…) let a start through: {r.returncode} {r.stderr}")
+        r = hook_by_hand("started", "begin", "x" * (5 << 20))
+        check(r.returncode == 0, f"an operation not the hook's failed: {r.stderr}")
+        print("the hook: metadata that does not read, or 5 MiB of XML, refuses a start; "
+              "other operations pass")
+
         hook = (f"#!/bin/sh\nexec env TAGMEM_SOCKET={b.sock} {TAGMEM} libvirt-hook \"$@\"\n")
         lv = Libvirtd(work, hook)
         doms = {}
