@@ -57,6 +57,8 @@ int cmd_attach(struct cli *cli, int argc, char **argv);
 /* cmd_libvirt.c: tagmem libvirt-xml, tagmem libvirt-hook (libvirt's qemu hook) */
 int cmd_libvirt_xml(struct cli *cli, int argc, char **argv);
 int cmd_libvirt_hook(struct cli *cli, int argc, char **argv);
+/* tagmem attach --libvirt DOMAIN UUID [--connect URI] (cmd_attach.c hands over) */
+int libvirt_attach(struct cli *cli, const char *domain, const char *uri, const char *tagarg);
 int cmd_detach(struct cli *cli, int argc, char **argv);
 int cmd_flush(struct cli *cli, int argc, char **argv);
 /* help.c: the description and options of a command, after its usage line. */

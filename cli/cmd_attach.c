@@ -16,14 +16,17 @@ int cmd_attach(struct cli *cli, int argc, char **argv)
 	static const struct option opts[] = {
 		{ "vm", required_argument, NULL, 'v' },
 		{ "qmp", required_argument, NULL, 'q' },
+		{ "libvirt", required_argument, NULL, 'l' },
+		{ "connect", required_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
-	static const char synopsis[] = "UUID --vm NAME --qmp SOCKET";
+	static const char synopsis[] = "UUID --vm NAME --qmp SOCKET | UUID --libvirt DOMAIN "
+				       "[--connect URI]";
 	_cleanup_json_ struct json_object *reply = NULL;
 	char tagstr[TAGMEM_TAG_STRING_MAX], qmp[PATH_MAX];
 	struct json_object *result, *args;
-	const char *vm = NULL, *qmparg = NULL;
+	const char *vm = NULL, *qmparg = NULL, *domain = NULL, *uri = NULL;
 	uint64_t slot = 0, usec = 0;
 	int opt, r;
 
@@ -31,11 +34,19 @@ int cmd_attach(struct cli *cli, int argc, char **argv)
 		switch (opt) {
 		case 'v': vm = optarg; break;
 		case 'q': qmparg = optarg; break;
+		case 'l': domain = optarg; break;
+		case 'c': uri = optarg; break;
 		case 'h': return cli_usage(cli, "attach", synopsis, false);
 		default: return cli_usage(cli, "attach", synopsis, true);
 		}
 	}
-	if (!vm || !qmparg || argc - optind != 1)
+	if (domain) {
+		/* libvirt holds the domain's monitor: through virsh, not QMP */
+		if (vm || qmparg || argc - optind != 1)
+			return cli_usage(cli, "attach", synopsis, true);
+		return libvirt_attach(cli, domain, uri, argv[optind]);
+	}
+	if (!vm || !qmparg || argc - optind != 1 || uri)
 		return cli_usage(cli, "attach", synopsis, true);
 	/* brokerd connects to the socket itself: give it an absolute path */
 	if (!realpath(qmparg, qmp)) {

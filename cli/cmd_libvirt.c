@@ -15,11 +15,19 @@
  * start, with brokerd's reason. "release end" releases them once QEMU is gone. Everything
  * else is let through. The XML comes from libvirtd, but it holds what any user allowed to
  * define domains wrote: it is read bounded, and only tagmem's own element of it is believed.
+ *
+ * tagmem attach --libvirt DOMAIN UUID [--connect URI]: hot plug into a running domain. libvirt
+ * holds QEMU's monitor, so the tag is claimed for the domain as for a start (its next slot,
+ * its label, its guest told), then plugged with virsh attach-device --live, and added to the
+ * domain's live tagmem metadata so that the hook releases it when the domain stops. A plug
+ * that fails gives the claim back.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -29,18 +37,23 @@
 #define HOOK_TAGS_MAX 64
 
 /* XML text or attribute value: the five characters that cannot stand for themselves. */
-static void put_escaped(const char *s)
+static void fput_escaped(const char *s, FILE *f)
 {
 	for (; *s; s++) {
 		switch (*s) {
-		case '&': fputs("&amp;", stdout); break;
-		case '<': fputs("&lt;", stdout); break;
-		case '>': fputs("&gt;", stdout); break;
-		case '\'': fputs("&apos;", stdout); break;
-		case '"': fputs("&quot;", stdout); break;
-		default: putchar(*s);
+		case '&': fputs("&amp;", f); break;
+		case '<': fputs("&lt;", f); break;
+		case '>': fputs("&gt;", f); break;
+		case '\'': fputs("&apos;", f); break;
+		case '"': fputs("&quot;", f); break;
+		default: fputc(*s, f);
 		}
 	}
+}
+
+static void put_escaped(const char *s)
+{
+	fput_escaped(s, stdout);
 }
 
 /* The value of key in QEMU's "a=b,c=d" option string (",," is a literal comma), into buf;
@@ -101,7 +114,7 @@ static bool size_kib(const char *s, unsigned long long *ret)
 	return true;
 }
 
-static bool print_memory(struct json_object *dev)
+static bool print_memory(struct json_object *dev, FILE *f)
 {
 	const char *object = NULL, *device = NULL;
 	char path[4096], size[32], label[32];
@@ -116,14 +129,14 @@ static bool print_memory(struct json_object *dev)
 		return false;
 	if (qemu_opt(device, "label-size", label, sizeof(label)) && !size_kib(label, &label_k))
 		return false;
-	fputs("    <memory model='nvdimm' access='shared'>\n      <source><path>", stdout);
-	put_escaped(path);
-	printf("</path><alignsize unit='KiB'>2048</alignsize></source>\n"
-	       "      <target><size unit='KiB'>%llu</size><node>0</node>", size_k);
+	fputs("    <memory model='nvdimm' access='shared'>\n      <source><path>", f);
+	fput_escaped(path, f);
+	fprintf(f, "</path><alignsize unit='KiB'>2048</alignsize></source>\n"
+		"      <target><size unit='KiB'>%llu</size><node>0</node>", size_k);
 	if (label_k)
-		printf("<label><size unit='KiB'>%llu</size></label>", label_k);
-	printf("</target>\n      <address type='dimm' slot='%llu'/>\n    </memory>\n",
-	       (unsigned long long)slot);
+		fprintf(f, "<label><size unit='KiB'>%llu</size></label>", label_k);
+	fprintf(f, "</target>\n      <address type='dimm' slot='%llu'/>\n    </memory>\n",
+		(unsigned long long)slot);
 	return true;
 }
 
@@ -180,7 +193,7 @@ static int print_domain_xml(struct cli *cli, struct json_object *result)
 		fputs("    </oemStrings>\n  </sysinfo>\n", stdout);
 	fputs("  <devices>\n", stdout);
 	for (size_t i = 0; i < n; i++)
-		if (!print_memory(json_object_array_get_idx(devs, i)))
+		if (!print_memory(json_object_array_get_idx(devs, i), stdout))
 			goto malformed;
 	if (channel) {
 		fputs("    <channel type='unix'>\n      <source mode='connect' path='", stdout);
@@ -297,13 +310,14 @@ static char *read_xml(struct cli *cli)
 
 #define NAME_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-."
 
-/* The prefix that xmlns:P="NS" (or 'NS') binds to tagmem's namespace, wherever libvirt put the
- * declaration (on the element, or on <metadata>, say). false when there is none. */
-static bool ns_prefix(const char *xml, char *buf, size_t len)
+/* The element <P:vm> whose prefix P an xmlns:P="NS" (or 'NS') binds to tagmem's namespace,
+ * wherever libvirt put the declaration (on the element, on <metadata>; after a metadata
+ * update, both, with two prefixes). NULL when there is none; prefix receives P. */
+static const char *find_vm(const char *xml, char *prefix, size_t len)
 {
 	for (const char *ns = strstr(xml, LIBVIRT_NS); ns; ns = strstr(ns + 1, LIBVIRT_NS)) {
-		char q = ns > xml + 8 ? ns[-1] : 0;
-		const char *p = ns - 2, *name;
+		char q = ns > xml + 8 ? ns[-1] : 0, vm_open[48];
+		const char *p = ns - 2, *name, *open;
 
 		if ((q != '"' && q != '\'') || ns[strlen(LIBVIRT_NS)] != q || *p != '=')
 			continue;
@@ -313,11 +327,14 @@ static bool ns_prefix(const char *xml, char *buf, size_t len)
 		if (p - xml < 6 || strncmp(p - 6, "xmlns:", 6) || (size_t)(ns - 2 - name) >= len ||
 		    ns - 2 == name)
 			continue;
-		memcpy(buf, name, (size_t)(ns - 2 - name));
-		buf[ns - 2 - name] = '\0';
-		return true;
+		memcpy(prefix, name, (size_t)(ns - 2 - name));
+		prefix[ns - 2 - name] = '\0';
+		snprintf(vm_open, sizeof(vm_open), "<%s:vm", prefix);
+		for (open = strstr(xml, vm_open); open; open = strstr(open + 1, vm_open))
+			if (strchr(" \t\r\n>", open[strlen(vm_open)]))
+				return open;
 	}
-	return false;
+	return NULL;
 }
 
 /*
@@ -328,24 +345,20 @@ static bool ns_prefix(const char *xml, char *buf, size_t len)
  */
 static int parse_metadata(const char *xml, struct hook_tags *ret)
 {
-	char prefix[32], close_tag[48], tag_open[48], vm_open[48];
+	char prefix[32], close_tag[48], tag_open[48];
 	const char *open, *end, *p;
 
 	memset(ret, 0, sizeof(*ret));
-	if (!ns_prefix(xml, prefix, sizeof(prefix))) {
-		/* declared as the default namespace: ours, but not as libvirt-xml writes it; the
-		 * address only in some text (a description): not a tagmem domain */
-		return strstr(xml, "xmlns=\"" LIBVIRT_NS "\"") || strstr(xml, "xmlns='" LIBVIRT_NS "'") ?
+	open = find_vm(xml, prefix, sizeof(prefix));
+	if (!open) {
+		/* declared but not on a <P:vm>, or as the default namespace: ours, but not as
+		 * libvirt-xml writes it; the address only in some text (a description): not a
+		 * tagmem domain */
+		return strstr(xml, "=\"" LIBVIRT_NS "\"") || strstr(xml, "='" LIBVIRT_NS "'") ?
 		       -EINVAL : 0;
 	}
-	snprintf(vm_open, sizeof(vm_open), "<%s:vm", prefix);
 	snprintf(close_tag, sizeof(close_tag), "</%s:vm>", prefix);
 	snprintf(tag_open, sizeof(tag_open), "<%s:tag", prefix);
-	for (open = strstr(xml, vm_open); open; open = strstr(open + 1, vm_open))
-		if (strchr(" \t\r\n>", open[strlen(vm_open)]))
-			break;
-	if (!open)
-		return -EINVAL;
 	end = strstr(open, close_tag);
 	p = strchr(open, '>');
 	if (!end || !p || p > end)
@@ -496,4 +509,172 @@ int cmd_libvirt_hook(struct cli *cli, int argc, char **argv)
 		return hook_prepare(cli, domain, &h);
 	hook_release(cli, domain, &h);
 	return EXIT_OK; /* the domain is gone whatever we say: a failed release is logged */
+}
+
+/* ---- hot plug: tagmem attach --libvirt DOMAIN UUID ------------------------------------ */
+
+/* virsh [-c URI] ARGS…, its output (stdout) into out if given (up to len), its stderr the
+ * user's. The exit status, or -errno. */
+static int run_virsh(const char *uri, const char *const *args, const char *input, char *out,
+		     size_t len)
+{
+	const char *argv[16];
+	int in[2] = { -1, -1 }, outp[2] = { -1, -1 }, status, n = 0;
+	size_t got = 0;
+	pid_t pid;
+
+	argv[n++] = "virsh";
+	if (uri) {
+		argv[n++] = "-c";
+		argv[n++] = uri;
+	}
+	for (; *args && n < 15; args++)
+		argv[n++] = *args;
+	argv[n] = NULL;
+	if ((input && pipe2(in, O_CLOEXEC) < 0) || (out && pipe2(outp, O_CLOEXEC) < 0))
+		return -errno;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		if (input)
+			dup2(in[0], STDIN_FILENO);
+		if (out)
+			dup2(outp[1], STDOUT_FILENO);
+		else
+			dup2(STDERR_FILENO, STDOUT_FILENO); /* virsh's chatter is not our output */
+		execvp("virsh", (char *const *)argv);
+		fprintf(stderr, "tagmem: cannot run virsh: %s\n", strerror(errno));
+		_exit(127);
+	}
+	if (input) {
+		close(in[0]);
+		write_all(in[1], input, strlen(input));
+		close(in[1]);
+	}
+	if (out) {
+		close(outp[1]);
+		for (;;) {
+			ssize_t r = read(outp[0], out + got, len - 1 - got);
+
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0)
+				break;
+			got += (size_t)r;
+			if (got == len - 1)
+				break;
+		}
+		out[got] = '\0';
+		close(outp[0]);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -errno;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+/* The domain's tagmem metadata, with one more tag, set on the running domain: the hook then
+ * releases the hot-plugged tag with the others when the domain stops. */
+static int add_to_metadata(struct cli *cli, const char *uri, const char *domain,
+			   const char *tag, uint64_t slot)
+{
+	/* the live XML, where the namespace is declared (virsh metadata prints the element
+	 * without it) */
+	const char *get[] = { "dumpxml", domain, NULL };
+	_cleanup_free_ char *cur = malloc(HOOK_XML_MAX);
+	char xml[65536];
+	struct hook_tags h;
+	size_t off;
+	int r;
+
+	memset(&h, 0, sizeof(h));
+	if (!cur)
+		return -ENOMEM;
+	r = run_virsh(uri, get, NULL, cur, HOOK_XML_MAX);
+	if (r != 0) {
+		cli_fail(cli, "io_error", "virsh dumpxml %s failed: tag %s stays claimed for the "
+			 "domain; release it by hand when the domain stops", domain, tag);
+		return -EIO;
+	}
+	if (parse_metadata(cur, &h) < 0) {
+		cli_fail(cli, "invalid_argument", "domain %s: its tagmem metadata does not read as "
+			 "tagmem libvirt-xml writes it", domain);
+		return -EINVAL;
+	}
+	if (h.n == HOOK_TAGS_MAX)
+		return -E2BIG;
+	off = (size_t)snprintf(xml, sizeof(xml), "<vm channel='%s'>", h.channel ? "yes" : "no");
+	for (size_t i = 0; i < h.n; i++)
+		off += (size_t)snprintf(xml + off, sizeof(xml) - off, "<tag slot='%ld'>%s</tag>",
+					h.slot[i], h.tag[i]);
+	snprintf(xml + off, sizeof(xml) - off, "<tag slot='%llu'>%s</tag></vm>",
+		 (unsigned long long)slot, tag);
+	{
+		const char *set[] = { "metadata", domain, LIBVIRT_NS, "--key", "tagmem", "--set",
+				      xml, "--live", NULL };
+
+		r = run_virsh(uri, set, NULL, NULL, 0);
+	}
+	if (r != 0) {
+		cli_fail(cli, "io_error", "virsh metadata could not record tag %s in domain %s: "
+			 "release it by hand when the domain stops", tag, domain);
+		return -EIO;
+	}
+	return 0;
+}
+
+int libvirt_attach(struct cli *cli, const char *domain, const char *uri, const char *tagarg)
+{
+	_cleanup_json_ struct json_object *reply = NULL, *rreply = NULL;
+	struct json_object *result, *devs, *dev, *tags, *rresult;
+	_cleanup_free_ char *xml = NULL;
+	char tagstr[TAGMEM_TAG_STRING_MAX];
+	size_t xml_len = 0;
+	uint64_t slot = 0;
+	FILE *f;
+	int r;
+
+	tags = cli_tags_array(cli, 1, (char **)&tagarg);
+	if (!tags)
+		return EXIT_USAGE;
+	snprintf(tagstr, sizeof(tagstr), "%s", json_object_get_string(json_object_array_get_idx(tags, 0)));
+	/* claimed for the domain at its next slot, the label written, its guest told */
+	r = claim_for_domain(cli, domain, tags, false, &reply, &result);
+	if (r < 0)
+		return -r;
+	if (!json_object_object_get_ex(result, "devices", &devs) ||
+	    json_object_array_length(devs) != 1 ||
+	    tagmem_json_get_u64(dev = json_object_array_get_idx(devs, 0), "slot", &slot) < 0 ||
+	    !(f = open_memstream(&xml, &xml_len)))
+		goto malformed;
+	if (!print_memory(dev, f)) {
+		fclose(f);
+		goto malformed;
+	}
+	fclose(f);
+	{
+		const char *attach[] = { "attach-device", domain, "/dev/stdin", "--live", NULL };
+
+		r = run_virsh(uri, attach, xml, NULL, 0);
+	}
+	if (r != 0) {
+		cli_fail(cli, "io_error", "virsh attach-device could not plug tag %s into domain %s "
+			 "(its message is above); the claim is given back", tagstr, domain);
+		goto give_back;
+	}
+	if (add_to_metadata(cli, uri, domain, tagstr, slot) < 0)
+		return EXIT_FAIL; /* plugged in: the claim must stay with the domain */
+	if (cli->json) {
+		cli_print_json(dev);
+		return EXIT_OK;
+	}
+	printf("Attached tag %s to domain %s at nvdimm slot %llu\n", tagstr, domain,
+	       (unsigned long long)slot);
+	return EXIT_OK;
+malformed:
+	cli_fail(cli, "internal", "brokerd sent a qemu_args answer this tagmem cannot read");
+give_back:
+	cli_call_tag(cli, "release", tagstr, NULL, tagstr, &rreply, &rresult);
+	return EXIT_FAIL;
 }

@@ -69,8 +69,10 @@ static const struct {
 			  "(a refusal stops the start, with the reason), \"release end\" releases\n"
 			  "them. Other operations pass.\n" },
 	{ "attach", "Hot-plug a tag into a running QEMU.\n"
-		    "  --vm NAME     the VM\n"
-		    "  --qmp SOCKET  its QMP socket (yours, or you are root)\n" },
+		    "  --vm NAME          the VM\n"
+		    "  --qmp SOCKET       its QMP socket (yours, or you are root)\n"
+		    "  --libvirt DOMAIN   a running libvirt domain instead, through virsh\n"
+		    "  --connect URI      virsh's connection (default: virsh's own)\n" },
 	{ "detach", "QEMU 7.2 cannot unplug an nvdimm: mark the tag, released when the VM exits.\n" },
 	{ "flush", "Make an image's cached writes durable: all, or a range.\n"
 		   "  --offset BYTES --length BYTES   the range (of the tag's data)\n"

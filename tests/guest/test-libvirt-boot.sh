@@ -5,7 +5,9 @@
 # Debian's kernel under TCG. A real libvirtd (run privately, tagmem's hook installed) starts
 # it with `virsh create`: the hook claims the tags, and in the guest real udevd makes
 # /dev/disk/by-tag/<uuid> for the labelled image and for the label-less DCD tag (named by
-# the SMBIOS string libvirt passes). When the guest powers off, the hook releases the claims.
+# the SMBIOS string libvirt passes). A third tag, an image, is hot-plugged into the running
+# domain with `tagmem attach --libvirt`, and its link appears in the guest. When the guest
+# powers off, the hook releases all three claims.
 # The figure: the time from `virsh create` to the guest's by-tag links, against the same
 # guest started by hand with `qemu-args` (both under TCG, in the same run).
 . "$(dirname "$0")/lib.sh"
@@ -17,8 +19,10 @@ LIBVIRTD=$(command -v libvirtd || echo /usr/sbin/libvirtd)
 
 A=1b0a0001-1111-4222-8333-444444444444   # an image: its label names it
 D=1b0a0002-1111-4222-8333-444444444444   # DCD capacity: no label, SMBIOS names its slot
+H=1b0a0003-1111-4222-8333-444444444444   # an image hot-plugged into the running domain
 start_host_brokerd --guest-dir "$G/guests"
 tagmem image create "$G/state/images/a.img" --size 32M --tag $A >/dev/null
+tagmem image create "$G/state/images/h.img" --size 32M --tag $H >/dev/null
 tagmem fm add --size 64M --tag $D >/dev/null
 for _ in $(seq 100); do tagmem lookup $D >/dev/null 2>&1 && break; sleep 0.05; done
 fail() { echo "FAIL: $*" >&2; [ -f "$G/lv/libvirtd.log" ] && tail -n 20 "$G/lv/libvirtd.log" >&2; exit 1; }
@@ -28,6 +32,7 @@ cat >"$G/checks.sh" <<GUEST
 . /checks-lib.sh
 A=$A
 D=$D
+H=$H
 GUEST
 cat >>"$G/checks.sh" <<'GUEST'
 udevadm settle
@@ -35,6 +40,10 @@ check "udev link for the image $A" test -b /dev/disk/by-tag/$A
 check "udev link for the DCD tag $D" test -e /dev/disk/by-tag/$D
 echo "TAGMEM-LINKS-UP"
 eq "the image's size in the guest" "$(blockdev --getsize64 "$(readlink -f /dev/disk/by-tag/$A)")" $((32 << 20))
+if grep -q tagmem.hotplug=1 /proc/cmdline; then
+	echo "TAGMEM-READY-FOR-HOTPLUG"
+	check "udev link for the hot-plugged image $H" wait_until 120 test -b /dev/disk/by-tag/$H
+fi
 exit $CHECKS_FAILED
 GUEST
 "$top/tests/guest/mkinitramfs.sh" "$G/initrd.cpio.gz" "$BUILD_DIR" "$G/checks.sh"
@@ -77,7 +86,7 @@ out, kernel, initrd, console = sys.argv[1:]
 dom = ET.fromstring(f"""<domain type='qemu'><name>lvboot</name>
   <memory unit='MiB'>512</memory><maxMemory slots='8' unit='GiB'>4</maxMemory><vcpu>1</vcpu>
   <os><type arch='x86_64' machine='pc'>hvm</type><kernel>{kernel}</kernel>
-    <initrd>{initrd}</initrd><cmdline>console=ttyS0 panic=-1 quiet</cmdline></os>
+    <initrd>{initrd}</initrd><cmdline>console=ttyS0 panic=-1 quiet tagmem.hotplug=1</cmdline></os>
   <features><acpi/></features>
   <cpu><numa><cell id='0' cpus='0' memory='512' unit='MiB'/></numa></cpu>
   <on_poweroff>destroy</on_poweroff><on_reboot>destroy</on_reboot>
@@ -119,15 +128,24 @@ virsh create "$G/lvboot.xml" >"$G/virsh.out" 2>&1 || fail "virsh create: $(cat "
 [ "$(state $A)" = "claimed lvboot" ] && [ "$(state $D)" = "claimed lvboot" ] ||
 	fail "the hook did not claim the tags: $(state $A), $(state $D)"
 lv_ms=$(links_ms "$G/console.log" "$t0")
+for _ in $(seq 3000); do grep -q TAGMEM-READY-FOR-HOTPLUG "$G/console.log" && break; sleep 0.02; done
+tagmem attach $H --libvirt lvboot --connect "qemu:///system?socket=$L/run/libvirt-sock" \
+	>"$G/attach.out" 2>&1 || fail "tagmem attach --libvirt: $(cat "$G/attach.out")"
+grep -q "Attached tag $H to domain lvboot at nvdimm slot 2" "$G/attach.out" ||
+	fail "tagmem attach --libvirt said: $(cat "$G/attach.out")"
+[ "$(state $H)" = "claimed lvboot" ] || fail "the hot-plugged tag is $(state $H)"
 # the guest powers off when its checks are done; the domain goes, and the hook releases
-for _ in $(seq 600); do virsh list --name | grep -qx lvboot || break; sleep 0.1; done
-virsh list --name | grep -qx lvboot && fail "the guest never powered off"
+# (grep without -q: an early exit would fail the pipeline, pipefail, and end the wait)
+running() { virsh list --name | grep -x lvboot >/dev/null; }
+for _ in $(seq 600); do running || break; sleep 0.1; done
+running && fail "the guest never powered off"
 tr -d '\r' <"$G/console.log" | grep -E '^TAGMEM-' | tee "$G/report"
 grep -q '^TAGMEM-CHECK fail' "$G/report" && fail "a guest check failed"
 grep -q '^TAGMEM-GUEST-DONE rc=0$' "$G/report" || fail "the guest did not finish its checks"
 for _ in $(seq 100); do [ "$(state $A)" = "ready -" ] && break; sleep 0.05; done
-[ "$(state $A)" = "ready -" ] && [ "$(state $D)" = "ready -" ] ||
-	fail "the powered-off domain's claims stayed: $(state $A), $(state $D)"
-echo "libvirt: the guest found both tags by tag; its power-off released them"
+[ "$(state $A)" = "ready -" ] && [ "$(state $D)" = "ready -" ] && [ "$(state $H)" = "ready -" ] ||
+	fail "the powered-off domain's claims stayed: $(state $A), $(state $D), $(state $H)"
+echo "libvirt: the guest found its two tags by tag, and the one hot-plugged through" \
+	"tagmem attach --libvirt; its power-off released all three"
 echo "figures: virsh create to the guest's by-tag links ${lv_ms} ms; qemu-args by hand ${hand_ms} ms" \
 	"(libvirt and its hook: $((lv_ms - hand_ms)) ms more, TCG)"
