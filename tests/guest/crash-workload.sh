@@ -101,10 +101,22 @@ fi
 # ---- the run: filesystem, brokerd, workload ------------------------------------------------
 DATA=$(disk data) LOG=$(disk log)
 MARKS=0
-mark() { # the next mark, after the acknowledgement lines given (each "KIND ARGS")
+mark_with() { # the next mark, with the lines of stdin as its acknowledgements (never in a
+	# pipeline: a subshell's MARKS would not advance)
+	local l
 	MARKS=$((MARKS + 1))
 	dmsetup message lw 0 mark m$MARKS
-	while [ $# -gt 0 ]; do echo "$MARKS $1" >>$ACKS; shift; done
+	while read -r l; do echo "$MARKS $l" >>$ACKS; done
+}
+mark() { # the next mark, after the acknowledgement lines given (each "KIND ARGS")
+	printf '%s\n' "$@" >/tmp/mark.acks
+	mark_with </tmp/mark.acks
+}
+# flk_table TABLE: the map under dm-log-writes replaced while the filesystem is mounted
+flk_table() {
+	dmsetup --noudevsync suspend flk
+	printf '%b' "$1" | dmsetup --noudevsync load flk
+	dmsetup --noudevsync resume flk
 }
 # the data disk through a linear map (flk) whose table can turn one block into an I/O error
 # (the lost-writes step), then dm-log-writes (lw): the filesystem sits on lw
@@ -140,15 +152,18 @@ WATCH=$!
 durability=range
 [ "$FS" = ext4-nojournal ] && durability=whole_file
 
-# images A and B, 16 MiB: blocks 0..511 of each are written, in place and into holes
+# new_image NAME TAG: a 16 MiB image, its data offset in OFF_NAME, its creation acknowledged
+new_image() {
+	local off
+	tagmem image create $MNT/state/images/$1.img --size 16M --tag $2 >/dev/null
+	off=$(jq -r --arg t $2 '.images[] | select(.tag == $t) | .data_offset' $MNT/state/registry.json)
+	eval "OFF_$1=$off"
+	mark "image $1 $2 $off"
+}
+# images A and B: blocks 0..511 of each are written, in place and into holes
 A=c7a50001-1111-4222-8333-444444444444 B=c7a50002-1111-4222-8333-444444444444
-for n in a b; do
-	t=$A; [ $n = b ] && t=$B
-	tagmem image create $MNT/state/images/$n.img --size 16M --tag $t >/dev/null
-	off=$(jq -r --arg t $t '.images[] | select(.tag == $t) | .data_offset' $MNT/state/registry.json)
-	eval "OFF_$n=$off"
-	mark "image $n $t $off"
-done
+new_image a $A
+new_image b $B
 mkdir -p /tmp/cur
 R=$SEED V=0
 # rnd N: RN, the next pseudo-random number below N (no subshell: it must advance R)
@@ -172,16 +187,16 @@ acked() {
 		printf 'block %s %s %s\n' "$n" "$b" "$(cat "$f")"
 	done
 }
-mark_with() { # mark, with the lines of stdin as its acknowledgements (never in a pipeline:
-	# a subshell's MARKS would not advance)
-	local l
-	MARKS=$((MARKS + 1))
-	dmsetup message lw 0 mark m$MARKS
-	while read -r l; do echo "$MARKS $l" >>$ACKS; done
-}
 flushed() { # the flush answer says it is durable the way this filesystem allows
 	grep -q "\"durability\": *\"$durability\"" /tmp/flush.out ||
 		{ bad "flush durability on $FS" "$(cat /tmp/flush.out)"; return 1; }
+}
+# range_flush NAME TAG FIRST COUNT: a range flush of those blocks, acknowledged and marked
+range_flush() {
+	tagmem --json flush $2 --offset $(($3 * 4096)) --length $(($4 * 4096)) >/tmp/flush.out
+	flushed
+	acked $1 $3 $4 >/tmp/range.acks
+	mark_with </tmp/range.acks
 }
 
 claimed=0 asyncs=0
@@ -193,10 +208,7 @@ while [ $i -lt "$OPS" ]; do
 		rnd 500; b=$RN; rnd 4; c=$((RN + 1))
 		write_blocks a "$b" "$c"
 		rnd 500; write_blocks a "$RN" 1
-		tagmem --json flush $A --offset $((b * 4096)) --length $((c * 4096)) >/tmp/flush.out
-		flushed
-		acked a "$b" "$c" >/tmp/range.acks
-		mark_with </tmp/range.acks ;;
+		range_flush a $A "$b" "$c" ;;
 	1) # a whole flush of B
 		rnd 500; b=$RN; rnd 3
 		write_blocks b "$b" $((RN + 1))
@@ -243,19 +255,12 @@ done
 # fails later, at a checkpoint, which the journal reports itself.
 if [ "$FS" != ext4-journal ]; then
 	C=c7a50003-1111-4222-8333-444444444444
-	tagmem image create $MNT/state/images/c.img --size 16M --tag $C >/dev/null
-	OFF_c=$(jq -r --arg t $C '.images[] | select(.tag == $t) | .data_offset' $MNT/state/registry.json)
-	mark "image c $C $OFF_c"
+	new_image c $C
 	write_blocks c 3 1
-	tagmem --json flush $C --offset $((3 * 4096)) --length 4096 >/tmp/flush.out
-	acked c 3 1 >/tmp/range.acks
-	mark_with </tmp/range.acks
+	range_flush c $C 3 1
 	at=$(stamp where $MNT/state/images/c.img $((OFF_c + 3 * 4096)))
 	s=$((at / 512))
-	dmsetup --noudevsync suspend flk
-	printf '0 %s linear %s 0\n%s 8 error\n%s %s linear %s %s\n' "$s" "$DATA" "$s" $((s + 8)) \
-		$((SECTORS - s - 8)) "$DATA" $((s + 8)) | dmsetup --noudevsync load flk
-	dmsetup --noudevsync resume flk
+	flk_table "0 $s linear $DATA 0\n$s 8 error\n$((s + 8)) $((SECTORS - s - 8)) linear $DATA $((s + 8))\n"
 	write_blocks c 3 1
 	# the failing flush's io_error is sent once the record is durable; the next one names it
 	if tagmem --json flush $C --offset $((3 * 4096)) --length 4096 >/tmp/flush.out 2>&1; then
@@ -270,9 +275,7 @@ if [ "$FS" != ext4-journal ]; then
 	else
 		bad "$FS: a flush over a failing block" "$(cat /tmp/flush.out)"
 	fi
-	dmsetup --noudevsync suspend flk
-	echo "0 $SECTORS linear $DATA 0" | dmsetup --noudevsync load flk
-	dmsetup --noudevsync resume flk
+	flk_table "0 $SECTORS linear $DATA 0\n"
 fi
 ok "$FS: $OPS operations, $MARKS acknowledgements marked"
 
