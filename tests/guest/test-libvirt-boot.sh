@@ -105,17 +105,10 @@ PY
 
 # a private libvirtd: its configuration, hooks and state are this test's (a mount namespace)
 L=$G/lv
-mkdir -p "$L"/etc/hooks/qemu.d "$L"/run "$L"/lib "$L"/log "$L"/cache
-printf 'auth_unix_rw = "none"\nauth_unix_ro = "none"\n' >"$L/etc/libvirtd.conf"
-printf 'user = "root"\ngroup = "root"\ndynamic_ownership = 0\nsecurity_driver = "none"\ncgroup_controllers = [ ]\nstdio_handler = "file"\n' >"$L/etc/qemu.conf"
+mkdir -p "$L"
 printf '#!/bin/sh\nexec env TAGMEM_SOCKET=%s %s libvirt-hook "$@"\n' "$TAGMEM_SOCKET" \
-	"$BUILD_DIR/cli/tagmem" >"$L/etc/hooks/qemu.d/tagmem"
-chmod 755 "$L/etc/hooks/qemu.d/tagmem"
-unshare -m sh -c "set -e; mount --make-rprivate /
-	for d in etc:/etc/libvirt run:/run/libvirt lib:/var/lib/libvirt log:/var/log/libvirt cache:/var/cache/libvirt; do
-		mkdir -p \${d#*:}; mount --bind $L/\${d%%:*} \${d#*:}
-	done
-	exec $LIBVIRTD --config /etc/libvirt/libvirtd.conf --pid-file $L/libvirtd.pid" >"$L/libvirtd.log" 2>&1 &
+	"$BUILD_DIR/cli/tagmem" >"$G/hook"
+"$top/tests/integration/private-libvirtd.sh" "$L" "$G/hook" >"$L/libvirtd.log" 2>&1 &
 EXTRA_PIDS+=($!)
 virsh() { command virsh -c "qemu:///system?socket=$L/run/libvirt-sock" "$@"; }
 # libvirtd leaves its domains running when it stops: the test's goes first

@@ -61,29 +61,12 @@ def merge(name, pieces):
 class Libvirtd:
     def __init__(self, work, hook):
         self.work = work
-        for d in ("etc/hooks/qemu.d", "run", "lib", "log", "cache"):
-            os.makedirs(f"{work}/{d}", exist_ok=True)
-        with open(f"{work}/etc/libvirtd.conf", "w") as f:
-            f.write('auth_unix_rw = "none"\nauth_unix_ro = "none"\n')
-        # QEMU as root with nothing relabelled, no cgroups and no virtlogd: this machine's
-        # sandbox has no systemd and hybrid cgroups; what is tested is libvirt's own flow
-        with open(f"{work}/etc/qemu.conf", "w") as f:
-            f.write('user = "root"\ngroup = "root"\ndynamic_ownership = 0\n'
-                    'security_driver = "none"\ncgroup_controllers = [ ]\n'
-                    'stdio_handler = "file"\n')
-        with open(f"{work}/etc/hooks/qemu.d/tagmem", "w") as f:
+        with open(f"{work}/hook", "w") as f:
             f.write(hook)
-        os.chmod(f"{work}/etc/hooks/qemu.d/tagmem", 0o755)
-        binds = [("etc", "/etc/libvirt"), ("run", "/run/libvirt"), ("lib", "/var/lib/libvirt"),
-                 ("log", "/var/log/libvirt"), ("cache", "/var/cache/libvirt")]
-        script = "set -e\nmount --make-rprivate /\n"
-        for src, dst in binds:
-            script += f"mkdir -p {dst}\nmount --bind {work}/{src} {dst}\n"
-        script += (f"exec {LIBVIRTD} --config /etc/libvirt/libvirtd.conf "
-                   f"--pid-file {work}/libvirtd.pid\n")
         self.log = open(f"{work}/libvirtd.log", "w")
-        self.proc = subprocess.Popen(["unshare", "-m", "sh", "-c", script], stdout=self.log,
-                                     stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [os.path.join(os.path.dirname(__file__), "private-libvirtd.sh"), work, f"{work}/hook"],
+            stdout=self.log, stderr=subprocess.STDOUT)
         self.uri = f"qemu:///system?socket={work}/run/libvirt-sock"
         for _ in range(200):
             if self.virsh("version").returncode == 0:
