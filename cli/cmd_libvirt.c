@@ -51,11 +51,6 @@ static void fput_escaped(const char *s, FILE *f)
 	}
 }
 
-static void put_escaped(const char *s)
-{
-	fput_escaped(s, stdout);
-}
-
 /* The value of key in QEMU's "a=b,c=d" option string (",," is a literal comma), into buf;
  * false when it is not there or does not fit. */
 static bool qemu_opt(const char *opts, const char *key, char *buf, size_t len)
@@ -168,7 +163,7 @@ static int print_domain_xml(struct cli *cli, struct json_object *result)
 		    tagmem_json_get_u64(d, "slot", &slot) < 0)
 			goto malformed;
 		printf("      <tagmem:tag slot='%llu'>", (unsigned long long)slot);
-		put_escaped(tag);
+		fput_escaped(tag, stdout);
 		fputs("</tagmem:tag>\n", stdout);
 	}
 	fputs("    </tagmem:vm>\n  </metadata>\n", stdout);
@@ -186,7 +181,7 @@ static int print_domain_xml(struct cli *cli, struct json_object *result)
 			      "  <sysinfo type='smbios'>\n    <oemStrings>\n", stdout);
 		firmware = true;
 		fputs("      <entry>", stdout);
-		put_escaped(value);
+		fput_escaped(value, stdout);
 		fputs("</entry>\n", stdout);
 	}
 	if (firmware)
@@ -197,7 +192,7 @@ static int print_domain_xml(struct cli *cli, struct json_object *result)
 			goto malformed;
 	if (channel) {
 		fputs("    <channel type='unix'>\n      <source mode='connect' path='", stdout);
-		put_escaped(channel);
+		fput_escaped(channel, stdout);
 		fputs("'><reconnect enabled='yes' timeout='1'/></source>\n"
 		      "      <target type='virtio' name='org.tagmem.guest.0'/>\n    </channel>\n",
 		      stdout);

@@ -383,6 +383,20 @@ static int open_backend(struct daemon *d)
 
 static sigset_t stop_signals;
 
+/* A file kept current off the loop (--metrics-file, --cdi-spec), when its path is given. */
+static int start_textfile(const char *path, const char *what, struct textfile **ret)
+{
+	int r;
+
+	if (!path)
+		return 0;
+	r = textfile_start(path, ret);
+	if (r < 0)
+		log_err("Cannot write %s to %s: %s (its directory must exist)", what, path,
+			strerror(-r));
+	return r;
+}
+
 int daemon_init(struct daemon *d, const struct broker_settings *settings)
 {
 	const struct core_callbacks core_cb = {
@@ -483,23 +497,13 @@ int daemon_init(struct daemon *d, const struct broker_settings *settings)
 	r = persister_start(settings->state_dir, &d->persister);
 	if (r < 0)
 		return r;
-	if (settings->metrics_file) {
-		r = textfile_start(settings->metrics_file, &a->metrics_file);
-		if (r < 0) {
-			log_err("Cannot write metrics to %s: %s (its directory must exist)",
-				settings->metrics_file, strerror(-r));
-			return r;
-		}
-	}
-	if (settings->cdi_spec) {
-		r = textfile_start(settings->cdi_spec, &a->cdi_file);
-		if (r < 0) {
-			log_err("Cannot write the CDI spec %s: %s (its directory must exist)",
-				settings->cdi_spec, strerror(-r));
-			return r;
-		}
-		a->cdi_stale = true; /* even with no tag: containers' runtimes see an empty spec */
-	}
+	r = start_textfile(settings->metrics_file, "metrics", &a->metrics_file);
+	if (r < 0)
+		return r;
+	r = start_textfile(settings->cdi_spec, "the CDI spec", &a->cdi_file);
+	if (r < 0)
+		return r;
+	a->cdi_stale = true; /* even with no tag: containers' runtimes see an empty spec */
 	r = dataplane_start(settings->flush_workers, settings->proc_root, &a->dp);
 	if (r < 0)
 		return r;
