@@ -130,11 +130,10 @@ int dcd_scan_region_extents(struct sysfs *s, unsigned region, struct dcd_snapsho
 	return r;
 }
 
-int dcd_scan(struct sysfs *s, struct dcd_snapshot *ret)
+int dcd_scan_regions(struct sysfs *s, struct dcd_snapshot *snap)
 {
-	struct dcd_snapshot snap = { 0 };
 	char **names = NULL;
-	size_t n = 0, cap = 0;
+	size_t n = 0, cap = snap->nregions;
 	int r;
 
 	r = sysfs_list(s, DCD_CXL_DEVICES, "dax_region", &names, &n);
@@ -148,42 +147,56 @@ int dcd_scan(struct sysfs *s, struct dcd_snapshot *ret)
 		id = strtoul(names[i] + strlen("dax_region"), &end, 10);
 		if (*end || end == names[i] + strlen("dax_region") || id > INT_MAX ||
 		    dcd_read_region(s, (unsigned)id, &rg) < 0) {
-			snap.skipped++;
+			snap->skipped++;
 			continue;
 		}
-		r = grow_array(&snap.regions, &cap, snap.nregions, sizeof(*snap.regions));
-		if (r >= 0) {
-			snap.regions[snap.nregions++] = rg;
-			r = dcd_scan_region_extents(s, rg.id, &snap);
-		}
+		r = grow_array(&snap->regions, &cap, snap->nregions, sizeof(*snap->regions));
+		if (r >= 0)
+			snap->regions[snap->nregions++] = rg;
 	}
 	sysfs_names_free(names, n);
-	if (r < 0)
-		goto fail;
+	return r;
+}
+
+int dcd_scan_devices(struct sysfs *s, struct dcd_snapshot *snap)
+{
+	char **names = NULL;
+	size_t n = 0, cap = snap->ndevs;
+	int r;
 
 	r = sysfs_list(s, DCD_DAX_DEVICES, "dax", &names, &n);
 	if (r < 0)
-		goto fail;
-	cap = 0;
+		return r;
 	for (size_t i = 0; i < n && r >= 0; i++) {
 		struct dcd_daxdev d;
 
 		if (dcd_read_daxdev(s, names[i], &d) < 0) {
-			snap.skipped++;
+			snap->skipped++;
 			continue;
 		}
-		r = grow_array(&snap.devs, &cap, snap.ndevs, sizeof(*snap.devs));
+		r = grow_array(&snap->devs, &cap, snap->ndevs, sizeof(*snap->devs));
 		if (r >= 0)
-			snap.devs[snap.ndevs++] = d;
+			snap->devs[snap->ndevs++] = d;
 	}
 	sysfs_names_free(names, n);
-	if (r < 0)
-		goto fail;
+	return r;
+}
+
+int dcd_scan(struct sysfs *s, struct dcd_snapshot *ret)
+{
+	struct dcd_snapshot snap = { 0 };
+	int r = dcd_scan_regions(s, &snap);
+
+	for (size_t i = 0; i < snap.nregions && r >= 0; i++)
+		r = dcd_scan_region_extents(s, snap.regions[i].id, &snap);
+	if (r >= 0)
+		r = dcd_scan_devices(s, &snap);
+	if (r < 0) {
+		dcd_snapshot_clear(&snap);
+		return r;
+	}
 	*ret = snap;
 	return 0;
-fail:
-	dcd_snapshot_clear(&snap);
-	return r;
 }
 
 void dcd_snapshot_clear(struct dcd_snapshot *snap)
@@ -278,5 +291,44 @@ int dcd_trace_parse(const char *line, struct dcd_event *ret)
 	/* the record names no dax region: the backend re-reads the regions it affects */
 	ev.region = UINT32_MAX;
 	*ret = ev;
+	return 0;
+}
+
+int dcd_read_mappings(struct sysfs *s, const char *device, uint64_t *ret_total,
+		      unsigned *ret_count)
+{
+	char dir[96], path[160];
+	char **names = NULL;
+	size_t n = 0;
+	uint64_t total = 0;
+	int r;
+
+	if (strlen(device) >= DCD_NAME_MAX || strchr(device, '/'))
+		return -EINVAL;
+	snprintf(dir, sizeof(dir), DCD_DAX_DEVICES "/%s", device);
+	r = sysfs_list(s, dir, "mapping", &names, &n);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n && r >= 0; i++) {
+		uint64_t start, end;
+
+		snprintf(path, sizeof(path), "%s/%s/start", dir, names[i]);
+		r = sysfs_read_u64(s, path, &start);
+		if (r < 0)
+			break;
+		snprintf(path, sizeof(path), "%s/%s/end", dir, names[i]);
+		r = sysfs_read_u64(s, path, &end);
+		/* end is inclusive; a range that ends before it starts, or sums past 2^64, is
+		 * not the kernel's */
+		if (r >= 0 && (end < start || end - start + 1 > UINT64_MAX - total))
+			r = -EINVAL;
+		if (r >= 0)
+			total += end - start + 1;
+	}
+	sysfs_names_free(names, n);
+	if (r < 0)
+		return r;
+	*ret_total = total;
+	*ret_count = (unsigned)n;
 	return 0;
 }

@@ -94,8 +94,37 @@ struct dcd_snapshot {
 };
 
 int dcd_scan(struct sysfs *s, struct dcd_snapshot *ret);
-/* Only the extents of one region (what a trace event for that region asks to re-read). */
+/* The parts of a scan, each appending to snap: the regions (no extents), the extents of one
+ * region, the dax devices. */
+int dcd_scan_regions(struct sysfs *s, struct dcd_snapshot *snap);
 int dcd_scan_region_extents(struct sysfs *s, unsigned region, struct dcd_snapshot *snap);
+int dcd_scan_devices(struct sysfs *s, struct dcd_snapshot *snap);
 void dcd_snapshot_clear(struct dcd_snapshot *snap);
+
+/*
+ * A scan that reads only what changed, for a daemon that rescans after every event (brokerd's
+ * host backend). It remembers the extents it read, each with its directory's inode number.
+ * A rescan lists each region's directory (readdir gives names and inode numbers at once) and
+ * reads only the extents it has not read before; the others are copied, the vanished are
+ * dropped. An extent re-created under an old name is a new inode, so it is read again.
+ * Regions and dax devices are read every time: they are few, and a seed device's uuid and
+ * size change in place. The snapshot returned is the caller's (dcd_snapshot_clear).
+ */
+struct dcd_cache;
+struct dcd_cache_stats {
+	size_t read;    /* extents read from sysfs this time */
+	size_t kept;    /* extents known from before */
+};
+int dcd_cache_new(struct dcd_cache **ret);
+struct dcd_cache *dcd_cache_free(struct dcd_cache *c);
+int dcd_cache_scan(struct sysfs *s, struct dcd_cache *c, struct dcd_snapshot *ret,
+		   struct dcd_cache_stats *ret_stats);
+
+/*
+ * The mappings of a dax device (daxX.Y/mappingN/{start,end}, one per range: for a DCD device,
+ * one per extent it claimed). *ret_count 0 when it lists none (an older kernel or a fixture).
+ */
+int dcd_read_mappings(struct sysfs *s, const char *device, uint64_t *ret_total,
+		      unsigned *ret_count);
 
 #endif

@@ -205,23 +205,20 @@ void sysfs_names_free(char **names, size_t count)
 	free(names);
 }
 
-int sysfs_list(struct sysfs *s, const char *dir, const char *prefix, char ***ret_names,
-	       size_t *ret_count)
+int sysfs_list_entries(struct sysfs *s, const char *dir, const char *prefix,
+		       struct sysfs_entry **ret_entries, size_t *ret_count)
 {
 	size_t n = 0, cap = 0, plen = strlen(prefix);
-	char **names = NULL;
+	struct sysfs_entry *e = NULL;
 	struct dirent *de;
 	DIR *d;
 	int fd;
 
+	*ret_entries = NULL;
+	*ret_count = 0;
 	fd = openat(s->rootfd, rel(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0) {
-		if (errno != ENOENT)
-			return -errno;
-		*ret_names = NULL;
-		*ret_count = 0;
-		return 0;
-	}
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
 	d = fdopendir(fd);
 	if (!d) {
 		close(fd);
@@ -230,29 +227,56 @@ int sysfs_list(struct sysfs *s, const char *dir, const char *prefix, char ***ret
 	while ((de = readdir(d))) {
 		if (de->d_name[0] == '.' || strncmp(de->d_name, prefix, plen))
 			continue;
-		if (n == cap) {
-			char **nn;
-			cap = cap ? cap * 2 : 16;
-			nn = realloc(names, cap * sizeof(*names));
-			if (!nn)
-				goto oom;
-			names = nn;
-		}
-		names[n] = strdup(de->d_name);
-		if (!names[n])
+		if (grow_array(&e, &cap, n, sizeof(*e)) < 0)
 			goto oom;
-		n++;
+		e[n].name = strdup(de->d_name);
+		if (!e[n].name)
+			goto oom;
+		/* readdir's inode number comes free with the name: kernfs never gives a new
+		 * node an old node's number while that number is still cached anywhere */
+		e[n++].ino = de->d_ino;
 	}
 	closedir(d);
-	if (n)
-		qsort(names, n, sizeof(*names), natural_cmp);
-	*ret_names = names;
+	*ret_entries = e;
 	*ret_count = n;
 	return 0;
 oom:
 	closedir(d);
-	sysfs_names_free(names, n);
+	sysfs_entries_free(e, n);
 	return -ENOMEM;
+}
+
+void sysfs_entries_free(struct sysfs_entry *entries, size_t count)
+{
+	for (size_t i = 0; i < count; i++)
+		free(entries[i].name);
+	free(entries);
+}
+
+int sysfs_list(struct sysfs *s, const char *dir, const char *prefix, char ***ret_names,
+	       size_t *ret_count)
+{
+	struct sysfs_entry *e;
+	char **names = NULL;
+	size_t n;
+	int r = sysfs_list_entries(s, dir, prefix, &e, &n);
+
+	if (r < 0)
+		return r;
+	if (n) {
+		names = malloc(n * sizeof(*names));
+		if (!names) {
+			sysfs_entries_free(e, n);
+			return -ENOMEM;
+		}
+		for (size_t i = 0; i < n; i++)
+			names[i] = e[i].name; /* the names move; only the array is freed */
+		free(e);
+		qsort(names, n, sizeof(*names), natural_cmp);
+	}
+	*ret_names = names;
+	*ret_count = n;
+	return 0;
 }
 
 static int parse_uint(const char *s, const char **ret_end, unsigned *ret)

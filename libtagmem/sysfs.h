@@ -53,6 +53,15 @@ bool sysfs_exists(struct sysfs *s, const char *path);
 int sysfs_list(struct sysfs *s, const char *dir, const char *prefix, char ***ret_names,
 	       size_t *ret_count);
 void sysfs_names_free(char **names, size_t count);
+/* The same entries unsorted, each with its inode number (readdir's d_ino): a directory made
+ * again under the same name is a new inode, so a cache can tell it from the one it read. */
+struct sysfs_entry {
+	char *name;
+	uint64_t ino;
+};
+int sysfs_list_entries(struct sysfs *s, const char *dir, const char *prefix,
+		       struct sysfs_entry **ret_entries, size_t *ret_count);
+void sysfs_entries_free(struct sysfs_entry *entries, size_t count);
 
 /* "extent3.12" with prefix "extent" → 3, 12. Strict: -EINVAL on anything else. */
 int sysfs_parse_dotted(const char *name, const char *prefix, unsigned *ret_a, unsigned *ret_b);

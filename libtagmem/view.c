@@ -138,18 +138,6 @@ int view_add_dcd_snapshot(struct view *v, struct dcd_snapshot *snap)
 	return r;
 }
 
-static int add_dcd(struct sysfs *s, struct view *v)
-{
-	struct dcd_snapshot snap;
-	int r = dcd_scan(s, &snap);
-
-	if (r < 0)
-		return r;
-	r = view_add_dcd_snapshot(v, &snap);
-	dcd_snapshot_clear(&snap);
-	return r;
-}
-
 /* NVDIMM namespaces (few): appended, then the whole view is sorted again. */
 static int add_namespaces(struct sysfs *s, const struct view_options *o, struct view *v)
 {
@@ -211,7 +199,8 @@ static int add_namespaces(struct sysfs *s, const struct view_options *o, struct 
 	return r;
 }
 
-int view_build(struct sysfs *s, const struct view_options *opts, struct view *ret)
+int view_build_with(struct sysfs *s, const struct view_options *opts,
+		    struct dcd_snapshot *snap, struct view *ret)
 {
 	static const struct view_options defaults = { .nd_policy = VIEW_ND_DEFAULT };
 	struct view v = { 0 };
@@ -219,7 +208,7 @@ int view_build(struct sysfs *s, const struct view_options *opts, struct view *re
 
 	if (!opts)
 		opts = &defaults;
-	r = add_dcd(s, &v);
+	r = view_add_dcd_snapshot(&v, snap);
 	if (r >= 0)
 		r = add_namespaces(s, opts, &v);
 	if (r < 0) {
@@ -228,6 +217,18 @@ int view_build(struct sysfs *s, const struct view_options *opts, struct view *re
 	}
 	*ret = v;
 	return 0;
+}
+
+int view_build(struct sysfs *s, const struct view_options *opts, struct view *ret)
+{
+	struct dcd_snapshot snap;
+	int r = dcd_scan(s, &snap);
+
+	if (r < 0)
+		return r;
+	r = view_build_with(s, opts, &snap, ret);
+	dcd_snapshot_clear(&snap);
+	return r;
 }
 
 void view_clear(struct view *v)
@@ -261,6 +262,79 @@ static int canonical(struct sysfs *s, const char *devpath, char *buf, size_t len
 	return 0;
 }
 
+/* Is the device's parent a DCD dax region ("…/dax_region4/dax4.1")? base is the device's
+ * name within path. */
+static bool under_dax_region(const char *path, const char *base)
+{
+	const char *slash = base - 1, *p = slash;
+
+	if (base == path)
+		return false;
+	while (p > path && p[-1] != '/')
+		p--;
+	return slash - p > 10 && !strncmp(p, "dax_region", 10);
+}
+
+/* The extents' total of a tag in one region, by reading that region's extents: for a device
+ * whose mappings are not listed. */
+static int region_tag_size(struct sysfs *s, unsigned region, const tagmem_tag *tag,
+			   uint64_t *ret_size, unsigned *ret_n)
+{
+	struct dcd_snapshot snap = { 0 };
+	int r = dcd_scan_region_extents(s, region, &snap);
+
+	*ret_size = 0;
+	*ret_n = 0;
+	for (size_t i = 0; i < snap.nextents && r >= 0; i++)
+		if (snap.extents[i].tagged && !tagmem_tag_compare(&snap.extents[i].tag, tag)) {
+			*ret_size += snap.extents[i].length;
+			(*ret_n)++;
+		}
+	dcd_snapshot_clear(&snap);
+	return r;
+}
+
+/*
+ * A DCD dax device answers for itself, at the cost of its own attributes: its uuid, its size,
+ * its mappings (one per extent it claimed) and its region. The kernel claims a tag's extents
+ * all at once and refuses to resize the device, so a device whose mappings add up to its
+ * size holds its whole tag. Without listed mappings, the region's extents of that tag are
+ * summed instead (the rule of the whole view).
+ */
+static int dcd_device_tag(struct sysfs *s, const char *name, struct view_tag *ret)
+{
+	struct view_tag t = { .source = VIEW_SOURCE_CXL, .kind = ND_KIND_DAX };
+	struct dcd_daxdev d;
+	struct dcd_region rg;
+	uint64_t total;
+	unsigned n;
+	int r;
+
+	r = dcd_read_daxdev(s, name, &d);
+	if (r < 0)
+		return r;
+	if (!d.tagged || !d.size)
+		return -ENODATA;
+	r = dcd_read_region(s, d.region, &rg);
+	if (r < 0)
+		return r == -ENOENT ? -ENODATA : r;
+	r = dcd_read_mappings(s, name, &total, &n);
+	if (r >= 0 && n == 0)
+		r = region_tag_size(s, d.region, &d.tag, &total, &n);
+	if (r < 0)
+		return r;
+	if (!view_dcd_device_carries(&d, &d.tag, total))
+		return -ENODATA;
+	t.tag = d.tag;
+	t.region = d.region;
+	t.shared = rg.sharable;
+	t.size = total;
+	t.nextents = n;
+	memcpy(t.device, d.name, sizeof(t.device)); /* dcd_read_daxdev bounded it */
+	*ret = t;
+	return 0;
+}
+
 int view_device_tag(struct sysfs *s, const struct view_options *opts, const char *devpath,
 		    struct view_tag *ret)
 {
@@ -277,6 +351,11 @@ int view_device_tag(struct sysfs *s, const struct view_options *opts, const char
 	base = base ? base + 1 : path;
 	if (strncmp(base, "pmem", 4) && strncmp(base, "dax", 3))
 		return -ENODATA;
+	/* a DCD dax device is the child of its dax_regionN; a namespace's dax device is not
+	 * (and v11 shows a null uuid on every dax device, so the attribute alone cannot say) */
+	if (!strncmp(base, "dax", 3) && under_dax_region(path, base))
+		return dcd_device_tag(s, base, ret);
+	/* a namespace's device: the whole view, since a DCD tag of the same uuid wins */
 	r = view_build(s, opts, &v);
 	if (r < 0)
 		return r;

@@ -63,6 +63,9 @@ struct view_options {
 
 /* Build the view of everything under the root. Unreadable entries are skipped and counted. */
 int view_build(struct sysfs *s, const struct view_options *opts, struct view *ret);
+/* The same from a DCD snapshot the caller read (dcd_cache_scan): its extents get sorted. */
+int view_build_with(struct sysfs *s, const struct view_options *opts,
+		    struct dcd_snapshot *snap, struct view *ret);
 void view_clear(struct view *v);
 /* The DCD part of a view from a snapshot the caller also keeps (its extents get sorted by
  * tag); into an empty view. */
@@ -75,6 +78,8 @@ const struct view_tag *view_find_device(const struct view *v, const char *device
  * The tag of the block or dax device at devpath (a sysfs path under the root: udev's DEVPATH
  * "/devices/.../pmem0", or "sys/class/block/pmem0"): the view's answer for that device.
  * -ENODATA when the view gives it no tag; -EXDEV for a link that leads out of the tree.
+ * A DCD dax device costs its own attributes (uuid, size, mappings), not the whole view: udev
+ * runs this once per device event, and a host may hold thousands of extents.
  */
 int view_device_tag(struct sysfs *s, const struct view_options *opts, const char *devpath,
 		    struct view_tag *ret);

@@ -38,6 +38,7 @@ struct backend_host {
 	struct lines trace;         /* cxl_dynamic_capacity records from the trace pipe */
 	size_t last_skipped;        /* unreadable sysfs entries, logged when the count changes */
 	int64_t rescan_timer;       /* a deferred rescan queued on the loop (loop.h id) */
+	struct dcd_cache *extents;  /* what the last rescan read: the next reads only changes */
 };
 
 #define to_host(be) ((struct backend_host *)(be))
@@ -60,17 +61,23 @@ static uint64_t daxctl_size(const char *devname, void *userdata _unused_)
 	return size;
 }
 
-/* Read the whole view (libtagmem's rules) and hand it to the core, which forgets what the
- * kernel no longer shows. */
+/* Build the whole view (libtagmem's rules) and hand it to the core, which forgets what the
+ * kernel no longer shows. Only extents not seen before are read from sysfs (dcd_cache): with
+ * thousands of extents, a rescan after one event stays a directory listing per region. */
 static void host_rescan(struct backend_host *bh)
 {
 	struct view_options opts = {
 		.nd_policy = bh->be.settings->nd_policy,
 		.dax_size = bh->real_sysfs ? daxctl_size : NULL,
 	};
+	struct dcd_snapshot snap;
 	struct view v;
-	int r = view_build(bh->fs, &opts, &v);
+	int r = dcd_cache_scan(bh->fs, bh->extents, &snap, NULL);
 
+	if (r >= 0) {
+		r = view_build_with(bh->fs, &opts, &snap, &v);
+		dcd_snapshot_clear(&snap);
+	}
 	if (r < 0) {
 		log_err("Failed to read the devices under %s: %s, ignoring", sysfs_root(bh->fs),
 			strerror(-r));
@@ -325,6 +332,7 @@ static void host_free(struct backend *be)
 	udev_monitor_unref(bh->mon);
 	udev_unref(bh->udev);
 	sysfs_close(bh->fs);
+	dcd_cache_free(bh->extents);
 	lines_release(&bh->trace);
 	free(bh);
 }
@@ -349,8 +357,11 @@ int backend_host_new(struct core *core, struct loop *loop, const struct broker_s
 	bh->be = (struct backend){ .ops = &host_ops, .core = core, .loop = loop, .settings = set };
 	bh->trace_fd = -1;
 	lines_init(&bh->trace, 8191);
-	r = sysfs_open(set->host_root, &bh->fs);
+	r = dcd_cache_new(&bh->extents);
+	if (r >= 0)
+		r = sysfs_open(set->host_root, &bh->fs);
 	if (r < 0) {
+		dcd_cache_free(bh->extents);
 		free(bh);
 		return r;
 	}

@@ -45,4 +45,24 @@ static inline void fixture_rm(const char *root)
 		abort();
 }
 
+/* Remove root/path, a file or a whole directory. */
+static inline void fixture_rm_path(const char *root, const char *path)
+{
+	char cmd[2 * PATH_MAX + 16];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s/%s'", root, path);
+	if (system(cmd) != 0)
+		abort();
+}
+
+static inline void fixture_mv(const char *root, const char *from, const char *to)
+{
+	char a[PATH_MAX], b[PATH_MAX];
+
+	snprintf(a, sizeof(a), "%s/%s", root, from);
+	snprintf(b, sizeof(b), "%s/%s", root, to);
+	if (rename(a, b) < 0)
+		abort();
+}
+
 #endif
