@@ -30,6 +30,8 @@ static void usage(FILE *f)
 		"                              [tagmem]\n"
 		"      --sim-root DIR          simulator sandbox [%s/sim]\n"
 		"      --sim-region-size SIZE  capacity of each simulated region [64G]\n"
+		"      --sim-dcd SERIES        the DCD kernel series the simulator follows where\n"
+		"                              they differ: v11, v10, v9 or v8 [v11]\n"
 		"      --fabric DIR            take capacity from the fabric manager several hosts\n"
 		"                              share (tagmem-fmd --dir DIR) instead of one's own\n"
 		"      --host-id ID            this host's id at that fabric manager\n"
@@ -176,7 +178,7 @@ enum {
 	OPT_FLUSH_WORKERS = 400, OPT_DIRTY_BUDGET, OPT_RESIDENT_BUDGET, OPT_UPKEEP_INTERVAL,
 	OPT_PRESSURE, OPT_MAX_CLIENTS_PER_UID = 500, OPT_MAX_OUTPUT_TOTAL, OPT_GUEST_DIR = 600,
 	OPT_GUEST_RATE, OPT_GUEST_RECLAIM_MS, OPT_GUEST_IDLE, OPT_FABRIC = 700, OPT_HOST_ID,
-	OPT_METRICS_FILE = 800, OPT_METRICS_INTERVAL, OPT_CDI_SPEC,
+	OPT_METRICS_FILE = 800, OPT_METRICS_INTERVAL, OPT_CDI_SPEC, OPT_SIM_DCD = 900,
 };
 
 int main(int argc, char **argv)
@@ -191,6 +193,7 @@ int main(int argc, char **argv)
 		{ "trace-pipe", required_argument, NULL, OPT_TRACE_PIPE },
 		{ "image-dir", required_argument, NULL, OPT_IMAGE_DIR },
 		{ "sim-region-size", required_argument, NULL, OPT_SIM_REGION_SIZE },
+		{ "sim-dcd", required_argument, NULL, OPT_SIM_DCD },
 		{ "fabric", required_argument, NULL, OPT_FABRIC },
 		{ "host-id", required_argument, NULL, OPT_HOST_ID },
 		{ "max-clients", required_argument, NULL, OPT_MAX_CLIENTS },
@@ -264,6 +267,12 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			settings.sim_region_size = v;
+			break;
+		case OPT_SIM_DCD:
+			if (dcd_series_parse(optarg, &settings.sim_dcd) < 0) {
+				fprintf(stderr, "brokerd: --sim-dcd takes v11, v10, v9 or v8\n");
+				return 2;
+			}
 			break;
 		case OPT_MAX_CLIENTS:
 			if (parse_count("max-clients", optarg, 1, 1u << 20, &v) < 0)

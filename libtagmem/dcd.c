@@ -62,6 +62,19 @@ int dcd_read_daxdev(struct sysfs *s, const char *name, struct dcd_daxdev *ret)
 	return 0;
 }
 
+int dcd_series_parse(const char *s, enum dcd_series *ret)
+{
+	if (!strcmp(s, "v11"))
+		*ret = DCD_SERIES_V11;
+	else if (!strcmp(s, "v10") || !strcmp(s, "v9"))
+		*ret = DCD_SERIES_V10;
+	else if (!strcmp(s, "v8"))
+		*ret = DCD_SERIES_V8;
+	else
+		return -EINVAL;
+	return 0;
+}
+
 bool dcd_partition_is_dynamic(const char *mode)
 {
 	if (!strncmp(mode, "dc", 2) && mode[2] >= '0' && mode[2] <= '9') {

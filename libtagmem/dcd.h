@@ -78,6 +78,16 @@ struct dcd_event {
  */
 int dcd_trace_parse(const char *line, struct dcd_event *ret);
 
+/*
+ * The kernel series, where what tagmem writes or checks differs between them. v11 (the
+ * default): extent tags in "uuid", a sharable group's sequence numbers run 0..n-1. v10 (and
+ * v9): the same attribute, sequence numbers 1..n. v8 (v3–v8): the tag attribute was "tag".
+ * (What tagmem reads, it reads from every series at once.)
+ */
+enum dcd_series { DCD_SERIES_V11 = 0, DCD_SERIES_V10, DCD_SERIES_V8 };
+/* "v11", "v10", "v9", "v8" → series; -EINVAL otherwise. */
+int dcd_series_parse(const char *s, enum dcd_series *ret);
+
 /* DCD partition names across generations: dcN (v1–v8), dynamic_ram_a (v9/v10),
  * dynamic_ram_1 (v11). Anything else (ram, pmem, none) is not dynamic capacity. */
 bool dcd_partition_is_dynamic(const char *mode);

@@ -64,6 +64,12 @@ void op_fm_add(struct request *rq)
 		reply_error(rq, "exists", "that tag is already allocated");
 		return;
 	}
+	if (r == -E2BIG) {
+		reply_error(rq, "no_space", "the free capacity of the %s region is so scattered "
+			    "that this allocation would take more extents than the kernel accepts "
+			    "in one allocation; ask for less, or release capacity first", shared ? "shared" : "private");
+		return;
+	}
 	if (r < 0) {
 		reply_error(rq, "internal", "the fabric manager failed: %s", strerror(-r));
 		return;

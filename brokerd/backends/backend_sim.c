@@ -411,7 +411,7 @@ int backend_sim_new(struct core *core, struct loop *loop, const struct broker_se
 	if (!bs)
 		return -ENOMEM;
 	bs->be = (struct backend){ .ops = &sim_ops, .core = core, .loop = loop, .settings = set };
-	opts.legacy_tag_attr = getenv("TAGMEM_SIM_LEGACY_TAG") != NULL;
+	opts.series = set->sim_dcd;
 	if (set->fabric_dir) {
 		char bytes[PATH_MAX];
 

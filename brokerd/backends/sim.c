@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "sim.h"
 #include "util.h"
@@ -19,7 +20,9 @@ struct sim_region {
 /* The kernel knows its devices without reading sysfs; so does its emulation. */
 struct sim_dev {
 	unsigned region, id;
-	tagmem_tag tag;
+	bool tagged;
+	tagmem_tag tag;          /* tagged: the tag it claimed */
+	unsigned extent;         /* untagged: the one extent it claimed */
 };
 
 struct sim {
@@ -34,7 +37,17 @@ struct sim {
 	size_t ndevs, capdevs;
 	struct dcd_event *events;   /* queued trace records */
 	size_t nevents, capevents, headevent;
+	/* the Add Capacity chain being received (More set on each record so far) */
+	struct sim_dc_record chain[SIM_MAX_PENDING];
+	size_t nchain;
+	uint64_t chain_deadline_ms;
 };
+
+/* The first sequence number of a sharable group: the series changed it from 1 to 0. */
+static unsigned seq_base(const struct sim *sim)
+{
+	return sim->opts.series == DCD_SERIES_V11 ? 0 : 1;
+}
 
 /* ---- file helpers (relative to the sandbox root) ---- */
 
@@ -168,11 +181,11 @@ static int create_tree(struct sim *sim)
 	return put_u64(sim, "sim/region_size", false, sim->opts.region_size);
 }
 
-static int add_dev_record(struct sim *sim, unsigned region, unsigned id, const tagmem_tag *tag)
+static int add_dev_record(struct sim *sim, const struct sim_dev *d)
 {
 	if (grow_array(&sim->devs, &sim->capdevs, sim->ndevs, sizeof(*sim->devs)) < 0)
 		return -ENOMEM;
-	sim->devs[sim->ndevs++] = (struct sim_dev){ .region = region, .id = id, .tag = *tag };
+	sim->devs[sim->ndevs++] = *d;
 	return 0;
 }
 
@@ -186,6 +199,23 @@ static int add_extent_record(struct sim *sim, const struct dcd_extent *e)
 		return -ENOMEM;
 	sim->extents[sim->nextents++] = *e;
 	return 0;
+}
+
+static int untagged_claim_extent(struct sim *sim, const struct dcd_daxdev *d, unsigned *ret)
+{
+	char path[160];
+	uint64_t start;
+
+	snprintf(path, sizeof(path), DCD_DAX_DEVICES "/%s/mapping0/start", d->name);
+	if (sysfs_read_u64(sim->fs, path, &start) < 0)
+		return -ENOENT;
+	for (size_t i = 0; i < sim->nextents; i++)
+		if (sim->extents[i].region == d->region && !sim->extents[i].tagged &&
+		    sim->extents[i].offset == start) {
+			*ret = sim->extents[i].id;
+			return 0;
+		}
+	return -ENOENT;
 }
 
 static int load_tree(struct sim *sim)
@@ -217,8 +247,15 @@ static int load_tree(struct sim *sim)
 	}
 	for (size_t i = 0; i < snap.ndevs && r >= 0; i++) {
 		struct dcd_daxdev *d = &snap.devs[i];
-		if (d->region < SIM_REGIONS && d->tagged && d->size)
-			r = add_dev_record(sim, d->region, d->id, &d->tag);
+		struct sim_dev rec = { .region = d->region, .id = d->id, .tagged = d->tagged,
+				       .tag = d->tag };
+
+		if (d->region >= SIM_REGIONS || !d->size)
+			continue;
+		/* an untagged claim's extent is the one its single mapping starts at */
+		if (!d->tagged && untagged_claim_extent(sim, d, &rec.extent) < 0)
+			continue;
+		r = add_dev_record(sim, &rec);
 	}
 out:
 	dcd_snapshot_clear(&snap);
@@ -295,11 +332,12 @@ uint64_t sim_region_size(struct sim *sim)
 
 /* ---- trace records ---- */
 
-static int queue_event(struct sim *sim, enum dcd_event_type type, const struct dcd_extent *e)
+static int queue_event(struct sim *sim, enum dcd_event_type type, const struct dcd_extent *e,
+		       unsigned seq)
 {
 	struct dcd_event ev = {
 		.type = type, .region = e->region, .dpa_start = e->offset,
-		.length = e->length, .tagged = e->tagged, .tag = e->tag,
+		.length = e->length, .tagged = e->tagged, .tag = e->tag, .sh_extent_seq = seq,
 	};
 
 	if (sim->headevent == sim->nevents)
@@ -413,7 +451,8 @@ static int write_extent(struct sim *sim, const struct dcd_extent *e)
 		return r;
 	if (e->tagged) {
 		char line[TAGMEM_TAG_STRING_MAX + 1];
-		snprintf(path, sizeof(path), "%s/%s", tmp, sim->opts.legacy_tag_attr ? "tag" : "uuid");
+		snprintf(path, sizeof(path), "%s/%s", tmp,
+			 sim->opts.series == DCD_SERIES_V8 ? "tag" : "uuid");
 		snprintf(line, sizeof(line), "%s\n", tagmem_tag_format(&e->tag, tagstr));
 		r = put_file(sim, path, line);
 		if (r < 0)
@@ -432,27 +471,191 @@ static bool tag_in_use(struct sim *sim, const tagmem_tag *tag)
 	return false;
 }
 
-/* Write the extents chunks[] (offset and length set) as the tag's, in sequence order. */
-static int place_chunks(struct sim *sim, unsigned region, const tagmem_tag *tag,
-			const struct dcd_extent *chunks, size_t n)
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static bool overlaps(const struct dcd_extent *a, const struct dcd_extent *b)
+{
+	return a->offset < b->offset + b->length && b->offset < a->offset + a->length;
+}
+
+static bool rec_overlaps(const struct sim_dc_record *a, const struct sim_dc_record *b)
+{
+	return a->offset < b->offset + b->length && b->offset < a->offset + a->length;
+}
+
+static int cmp_rec_seq(const void *a, const void *b)
+{
+	const struct sim_dc_record *x = *(const struct sim_dc_record *const *)a;
+	const struct sim_dc_record *y = *(const struct sim_dc_record *const *)b;
+
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/*
+ * The kernel's checks of one group before it is added (v11 cxl_validate_group() and
+ * cxl_add_extent()), on g[] in sequence order once it returns 0: aligned, in one region and
+ * inside it, over no extent of the host or of the group, a tag not already on the host, and
+ * on a sharable region a tag and dense sequence numbers.
+ */
+static int check_group(struct sim *sim, const struct sim_dc_record **g, size_t n)
+{
+	unsigned region = g[0]->region;
+	struct sim_region *rg;
+	bool sharable;
+
+	if (region >= SIM_REGIONS)
+		return -ENXIO;
+	rg = &sim->regions[region];
+	sharable = rg->sharable;
+	for (size_t i = 0; i < n; i++) {
+		if (!g[i]->length || g[i]->offset % DCD_ALIGN || g[i]->length % DCD_ALIGN)
+			return -EINVAL;
+		if (g[i]->region != region) /* one group, one partition */
+			return -EINVAL;
+		if (g[i]->offset > sim->opts.region_size ||
+		    g[i]->length > sim->opts.region_size - g[i]->offset)
+			return -ENXIO;
+	}
+	if (sharable && !g[0]->tagged) /* other hosts find shared capacity only by its tag */
+		return -EINVAL;
+	if (g[0]->tagged && tag_in_use(sim, &g[0]->tag))
+		return -EEXIST;
+	if (sharable) {
+		qsort(g, n, sizeof(*g), cmp_rec_seq);
+		for (size_t i = 0; i < n; i++)
+			if (g[i]->seq != seq_base(sim) + i)
+				return -EINVAL; /* a gap, a duplicate, or the wrong base */
+	}
+	for (size_t i = 0; i < n; i++) {
+		for (size_t j = 0; j < i; j++)
+			if (rec_overlaps(g[i], g[j]))
+				return -ENXIO;
+		/* above everything handed out so far: nothing to compare with */
+		if (g[i]->offset >= rg->high)
+			continue;
+		for (size_t j = 0; j < sim->nextents; j++) {
+			struct dcd_extent e = { .offset = g[i]->offset, .length = g[i]->length };
+
+			if (sim->extents[j].region == region && overlaps(&e, &sim->extents[j]))
+				return -ENXIO;
+		}
+	}
+	return 0;
+}
+
+/* Add a checked group: its extents appear in sequence order (ids grow with it). */
+static int add_group(struct sim *sim, const struct sim_dc_record **g, size_t n)
 {
 	int r = 0;
 
 	for (size_t i = 0; i < n && r >= 0; i++) {
-		struct dcd_extent e = { .region = region, .offset = chunks[i].offset,
-					.length = chunks[i].length };
+		struct sim_region *rg = &sim->regions[g[i]->region];
+		struct dcd_extent e = { .region = g[i]->region, .offset = g[i]->offset,
+					.length = g[i]->length, .tagged = g[i]->tagged,
+					.tag = g[i]->tag };
 
-		e.id = sim->regions[region].next_extent++;
-		e.tagged = tag != NULL;
-		if (tag)
-			e.tag = *tag;
+		e.id = rg->next_extent++;
 		r = write_extent(sim, &e);
 		if (r >= 0)
 			r = add_extent_record(sim, &e);
 		if (r >= 0)
-			r = queue_event(sim, DCD_EVENT_ADD, &e);
+			r = queue_event(sim, DCD_EVENT_ADD, &e, rg->sharable ? g[i]->seq : 0);
 	}
 	return r;
+}
+
+/* The chain closed: each group added whole or refused whole. */
+static int close_chain(struct sim *sim, struct sim_chain_result *res)
+{
+	const struct sim_dc_record *g[SIM_MAX_PENDING];
+	bool taken[SIM_MAX_PENDING] = { false };
+	int r = 0;
+
+	*res = (struct sim_chain_result){ 0 };
+	for (size_t i = 0; i < sim->nchain && r >= 0; i++) {
+		size_t n = 0;
+		int c;
+
+		if (taken[i])
+			continue;
+		/* one tag, one group; untagged extents are independent allocations */
+		for (size_t j = i; j < sim->nchain; j++)
+			if (j == i || (sim->chain[i].tagged && sim->chain[j].tagged &&
+				       !tagmem_tag_compare(&sim->chain[i].tag, &sim->chain[j].tag))) {
+				taken[j] = true;
+				g[n++] = &sim->chain[j];
+			}
+		c = check_group(sim, g, n);
+		if (c < 0) {
+			if (!res->refused++)
+				res->error = c;
+			continue;
+		}
+		r = add_group(sim, g, n);
+		if (r >= 0)
+			res->accepted++;
+	}
+	sim->nchain = 0;
+	return r < 0 ? r : 1;
+}
+
+int sim_dc_add_record(struct sim *sim, const struct sim_dc_record *rec, uint64_t now,
+		      struct sim_chain_result *ret)
+{
+	sim_dc_tick(sim, now);
+	if (sim->nchain >= SIM_MAX_PENDING) {
+		/* a device that never closes its chain: dropped whole, as the kernel does */
+		sim->nchain = 0;
+		return -ENOSPC;
+	}
+	sim->chain[sim->nchain++] = *rec;
+	if (rec->more) {
+		sim->chain_deadline_ms = now + SIM_CHAIN_TIMEOUT_MS;
+		return 0;
+	}
+	return close_chain(sim, ret);
+}
+
+int sim_dc_tick(struct sim *sim, uint64_t now)
+{
+	if (!sim->nchain || now < sim->chain_deadline_ms)
+		return 0;
+	sim->nchain = 0;
+	return 1;
+}
+
+/* What a fabric manager's device sends for one allocation: one chain, one group. */
+static int send_allocation(struct sim *sim, unsigned region, const tagmem_tag *tag,
+			   const struct dcd_extent *chunks, size_t n)
+{
+	struct sim_chain_result res = { 0 };
+	uint64_t now = now_ms();
+	int r = 0;
+
+	if (n > SIM_MAX_PENDING)
+		return -E2BIG; /* the kernel would drop the chain */
+	for (size_t i = 0; i < n && r == 0; i++) {
+		struct sim_dc_record rec = {
+			.region = region, .offset = chunks[i].offset, .length = chunks[i].length,
+			.tagged = tag != NULL, .seq = seq_base(sim) + (unsigned)i, .more = i + 1 < n,
+		};
+
+		if (tag)
+			rec.tag = *tag;
+		r = sim_dc_add_record(sim, &rec, now, &res);
+	}
+	if (r < 0)
+		return r;
+	/* a tag is one group; untagged extents are one group each */
+	if (res.refused)
+		return res.error;
+	return res.accepted == (tag ? 1 : n) ? 0 : -EIO;
 }
 
 int sim_fm_add(struct sim *sim, uint64_t size, const tagmem_tag *tag, bool shared,
@@ -472,7 +675,7 @@ int sim_fm_add(struct sim *sim, uint64_t size, const tagmem_tag *tag, bool share
 	r = plan_allocation(sim, region, size, &chunks, &n);
 	if (r < 0)
 		return r;
-	r = place_chunks(sim, region, tag, chunks, n);
+	r = send_allocation(sim, region, tag, chunks, n);
 	free(chunks);
 	if (r < 0)
 		return r;
@@ -480,11 +683,6 @@ int sim_fm_add(struct sim *sim, uint64_t size, const tagmem_tag *tag, bool share
 	ret_alloc->nextents = (unsigned)n;
 	ret_alloc->size = size;
 	return 0;
-}
-
-static bool overlaps(const struct dcd_extent *a, const struct dcd_extent *b)
-{
-	return a->offset < b->offset + b->length && b->offset < a->offset + a->length;
 }
 
 /* May these extents be placed in the region: aligned, inside, over nothing? */
@@ -518,7 +716,7 @@ int sim_place(struct sim *sim, unsigned region, const tagmem_tag *tag,
 	if (tag_in_use(sim, tag))
 		return -EEXIST;
 	r = check_placement(sim, region, extents, n);
-	return r < 0 ? r : place_chunks(sim, region, tag, extents, n);
+	return r < 0 ? r : send_allocation(sim, region, tag, extents, n);
 }
 
 static int cmp_id(const void *a, const void *b)
@@ -577,11 +775,12 @@ uint64_t sim_region_used(struct sim *sim, unsigned region)
 	return used;
 }
 
-/* The device (if any) that claimed a tag; its index in sim->devs. */
-static int find_device(struct sim *sim, unsigned region, const tagmem_tag *tag)
+/* The device (if any) on this host that claimed a tag; its index in sim->devs. Tags are
+ * unique host-wide (v11 keeps one registry of tag groups for all regions and memdevs). */
+static int find_device(struct sim *sim, const tagmem_tag *tag)
 {
 	for (size_t i = 0; i < sim->ndevs; i++)
-		if (sim->devs[i].region == region && !tagmem_tag_compare(&sim->devs[i].tag, tag))
+		if (sim->devs[i].tagged && !tagmem_tag_compare(&sim->devs[i].tag, tag))
 			return (int)i;
 	return -ENOENT;
 }
@@ -611,23 +810,21 @@ static int remove_tag_extents(struct sim *sim, const tagmem_tag *tag)
 int sim_fm_release(struct sim *sim, const tagmem_tag *tag)
 {
 	bool found = false;
-	unsigned region = 0;
 	char path[96];
 	int r;
 
 	for (size_t i = 0; i < sim->nextents; i++) {
 		struct dcd_extent *e = &sim->extents[i];
 		if (e->tagged && !tagmem_tag_compare(&e->tag, tag)) {
-			region = e->region;
 			found = true;
-			r = queue_event(sim, DCD_EVENT_RELEASE, e);
+			r = queue_event(sim, DCD_EVENT_RELEASE, e, 0);
 			if (r < 0)
 				return r;
 		}
 	}
 	if (!found)
 		return -ENOENT;
-	if (find_device(sim, region, tag) >= 0) {
+	if (find_device(sim, tag) >= 0) {
 		/* In use: the kernel keeps the extents until the device goes away. */
 		pending_path(path, sizeof(path), tag);
 		r = put_file(sim, path, "");
@@ -664,58 +861,160 @@ static int link_bytes(struct sim *sim, const tagmem_tag *tag, const char *node, 
 	return linkat(sim->bytes_fd, name, sim->rootfd, node, 0) < 0 ? -errno : 0;
 }
 
+/* The device's ranges, as the kernel lists them: mappingN/{start,end,page_offset}. */
+static int write_mappings(struct sim *sim, const char *dir, const struct dcd_extent *ext,
+			  size_t n)
+{
+	uint64_t pgoff = 0;
+	int r = 0;
+
+	for (size_t i = 0; i < n && r >= 0; i++) {
+		char path[192];
+
+		snprintf(path, sizeof(path), "%s/mapping%zu", dir, i);
+		r = mkdir_p(sim, path);
+		snprintf(path, sizeof(path), "%s/mapping%zu/start", dir, i);
+		if (r >= 0)
+			r = put_u64(sim, path, true, ext[i].offset);
+		snprintf(path, sizeof(path), "%s/mapping%zu/end", dir, i);
+		if (r >= 0)
+			r = put_u64(sim, path, true, ext[i].offset + ext[i].length - 1);
+		snprintf(path, sizeof(path), "%s/mapping%zu/page_offset", dir, i);
+		if (r >= 0)
+			r = put_u64(sim, path, true, pgoff);
+		pgoff += ext[i].length / 4096;
+	}
+	return r;
+}
+
+/* A device directory: its attributes and its mapping subdirectories. */
+static int rm_dev_dir(struct sim *sim, const char *dir)
+{
+	char **names = NULL;
+	size_t n = 0;
+	int r = sysfs_list(sim->fs, dir, "mapping", &names, &n);
+
+	for (size_t i = 0; i < n && r >= 0; i++) {
+		char path[192];
+
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		r = rm_flat_dir(sim, path);
+	}
+	sysfs_names_free(names, n);
+	return r < 0 ? r : rm_flat_dir(sim, dir);
+}
+
+static bool untagged_claimed(const struct sim *sim, unsigned region, unsigned extent)
+{
+	for (size_t i = 0; i < sim->ndevs; i++)
+		if (!sim->devs[i].tagged && sim->devs[i].region == region &&
+		    sim->devs[i].extent == extent)
+			return true;
+	return false;
+}
+
+/* The extents a seed claims: a tag's, in sequence order, or the lowest free untagged one
+ * (untagged extents are independent allocations: one per claim). */
+static int claim_extents(struct sim *sim, unsigned region, const struct sim_dev *d,
+			 struct dcd_extent **ret, size_t *ret_n)
+{
+	struct dcd_extent *out = NULL;
+	const struct dcd_extent *free_one = NULL;
+	size_t n = 0, cap = 0;
+
+	for (size_t i = 0; i < sim->nextents; i++) {
+		const struct dcd_extent *e = &sim->extents[i];
+
+		if (e->region != region || e->tagged != d->tagged)
+			continue;
+		if (!d->tagged) {
+			if (!untagged_claimed(sim, region, e->id) && (!free_one || e->id < free_one->id))
+				free_one = e;
+			continue;
+		}
+		if (tagmem_tag_compare(&e->tag, &d->tag))
+			continue;
+		if (grow_array(&out, &cap, n, sizeof(*out)) < 0) {
+			free(out);
+			return -ENOMEM;
+		}
+		out[n++] = *e;
+	}
+	if (free_one) {
+		out = malloc(sizeof(*out));
+		if (!out)
+			return -ENOMEM;
+		out[n++] = *free_one;
+	}
+	if (!n)
+		return -ENOENT;
+	qsort(out, n, sizeof(*out), cmp_id); /* ids grow with the sequence */
+	*ret = out;
+	*ret_n = n;
+	return 0;
+}
+
 int sim_kernel_seed_written(struct sim *sim, unsigned region)
 {
-	char dir[96], path[160];
+	char dir[96], path[160], text[64];
+	_cleanup_free_ struct dcd_extent *ext = NULL;
 	_cleanup_close_ int fd = -1;
-	unsigned seed;
+	struct sim_dev dev = { .region = region };
 	uint64_t size = 0;
-	tagmem_tag tag;
-	bool tagged;
+	size_t n = 0;
 	int r;
 
 	if (region >= SIM_REGIONS)
 		return -ENXIO;
-	seed = sim->regions[region].seed;
-	dev_dir(dir, sizeof(dir), region, seed);
+	dev.id = sim->regions[region].seed;
+	dev_dir(dir, sizeof(dir), region, dev.id);
 	snprintf(path, sizeof(path), "%s/uuid", dir);
-	r = sysfs_read_tag(sim->fs, path, &tag, &tagged);
-	if (r < 0 || !tagged) {
-		r = r < 0 ? r : -EINVAL;
-		goto reject;
-	}
-	if (find_device(sim, region, &tag) >= 0) {
-		r = -EBUSY;
-		goto reject;
-	}
-	/* all extents of the tag, in sequence order (ids grow with the sequence) */
-	for (size_t i = 0; i < sim->nextents; i++) {
-		struct dcd_extent *e = &sim->extents[i];
-		if (e->region == region && e->tagged && !tagmem_tag_compare(&e->tag, &tag))
-			size += e->length;
-	}
-	if (size == 0) {
-		r = -ENOENT;
-		goto reject;
-	}
-	snprintf(path, sizeof(path), "dev/dax%u.%u", region, seed);
-	r = sim->bytes_fd >= 0 ? link_bytes(sim, &tag, path, size) : 0;
+	r = sysfs_read(sim->fs, path, text, sizeof(text));
 	if (r < 0)
 		goto reject;
-	fd = openat(sim->rootfd, path, O_RDWR | (sim->bytes_fd >= 0 ? 0 : O_CREAT | O_TRUNC) |
-		    O_CLOEXEC, 0600);
-	if (fd < 0 || (sim->bytes_fd < 0 && ftruncate(fd, (off_t)size) < 0)) {
+	if (!strcmp(text, "0")) {
+		dev.tagged = false; /* "0": one untagged extent */
+	} else {
+		r = sysfs_parse_tag(text, &dev.tag, &dev.tagged);
+		if (r >= 0 && !dev.tagged)
+			r = -EINVAL;
+		if (r < 0)
+			goto reject;
+		if (find_device(sim, &dev.tag) >= 0) {
+			r = -EBUSY;
+			goto reject;
+		}
+	}
+	r = claim_extents(sim, region, &dev, &ext, &n);
+	if (r < 0)
+		goto reject;
+	for (size_t i = 0; i < n; i++)
+		size += ext[i].length;
+	if (!dev.tagged)
+		dev.extent = ext[0].id;
+	snprintf(path, sizeof(path), "dev/dax%u.%u", region, dev.id);
+	r = sim->bytes_fd >= 0 && dev.tagged ? link_bytes(sim, &dev.tag, path, size) : 0;
+	if (r < 0)
+		goto reject;
+	fd = openat(sim->rootfd, path, O_RDWR |
+		    (sim->bytes_fd >= 0 && dev.tagged ? 0 : O_CREAT | O_TRUNC) | O_CLOEXEC, 0600);
+	if (fd < 0 || ((sim->bytes_fd < 0 || !dev.tagged) && ftruncate(fd, (off_t)size) < 0)) {
 		r = -errno;
 		goto reject;
 	}
+	r = write_mappings(sim, dir, ext, n);
 	snprintf(path, sizeof(path), "%s/size", dir);
-	r = put_u64(sim, path, false, size);
+	if (r >= 0)
+		r = put_u64(sim, path, false, size);
+	/* v11 reads back the claimed tag, or the null UUID for an untagged claim */
+	snprintf(path, sizeof(path), "%s/uuid", dir);
+	if (r >= 0 && !dev.tagged)
+		r = put_file(sim, path, "00000000-0000-0000-0000-000000000000\n");
+	if (r >= 0)
+		r = add_dev_record(sim, &dev);
 	if (r < 0)
 		goto reject;
-	r = add_dev_record(sim, region, seed, &tag);
-	if (r < 0)
-		goto reject;
-	return make_seed(sim, region, seed + 1);
+	return make_seed(sim, region, dev.id + 1);
 reject:
 	/* a failed sysfs write leaves the attribute as it was */
 	snprintf(path, sizeof(path), "%s/uuid", dir);
@@ -740,7 +1039,7 @@ int sim_kernel_size_written(struct sim *sim, const char *device)
 	if (unlinkat(sim->rootfd, path, 0) < 0 && errno != ENOENT)
 		return -errno;
 	dev_dir(dir, sizeof(dir), d.region, d.id);
-	r = rm_flat_dir(sim, dir);
+	r = rm_dev_dir(sim, dir);
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < sim->ndevs; i++)

@@ -20,11 +20,16 @@
 #define SIM_REGIONS 2
 #define SIM_MAX_EXTENT (1ull << 30) /* one allocation may span several extents */
 
+/* The kernel's defensive limits on an Add Capacity chain (v11 drivers/cxl/core/mbox.c:
+ * CXL_DC_MAX_PENDING_EXTENTS, CXL_DC_ADD_TIMEOUT). */
+#define SIM_MAX_PENDING 100
+#define SIM_CHAIN_TIMEOUT_MS 20000
+
 struct sim;
 
 struct sim_options {
 	uint64_t region_size;
-	bool legacy_tag_attr; /* write extent tags as "tag" (DCD v3–v8) instead of "uuid" */
+	enum dcd_series series;     /* the kernel series it follows where they differ */
 	/* A shared fabric's memory: one file per tag, named by the tag, holding its bytes in
 	 * sequence order. A device made for a tag is then a hard link to that file, so every
 	 * host that has the tag maps the same bytes. NULL: each device is a file of its own. */
@@ -42,7 +47,9 @@ struct sim_alloc {
 	unsigned nextents;
 	uint64_t size;
 };
-/* tag NULL: untagged (private only). -ENOSPC, -EINVAL (size, shared without tag), -EEXIST. */
+/* tag NULL: untagged (private only). -ENOSPC, -EINVAL (size, shared without tag), -EEXIST,
+ * -E2BIG the free space is so fragmented that the allocation would take more extents than
+ * the kernel accepts in one chain (SIM_MAX_PENDING). */
 int sim_fm_add(struct sim *sim, uint64_t size, const tagmem_tag *tag, bool shared,
 	       struct sim_alloc *ret_alloc);
 /* A fabric manager elsewhere placed the tag's extents (offset and length each, in sequence
@@ -61,8 +68,36 @@ uint64_t sim_region_used(struct sim *sim, unsigned region);
 int sim_fm_release(struct sim *sim, const tagmem_tag *tag);
 bool sim_release_pending(struct sim *sim, const tagmem_tag *tag);
 
-/* ---- kernel side: what the kernel does after a sysfs write ---- */
-/* The broker wrote a tag to the region's seed device "uuid": -ENOENT, -EBUSY as the kernel. */
+/* ---- kernel side: Dynamic Capacity event records, as the kernel receives them ----
+ * The fabric manager's additions above arrive this way too. A chain of Add Capacity records
+ * is staged while each says More; the record without More closes it. Then each group (the
+ * records of one tag; each untagged record alone) is checked and added whole, or refused
+ * whole: extents 2 MiB aligned, inside one region and over nothing; a tag not already on
+ * the host (-EEXIST); a sharable region's group tagged, its sequence numbers dense from
+ * the generation's base. A chain longer than SIM_MAX_PENDING records is dropped whole, as
+ * is one left open SIM_CHAIN_TIMEOUT_MS (sim_dc_tick). */
+struct sim_dc_record {
+	unsigned region;
+	uint64_t offset, length;  /* within the region */
+	bool tagged;
+	tagmem_tag tag;
+	unsigned seq;             /* shared_extn_seq, stamped by the device (sharable) */
+	bool more;
+};
+struct sim_chain_result {
+	unsigned accepted, refused;  /* groups */
+	int error;                   /* why the first refused group was refused */
+};
+/* 0 staged; 1 the chain closed (*ret); -ENOSPC the chain grew too long and was dropped. */
+int sim_dc_add_record(struct sim *sim, const struct sim_dc_record *rec, uint64_t now_ms,
+		      struct sim_chain_result *ret);
+/* The chain watchdog: 1 an open chain timed out and was dropped, 0 otherwise. */
+int sim_dc_tick(struct sim *sim, uint64_t now_ms);
+
+/* ---- kernel side: what the kernel does after a sysfs write ----
+ * The broker wrote to the region's seed device "uuid": a tag claims all of its extents in
+ * sequence order (-ENOENT none, -EBUSY a device on this host holds the tag already); "0"
+ * claims one untagged extent (the device's uuid then reads as the null UUID). */
 int sim_kernel_seed_written(struct sim *sim, unsigned region);
 /* The broker wrote the device's "size": 0 destroys it (and completes a deferred release). */
 int sim_kernel_size_written(struct sim *sim, const char *device);

@@ -20,6 +20,7 @@ struct broker_settings {
 	unsigned nimage_dirs;         /* 0: <state_dir>/images */
 	const char *sim_root;         /* simulator sandbox: sysfs-like tree + backing files */
 	uint64_t sim_region_size;     /* capacity of each simulated DCD region */
+	enum dcd_series sim_dcd;      /* the DCD kernel series the simulator follows */
 	const char *fabric_dir;       /* a fabric manager several hosts share (tagmem-fmd), or NULL */
 	const char *host_id;          /* this host's id at that fabric manager */
 	unsigned max_clients;         /* connections served at once; more are told and closed */

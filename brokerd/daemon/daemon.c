@@ -41,6 +41,9 @@ void broker_settings_defaults(struct broker_settings *s)
 	s->nd_policy = VIEW_ND_DEFAULT;
 	s->sim_root = TAGMEM_RUNSTATEDIR_DEFAULT "/sim";
 	s->sim_region_size = 64ull << 30;
+	/* the older tag attribute, as before --sim-dcd (kept for existing scripts) */
+	if (getenv("TAGMEM_SIM_LEGACY_TAG"))
+		s->sim_dcd = DCD_SERIES_V8;
 	s->max_clients = 4096;
 	s->max_clients_per_uid = 1024;
 	s->max_line = TAGMEM_MAX_LINE_DEFAULT;

@@ -202,9 +202,13 @@ static void op_add(struct call *k)
 		return;
 	}
 	if (r < 0) {
-		fail(k, r == -ENOSPC ? "no_space" : r == -EINVAL ? "invalid_argument" : "io_error",
+		fail(k, r == -ENOSPC || r == -E2BIG ? "no_space" :
+		     r == -EINVAL ? "invalid_argument" : "io_error",
 		     "cannot add the capacity: %s", r == -ENOSPC ?
-		     "the pool has not that much free capacity" : strerror(-r));
+		     "the pool has not that much free capacity" : r == -E2BIG ?
+		     "the free capacity is so scattered that it would take more extents "
+		     "than a host's kernel accepts in one "
+		     "allocation; ask for less, or release capacity first" : strerror(-r));
 		return;
 	}
 	reply(k, fabric_tag_json(k->fs->fab, t));

@@ -71,10 +71,11 @@ expect_rc 2 "$TAGMEM" fm add --size 3M
 expect_rc 2 "$TAGMEM" fm add --size -1G
 expect_rc 2 "$TAGMEM" lookup
 expect_rc 2 "$TAGMEM" frobnicate
+expect_rc 2 "$BROKERD" --sim-dcd v12
 
 # the older DCD generation names the extent attribute "tag": the broker reads both
 rm -rf "$T/sim" "$T/state"
-TAGMEM_SIM_LEGACY_TAG=1 start_brokerd
+start_brokerd --sim-dcd v8
 "$TAGMEM" fm add --size 2M --tag "$U" >/dev/null
 [ -f "$T/sim/sys/bus/cxl/devices/dax_region0/extent0.0/tag" ] || fail "legacy attribute not written"
 "$TAGMEM" lookup "$U" >/dev/null || fail "legacy-generation tag not found"
