@@ -18,12 +18,13 @@ for applet in $("$root/bin/busybox" --list); do
 	[ -e "$root/bin/$applet" ] || ln -s busybox "$root/bin/$applet"
 done
 
-# copy_bin SRC [DEST]: a binary and every shared library it needs, at the same paths.
+# copy_bin SRC [DEST]: a binary and every shared library it needs, at the same paths (none for
+# a static one, such as tagmem-id: ldd says "not a dynamic executable" and fails).
 copy_bin() {
 	local src=$1 dest=${2:-$1}
 	mkdir -p "$root$(dirname "$dest")"
 	cp -L "$src" "$root$dest"
-	ldd "$src" 2>/dev/null | grep -oE '/[^ ]+' | while read -r lib; do
+	{ ldd "$src" 2>/dev/null || true; } | { grep -oE '/[^ ]+' || true; } | while read -r lib; do
 		[ -e "$root$lib" ] && continue
 		mkdir -p "$root$(dirname "$lib")"
 		cp -L "$lib" "$root$lib"
