@@ -70,7 +70,7 @@ static int image_create(struct cli *cli, int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
-	static const char synopsis[] = "create PATH --size SIZE [--tag UUID] [--layout pmem|devdax]";
+	static const char synopsis[] = "create PATH --size SIZE [--tag UUID] [--layout pmem|devdax|fsdax]";
 	_cleanup_json_ struct json_object *req = NULL, *reply = NULL;
 	char path[PATH_MAX];
 	const char *sizearg = NULL, *tagarg = NULL, *s = NULL, *layout = NULL;
@@ -93,10 +93,11 @@ static int image_create(struct cli *cli, int argc, char **argv)
 			"16 MiB), like 64M or 1G", sizearg);
 		return EXIT_USAGE;
 	}
-	if (layout && strcmp(layout, "pmem") && strcmp(layout, "devdax")) {
+	if (layout && strcmp(layout, "pmem") && strcmp(layout, "devdax") && strcmp(layout, "fsdax")) {
 		cli_err(cli, "--layout '%s': give pmem (a pmem disk in the guest, data at offset 0 "
-			"of the file) or devdax (/dev/daxX.Y in the guest; data after a 16 MiB header)",
-			layout);
+			"of the file), devdax (/dev/daxX.Y in the guest; data after a 16 MiB header) or "
+			"fsdax (the same header; a /dev/pmemX in the guest to mount with -o dax, so the "
+			"guest keeps no page cache of its files)", layout);
 		return EXIT_USAGE;
 	}
 	if (absolute(cli, argv[optind], path) < 0)

@@ -71,25 +71,30 @@ int label_area_write_file(int fd, uint64_t file_size, const uint8_t *buf);
 int label_write_for_tag(int fd, uint64_t file_size, const tagmem_tag *tag, const char *name,
 			unsigned dimm_slot);
 
-/* ---- the devdax image layout (daxinfo.c) ---- */
+/* ---- the devdax and fsdax image layouts (daxinfo.c) ---- */
 
 /*
- * An image with layout "devdax": [DAX_PREFIX: a device-DAX info block at DAX_INFO_OFFSET]
+ * An image with layout "devdax" or "fsdax": [DAX_PREFIX: an info block at DAX_INFO_OFFSET]
  * [data][LABEL_TAIL]. The label's namespace is prefix + data; the guest kernel finds the
- * info block and makes /dev/daxX.Y of the data alone, its offset 0 the tag's offset 0.
- * The prefix is a whole 16 MiB so the namespace stays a multiple of the guest's region
- * alignment.
+ * info block and makes of the data alone, its offset 0 the tag's offset 0, a /dev/daxX.Y
+ * (devdax) or a /dev/pmemX that a filesystem mounts with -o dax (fsdax: the guest keeps no
+ * page cache of its files; the host's is the only one). The prefix is a whole 16 MiB so the
+ * namespace stays a multiple of the guest's region alignment.
  */
+enum dax_info_kind { DAX_INFO_DEVDAX, DAX_INFO_FSDAX };
 #define DAX_PREFIX (16u << 20)
 #define DAX_INFO_OFFSET 4096u
 #define DAX_INFO_SIZE 4096u
 
 /* The info block for a namespace of ns_size bytes (prefix + data) whose uuid is tag;
- * dax_uuid names the dax device. -EINVAL for null uuids or a size the layout cannot have. */
-int dax_info_build(uint8_t *buf, const tagmem_tag *tag, const tagmem_tag *dax_uuid,
-		   uint64_t ns_size);
-/* The namespace uuid and data offset an info block names: -ENOENT (no block), -EBADMSG. */
-int dax_info_parse(const uint8_t *buf, tagmem_tag *ret_parent, uint64_t *ret_dataoff);
+ * dax_uuid names the dax or pfn device. -EINVAL for null uuids or a size the layout cannot
+ * have. */
+int dax_info_build(uint8_t *buf, enum dax_info_kind kind, const tagmem_tag *tag,
+		   const tagmem_tag *dax_uuid, uint64_t ns_size);
+/* The namespace uuid, data offset and kind an info block names (ret_kind may be NULL):
+ * -ENOENT (no block), -EBADMSG. */
+int dax_info_parse(const uint8_t *buf, tagmem_tag *ret_parent, uint64_t *ret_dataoff,
+		   enum dax_info_kind *ret_kind);
 
 /* ---- QEMU arguments ---- */
 

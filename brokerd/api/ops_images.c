@@ -57,7 +57,7 @@ static int image_data_offset(int fd, const tagmem_tag *tag, uint64_t file_size,
 		return -errno;
 	if (n != (ssize_t)sizeof(block))
 		return 0;
-	r = dax_info_parse(block, &parent, &dataoff);
+	r = dax_info_parse(block, &parent, &dataoff, NULL);
 	if (r == -ENOENT)
 		return 0;
 	if (r < 0)
@@ -75,6 +75,19 @@ static int image_data_offset(int fd, const tagmem_tag *tag, uint64_t file_size,
 		return 0;
 	}
 	return -EMEDIUMTYPE;
+}
+
+/* Is the prefix's info block a pfn device's (fsdax)? Only for `show`: the data offset is
+ * what brokerd relies on, and a guest may rewrite the block as it likes. */
+static bool image_says_fsdax(int fd)
+{
+	uint8_t block[DAX_INFO_SIZE];
+	enum dax_info_kind kind;
+	tagmem_tag parent;
+	uint64_t dataoff;
+
+	return pread(fd, block, sizeof(block), DAX_INFO_OFFSET) == (ssize_t)sizeof(block) &&
+	       dax_info_parse(block, &parent, &dataoff, &kind) == 0 && kind == DAX_INFO_FSDAX;
 }
 
 int api_add_image(struct api *api, const tagmem_tag *tag, const char *path, int fd, int dfd,
@@ -120,10 +133,12 @@ int api_add_image(struct api *api, const tagmem_tag *tag, const char *path, int 
 			 "directory on ext4 with a journal or on XFS", path);
 	r = core_add_image(api->core, tag, path, file_size, data_off,
 			   file_size - LABEL_TAIL - data_off, io, bu.dirty, bu.resident, ret);
-	if (r < 0)
+	if (r < 0) {
 		image_io_unref(io);
-	else
-		(*ret)->image.inode = image_io_ino(io);
+		return r;
+	}
+	(*ret)->image.inode = image_io_ino(io);
+	(*ret)->image.fsdax = data_off && image_says_fsdax(fd);
 	return r;
 }
 
@@ -235,15 +250,17 @@ static int link_tmpfile(int fd, int dfd, const char *base)
 	return linkat(AT_FDCWD, self, dfd, base, AT_SYMLINK_FOLLOW) < 0 ? -errno : 0;
 }
 
-/* The devdax layout's info block: the guest kernel makes the data a dax device. */
-static int write_dax_info(int fd, const tagmem_tag *tag, uint64_t ns_size)
+/* The devdax or fsdax layout's info block: the guest kernel makes the data a dax device, or
+ * a block device a filesystem mounts with -o dax. */
+static int write_dax_info(int fd, enum dax_info_kind kind, const tagmem_tag *tag,
+			  uint64_t ns_size)
 {
 	uint8_t block[DAX_INFO_SIZE];
 	tagmem_tag dax_uuid;
 	int r;
 
 	tagmem_tag_generate(&dax_uuid);
-	r = dax_info_build(block, tag, &dax_uuid, ns_size);
+	r = dax_info_build(block, kind, tag, &dax_uuid, ns_size);
 	if (r < 0)
 		return r;
 	if (pwrite(fd, block, sizeof(block), DAX_INFO_OFFSET) != (ssize_t)sizeof(block))
@@ -251,14 +268,16 @@ static int write_dax_info(int fd, const tagmem_tag *tag, uint64_t ns_size)
 	return 0;
 }
 
-/* create's arguments, checked by the op table's rules: layout, path, size, tag. */
-static void create_args(struct request *rq, bool *devdax, const char **path, uint64_t *size,
-			tagmem_tag *tag, bool *has_tag)
+/* create's arguments, checked by the op table's rules: layout, path, size, tag. *prefixed: a
+ * DAX layout (devdax or fsdax, *kind), with its 16 MiB header. */
+static void create_args(struct request *rq, bool *prefixed, enum dax_info_kind *kind,
+			const char **path, uint64_t *size, tagmem_tag *tag, bool *has_tag)
 {
 	const char *layout = "pmem";
 
 	tagmem_json_get_string(rq->msg, "layout", &layout);
-	*devdax = !strcmp(layout, "devdax");
+	*prefixed = !strcmp(layout, "devdax") || !strcmp(layout, "fsdax");
+	*kind = !strcmp(layout, "fsdax") ? DAX_INFO_FSDAX : DAX_INFO_DEVDAX;
 	tagmem_json_get_string(rq->msg, "path", path);
 	tagmem_json_get_u64(rq->msg, "size", size);
 	*has_tag = tagmem_json_get_tag(rq->msg, "tag", tag) == 0;
@@ -271,12 +290,13 @@ void op_image_create(struct request *rq)
 	_cleanup_close_ int dfd = -1, fd = -1;
 	const char *path;
 	bool has_tag, devdax, named;
+	enum dax_info_kind kind;
 	tagmem_tag tag;
 	uint64_t size, file_size;
 	struct tag *e;
 	int r;
 
-	create_args(rq, &devdax, &path, &size, &tag, &has_tag);
+	create_args(rq, &devdax, &kind, &path, &size, &tag, &has_tag);
 	if (!has_tag)
 		tagmem_tag_generate(&tag);
 	if (core_find(api->core, &tag)) {
@@ -302,7 +322,7 @@ void op_image_create(struct request *rq)
 	 * that records them, and the name comes last: a create cut short leaves no file */
 	r = ftruncate(fd, (off_t)file_size) < 0 ? -errno : 0;
 	if (r == 0 && devdax)
-		r = write_dax_info(fd, &tag, file_size - LABEL_TAIL);
+		r = write_dax_info(fd, kind, &tag, file_size - LABEL_TAIL);
 	if (r == 0)
 		r = label_write_for_tag(fd, file_size, &tag, "tagmem", 0);
 	if (r == 0 && fsync(fd) < 0)

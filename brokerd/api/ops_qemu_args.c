@@ -109,8 +109,8 @@ static bool arg_ram(struct request *rq, const struct tag_owner *owner, struct ta
 			return false;
 		}
 	if (tag_is_image(e) && e->image.data_offset) {
-		reply_error(rq, "invalid_argument", "image %s has the devdax layout: its header "
-			    "would be RAM; use a pmem-layout image", e->tag_str);
+		reply_error(rq, "invalid_argument", "image %s has the %s layout: its header "
+			    "would be RAM; use a pmem-layout image", e->tag_str, tag_layout(e));
 		return false;
 	}
 	r = core_check_claim_for_vm(rq->api->core, e, owner);
@@ -159,8 +159,9 @@ static bool plan_args(struct request *rq, struct vm_plan *p, struct json_object 
 static bool plan_mechanism(struct request *rq, const struct vm_plan *p, const struct tag *e)
 {
 	if (p->vpmem && tag_is_image(e) && e->image.data_offset) {
-		reply_error(rq, "invalid_argument", "image %s has the devdax layout: virtio-pmem "
-			    "would show the guest its header; use nvdimm mode", e->tag_str);
+		reply_error(rq, "invalid_argument", "image %s has the %s layout: virtio-pmem "
+			    "would show the guest its header; use nvdimm mode", e->tag_str,
+			    tag_layout(e));
 		return false;
 	}
 	if (p->vpmem && (!tag_is_image(e) || e->cap.shared)) {

@@ -122,11 +122,12 @@ static const struct arg_rule a_fm_add[] = {
 		 .min = 2u << 20, .align = 2u << 20),
 	OPTIONAL("shared", ARG_BOOL, BOOL_RULE("shared")),
 	OPTIONAL("tag", ARG_NAMED_TAG, NAMED_TAG_RULE), END };
-static const char *const layouts[] = { "pmem", "devdax", NULL };
+static const char *const layouts[] = { "pmem", "devdax", "fsdax", NULL };
 static const struct arg_rule a_image_create[] = {
 	OPTIONAL("layout", ARG_ONE_OF, "\"layout\" must be \"pmem\" (data at offset 0 of the file; "
-		 "a pmem disk in the guest) or \"devdax\" (a 16 MiB header first; /dev/daxX.Y in the "
-		 "guest, its offset 0 the tag's)", .one_of = layouts),
+		 "a pmem disk in the guest), \"devdax\" (a 16 MiB header first; /dev/daxX.Y in the "
+		 "guest, its offset 0 the tag's) or \"fsdax\" (the same header; a /dev/pmemX in the "
+		 "guest that a filesystem mounts with -o dax)", .one_of = layouts),
 	REQUIRED("path", ARG_PATH, "\"path\" must be an absolute file name"),
 	REQUIRED("size", ARG_U64, "\"size\" must be a multiple of 16 MiB, from 16 MiB to 64 TiB (the "
 		 "guest aligns namespaces to 16 MiB)", .min = NVDIMM_REGION_ALIGN,

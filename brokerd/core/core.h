@@ -82,8 +82,10 @@ struct image_lost {
 struct tag_image {
 	struct image_io *io;    /* non-NULL for an image */
 	uint64_t file_size;     /* [devdax prefix] + data + label tail */
-	uint64_t data_offset;   /* where the tag's offset 0 is in the file: 0, or the devdax
-				 * layout's prefix (the guest's DAX info block lives there) */
+	uint64_t data_offset;   /* where the tag's offset 0 is in the file: 0, or the devdax or
+				 * fsdax layout's prefix (the guest's info block lives there) */
+	bool fsdax;             /* the prefix's info block makes a pfn device (fsdax), not a
+				 * dax device: what the file says, for display */
 	uint64_t dirty_budget, resident_budget; /* persisted; 0: none */
 	struct image_lost lost; /* persisted */
 	uint64_t inode;         /* persisted: the file brokerd made or adopted, checked at start */
@@ -108,6 +110,8 @@ struct tag {
 
 enum tag_state tag_state(const struct tag *t);
 const char *tag_state_name(enum tag_state s);
+/* An image's layout: "pmem", "devdax" or "fsdax". */
+const char *tag_layout(const struct tag *t);
 static inline bool tag_is_image(const struct tag *t) { return t->image.io != NULL; }
 /* Is the tag held for VM (uid, name)? One rule for "of this VM" (any slot, RAM too). */
 static inline bool tag_of_vm(const struct tag *t, uid_t uid, const char *vm)

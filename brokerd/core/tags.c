@@ -27,6 +27,13 @@ const char *tag_state_name(enum tag_state s)
 	return "unknown";
 }
 
+const char *tag_layout(const struct tag *t)
+{
+	if (!t->image.data_offset)
+		return "pmem";
+	return t->image.fsdax ? "fsdax" : "devdax";
+}
+
 static void add_str(struct json_object *o, const char *k, const char *v)
 {
 	json_object_object_add(o, k, json_object_new_string(v));
@@ -71,7 +78,7 @@ struct json_object *tag_to_json(const struct tag *t)
 	if (tag_is_image(t)) {
 		json_object_object_add(o, "image", json_object_new_boolean(true));
 		add_u64(o, "file_size", t->image.file_size);
-		add_str(o, "layout", t->image.data_offset ? "devdax" : "pmem");
+		add_str(o, "layout", tag_layout(t));
 		add_u64(o, "data_offset", t->image.data_offset);
 	}
 	if (t->vm == TAG_VM_ATTACHED || t->vm == TAG_VM_DETACH_PENDING)

@@ -20,7 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		tagmem_tag parent;
 		uint64_t dataoff;
 
-		dax_info_parse(area, &parent, &dataoff); /* the first 4 KiB */
+		dax_info_parse(area, &parent, &dataoff, NULL); /* the first 4 KiB */
 	}
 	return 0;
 }

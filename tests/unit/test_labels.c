@@ -229,7 +229,7 @@ static void dax_info(void **state)
 	(void)state;
 	tagmem_tag_parse("6f1c2a9e-0b7d-4c1e-9a51-3d2f8e7b4c10", &tag);
 	tagmem_tag_parse("11111111-2222-4333-8444-555555555555", &dax);
-	assert_int_equal(dax_info_build(b, &tag, &dax, DAX_PREFIX + (32u << 20)), 0);
+	assert_int_equal(dax_info_build(b, DAX_INFO_DEVDAX, &tag, &dax, DAX_PREFIX + (32u << 20)), 0);
 	assert_memory_equal(b, "NVDIMM_DAX_INFO\0", 16);
 	assert_memory_equal(b + 16, dax.bytes, 16);
 	assert_memory_equal(b + 32, tag.bytes, 16);          /* parent: the namespace = tag */
@@ -245,19 +245,30 @@ static void dax_info(void **state)
 	memset(copy + DAX_INFO_SIZE - 8, 0, 8);
 	sum = label_fletcher64(copy, sizeof(copy));
 	assert_memory_equal(b + DAX_INFO_SIZE - 8, &sum, 8);  /* x86: little endian */
-	assert_int_equal(dax_info_parse(b, &parent, &dataoff), 0);
+	enum dax_info_kind kind;
+	assert_int_equal(dax_info_parse(b, &parent, &dataoff, &kind), 0);
 	assert_memory_equal(parent.bytes, tag.bytes, 16);
 	assert_int_equal(dataoff, DAX_PREFIX);
+	assert_int_equal(kind, DAX_INFO_DEVDAX);
+	/* the fsdax layout: the same block under the pfn signature (a DAX-capable /dev/pmem) */
+	assert_int_equal(dax_info_build(b, DAX_INFO_FSDAX, &tag, &dax, DAX_PREFIX + (32u << 20)), 0);
+	assert_memory_equal(b, "NVDIMM_PFN_INFO\0", 16);
+	assert_int_equal(b[72], 1);                           /* mode: page map in RAM */
+	assert_int_equal(dax_info_parse(b, &parent, &dataoff, &kind), 0);
+	assert_int_equal(kind, DAX_INFO_FSDAX);
+	assert_int_equal(dataoff, DAX_PREFIX);
+	assert_int_equal(dax_info_build(b, (enum dax_info_kind)7, &tag, &dax,
+					DAX_PREFIX + (32u << 20)), -EINVAL);
 	/* refusals and damage */
-	assert_int_equal(dax_info_build(b, &tag, &dax, DAX_PREFIX), -EINVAL);
-	assert_int_equal(dax_info_build(b, &tag, &dax, DAX_PREFIX + (2u << 20)), -EINVAL);
+	assert_int_equal(dax_info_build(b, DAX_INFO_DEVDAX, &tag, &dax, DAX_PREFIX), -EINVAL);
+	assert_int_equal(dax_info_build(b, DAX_INFO_DEVDAX, &tag, &dax, DAX_PREFIX + (2u << 20)), -EINVAL);
 	memset(&parent, 0, sizeof(parent));
-	assert_int_equal(dax_info_build(b, &parent, &dax, DAX_PREFIX + (16u << 20)), -EINVAL);
-	assert_int_equal(dax_info_build(b, &tag, &dax, DAX_PREFIX + (16u << 20)), 0);
+	assert_int_equal(dax_info_build(b, DAX_INFO_DEVDAX, &parent, &dax, DAX_PREFIX + (16u << 20)), -EINVAL);
+	assert_int_equal(dax_info_build(b, DAX_INFO_DEVDAX, &tag, &dax, DAX_PREFIX + (16u << 20)), 0);
 	b[100] ^= 1;
-	assert_int_equal(dax_info_parse(b, &parent, &dataoff), -EBADMSG);
+	assert_int_equal(dax_info_parse(b, &parent, &dataoff, NULL), -EBADMSG);
 	memset(b, 0, sizeof(b));
-	assert_int_equal(dax_info_parse(b, &parent, &dataoff), -ENOENT);
+	assert_int_equal(dax_info_parse(b, &parent, &dataoff, NULL), -ENOENT);
 }
 
 int main(void)
