@@ -4,6 +4,39 @@
 
 #include "cli.h"
 
+/* The host's image budget and each VM's part of it: what it holds, its guaranteed share,
+ * and the level it is being brought down to when the images hold more than the budget. */
+static void print_image_budget(struct json_object *result)
+{
+	struct json_object *ib, *vms;
+	char a[32], b[32], c[32];
+	uint64_t budget, v;
+
+	if (!json_object_object_get_ex(result, "image_budget", &ib) ||
+	    !json_object_object_get_ex(ib, "vms", &vms) || !json_object_array_length(vms))
+		return;
+	if (tagmem_json_get_u64(ib, "budget_bytes", &budget) < 0)
+		return; /* no host-wide budget: nothing is shared out */
+	tagmem_json_get_u64(ib, "resident_bytes", &v);
+	printf("image cache: %s of a %s budget\n", format_size(v, a, sizeof(a)),
+	       format_size(budget, b, sizeof(b)));
+	printf("  %-24s %7s %12s %12s %12s\n", "VM", "images", "resident", "share", "cap");
+	for (size_t i = 0; i < json_object_array_length(vms); i++) {
+		struct json_object *vm = json_object_array_get_idx(vms, i);
+		const char *name = "(unclaimed)";
+		uint64_t images = 0, res = 0, share = 0, cap;
+
+		tagmem_json_get_string(vm, "vm", &name);
+		tagmem_json_get_u64(vm, "images", &images);
+		tagmem_json_get_u64(vm, "resident_bytes", &res);
+		tagmem_json_get_u64(vm, "share_bytes", &share);
+		printf("  %-24.24s %7llu %12s %12s %12s\n", name, (unsigned long long)images,
+		       format_size(res, a, sizeof(a)), format_size(share, b, sizeof(b)),
+		       tagmem_json_get_u64(vm, "cap_bytes", &cap) == 0 ?
+		       format_size(cap, c, sizeof(c)) : "-");
+	}
+}
+
 int cmd_status(struct cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = { { "help", no_argument, NULL, 'h' }, {} };
@@ -64,5 +97,6 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 			printf(", fired %llu time(s)", (unsigned long long)v);
 		printf("\n");
 	}
+	print_image_budget(result);
 	return EXIT_OK;
 }

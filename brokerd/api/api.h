@@ -89,6 +89,8 @@ struct api {
 	unsigned ticks;
 	uint64_t next_reclaim_id, reclaims_asked, reclaims_answered, reclaims_expired;
 	uint64_t pressure_events;
+	struct vm_share *shares;      /* the image budget by VM, as the last tick saw it */
+	size_t nshares, capshares;
 	size_t images_unavailable;     /* registry images that could not be opened (daemon's) */
 	int pause_marks_fd;           /* VMs a save paused (snapshot.h), -1: none kept */
 	struct api_transport transport;

@@ -96,6 +96,19 @@ void op_image_adopt(struct request *rq);
 void op_image_forget(struct request *rq);
 /* What the label in an image's tail says. */
 struct json_object *image_label_json(const struct tag *t);
+/* shares.c: the host's image budget shared between VMs (max-min fair). For each VM (by the
+ * owner name of its images' claims; "" for images nobody claimed): what its images hold,
+ * the share it is guaranteed (budget / N), and the cap it must come down to now
+ * (UINT64_MAX: none). shares_divide returns 1 when some VM must give back, 0 when the
+ * images fit the budget, -ENOMEM. shares_find finds or appends a VM's entry. */
+struct vm_share {
+	char vm[128];
+	uint64_t resident, guaranteed, cap;
+	unsigned images;
+};
+int shares_divide(uint64_t budget, struct vm_share *v, size_t n);
+struct vm_share *shares_find(struct vm_share **v, size_t *n, size_t *cap, const char *vm);
+
 /* upkeep.c: work on an image's page cache as the api asks it. Its context (d->ctx), which
  * the data plane never looks into: who gets the answer, and what the answer says. */
 struct image_work {

@@ -61,6 +61,32 @@ void op_hello(struct request *rq)
 	reply_result(rq, res, 0);
 }
 
+/* The host's image budget and each VM's part of it, as the last upkeep tick saw them. */
+static struct json_object *image_budget_json(struct api *api)
+{
+	struct json_object *o = json_object_new_object(), *vms = json_object_new_array();
+	uint64_t budget = api->settings->resident_budget, total = 0;
+
+	for (size_t i = 0; i < api->nshares; i++) {
+		const struct vm_share *v = &api->shares[i];
+		struct json_object *j = json_object_new_object();
+
+		total += v->resident;
+		json_object_object_add(j, "vm", v->vm[0] ? json_object_new_string(v->vm) : NULL);
+		json_object_object_add(j, "images", json_object_new_uint64(v->images));
+		json_object_object_add(j, "resident_bytes", json_object_new_uint64(v->resident));
+		json_object_object_add(j, "share_bytes", budget ?
+				       json_object_new_uint64(v->guaranteed) : NULL);
+		json_object_object_add(j, "cap_bytes", v->cap != UINT64_MAX ?
+				       json_object_new_uint64(v->cap) : NULL);
+		json_object_array_add(vms, j);
+	}
+	json_object_object_add(o, "budget_bytes", budget ? json_object_new_uint64(budget) : NULL);
+	json_object_object_add(o, "resident_bytes", json_object_new_uint64(total));
+	json_object_object_add(o, "vms", vms);
+	return o;
+}
+
 void op_status(struct request *rq)
 {
 	struct api *api = rq->api;
@@ -113,6 +139,7 @@ void op_status(struct request *rq)
 	json_object_object_add(gs, "reclaims_expired",
 			       json_object_new_uint64(api->reclaims_expired));
 	json_object_object_add(res, "guests", gs);
+	json_object_object_add(res, "image_budget", image_budget_json(api));
 	reply_result(rq, res, 0);
 }
 

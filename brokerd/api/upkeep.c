@@ -252,13 +252,47 @@ static bool evict_in_background(struct api *api, struct tag *e, double fraction,
 	return true;
 }
 
+/* The VM an image counts for in the host's budget: its claim's owner, "" when unclaimed. */
+static const char *image_vm(const struct tag *e)
+{
+	return e->claimed ? e->owner.name : "";
+}
+
+/* Over the host's budget: each VM above its fair level gives back down to it, each of its
+ * images in proportion to what it holds (shares.c says why this is fair). */
+static void share_out(struct api *api, uint64_t global)
+{
+	struct tag *e;
+
+	if (shares_divide(global, api->shares, api->nshares) <= 0)
+		return;
+	core_for_each(e, api->core) {
+		struct vm_share *v;
+		struct pc_counts now;
+		uint64_t cached, keep;
+
+		if (!e->image.io || e->image.evicting)
+			continue; /* one eviction at a time per image; the others go ahead */
+		v = shares_find(&api->shares, &api->nshares, &api->capshares, image_vm(e));
+		if (!v || v->cap == UINT64_MAX || !v->resident)
+			continue;
+		if (pc_cachestat(image_io_fd(e->image.io), 0, 0, &now) < 0)
+			continue;
+		cached = now.cached;
+		keep = (uint64_t)((double)cached * ((double)v->cap / (double)v->resident));
+		if (cached > keep)
+			evict_in_background(api, e, 0, keep, "global");
+	}
+}
+
 /* Budgets: every image gets a look each interval (its counters come back with it). */
 static int64_t upkeep_tick(struct loop *l, void *data)
 {
 	struct api *api = data;
 	uint64_t total = 0, global = api->settings->resident_budget;
-	bool busy = false;
 	struct tag *e, *tmp;
+
+	api->nshares = 0; /* counted afresh below */
 
 	reclaim_tick(api);
 	if (++api->ticks % 10 == 0)
@@ -281,8 +315,24 @@ static int64_t upkeep_tick(struct loop *l, void *data)
 			continue;
 		}
 		cached = image_io_last_counts(e->image.io).cached;
+		/* under a host budget, this tick's own count: the maintenance's may be as old as
+		 * its last writeback, and a budget decided on old counts is always late.
+		 * cachestat walks the page cache's index and never waits for the disk */
+		if (global) {
+			struct pc_counts now;
+
+			if (pc_cachestat(image_io_fd(e->image.io), 0, 0, &now) == 0)
+				cached = now.cached;
+		}
 		total += cached;
-		busy |= e->image.evicting;
+		{
+			struct vm_share *v = shares_find(&api->shares, &api->nshares,
+							 &api->capshares, image_vm(e));
+			if (v) {
+				v->resident += cached;
+				v->images++;
+			}
+		}
 		/* a VM's guest may say what goes: the loop evicts over the budget after asking,
 		 * instead of the worker on its own */
 		asks = e->image.resident_budget && reclaim_asks(api, e);
@@ -296,13 +346,10 @@ static int64_t upkeep_tick(struct loop *l, void *data)
 		d->keep_resident = asks;
 		dataplane_submit(api->dp, d);
 	}
-	/* over the global budget: every image gives back the same share of what it holds */
-	if (global && total > global && !busy) {
-		core_for_each(e, api->core)
-			if (e->image.io)
-				evict_in_background(api, e, (double)global / (double)total, UINT64_MAX,
-						    "global");
-	}
+	/* over the host's budget: shared between VMs, fairly */
+	shares_divide(global, api->shares, api->nshares);
+	if (global && total > global)
+		share_out(api, global);
 	return api->settings->upkeep_interval_ms;
 }
 
@@ -383,6 +430,9 @@ void upkeep_stop(struct api *api)
 	if (api->loop)
 		loop_cancel_timer(api->loop, api->upkeep_timer);
 	reclaim_fini(api);
+	free(api->shares);
+	api->shares = NULL;
+	api->nshares = api->capshares = 0;
 	if (api->psi_fd >= 0) {
 		loop_del_fd(api->loop, api->psi_fd);
 		close(api->psi_fd);
