@@ -113,36 +113,6 @@ int dcd_read_region(struct sysfs *s, unsigned region, struct dcd_region *ret)
 	return 0;
 }
 
-int dcd_scan_region_extents(struct sysfs *s, unsigned region, struct dcd_snapshot *snap)
-{
-	char dir[96], prefix[32];
-	char **names = NULL;
-	size_t n = 0, cap = snap->nextents;
-	int r;
-
-	snprintf(dir, sizeof(dir), DCD_CXL_DEVICES "/dax_region%u", region);
-	snprintf(prefix, sizeof(prefix), "extent%u.", region);
-	r = sysfs_list(s, dir, prefix, &names, &n);
-	if (r < 0)
-		return r;
-	for (size_t i = 0; i < n; i++) {
-		struct dcd_extent e;
-		unsigned a, b;
-
-		if (sysfs_parse_dotted(names[i], "extent", &a, &b) < 0 || a != region ||
-		    dcd_read_extent(s, region, b, &e) < 0) {
-			snap->skipped++;
-			continue;
-		}
-		r = grow_array(&snap->extents, &cap, snap->nextents, sizeof(*snap->extents));
-		if (r < 0)
-			break;
-		snap->extents[snap->nextents++] = e;
-	}
-	sysfs_names_free(names, n);
-	return r;
-}
-
 int dcd_scan_regions(struct sysfs *s, struct dcd_snapshot *snap)
 {
 	char **names = NULL;

@@ -92,6 +92,39 @@ static int scan_region(struct sysfs *s, const struct dcd_cache *old, struct dcd_
 	return r;
 }
 
+/* Append the cached extents of new to snap. */
+static int snapshot_extents(struct dcd_snapshot *snap, const struct dcd_cache *new)
+{
+	struct dcd_extent *e;
+
+	if (!new->n)
+		return 0;
+	e = realloc(snap->extents, (snap->nextents + new->n) * sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	for (size_t i = 0; i < new->n; i++)
+		e[snap->nextents + i] = new->ext[i].e;
+	snap->extents = e;
+	snap->nextents += new->n;
+	return 0;
+}
+
+/* One region's extents, all read (a cache that knows nothing): the same listing the cached
+ * scan makes, for readers that look once. */
+int dcd_scan_region_extents(struct sysfs *s, unsigned region, struct dcd_snapshot *snap)
+{
+	struct dcd_cache none = { 0 }, new = { 0 };
+	struct dcd_cache_stats st = { 0 };
+	int r = scan_region(s, &none, &new, region, snap, &st);
+
+	if (r >= 0 && new.n) /* in id order, as the kernel made them */
+		qsort(new.ext, new.n, sizeof(*new.ext), cmp_cached);
+	if (r >= 0)
+		r = snapshot_extents(snap, &new);
+	free(new.ext);
+	return r;
+}
+
 int dcd_cache_scan(struct sysfs *s, struct dcd_cache *c, struct dcd_snapshot *ret,
 		   struct dcd_cache_stats *ret_stats)
 {
@@ -104,20 +137,15 @@ int dcd_cache_scan(struct sysfs *s, struct dcd_cache *c, struct dcd_snapshot *re
 		r = scan_region(s, c, &new, snap.regions[i].id, &snap, &st);
 	if (r >= 0)
 		r = dcd_scan_devices(s, &snap);
-	if (r >= 0 && new.n) {
+	if (r >= 0 && new.n)
 		qsort(new.ext, new.n, sizeof(*new.ext), cmp_cached);
-		snap.extents = malloc(new.n * sizeof(*snap.extents));
-		if (!snap.extents)
-			r = -ENOMEM;
-	}
+	if (r >= 0)
+		r = snapshot_extents(&snap, &new);
 	if (r < 0) {
 		free(new.ext);
 		dcd_snapshot_clear(&snap);
 		return r; /* the cache stays as it was */
 	}
-	for (size_t i = 0; i < new.n; i++)
-		snap.extents[i] = new.ext[i].e;
-	snap.nextents = new.n;
 	free(c->ext);
 	*c = new;
 	*ret = snap;
