@@ -203,6 +203,39 @@ static int image_budget(struct cli *cli, int argc, char **argv)
 	return EXIT_OK;
 }
 
+/* The host's budget for all images together, shared fairly between VMs, changed at run time
+ * (brokerd's --resident-budget applies again at its next start). */
+static int image_host_budget(struct cli *cli, int argc, char **argv)
+{
+	static const char synopsis[] = "host-budget SIZE|none";
+	_cleanup_json_ struct json_object *req = NULL, *reply = NULL;
+	struct json_object *result;
+	char b1[32], b2[32];
+	uint64_t now = 0, before = 0;
+	int r;
+
+	if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")))
+		return cli_usage(cli, "image", synopsis, false);
+	if (argc != 2)
+		return cli_usage(cli, "image", synopsis, true);
+	req = tagmem_request_new("host_budget");
+	if (budget_arg(cli, "resident", argv[1], req) < 0)
+		return EXIT_USAGE;
+	r = cli_call(cli, req, &reply, &result);
+	if (r < 0)
+		return -r;
+	if (cli->json) {
+		cli_print_json(result);
+		return EXIT_OK;
+	}
+	tagmem_json_get_u64(result, "resident_bytes", &now);
+	tagmem_json_get_u64(result, "previous_bytes", &before);
+	printf("host image budget: %s (was %s); 'tagmem status' shows each VM's part\n",
+	       now ? format_size(now, b1, sizeof(b1)) : "none",
+	       before ? format_size(before, b2, sizeof(b2)) : "none");
+	return EXIT_OK;
+}
+
 static int image_invalidate(struct cli *cli, int argc, char **argv)
 {
 	static const char synopsis[] = "invalidate UUID";
@@ -280,6 +313,7 @@ int cmd_image(struct cli *cli, int argc, char **argv)
 		{ "create", image_create, NULL },
 		{ "adopt", image_adopt, NULL },
 		{ "budget", image_budget, NULL },
+		{ "host-budget", image_host_budget, NULL },
 		{ "invalidate", image_invalidate, NULL },
 		{ "clear-error", image_clear_error, NULL },
 		{ "forget", image_forget, NULL },
@@ -287,5 +321,5 @@ int cmd_image(struct cli *cli, int argc, char **argv)
 
 	return cli_dispatch(cli, "image", "create PATH --size SIZE [--tag UUID] | adopt PATH "
 			    "[--tag UUID] | budget UUID [--dirty SIZE|none] [--resident SIZE|none] "
-			    "| invalidate UUID | clear-error UUID | forget UUID", subs, ARRAY_SIZE(subs), argc, argv);
+			    "| host-budget SIZE|none | invalidate UUID | clear-error UUID | forget UUID", subs, ARRAY_SIZE(subs), argc, argv);
 }

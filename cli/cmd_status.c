@@ -12,7 +12,7 @@ static void print_image_budget(struct json_object *result)
 	char a[32], b[32], c[32];
 	uint64_t budget, v;
 
-	if (!json_object_object_get_ex(result, "image_budget", &ib) ||
+	if (!json_object_object_get_ex(result, "host_budget", &ib) ||
 	    !json_object_object_get_ex(ib, "vms", &vms) || !json_object_array_length(vms))
 		return;
 	if (tagmem_json_get_u64(ib, "budget_bytes", &budget) < 0)

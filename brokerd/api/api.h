@@ -89,6 +89,8 @@ struct api {
 	unsigned ticks;
 	uint64_t next_reclaim_id, reclaims_asked, reclaims_answered, reclaims_expired;
 	uint64_t pressure_events;
+	uint64_t host_budget;         /* cached bytes of all images; 0: none (--resident-budget,
+	                               * changed at run time by host_budget) */
 	struct vm_share *shares;      /* the image budget by VM, as the last tick saw it */
 	size_t nshares, capshares;
 	size_t images_unavailable;     /* registry images that could not be opened (daemon's) */

@@ -70,6 +70,7 @@ void ops_add_names(struct json_object *arr, bool guest);
 /* ops_tags.c */
 void op_hello(struct request *rq);
 void op_status(struct request *rq);
+void op_host_budget(struct request *rq);
 void op_list(struct request *rq);
 void op_show(struct request *rq);
 void op_lookup(struct request *rq);

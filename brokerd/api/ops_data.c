@@ -214,6 +214,35 @@ void op_image_budget(struct request *rq)
 								bu.resident));
 }
 
+/* The host's image budget, changed at run time (until brokerd restarts: --resident-budget is
+ * the configuration). Takes effect on the next upkeep tick; over it, VMs give back fairly. */
+void op_host_budget(struct request *rq)
+{
+	struct api *api = rq->api;
+	struct json_object *v, *res;
+	uint64_t n = 0, before = api->host_budget;
+
+	if (!json_object_object_get_ex(rq->msg, "resident", &v)) {
+		reply_error(rq, "invalid_argument", "give \"resident\": bytes, or null for no host "
+			    "budget");
+		return;
+	}
+	if (v && (tagmem_json_get_u64(rq->msg, "resident", &n) < 0 || n < BUDGET_MIN ||
+		  n > (1ull << 50))) {
+		reply_error(rq, "invalid_argument", "\"resident\" must be bytes, from 2 MiB to 1 PiB, "
+			    "or null for no host budget");
+		return;
+	}
+	api->host_budget = n;
+	log_info("Host image budget %llu bytes (was %llu), set by uid %u; --resident-budget "
+		 "applies again at the next start", (unsigned long long)n,
+		 (unsigned long long)before, rq->who.uid);
+	res = json_object_new_object();
+	json_object_object_add(res, "resident_bytes", n ? json_object_new_uint64(n) : NULL);
+	json_object_object_add(res, "previous_bytes", before ? json_object_new_uint64(before) : NULL);
+	reply_result(rq, res, 0);
+}
+
 /* An operator has dealt with the writes an image lost (checked the storage, restored or
  * rewritten the data): its flushes may succeed again. Privileged: the owner must not be
  * able to make its own failure disappear. */

@@ -62,10 +62,10 @@ void op_hello(struct request *rq)
 }
 
 /* The host's image budget and each VM's part of it, as the last upkeep tick saw them. */
-static struct json_object *image_budget_json(struct api *api)
+static struct json_object *host_budget_json(struct api *api)
 {
 	struct json_object *o = json_object_new_object(), *vms = json_object_new_array();
-	uint64_t budget = api->settings->resident_budget, total = 0;
+	uint64_t budget = api->host_budget, total = 0;
 
 	for (size_t i = 0; i < api->nshares; i++) {
 		const struct vm_share *v = &api->shares[i];
@@ -139,7 +139,7 @@ void op_status(struct request *rq)
 	json_object_object_add(gs, "reclaims_expired",
 			       json_object_new_uint64(api->reclaims_expired));
 	json_object_object_add(res, "guests", gs);
-	json_object_object_add(res, "image_budget", image_budget_json(api));
+	json_object_object_add(res, "host_budget", host_budget_json(api));
 	reply_result(rq, res, 0);
 }
 

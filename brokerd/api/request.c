@@ -207,6 +207,7 @@ static const struct op op_table[] = {
 	OP("image_forget", op_image_forget, HOST, ROOT("forget images"), .args = a_tag),
 	OP("image_invalidate", op_image_invalidate, HOST, .args = a_tag),
 	OP("image_budget", op_image_budget, HOST, ROOT("set budgets"), .args = a_tag),
+	OP("host_budget", op_host_budget, HOST, ROOT("set the host's image budget")),
 	OP("image_clear_error", op_image_clear_error, HOST, ROOT("clear an image's lost writes"),
 	   .args = a_tag),
 	OP("flush", op_flush, HOST | GUEST, .args = a_flush),

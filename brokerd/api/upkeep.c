@@ -289,7 +289,7 @@ static void share_out(struct api *api, uint64_t global)
 static int64_t upkeep_tick(struct loop *l, void *data)
 {
 	struct api *api = data;
-	uint64_t total = 0, global = api->settings->resident_budget;
+	uint64_t total = 0, global = api->host_budget;
 	struct tag *e, *tmp;
 
 	api->nshares = 0; /* counted afresh below */
@@ -417,6 +417,7 @@ int upkeep_start(struct api *api)
 	r = reclaim_init(api);
 	if (r < 0)
 		return r;
+	api->host_budget = api->settings->resident_budget;
 	api->upkeep_timer = loop_add_timer(api->loop, api->settings->upkeep_interval_ms,
 					   upkeep_tick, api);
 	if (api->upkeep_timer < 0)
