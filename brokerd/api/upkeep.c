@@ -259,7 +259,9 @@ static const char *image_vm(const struct tag *e)
 }
 
 /* Over the host's budget: each VM above its fair level gives back down to it, each of its
- * images in proportion to what it holds (shares.c says why this is fair). */
+ * images in proportion to what it holds (shares.c says why this is fair). The counts are the
+ * workers' (counting a large image's page cache is work for them, not for the loop), so each
+ * image is asked for a fraction, which its worker applies to what it counts then. */
 static void share_out(struct api *api, uint64_t global)
 {
 	struct tag *e;
@@ -268,20 +270,14 @@ static void share_out(struct api *api, uint64_t global)
 		return;
 	core_for_each(e, api->core) {
 		struct vm_share *v;
-		struct pc_counts now;
-		uint64_t cached, keep;
 
 		if (!e->image.io || e->image.evicting)
 			continue; /* one eviction at a time per image; the others go ahead */
 		v = shares_find(&api->shares, &api->nshares, &api->capshares, image_vm(e));
-		if (!v || v->cap == UINT64_MAX || !v->resident)
+		if (!v || v->cap == UINT64_MAX || !v->resident || v->cap >= v->resident)
 			continue;
-		if (pc_cachestat(image_io_fd(e->image.io), 0, 0, &now) < 0)
-			continue;
-		cached = now.cached;
-		keep = (uint64_t)((double)cached * ((double)v->cap / (double)v->resident));
-		if (cached > keep)
-			evict_in_background(api, e, 0, keep, "global");
+		evict_in_background(api, e, (double)v->cap / (double)v->resident, UINT64_MAX,
+				    "global");
 	}
 }
 
@@ -315,15 +311,6 @@ static int64_t upkeep_tick(struct loop *l, void *data)
 			continue;
 		}
 		cached = image_io_last_counts(e->image.io).cached;
-		/* under a host budget, this tick's own count: the maintenance's may be as old as
-		 * its last writeback, and a budget decided on old counts is always late.
-		 * cachestat walks the page cache's index and never waits for the disk */
-		if (global) {
-			struct pc_counts now;
-
-			if (pc_cachestat(image_io_fd(e->image.io), 0, 0, &now) == 0)
-				cached = now.cached;
-		}
 		total += cached;
 		{
 			struct vm_share *v = shares_find(&api->shares, &api->nshares,
