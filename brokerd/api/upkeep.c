@@ -258,16 +258,15 @@ static const char *image_vm(const struct tag *e)
 	return e->claimed ? e->owner.name : "";
 }
 
-/* Over the host's budget: each VM above its fair level gives back down to it, each of its
- * images in proportion to what it holds (shares.c says why this is fair). The counts are the
- * workers' (counting a large image's page cache is work for them, not for the loop), so each
- * image is asked for a fraction, which its worker applies to what it counts then. */
-static void share_out(struct api *api, uint64_t global)
+/* Over the host's budget (the shares divided): each VM above its fair level gives back down
+ * to it, each of its images in proportion to what it holds (shares.c says why this is fair).
+ * The counts are the workers' (counting a large image's page cache is work for them, not for
+ * the loop), so each image is asked for a fraction, which its worker applies to what it
+ * counts then. */
+static void share_out(struct api *api)
 {
 	struct tag *e;
 
-	if (shares_divide(global, api->shares, api->nshares) <= 0)
-		return;
 	core_for_each(e, api->core) {
 		struct vm_share *v;
 
@@ -285,7 +284,7 @@ static void share_out(struct api *api, uint64_t global)
 static int64_t upkeep_tick(struct loop *l, void *data)
 {
 	struct api *api = data;
-	uint64_t total = 0, global = api->host_budget;
+	uint64_t global = api->host_budget;
 	struct tag *e, *tmp;
 
 	api->nshares = 0; /* counted afresh below */
@@ -311,7 +310,6 @@ static int64_t upkeep_tick(struct loop *l, void *data)
 			continue;
 		}
 		cached = image_io_last_counts(e->image.io).cached;
-		total += cached;
 		{
 			struct vm_share *v = shares_find(&api->shares, &api->nshares,
 							 &api->capshares, image_vm(e));
@@ -333,10 +331,9 @@ static int64_t upkeep_tick(struct loop *l, void *data)
 		d->keep_resident = asks;
 		dataplane_submit(api->dp, d);
 	}
-	/* over the host's budget: shared between VMs, fairly */
-	shares_divide(global, api->shares, api->nshares);
-	if (global && total > global)
-		share_out(api, global);
+	/* over the host's budget: shared between VMs, fairly (the division is status' too) */
+	if (shares_divide(global, api->shares, api->nshares) > 0)
+		share_out(api);
 	return api->settings->upkeep_interval_ms;
 }
 
