@@ -2,9 +2,10 @@
 /*
  * Runs inside the guest for bench/density: a program that works on files, as a VM's
  * application does, through the guest's filesystem (on a disk, or on a DAX mount).
- *   guest_files DIR TOTAL_MIB HOT_MIB SECONDS
+ *   guest_files DIR TOTAL_MIB HOT_MIB SECONDS [GO]
  * It writes TOTAL_MIB of files (4 MiB each; every byte set, so every page exists), reads all
- * of them once, prints FILES-READY, then for SECONDS does 4 KiB operations at random places in
+ * of them once, prints FILES-READY, waits for a line from GO if given (the console: the host
+ * starts every guest's hot phase at once), then for SECONDS does 4 KiB operations at random places in
  * the first HOT_MIB of them (9 reads to 1 write), and prints FILES-DONE with the operations
  * per second and the guest's own page cache (Cached, kB). Exits non-zero on any short I/O.
  */
@@ -48,8 +49,8 @@ int main(int argc, char **argv)
 	double secs, t0, end;
 	int *fds;
 
-	if (argc != 5) {
-		fputs("usage: guest_files DIR TOTAL_MIB HOT_MIB SECONDS\n", stderr);
+	if (argc != 5 && argc != 6) {
+		fputs("usage: guest_files DIR TOTAL_MIB HOT_MIB SECONDS [GO]\n", stderr);
 		return 2;
 	}
 	total = (unsigned)atoi(argv[2]);
@@ -83,6 +84,16 @@ int main(int argc, char **argv)
 		}
 	printf("FILES-READY files=%u cached_kb=%ld\n", nfiles, cached_kb());
 	fflush(stdout);
+	if (argc == 6) {
+		FILE *go = fopen(argv[5], "r");
+		char line[64];
+
+		if (!go || !fgets(line, sizeof(line), go)) {
+			perror(argv[5]);
+			return 1;
+		}
+		fclose(go);
+	}
 	t0 = now();
 	end = t0 + secs;
 	while (now() < end) {
