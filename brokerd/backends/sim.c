@@ -685,27 +685,6 @@ int sim_fm_add(struct sim *sim, uint64_t size, const tagmem_tag *tag, bool share
 	return 0;
 }
 
-/* May these extents be placed in the region: aligned, inside, over nothing? */
-static int check_placement(struct sim *sim, unsigned region, const struct dcd_extent *ext,
-			   size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		const struct dcd_extent *e = &ext[i];
-
-		if (!e->length || e->offset % DCD_ALIGN || e->length % DCD_ALIGN)
-			return -EINVAL;
-		if (e->offset > sim->opts.region_size || e->length > sim->opts.region_size - e->offset)
-			return -ERANGE;
-		for (size_t j = 0; j < i; j++)
-			if (overlaps(e, &ext[j]))
-				return -ERANGE;
-		for (size_t j = 0; j < sim->nextents; j++)
-			if (sim->extents[j].region == region && overlaps(e, &sim->extents[j]))
-				return -ERANGE;
-	}
-	return 0;
-}
-
 int sim_place(struct sim *sim, unsigned region, const tagmem_tag *tag,
 	      const struct dcd_extent *extents, size_t n)
 {
@@ -713,10 +692,10 @@ int sim_place(struct sim *sim, unsigned region, const tagmem_tag *tag,
 
 	if (region >= SIM_REGIONS || !tag || tagmem_tag_is_null(tag) || n == 0)
 		return -EINVAL;
-	if (tag_in_use(sim, tag))
-		return -EEXIST;
-	r = check_placement(sim, region, extents, n);
-	return r < 0 ? r : send_allocation(sim, region, tag, extents, n);
+	/* the kernel's own checks of the group decide (check_group): aligned, inside the
+	 * region and over nothing (-ENXIO there, -ERANGE to the fabric), a tag not here yet */
+	r = send_allocation(sim, region, tag, extents, n);
+	return r == -ENXIO ? -ERANGE : r;
 }
 
 static int cmp_id(const void *a, const void *b)
