@@ -86,6 +86,8 @@ struct api {
 	struct label_batch *labelling; /* qemu_args waiting for their labels (ops_qemu_args.c) */
 	struct reclaim *reclaims;     /* evictions waiting for their guest's answer (reclaim.c) */
 	struct snap_job *snaps[8];    /* saves and restores running (progress events) */
+	struct vm_chain *chains;      /* where each VM's checkpoints stand (ops_snapshot.c) */
+	size_t nchains;
 	unsigned ticks;
 	uint64_t next_reclaim_id, reclaims_asked, reclaims_answered, reclaims_expired;
 	uint64_t pressure_events;

@@ -158,6 +158,9 @@ struct tag *arg_vm_tag(struct request *rq);
 /* ops_snapshot.c */
 void op_vm_save(struct request *rq);
 void op_vm_restore(struct request *rq);
+void op_vm_checkpoint(struct request *rq);
+#define INCREMENTS_RULE "\"increments\" must be an array of at most 64 absolute file names, the " \
+			"base's increments in order, in the base's directory"
 
 /* ops_data.c */
 void op_flush(struct request *rq);

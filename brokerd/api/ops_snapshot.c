@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * vm_save and vm_restore: the VM's tags, gathered here on the loop, then the whole job on the
- * VM's monitor thread (snapshot.h does the work, vm.h runs it). Progress goes out as
- * vm_snapshot_progress events from the upkeep tick while a job runs.
+ * vm_save, vm_restore and vm_checkpoint: the VM's tags, gathered here on the loop, then the
+ * whole job on the VM's monitor thread (snapshot.h does the work, vm.h runs it). Progress
+ * goes out as vm_snapshot_progress events from the upkeep tick while a job runs. Where each
+ * VM's checkpoints stand is kept here, in memory: after a restart of brokerd, a VM's next
+ * checkpoint is a base.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -24,6 +26,14 @@
 
 #define SNAP_THREADS_DEFAULT 4
 
+enum snapshot_kind { SNAPSHOT_SAVE, SNAPSHOT_RESTORE, SNAPSHOT_CHECKPOINT };
+
+struct vm_chain {
+	char vm[65];
+	uid_t uid;
+	struct snap_chain chain;
+};
+
 /* A job, and the images whose background writeback it holds off: a restore rewrites them
  * whole, and writing them back meanwhile would make it share the disk with its own reads
  * (the writeback resumes, on the budgets, once the VM has its memory). */
@@ -42,7 +52,8 @@ static void snapshot_done(struct vm_job *job);
 static int run_snapshot(struct qmp *q, struct vm_job *job)
 {
 	struct snap_job *s = &((struct snapshot_run *)job->ctx)->job;
-	int r = s->recover ? snap_recover(q, s) : s->restore ? snap_restore(q, s) : snap_save(q, s);
+	int r = s->recover ? snap_recover(q, s) : s->restore ? snap_restore(q, s) :
+		s->checkpoint ? snap_checkpoint(q, s) : snap_save(q, s);
 
 	if (r < 0)
 		vm_job_fail(job, r, s->st.errcode[0] ? s->st.errcode : "io_error", "%s", s->st.errmsg);
@@ -67,9 +78,11 @@ static void snap_job_free(struct snap_job *s)
 
 	if (!s)
 		return;
-	for (unsigned i = 0; i < s->nb; i++)
+	for (unsigned i = 0; i < s->nb; i++) {
+		snap_backing_unmap(&s->b[i]);
 		if (s->b[i].fd >= 0)
 			close(s->b[i].fd);
+	}
 	if (s->dir_fd >= 0)
 		close(s->dir_fd);
 	for (unsigned i = 0; i < run->nheld; i++) {
@@ -92,6 +105,7 @@ static bool gather(struct request *rq, const char *vm, uid_t *ret_uid, struct sn
 	core_for_each(e, api->core) {
 		struct snap_backing *b;
 		struct stat st;
+		int mapped;
 
 		if (!e->claimed || strcmp(e->owner.name, vm) ||
 		    (e->owner.uid != caller && !is_privileged(rq)))
@@ -127,11 +141,17 @@ static bool gather(struct request *rq, const char *vm, uid_t *ret_uid, struct sn
 		}
 		s->nb++;
 		s->total_bytes += b->size;
-		if (b->fd < 0 || fstat(b->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-			reply_error(rq, "unsupported", "tag %s of VM %s is %s: brokerd saves file-backed "
-				    "capacity (images, the simulator's DCD); a device-DAX backing needs "
-				    "mmap copies it does not make yet", e->tag_str, vm,
-				    b->fd < 0 ? "not readable here" : "not a regular file");
+		if (b->fd < 0 || fstat(b->fd, &st) < 0 ||
+		    !(S_ISREG(st.st_mode) || S_ISCHR(st.st_mode))) {
+			reply_error(rq, "unsupported", "tag %s of VM %s is %s: brokerd saves files and "
+				    "device DAX", e->tag_str, vm, b->fd < 0 ? "not readable here" :
+				    "neither a regular file nor a device");
+			return false;
+		}
+		/* device DAX: copied through a mapping (it has no read or write) */
+		if ((mapped = snap_backing_map(b)) < 0) {
+			reply_error(rq, "io_error", "cannot map tag %s of VM %s (%s): %s", e->tag_str, vm,
+				    e->cap.path, strerror(-mapped));
 			return false;
 		}
 	}
@@ -142,8 +162,36 @@ static bool gather(struct request *rq, const char *vm, uid_t *ret_uid, struct sn
 }
 
 /* The request's arguments into a new job (its file's directory opened); NULL after replying. */
-static struct snapshot_run *snapshot_args(struct request *rq, bool restore, const char **ret_qmp)
+/* A restore's increments: names in the base's directory, kept in s->incs. */
+static bool increments_args(struct request *rq, struct snap_job *s, const char *dir)
 {
+	struct json_object *arr;
+
+	if (!json_object_object_get_ex(rq->msg, "increments", &arr))
+		return true;
+	if (json_object_array_length(arr) > SNAP_MAX_INCREMENTS)
+		goto bad;
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		struct json_object *v = json_object_array_get_idx(arr, i);
+		const char *p = json_object_is_type(v, json_type_string) ? json_object_get_string(v) :
+				NULL;
+		const char *slash = p ? strrchr(p, '/') : NULL;
+
+		if (!slash || p[0] != '/' || !slash[1] || strlen(slash + 1) > NAME_MAX ||
+		    (size_t)(slash == p ? 1 : slash - p) != strlen(dir) || strncmp(p, dir, strlen(dir)))
+			goto bad;
+		snprintf(s->incs[s->nincs++], sizeof(s->incs[0]), "%s", slash + 1);
+	}
+	return true;
+bad:
+	reply_error(rq, "invalid_argument", INCREMENTS_RULE);
+	return false;
+}
+
+static struct snapshot_run *snapshot_args(struct request *rq, enum snapshot_kind kind,
+					  const char **ret_qmp)
+{
+	bool restore = kind == SNAPSHOT_RESTORE, full = false;
 	const char *vm, *path, *slash;
 	uint64_t threads = SNAP_THREADS_DEFAULT;
 	bool resume = false;
@@ -158,6 +206,7 @@ static struct snapshot_run *snapshot_args(struct request *rq, bool restore, cons
 	tagmem_json_get_string(rq->msg, "qmp", ret_qmp);
 	tagmem_json_get_u64(rq->msg, "threads", &threads);
 	tagmem_json_get_bool(rq->msg, "resume", &resume);
+	tagmem_json_get_bool(rq->msg, "full", &full);
 	slash = strrchr(path, '/');
 	if (!slash[1]) {
 		reply_error(rq, "invalid_argument", "\"path\" must name a file, not a directory");
@@ -176,7 +225,14 @@ static struct snapshot_run *snapshot_args(struct request *rq, bool restore, cons
 	s->threads = (unsigned)threads;
 	s->resume = resume;
 	s->restore = restore;
+	s->checkpoint = kind == SNAPSHOT_CHECKPOINT;
+	s->full = full;
 	snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
+	if (!increments_args(rq, s, dir)) {
+		s->dir_fd = -1;
+		snap_job_free(s);
+		return NULL;
+	}
 	s->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* fsync needs more than O_PATH */
 	if (s->dir_fd < 0) {
 		reply_error(rq, "invalid_argument", "cannot open the directory %s: %s", dir,
@@ -187,23 +243,51 @@ static struct snapshot_run *snapshot_args(struct request *rq, bool restore, cons
 	return run;
 }
 
-/* Two jobs on one file: the one acknowledged last need not be what it holds. */
+static struct vm_chain *chain_of(struct api *api, const char *vm, uid_t uid, bool create)
+{
+	struct vm_chain *n;
+
+	for (size_t i = 0; i < api->nchains; i++)
+		if (api->chains[i].uid == uid && !strcmp(api->chains[i].vm, vm))
+			return &api->chains[i];
+	if (!create)
+		return NULL;
+	n = realloc(api->chains, (api->nchains + 1) * sizeof(*n));
+	if (!n)
+		return NULL; /* the VM's next checkpoint is a base */
+	api->chains = n;
+	n = &api->chains[api->nchains++];
+	*n = (struct vm_chain){ .uid = uid };
+	snprintf(n->vm, sizeof(n->vm), "%s", vm);
+	return n;
+}
+
+/* Two jobs on one file: the one acknowledged last need not be what it holds. Two checkpoints
+ * of one VM: the second must follow the first. */
 static bool file_free(struct request *rq, const struct snap_job *s)
 {
 	struct api *api = rq->api;
 
 	for (unsigned i = 0; i < ARRAY_SIZE(api->snaps); i++)
+		if (api->snaps[i] && s->checkpoint && api->snaps[i]->checkpoint &&
+		    !strcmp(api->snaps[i]->vm, s->vm)) {
+			reply_error(rq, "busy", "a checkpoint of VM %s is under way: wait for it", s->vm);
+			return false;
+		}
+	for (unsigned i = 0; i < ARRAY_SIZE(api->snaps); i++)
 		if (api->snaps[i] && !strcmp(api->snaps[i]->path, s->path)) {
 			reply_error(rq, "busy", "a %s of VM %s with %s is under way: wait for it",
-				    api->snaps[i]->restore ? "restore" : "save", api->snaps[i]->vm,
+				    api->snaps[i]->restore ? "restore" : api->snaps[i]->checkpoint ?
+				    "checkpoint" : "save", api->snaps[i]->vm,
 				    s->path);
 			return false;
 		}
 	return true;
 }
 
-static void op_snapshot(struct request *rq, bool restore)
+static void op_snapshot(struct request *rq, enum snapshot_kind kind)
 {
+	bool restore = kind == SNAPSHOT_RESTORE;
 	struct api *api = rq->api;
 	struct snapshot_run *run;
 	struct snap_job *s;
@@ -212,7 +296,7 @@ static void op_snapshot(struct request *rq, bool restore)
 
 	/* privileged only (the op table): brokerd writes, or reads into VM memory, the file it is
 	 * given */
-	run = snapshot_args(rq, restore, &qmp);
+	run = snapshot_args(rq, kind, &qmp);
 	if (!run)
 		return;
 	s = &run->job;
@@ -221,6 +305,12 @@ static void op_snapshot(struct request *rq, bool restore)
 		goto fail;
 	snprintf(s->qmp, sizeof(s->qmp), "%s", qmp ? qmp : vm_monitor_path(api->vms, s->vm,
 									     s->uid));
+	if (s->checkpoint) {
+		struct vm_chain *c = chain_of(api, s->vm, s->uid, false);
+
+		if (c)
+			s->chain = c->chain;
+	}
 	run->vm_job = (struct vm_job){ .run = run_snapshot, .done = snapshot_done, .ctx = run };
 	run->api = api;
 	answer_copy(&run->ans, &rq->ans);
@@ -235,8 +325,8 @@ static void op_snapshot(struct request *rq, bool restore)
 			api->snaps[i] = s;
 			break;
 		}
-	log_info("%s VM %s %s %s (%u backing(s))", restore ? "Restoring" : "Saving", s->vm,
-		 restore ? "from" : "to", s->path, s->nb);
+	log_info("%s VM %s %s %s (%u backing(s))", restore ? "Restoring" : s->checkpoint ?
+		 "Checkpointing" : "Saving", s->vm, restore ? "from" : "to", s->path, s->nb);
 	return; /* answered by snapshot_done() */
 fail:
 	if (qmp_fd >= 0)
@@ -246,12 +336,40 @@ fail:
 
 void op_vm_save(struct request *rq)
 {
-	op_snapshot(rq, false);
+	op_snapshot(rq, SNAPSHOT_SAVE);
 }
 
 void op_vm_restore(struct request *rq)
 {
-	op_snapshot(rq, true);
+	op_snapshot(rq, SNAPSHOT_RESTORE);
+}
+
+void op_vm_checkpoint(struct request *rq)
+{
+	op_snapshot(rq, SNAPSHOT_CHECKPOINT);
+}
+
+static void checkpoint_result(struct json_object *res, const struct snap_job *s)
+{
+	const struct snap_checkpoint_stats *cp = &s->cp;
+
+	json_object_object_add(res, "kind", json_object_new_string(cp->increment ? "increment" :
+								    "base"));
+	json_object_object_add(res, "sequence", json_object_new_uint64(s->chain.sequence));
+	if (!cp->increment) {
+		json_object_object_add(res, "why_base", json_object_new_string(
+			cp->why_full && cp->why_full[0] ? cp->why_full : "asked for (full)"));
+		return;
+	}
+	json_object_object_add(res, "dirty_bytes", json_object_new_uint64(cp->dirty_bytes));
+	json_object_object_add(res, "zero_bytes", json_object_new_uint64(cp->zero_bytes));
+	json_object_object_add(res, "file_bytes", json_object_new_uint64(cp->file_bytes));
+	json_object_object_add(res, "ranges", json_object_new_uint64(cp->ranges));
+	json_object_object_add(res, "harvest_usec", json_object_new_uint64(cp->harvest_usec));
+	json_object_object_add(res, "capture_usec", json_object_new_uint64(cp->capture_usec));
+	json_object_object_add(res, "device_state_usec", json_object_new_uint64(cp->devstate_usec));
+	json_object_object_add(res, "paused_usec", json_object_new_uint64(cp->paused_usec));
+	json_object_object_add(res, "write_usec", json_object_new_uint64(cp->write_usec));
 }
 
 static void snapshot_done(struct vm_job *job)
@@ -264,6 +382,12 @@ static void snapshot_done(struct vm_job *job)
 	for (unsigned i = 0; i < ARRAY_SIZE(api->snaps); i++)
 		if (api->snaps[i] == s)
 			api->snaps[i] = NULL;
+	if (s->checkpoint) { /* a failure may have ended the chain: kept either way */
+		struct vm_chain *c = chain_of(api, s->vm, s->uid, true);
+
+		if (c)
+			c->chain = s->chain;
+	}
 	if (s->recover) {
 		if (job->error)
 			log_warn("VM %s (uid %u), paused by a save when brokerd stopped: %s", s->vm,
@@ -273,8 +397,8 @@ static void snapshot_done(struct vm_job *job)
 				 (unsigned)s->uid, s->resumed ? "running again" : "left as it is "
 				 "(not paused)");
 	} else if (job->error) {
-		log_warn("%s of VM %s failed: %s", s->restore ? "Restore" : "Save", s->vm,
-			 job->errmsg);
+		log_warn("%s of VM %s failed: %s", s->restore ? "Restore" : s->checkpoint ?
+			 "Checkpoint" : "Save", s->vm, job->errmsg);
 		answer_error(api, ans, 0, job->errcode, "%s", job->errmsg);
 	} else if (ans->peer != ANSWER_NOBODY) {
 		struct json_object *res = json_object_new_object();
@@ -291,11 +415,13 @@ static void snapshot_done(struct vm_job *job)
 		json_object_object_add(res, "qemu_usec", json_object_new_uint64(s->st.qemu_usec));
 		json_object_object_add(res, "gb_per_s", json_object_new_double(
 			secs > 0 ? (double)s->total_bytes / 1e9 / secs : 0));
+		if (s->checkpoint)
+			checkpoint_result(res, s);
 		if (s->restore) /* read while the hold is still in force: snap_job_free ends it */
 			json_object_object_add(res, "budget_writeback_steps",
 					       json_object_new_uint64(steps_while_held(s)));
-		log_info("%s VM %s: %llu bytes in %.2f s", s->restore ? "Restored" : "Saved", s->vm,
-			 (unsigned long long)s->total_bytes, secs);
+		log_info("%s VM %s: %llu bytes in %.2f s", s->restore ? "Restored" : s->checkpoint ?
+			 "Checkpointed" : "Saved", s->vm, (unsigned long long)s->total_bytes, secs);
 		answer_result(api, ans, res, 0);
 	}
 	snap_job_free(s);

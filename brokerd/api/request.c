@@ -164,6 +164,18 @@ static const struct arg_rule a_snapshot[] = {
 	OPTIONAL("qmp", ARG_STRING, SNAP_RULE),
 	OPTIONAL("threads", ARG_U64, SNAP_RULE, .min = 1, .max = 16),
 	OPTIONAL("resume", ARG_BOOL, SNAP_RULE), END };
+static const struct arg_rule a_restore[] = {
+	REQUIRED("vm", ARG_VM, VM_NAME_RULE),
+	REQUIRED("path", ARG_PATH, SNAP_RULE),
+	OPTIONAL("qmp", ARG_STRING, SNAP_RULE),
+	OPTIONAL("threads", ARG_U64, SNAP_RULE, .min = 1, .max = 16),
+	OPTIONAL("increments", ARG_ARRAY, INCREMENTS_RULE), END };
+static const struct arg_rule a_checkpoint[] = {
+	REQUIRED("vm", ARG_VM, VM_NAME_RULE),
+	REQUIRED("path", ARG_PATH, SNAP_RULE),
+	OPTIONAL("qmp", ARG_STRING, SNAP_RULE),
+	OPTIONAL("threads", ARG_U64, SNAP_RULE, .min = 1, .max = 16),
+	OPTIONAL("full", ARG_BOOL, BOOL_RULE("full")), END };
 #define MIGRATE_QMP_RULE "\"qmp\" must be the absolute path of the VM's QMP socket here"
 #define URI_RULE "\"uri\" must be tcp:HOST:PORT or unix:/PATH, where the destination's QEMU listens"
 static const struct arg_rule a_migrate[] = {
@@ -217,7 +229,9 @@ static const struct op op_table[] = {
 	OP("attach", op_attach, HOST, .args = a_attach),
 	OP("detach", op_detach, HOST, .args = a_tag),
 	OP("vm_save", op_vm_save, HOST, ROOT("save or restore VMs"), .args = a_snapshot),
-	OP("vm_restore", op_vm_restore, HOST, ROOT("save or restore VMs"), .args = a_snapshot),
+	OP("vm_restore", op_vm_restore, HOST, ROOT("save or restore VMs"), .args = a_restore),
+	OP("vm_checkpoint", op_vm_checkpoint, HOST, ROOT("save or restore VMs"),
+	   .args = a_checkpoint),
 	OP("vm_migrate_begin", op_vm_migrate_begin, HOST, ROOT("migrate VMs"), .args = a_migrate),
 	OP("vm_migrate_listen", op_vm_migrate_listen, HOST, ROOT("migrate VMs"),
 	   .args = a_migrate_uri),

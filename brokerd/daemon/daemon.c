@@ -582,6 +582,9 @@ void daemon_fini(struct daemon *d)
 
 	vms_free(a->vms);
 	a->vms = NULL;
+	free(a->chains); /* after the monitors: a job's end records its VM's chain */
+	a->chains = NULL;
+	a->nchains = 0;
 	guests_free(a->guests);
 	a->guests = NULL;
 	upkeep_stop(a);

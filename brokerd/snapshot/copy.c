@@ -6,16 +6,19 @@
  * file opened O_DIRECT on one side, the copy neither fills the host page cache nor waits for
  * it; several chunks in flight keep a deep device queue busy.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "snapshot.h"
 #include "util.h"
 
-#define CHUNK (8ull << 20)
+#define CHUNK SNAP_CHUNK
 
 struct copier {
 	struct snap_copy *c;
@@ -94,13 +97,21 @@ static void *copier_main(void *arg)
 			r++;
 		off = (i - k->first_chunk[r]) * CHUNK;
 		len = MIN(CHUNK, k->c[r].len - off);
-		e = full_pread(k->c[r].src, buf, len, k->c[r].src_off + off);
+		if (k->c[r].src_map) {
+			memcpy(buf, k->c[r].src_map + k->c[r].src_off + off, len);
+			e = 0;
+		} else {
+			e = full_pread(k->c[r].src, buf, len, k->c[r].src_off + off);
+		}
 		if (e < 0) {
 			fail(k, e, "reading");
 			break;
 		}
 		atomic_fetch_add(&k->sums[r], snap_chunk_sum(buf, len, i - k->first_chunk[r]));
-		e = k->c[r].dst < 0 ? 0 : full_pwrite(k->c[r].dst, buf, len, k->c[r].dst_off + off);
+		if (k->c[r].dst_map)
+			memcpy(k->c[r].dst_map + k->c[r].dst_off + off, buf, len);
+		e = k->c[r].dst < 0 || k->c[r].dst_map ? 0 :
+			full_pwrite(k->c[r].dst, buf, len, k->c[r].dst_off + off);
 		if (e < 0) {
 			fail(k, e, "writing");
 			break;
@@ -150,4 +161,37 @@ int snap_copy_run(struct snap_copy *c, size_t n, unsigned threads, _Atomic uint6
 	free(k.first_chunk);
 	free(k.sums);
 	return r;
+}
+
+int snap_backing_write(const struct snap_backing *b, const void *buf, uint64_t len, uint64_t off)
+{
+	if (b->map) {
+		memcpy(b->map + off, buf, len);
+		return 0;
+	}
+	return full_pwrite(b->fd, buf, len, b->data_offset + off);
+}
+
+int snap_backing_map(struct snap_backing *b)
+{
+	struct stat st;
+	void *m;
+
+	if (fstat(b->fd, &st) < 0)
+		return -errno;
+	if (!S_ISCHR(st.st_mode))
+		return 0;
+	/* device DAX has neither read nor write: its bytes are reached by mapping only */
+	m = mmap(NULL, b->size, PROT_READ | PROT_WRITE, MAP_SHARED, b->fd, (off_t)b->data_offset);
+	if (m == MAP_FAILED)
+		return -errno;
+	b->map = m;
+	return 0;
+}
+
+void snap_backing_unmap(struct snap_backing *b)
+{
+	if (b->map)
+		munmap(b->map, b->size);
+	b->map = NULL;
 }

@@ -32,6 +32,21 @@ uint64_t snap_chunk_sum(const void *buf, size_t len, uint64_t index)
 	return r ? (f << r) | (f >> (64 - r)) : f;
 }
 
+uint64_t snap_region_sum(const void *buf, uint64_t len)
+{
+	uint64_t sum = 0;
+
+	for (uint64_t off = 0, i = 0; off < len; off += SNAP_CHUNK, i++)
+		sum += snap_chunk_sum((const uint8_t *)buf + off,
+				      (size_t)(len - off < SNAP_CHUNK ? len - off : SNAP_CHUNK), i);
+	return sum;
+}
+
+uint64_t snap_header_digest(const uint8_t *buf)
+{
+	return get64(buf + H_CHECKSUM);
+}
+
 static uint64_t align_up(uint64_t v)
 {
 	return (v + SNAP_ALIGN - 1) & ~(uint64_t)(SNAP_ALIGN - 1);

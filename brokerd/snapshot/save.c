@@ -43,7 +43,7 @@ static uint64_t devstate_span(const struct snap_header *h)
 
 /* Every RAM of the VM must be one of its tags: otherwise QEMU would have to copy it (and
  * x-ignore-shared would silently leave it out of the save). Keeps only the backings QEMU has. */
-static int check_memory(struct snap_job *j, struct qmp *q)
+int save_check_memory(struct snap_job *j, struct qmp *q)
 {
 	_cleanup_json_ struct json_object *ret = NULL;
 	bool present[SNAP_MAX_ENTRIES] = { 0 };
@@ -81,7 +81,7 @@ static int check_memory(struct snap_job *j, struct qmp *q)
 }
 
 /* Poll query-migrate until it is over; 0 for completed. */
-static int wait_migration(struct snap_job *j, struct qmp *q)
+int save_wait_migration(struct snap_job *j, struct qmp *q)
 {
 	uint64_t deadline = now_usec() + MIGRATE_MS * 1000ull;
 
@@ -130,7 +130,7 @@ static int send_fd(struct snap_job *j, struct qmp *q, int fd)
 
 /* The device state, through a descriptor QEMU gets with getfd: written to it ("migrate")
  * or read from it ("migrate-incoming"), RAM left out (x-ignore-shared). */
-static int device_state(struct snap_job *j, struct qmp *q, int fd, const char *command)
+int save_device_state(struct snap_job *j, struct qmp *q, int fd, const char *command)
 {
 	struct json_object *args;
 	int r = step_ignore_shared(&j->st, q);
@@ -184,7 +184,7 @@ static void unmark(struct snap_job *j)
 
 /* Temporaries of this save file that an earlier brokerd left (killed in the middle); this
  * brokerd's own (".FILE.tmp-PID-…") may belong to a save under way. */
-static void remove_stale(struct snap_job *j)
+void save_remove_stale(struct snap_job *j)
 {
 	char prefix[NAME_MAX + 8], mine[NAME_MAX + 32];
 	int dfd = openat(j->dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -205,51 +205,68 @@ static void remove_stale(struct snap_job *j)
 	closedir(d);
 }
 
-int snap_save(struct qmp *q, struct snap_job *j)
+int save_pause(struct snap_job *j, struct qmp *q, bool *ret_was_running)
 {
-	struct snap_header h = { .created = (uint64_t)time(NULL) };
-	struct snap_copy c[SNAP_MAX_ENTRIES + 1];
-	char tmp[NAME_MAX + 1], dev[NAME_MAX + 1];
-	uint8_t *hdr = NULL;
-	int fd = -1, devfd = -1, r;
-	bool was_running = false, postmigrate = false;
-	uint64_t t0 = now_usec(), t1, size;
-	struct stat st;
+	bool postmigrate = false;
+	int r = running(j, q, ret_was_running, &postmigrate);
 
-	remove_stale(j);
-	r = running(j, q, &was_running, &postmigrate);
 	/* a VM this save stops is recorded first: a brokerd killed before it lets it run again
 	 * resumes it at its next start */
-	if (r == 0 && was_running)
+	if (r == 0 && *ret_was_running)
 		r = mark(j, q);
 	/* QEMU will not migrate a VM a migration paused: let it run for a moment first (the
 	 * save is of that moment) */
 	if (r == 0 && postmigrate)
 		r = step_qmp(&j->st, q, "cont", NULL, -1, NULL);
-	if (r == 0 && (was_running || postmigrate))
+	if (r == 0 && (*ret_was_running || postmigrate))
 		r = step_qmp(&j->st, q, "stop", NULL, -1, NULL);
-	if (r == 0)
-		r = check_memory(j, q);
-	if (r < 0)
-		goto out;
+	return r;
+}
+
+void save_resume(struct snap_job *j, struct qmp *q, bool was_running, bool failed)
+{
+	if (was_running && (j->resume || failed)) {
+		/* a failed save leaves the VM as it found it; the mark goes once it runs. Not
+		 * through qmp(): the save's own outcome is the one to report, not cont's */
+		uint64_t t = now_usec();
+
+		if (qmp_execute(q, "cont", NULL, QMP_MS, NULL, NULL, 0, NULL, 0) == 0)
+			unmark(j);
+		j->st.qemu_usec += now_usec() - t;
+	} else if (was_running) {
+		unmark(j); /* complete, and stopped on purpose */
+	}
+}
+
+int save_temp_file(struct snap_job *j, char tmp[NAME_MAX + 1])
+{
+	int fd = -1;
+
 	/* a name of its own, made exclusively: two saves never share a temporary, and nobody
 	 * else's file (or FIFO) planted under the name is ever opened */
 	for (unsigned tries = 0; tries < 100; tries++) {
 		static _Atomic unsigned serial;
 
-		snprintf(tmp, sizeof(tmp), ".%.200s.tmp-%d-%u", j->base, (int)getpid(),
+		snprintf(tmp, NAME_MAX + 1, ".%.200s.tmp-%d-%u", j->base, (int)getpid(),
 			 atomic_fetch_add(&serial, 1));
 		fd = openat(j->dir_fd, tmp, O_RDWR | O_CREAT | O_EXCL | O_DIRECT | O_CLOEXEC |
 			    O_NOFOLLOW, 0600);
 		if (fd >= 0 || errno != EEXIST)
 			break;
 	}
-	if (fd < 0) {
-		r = step_fail(&j->st, -errno, errno == EINVAL ? "unsupported" : "io_error", errno == EINVAL ?
-			  "the filesystem of %s cannot do O_DIRECT; save onto a disk filesystem" :
-			  "cannot create the save file next to %s: %m", j->path);
-		goto out;
-	}
+	if (fd < 0)
+		return step_fail(&j->st, -errno, errno == EINVAL ? "unsupported" : "io_error",
+				 errno == EINVAL ? "the filesystem of %s cannot do O_DIRECT; save onto a "
+				 "disk filesystem" : "cannot create the save file next to %s: %m",
+				 j->path);
+	return fd;
+}
+
+int save_devstate_file(struct snap_job *j)
+{
+	char dev[NAME_MAX + 1];
+	int devfd;
+
 	/* the device state: QEMU writes it into a file it gets as a descriptor, a file without
 	 * a name (O_TMPFILE) where the filesystem can, else one made exclusively and unlinked */
 	devfd = openat(j->dir_fd, ".", O_RDWR | O_TMPFILE | O_CLOEXEC, 0600);
@@ -261,14 +278,56 @@ int snap_save(struct qmp *q, struct snap_job *j)
 		if (devfd >= 0)
 			unlinkat(j->dir_fd, dev, 0); /* only the descriptor lives on */
 	}
-	if (devfd < 0) {
-		r = step_fail(&j->st, -errno, "io_error", "cannot create a temporary file next to %s: %m",
+	if (devfd < 0)
+		return step_fail(&j->st, -errno, "io_error", "cannot create a temporary file next to %s: %m",
 			  j->path);
+	return devfd;
+}
+
+int save_commit(struct snap_job *j, int fd, const char *tmp, const uint8_t *hdr)
+{
+	/* the header last, then durable, then the name: FILE is whole or the old one */
+	if (pwrite(fd, hdr, SNAP_HEADER_SIZE, 0) != SNAP_HEADER_SIZE || fsync(fd) < 0 ||
+	    renameat(j->dir_fd, tmp, j->dir_fd, j->base) < 0 || fsync(j->dir_fd) < 0)
+		return step_fail(&j->st, -errno, errno == ENOSPC ? "no_space" : "io_error",
+			  "cannot complete %s: %m", j->path);
+	return 0;
+}
+
+int snap_save(struct qmp *q, struct snap_job *j)
+{
+	struct snap_header h = { .created = (uint64_t)time(NULL) };
+	struct snap_copy c[SNAP_MAX_ENTRIES + 1];
+	char tmp[NAME_MAX + 1];
+	uint8_t *hdr = NULL;
+	int fd = -1, devfd = -1, r;
+	bool was_running = false;
+	uint64_t t0 = now_usec(), t1, size;
+	struct stat st;
+
+	save_remove_stale(j);
+	r = save_pause(j, q, &was_running);
+	if (r == 0)
+		r = save_check_memory(j, q);
+	/* a checkpoint's base: what QEMU writes from here on is tracked (it is stopped until
+	 * the copy is done, so nothing is written before the copy reads it) */
+	if (r == 0 && j->checkpoint)
+		r = checkpoint_start(j, q);
+	if (r < 0)
+		goto out;
+	fd = save_temp_file(j, tmp);
+	if (fd < 0) {
+		r = fd;
 		goto out;
 	}
-	r = device_state(j, q, devfd, "migrate");
+	devfd = save_devstate_file(j);
+	if (devfd < 0) {
+		r = devfd;
+		goto out;
+	}
+	r = save_device_state(j, q, devfd, "migrate");
 	if (r == 0)
-		r = wait_migration(j, q);
+		r = save_wait_migration(j, q);
 	if (r < 0)
 		goto out;
 	if (fstat(devfd, &st) < 0) {
@@ -291,7 +350,8 @@ int snap_save(struct qmp *q, struct snap_job *j)
 		goto out;
 	}
 	for (unsigned i = 0; i < j->nb; i++)
-		c[i] = (struct snap_copy){ .src = j->b[i].fd, .src_off = j->b[i].data_offset,
+		c[i] = (struct snap_copy){ .src = j->b[i].fd, .src_map = j->b[i].map,
+					   .src_off = j->b[i].map ? 0 : j->b[i].data_offset,
 					   .dst = fd, .dst_off = h.e[i].file_offset,
 					   .len = j->b[i].size };
 	c[j->nb] = (struct snap_copy){ .src = devfd, .dst = fd, .dst_off = h.devstate_offset,
@@ -319,14 +379,9 @@ int snap_save(struct qmp *q, struct snap_job *j)
 		goto out;
 	}
 	snap_header_build(&h, hdr);
-	/* the header last, then durable, then the name: FILE is whole or the old one */
-	if (pwrite(fd, hdr, SNAP_HEADER_SIZE, 0) != SNAP_HEADER_SIZE || fsync(fd) < 0 ||
-	    renameat(j->dir_fd, tmp, j->dir_fd, j->base) < 0 || fsync(j->dir_fd) < 0) {
-		r = step_fail(&j->st, -errno, errno == ENOSPC ? "no_space" : "io_error",
-			  "cannot complete %s: %m", j->path);
-		goto out;
-	}
-	r = 0;
+	r = save_commit(j, fd, tmp, hdr);
+	if (r == 0 && j->checkpoint)
+		checkpoint_based(j, snap_header_digest(hdr));
 out:
 	if (r < 0 && fd >= 0)
 		unlinkat(j->dir_fd, tmp, 0); /* the previous save stays as it was */
@@ -335,17 +390,7 @@ out:
 	if (devfd >= 0)
 		close(devfd);
 	free(hdr);
-	if (was_running && (j->resume || r < 0)) {
-		/* a failed save leaves the VM as it found it; the mark goes once it runs. Not
-		 * through qmp(): the save's own outcome is the one to report, not cont's */
-		uint64_t t = now_usec();
-
-		if (qmp_execute(q, "cont", NULL, QMP_MS, NULL, NULL, 0, NULL, 0) == 0)
-			unmark(j);
-		j->st.qemu_usec += now_usec() - t;
-	} else if (was_running) {
-		unmark(j); /* complete, and stopped on purpose */
-	}
+	save_resume(j, q, was_running, r < 0);
 	j->usec = now_usec() - t0;
 	return r;
 }
@@ -434,7 +479,7 @@ static int verify_regions(struct snap_job *j, struct snap_copy *c, const uint64_
 
 /* The inode behind fd opened anew with flags (its own file description), refused unless it
  * is still the one checked (want). */
-static int reopen_checked(int fd, int flags, const struct stat *want)
+int save_reopen_checked(int fd, int flags, const struct stat *want)
 {
 	char self[64];
 	struct stat st;
@@ -471,29 +516,31 @@ static int must_be_incoming(struct snap_job *j, struct qmp *q)
 
 /* The save file: looked at through an O_PATH descriptor first (opening a FIFO would block
  * the monitor for good), which must be a regular file only root or brokerd's user can write
- * (its bytes go into a VM's memory); then that very inode opened for O_DIRECT reads. */
-static int open_save_file(struct snap_job *j, int *ret_fd, struct stat *ret_st)
+ * (its bytes go into a VM's memory); then that very inode opened for O_DIRECT reads. name
+ * is in j->dir_fd (the base, or one of its increments); messages call it shown. */
+int save_open_file(struct snap_job *j, const char *name, const char *shown, int *ret_fd,
+		   struct stat *ret_st)
 {
-	_cleanup_close_ int pfd = openat(j->dir_fd, j->base, O_PATH | O_CLOEXEC | O_NOFOLLOW);
+	_cleanup_close_ int pfd = openat(j->dir_fd, name, O_PATH | O_CLOEXEC | O_NOFOLLOW);
 	int fd;
 
 	if (pfd < 0)
 		return step_fail(&j->st, -errno, errno == ENOENT ? "not_found" : "io_error",
-			     "cannot open %s: %m; nothing was written", j->path);
+			     "cannot open %s: %m; nothing was written", shown);
 	if (fstat(pfd, ret_st) < 0 || !S_ISREG(ret_st->st_mode))
 		return step_fail(&j->st, -EINVAL, "invalid_argument", "%s is not a regular file; nothing "
-			     "was written", j->path);
+			     "was written", shown);
 	if ((ret_st->st_uid != 0 && ret_st->st_uid != geteuid()) ||
 	    (ret_st->st_mode & (S_IWGRP | S_IWOTH)))
 		return step_fail(&j->st, -EPERM, "permission_denied", "%s is owned or writable by another "
 			     "user, and its bytes would become VM %s's memory: restore only files "
 			     "root or brokerd's user wrote (chown root, chmod go-w); nothing was "
-			     "written", j->path, j->vm);
-	fd = reopen_checked(pfd, O_RDONLY | O_DIRECT, ret_st);
+			     "written", shown, j->vm);
+	fd = save_reopen_checked(pfd, O_RDONLY | O_DIRECT, ret_st);
 	if (fd < 0)
 		return step_fail(&j->st, fd, fd == -EINVAL ? "unsupported" : "io_error", fd == -EINVAL ?
 			     "the filesystem of %s cannot do O_DIRECT; nothing was written" :
-			     "cannot open %s: %s; nothing was written", j->path, strerror(-fd));
+			     "cannot open %s: %s; nothing was written", shown, strerror(-fd));
 	*ret_fd = fd;
 	return 0;
 }
@@ -508,12 +555,16 @@ int snap_restore(struct qmp *q, struct snap_job *j)
 	uint64_t want[SNAP_MAX_ENTRIES + 1];     /* the header's sums, in the order of c[] */
 	int fd = -1, devfd = -1, r;
 	struct stat st;
+	struct chain_link links[SNAP_MAX_INCREMENTS];
+	uint64_t devstate_offset;
 
+	for (unsigned k = 0; k < j->nincs; k++)
+		links[k].fd = -1;
 	r = must_be_incoming(j, q);
 	if (r == 0)
-		r = check_memory(j, q);
+		r = save_check_memory(j, q);
 	if (r == 0)
-		r = open_save_file(j, &fd, &st);
+		r = save_open_file(j, j->base, j->path, &fd, &st);
 	if (r < 0)
 		goto out;
 	if (posix_memalign((void **)&hdr, 4096, SNAP_HEADER_SIZE) ||
@@ -557,7 +608,8 @@ int snap_restore(struct qmp *q, struct snap_job *j)
 		ok_entry[k] = true;
 		want[i] = h.e[k].checksum;
 		c[i] = (struct snap_copy){ .src = fd, .src_off = h.e[k].file_offset, .dst = -1,
-					   .dst_off = j->b[i].data_offset, .len = h.e[k].size };
+					   .dst_off = j->b[i].map ? 0 : j->b[i].data_offset,
+					   .len = h.e[k].size };
 	}
 	c[j->nb] = (struct snap_copy){ .src = fd, .src_off = h.devstate_offset, .dst = -1,
 				       .len = devstate_span(&h) };
@@ -566,15 +618,22 @@ int snap_restore(struct qmp *q, struct snap_job *j)
 	/* first the whole file against its checksums, writing nothing: a flipped byte, a
 	 * damaged device state, leave the VM's memory as it was */
 	r = verify_regions(j, c, want);
+	/* and every increment, whole, before the first byte is written */
+	if (r == 0)
+		r = chain_check(j, snap_header_digest(hdr), links);
 	/* then the copy, summed again: the file must not have changed in between */
-	for (unsigned i = 0; r == 0 && i < j->nb; i++)
+	for (unsigned i = 0; r == 0 && i < j->nb; i++) {
 		c[i].dst = j->b[i].fd;
+		c[i].dst_map = j->b[i].map;
+	}
 	if (r == 0)
 		r = snap_copy_run(c, j->nb, j->threads, &j->done_bytes, j->st.errmsg,
 				  sizeof(j->st.errmsg));
 	if (r == 0)
 		r = check_sums(j, c, want, j->nb, "changed while it was restored; the VM was not "
 			       "started");
+	if (r == 0)
+		r = chain_apply(j, links);
 	j->copy_usec = now_usec() - t1;
 	if (r < 0) {
 		if (!j->st.errcode[0])
@@ -584,18 +643,28 @@ int snap_restore(struct qmp *q, struct snap_job *j)
 	}
 	/* the device state, read by QEMU from a descriptor placed at its offset: the file
 	 * checked above, opened anew (its own position, without O_DIRECT), never the name */
-	devfd = reopen_checked(fd, O_RDONLY, &st);
+	if (j->nincs) { /* the last increment's device state is the VM's */
+		const struct chain_link *last = &links[j->nincs - 1];
+
+		devfd = save_reopen_checked(last->fd, O_RDONLY, &last->st);
+		devstate_offset = last->h.devstate_offset;
+		j->devstate_bytes = last->h.devstate_length;
+	} else {
+		devfd = save_reopen_checked(fd, O_RDONLY, &st);
+		devstate_offset = h.devstate_offset;
+		j->devstate_bytes = h.devstate_length;
+	}
 	if (devfd < 0)
 		errno = -devfd;
-	if (devfd < 0 || lseek(devfd, (off_t)h.devstate_offset, SEEK_SET) < 0) {
+	if (devfd < 0 || lseek(devfd, (off_t)devstate_offset, SEEK_SET) < 0) {
 		r = step_fail(&j->st, -errno, "io_error", "cannot read the device state of %s: %m", j->path);
 		goto out;
 	}
-	j->devstate_bytes = h.devstate_length;
-	r = device_state(j, q, devfd, "migrate-incoming");
+	r = save_device_state(j, q, devfd, "migrate-incoming");
 	if (r == 0)
 		r = wait_incoming(j, q);
 out:
+	chain_close(j, links);
 	if (fd >= 0)
 		close(fd);
 	if (devfd >= 0)

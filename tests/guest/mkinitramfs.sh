@@ -38,6 +38,7 @@ copy_bin "$build/udev/tagmem-guestd" /usr/sbin/tagmem-guestd
 copy_bin "$build/tests/dax_peek" /usr/bin/dax_peek
 copy_bin "$build/tests/log_replay" /usr/bin/log_replay
 copy_bin "$build/tests/stamp" /usr/bin/stamp
+copy_bin "$build/tests/vm_standin" /usr/bin/vm_standin
 # benchmarks that run in the guest, when they are built (bench/guest-flush)
 for b in guest_flushbench guest_cache; do
 	[ -x "$build/bench/$b" ] && copy_bin "$build/bench/$b" "/usr/bin/$b"
