@@ -54,7 +54,8 @@ int main(int argc, char **argv)
 	unsigned reps = argc > 2 ? (unsigned)atoi(argv[2]) : 9;
 	char path[] = "/dev/shm/tagmem-harvest-XXXXXX";
 	uint64_t t_pm[64], t_scan[64], t_read[64], sink = 0, found = 0;
-	uint8_t *bits = calloc(size / 4096 / 8 + 1, 1), *m;
+	uint64_t *bits = calloc(size / 4096 / 64 + 1, sizeof(uint64_t));
+	uint8_t *m;
 	struct page_region_abi vec[64];
 	struct dirty_proc p;
 	struct stat st;
@@ -82,7 +83,7 @@ int main(int argc, char **argv)
 		};
 		uint64_t t = now_usec();
 
-		memset(bits, 0, size / 4096 / 8 + 1);
+		memset(bits, 0, (size / 4096 / 64 + 1) * sizeof(uint64_t));
 		if (dirty_harvest(&p, st.st_dev, st.st_ino, 0, size, false, bits, NULL) < 0) {
 			fprintf(stderr, "bench_harvest: harvest: %m\n");
 			return 1;

@@ -2,7 +2,7 @@
 /*
  * tagmem vm save VM FILE [--qmp SOCKET] [--resume] [--threads N]
  * tagmem vm checkpoint VM FILE [--qmp SOCKET] [--full] [--threads N]
- * tagmem vm restore VM FILE [INCREMENT...] [--qmp SOCKET] [--threads N]
+ * tagmem vm restore VM FILE [INCREMENT...] [--qmp SOCKET] [--paused] [--threads N]
  * Save a VM whose memory is all tagged capacity to FILE (QEMU writes only device state;
  * brokerd writes the backings, O_DIRECT, in parallel), checkpoint it (a full save first,
  * then only the pages it wrote since the one before), or restore it, from a save or a base
@@ -67,13 +67,14 @@ static int vm_snapshot(struct cli *cli, const char *sub, int argc, char **argv)
 		{ "qmp", required_argument, NULL, 'q' },
 		{ "resume", no_argument, NULL, 'r' },
 		{ "full", no_argument, NULL, 'f' },
+		{ "paused", no_argument, NULL, 'p' },
 		{ "threads", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
 	bool restore = !strcmp(sub, "restore"), checkpoint = !strcmp(sub, "checkpoint");
-	bool resume = false, full = false;
-	const char *synopsis = restore ? "restore VM FILE [INCREMENT...] [--qmp SOCKET] [--threads N]" :
+	bool resume = false, full = false, paused = false;
+	const char *synopsis = restore ? "restore VM FILE [INCREMENT...] [--qmp SOCKET] [--paused] [--threads N]" :
 			       checkpoint ? "checkpoint VM FILE [--qmp SOCKET] [--full] [--threads N]" :
 			       "save VM FILE [--qmp SOCKET] [--resume] [--threads N]";
 	_cleanup_json_ struct json_object *req = NULL, *reply = NULL;
@@ -89,13 +90,14 @@ static int vm_snapshot(struct cli *cli, const char *sub, int argc, char **argv)
 		case 'q': qmparg = optarg; break;
 		case 'r': resume = true; break;
 		case 'f': full = true; break;
+		case 'p': paused = true; break;
 		case 't': thrarg = optarg; break;
 		case 'h': return cli_usage(cli, "vm", synopsis, false);
 		default: return cli_usage(cli, "vm", synopsis, true);
 		}
 	}
 	if (argc - optind < 2 || (!restore && argc - optind != 2) ||
-	    (resume && (restore || checkpoint)) || (full && !checkpoint))
+	    (resume && (restore || checkpoint)) || (full && !checkpoint) || (paused && !restore))
 		return cli_usage(cli, "vm", synopsis, true);
 	if (thrarg && (parse_size(thrarg, &threads) < 0 || threads < 1 || threads > 16)) {
 		cli_err(cli, "--threads takes 1 to 16");
@@ -126,6 +128,8 @@ static int vm_snapshot(struct cli *cli, const char *sub, int argc, char **argv)
 	}
 	if (full)
 		json_object_object_add(req, "full", json_object_new_boolean(true));
+	if (paused)
+		json_object_object_add(req, "paused", json_object_new_boolean(true));
 	if (qmparg)
 		json_object_object_add(req, "qmp", json_object_new_string(qmp));
 	if (threads)

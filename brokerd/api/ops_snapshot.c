@@ -191,7 +191,7 @@ bad:
 static struct snapshot_run *snapshot_args(struct request *rq, enum snapshot_kind kind,
 					  const char **ret_qmp)
 {
-	bool restore = kind == SNAPSHOT_RESTORE, full = false;
+	bool restore = kind == SNAPSHOT_RESTORE, full = false, paused = false;
 	const char *vm, *path, *slash;
 	uint64_t threads = SNAP_THREADS_DEFAULT;
 	bool resume = false;
@@ -207,6 +207,7 @@ static struct snapshot_run *snapshot_args(struct request *rq, enum snapshot_kind
 	tagmem_json_get_u64(rq->msg, "threads", &threads);
 	tagmem_json_get_bool(rq->msg, "resume", &resume);
 	tagmem_json_get_bool(rq->msg, "full", &full);
+	tagmem_json_get_bool(rq->msg, "paused", &paused);
 	slash = strrchr(path, '/');
 	if (!slash[1]) {
 		reply_error(rq, "invalid_argument", "\"path\" must name a file, not a directory");
@@ -227,6 +228,7 @@ static struct snapshot_run *snapshot_args(struct request *rq, enum snapshot_kind
 	s->restore = restore;
 	s->checkpoint = kind == SNAPSHOT_CHECKPOINT;
 	s->full = full;
+	s->stay_paused = paused;
 	snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
 	if (!increments_args(rq, s, dir)) {
 		s->dir_fd = -1;

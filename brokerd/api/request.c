@@ -169,7 +169,8 @@ static const struct arg_rule a_restore[] = {
 	REQUIRED("path", ARG_PATH, SNAP_RULE),
 	OPTIONAL("qmp", ARG_STRING, SNAP_RULE),
 	OPTIONAL("threads", ARG_U64, SNAP_RULE, .min = 1, .max = 16),
-	OPTIONAL("increments", ARG_ARRAY, INCREMENTS_RULE), END };
+	OPTIONAL("increments", ARG_ARRAY, INCREMENTS_RULE),
+	OPTIONAL("paused", ARG_BOOL, BOOL_RULE("paused")), END };
 static const struct arg_rule a_checkpoint[] = {
 	REQUIRED("vm", ARG_VM, VM_NAME_RULE),
 	REQUIRED("path", ARG_PATH, SNAP_RULE),

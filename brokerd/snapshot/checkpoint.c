@@ -161,16 +161,16 @@ static int add_range(struct increment *inc, unsigned entry, uint32_t flags, uint
 /* The dirty pages of every backing into inc: harvested, then copied (the VM is stopped). */
 static int harvest(struct snap_job *j, struct dirty_proc *p, struct increment *inc)
 {
-	uint8_t *bits[SNAP_MAX_ENTRIES] = { 0 };
+	uint64_t *bits[SNAP_MAX_ENTRIES] = { 0 };
 	uint8_t *map[SNAP_MAX_ENTRIES] = { 0 };
 	uint64_t t0 = now_usec(), data = 0;
 	int r = 0;
 
 	for (unsigned i = 0; r == 0 && i < j->nb; i++) {
 		struct stat st;
-		uint64_t npages = j->b[i].size / 4096;
+		uint64_t words = (j->b[i].size / 4096 + 63) / 64;
 
-		bits[i] = calloc(npages / 8 + 1, 1);
+		bits[i] = calloc(words ? words : 1, sizeof(*bits[i]));
 		if (!bits[i] || fstat(j->b[i].fd, &st) < 0) {
 			r = bits[i] ? -errno : -ENOMEM;
 			break;
@@ -179,9 +179,8 @@ static int harvest(struct snap_job *j, struct dirty_proc *p, struct increment *i
 		 * names a device node by the filesystem it is on, as fstat's st_dev) */
 		r = dirty_harvest(p, st.st_dev, st.st_ino, j->b[i].data_offset, j->b[i].size,
 				  S_ISCHR(st.st_mode), bits[i], NULL);
-		for (uint64_t pg = 0; r == 0 && pg < npages; pg++)
-			if (bits[i][pg / 8] & (1u << (pg % 8)))
-				j->cp.dirty_bytes += 4096;
+		for (uint64_t w = 0; r == 0 && w < words; w++)
+			j->cp.dirty_bytes += 4096ull * (uint64_t)__builtin_popcountll(bits[i][w]);
 	}
 	j->cp.harvest_usec = now_usec() - t0;
 	if (r < 0) {
@@ -198,29 +197,47 @@ static int harvest(struct snap_job *j, struct dirty_proc *p, struct increment *i
 		goto out;
 	}
 	for (unsigned i = 0; r == 0 && i < j->nb; i++) {
-		uint64_t npages = j->b[i].size / 4096;
+		uint64_t words = (j->b[i].size / 4096 + 63) / 64;
+		struct stat st;
 
-		map[i] = mmap(NULL, j->b[i].size, PROT_READ, MAP_SHARED, j->b[i].fd,
-			      (off_t)j->b[i].data_offset);
-		if (map[i] == MAP_FAILED) {
-			map[i] = NULL;
-			r = step_fail(&j->st, -errno, "io_error", "cannot map a backing of VM %s: %m",
-				      j->vm);
-			break;
+		/* a file is read (a hole reads as zeros without being filled in, and a file
+		 * that shrank is an error, not a SIGBUS); device DAX has no read: mapped */
+		if (fstat(j->b[i].fd, &st) == 0 && S_ISCHR(st.st_mode)) {
+			map[i] = mmap(NULL, j->b[i].size, PROT_READ, MAP_SHARED, j->b[i].fd,
+				      (off_t)j->b[i].data_offset);
+			if (map[i] == MAP_FAILED) {
+				map[i] = NULL;
+				r = step_fail(&j->st, -errno, "io_error", "cannot map a backing of VM %s: "
+					      "%m", j->vm);
+				break;
+			}
 		}
-		for (uint64_t pg = 0; r == 0 && pg < npages; pg++) {
-			const uint8_t *src = map[i] + pg * 4096;
+		/* a word of the bitmap at a time: most are zero at a low dirty rate */
+		for (uint64_t w = 0, left = 0, pg = 0; r == 0 && (left || w < words);) {
+			uint8_t *dst = inc->data + data;
 			bool zero;
 
-			if (!(bits[i][pg / 8] & (1u << (pg % 8))))
+			if (!left) {
+				left = bits[i][w++];
 				continue;
-			zero = page_is_zero(src);
-			if (zero) {
-				j->cp.zero_bytes += 4096;
-			} else {
-				memcpy(inc->data + data, src, 4096);
-				data += 4096;
 			}
+			pg = (w - 1) * 64 + (uint64_t)__builtin_ctzll(left);
+			left &= left - 1;
+			/* copied first, then looked at where it is now (in cache): one read of the
+			 * VM's page; a zero page's copy is overwritten by the next */
+			if (map[i]) {
+				memcpy(dst, map[i] + pg * 4096, 4096);
+			} else if (pread(j->b[i].fd, dst, 4096, (off_t)(j->b[i].data_offset + pg * 4096)) !=
+				   4096) {
+				r = step_fail(&j->st, -EIO, "io_error", "cannot read page %llu of a backing "
+					      "of VM %s (did it shrink?)", (unsigned long long)pg, j->vm);
+				break;
+			}
+			zero = page_is_zero(dst);
+			if (zero)
+				j->cp.zero_bytes += 4096;
+			else
+				data += 4096;
 			r = add_range(inc, i, zero ? SNAP_RANGE_ZERO : 0, pg * 4096, 1);
 			if (r < 0)
 				step_fail(&j->st, r, r == -E2BIG ? "unsupported" : "no_memory", "VM %s wrote "

@@ -135,16 +135,28 @@ static bool parse_maps_line(const char *line, uintptr_t *start, uintptr_t *end, 
 	return true;
 }
 
+/* Set bits [from, to) of a bitmap of 64-bit words, a word at a time where it can. */
+static void set_bits(uint64_t *map, uint64_t from, uint64_t to)
+{
+	while (from < to && from % 64)
+		map[from / 64] |= 1ull << (from % 64), from++;
+	for (; from + 64 <= to; from += 64)
+		map[from / 64] = ~0ull;
+	for (; from < to; from++)
+		map[from / 64] |= 1ull << (from % 64);
+}
+
 /* Mark in `dirty` the pages of [vstart, vend) (file offsets from `off`, within the region
- * [rstart, rstart + npages pages)) that are soft-dirty, or not present unless absent_clean;
- * `seen` records the pages QEMU maps. */
+ * that starts at rstart) that are soft-dirty, or not present unless absent_clean. The loop
+ * is the harvest's cost (a page each): one test of the entry, a store only for a dirty page. */
 static int harvest_range(struct dirty_proc *p, uintptr_t vstart, uintptr_t vend, uint64_t off,
-			 uint64_t rstart, bool absent_clean, uint8_t *dirty, uint8_t *seen)
+			 uint64_t rstart, bool absent_clean, uint64_t *dirty)
 {
 	uint64_t buf[PM_BATCH];
 
 	for (uintptr_t a = vstart; a < vend;) {
 		size_t want = (size_t)((vend - a) / 4096);
+		uint64_t first = (off + (a - vstart) - rstart) / 4096;
 		ssize_t n;
 
 		if (want > PM_BATCH)
@@ -155,13 +167,13 @@ static int harvest_range(struct dirty_proc *p, uintptr_t vstart, uintptr_t vend,
 		if (n == 0 || n % sizeof(buf[0]))
 			return -EIO;
 		for (size_t i = 0; i < (size_t)n / sizeof(buf[0]); i++) {
-			uint64_t page = (off + (a - vstart)) / 4096 + i - rstart / 4096;
-			bool d = (buf[i] & PM_SOFT_DIRTY) ||
-				 (!(buf[i] & (PM_PRESENT | PM_SWAPPED)) && !absent_clean);
+			uint64_t e = buf[i];
 
-			seen[page / 8] |= (uint8_t)(1u << (page % 8));
-			if (d)
-				dirty[page / 8] |= (uint8_t)(1u << (page % 8));
+			if ((e & PM_SOFT_DIRTY) || (!(e & (PM_PRESENT | PM_SWAPPED)) && !absent_clean)) {
+				uint64_t page = first + i;
+
+				dirty[page / 64] |= 1ull << (page % 64);
+			}
 		}
 		a += (uintptr_t)n / sizeof(buf[0]) * 4096;
 	}
@@ -169,11 +181,11 @@ static int harvest_range(struct dirty_proc *p, uintptr_t vstart, uintptr_t vend,
 }
 
 int dirty_harvest(struct dirty_proc *p, dev_t dev, ino_t ino, uint64_t rstart, uint64_t rlen,
-		  bool absent_clean, uint8_t *dirty, uint64_t *ret_mapped)
+		  bool absent_clean, uint64_t *dirty, uint64_t *ret_mapped)
 {
 	_cleanup_close_ int mfd = openat(p->procfd, "maps", O_RDONLY | O_CLOEXEC);
-	uint64_t npages = rlen / 4096, mapped = 0;
-	uint8_t *seen = calloc(npages / 8 + 1, 1);
+	uint64_t npages = rlen / 4096, words = (npages + 63) / 64, mapped = 0;
+	uint64_t *seen = calloc(words ? words : 1, sizeof(*seen));
 	FILE *f = mfd >= 0 ? fdopen(mfd, "re") : NULL;
 	char line[4096 + 128];
 	int r = 0;
@@ -196,15 +208,17 @@ int dirty_harvest(struct dirty_proc *p, dev_t dev, ino_t ino, uint64_t rstart, u
 		hi = off + (e - s) < rstart + rlen ? off + (e - s) : rstart + rlen;
 		if (lo >= hi)
 			continue;
+		set_bits(seen, (lo - rstart) / 4096, (hi - rstart) / 4096);
 		r = harvest_range(p, s + (uintptr_t)(lo - off), s + (uintptr_t)(hi - off), lo, rstart,
-				  absent_clean, dirty, seen);
+				  absent_clean, dirty);
 	}
 	/* a page QEMU does not map is not tracked: dirty */
-	for (uint64_t pg = 0; r == 0 && pg < npages; pg++)
-		if (seen[pg / 8] & (1u << (pg % 8)))
-			mapped++;
-		else
-			dirty[pg / 8] |= (uint8_t)(1u << (pg % 8));
+	for (uint64_t w = 0; r == 0 && w < words; w++) {
+		uint64_t valid = w == words - 1 && npages % 64 ? (1ull << (npages % 64)) - 1 : ~0ull;
+
+		mapped += (uint64_t)__builtin_popcountll(seen[w] & valid);
+		dirty[w] |= ~seen[w] & valid;
+	}
 	if (ret_mapped)
 		*ret_mapped = mapped * 4096;
 out:

@@ -106,7 +106,8 @@ int save_wait_migration(struct snap_job *j, struct qmp *q)
 }
 
 /* The destination side: QEMU loads the device state, then stops "inmigrate" (a failed load
- * makes it exit, which the connection reports). Runs it afterwards if it did not start. */
+ * makes it exit, which the connection reports). Runs it afterwards if it did not start,
+ * unless the VM is to stay paused. */
 static int wait_incoming(struct snap_job *j, struct qmp *q)
 {
 	char status[32];
@@ -115,7 +116,7 @@ static int wait_incoming(struct snap_job *j, struct qmp *q)
 
 	if (r == -ETIMEDOUT)
 		return step_fail(&j->st, r, "qemu_error", "QEMU did not load the device state in time");
-	if (r < 0 || run)
+	if (r < 0 || run || j->stay_paused)
 		return r;
 	return step_qmp(&j->st, q, "cont", NULL, -1, NULL);
 }

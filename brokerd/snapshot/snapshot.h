@@ -125,6 +125,7 @@ struct snap_job {
 	unsigned threads;        /* parallel O_DIRECT copiers */
 	bool resume;             /* save: let the VM run again afterwards */
 	bool restore;
+	bool stay_paused;        /* restore: leave the loaded VM paused (QEMU started with -S) */
 	bool recover;            /* only resume a VM an earlier brokerd paused (pause marks) */
 	uid_t uid;               /* the VM's owner */
 	char qmp[108];           /* the VM's QMP socket, for its pause mark */
@@ -270,9 +271,10 @@ void dirty_close(struct dirty_proc *p);
 int dirty_clear(struct dirty_proc *p);
 /* Set the bit of every page of [rstart, rstart + rlen) of the file (dev, ino) the process
  * may have written since the last clear: soft-dirty, or not mapped, or not present (unless
- * absent_clean: device DAX). dirty has a bit per 4 KiB page; *ret_mapped: bytes mapped. */
+ * absent_clean: device DAX). dirty has a bit per 4 KiB page (page i: bit i % 64 of word
+ * i / 64); *ret_mapped: bytes mapped. */
 int dirty_harvest(struct dirty_proc *p, dev_t dev, ino_t ino, uint64_t rstart, uint64_t rlen,
-		  bool absent_clean, uint8_t *dirty, uint64_t *ret_mapped);
+		  bool absent_clean, uint64_t *dirty, uint64_t *ret_mapped);
 
 /* copy.c: copy regions between files with parallel threads, chunk by chunk. Writes to a
  * file opened O_DIRECT need aligned lengths: regions are 4 KiB multiples. */

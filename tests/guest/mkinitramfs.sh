@@ -49,8 +49,13 @@ copy_bin /usr/bin/daxctl
 copy_bin /lib/systemd/systemd-udevd
 copy_bin /usr/bin/udevadm
 copy_bin /usr/bin/jq
-# what one test needs beyond the rest (GUEST_BINS: host binaries; GUEST_MODULES: modules)
+# what one test needs beyond the rest (GUEST_BINS: host binaries; GUEST_MODULES: modules;
+# GUEST_FILES: other files, SRC=DEST each, such as a nested QEMU's firmware)
 for b in ${GUEST_BINS:-}; do copy_bin "$(command -v "$b")"; done
+for f in ${GUEST_FILES:-}; do
+	mkdir -p "$root$(dirname "${f#*=}")"
+	cp -L "${f%%=*}" "$root${f#*=}"
+done
 [ -r /etc/mke2fs.conf ] && mkdir -p "$root/etc" && cp /etc/mke2fs.conf "$root/etc/"
 cp "$top/udev/60-tagmem.rules" "$root/lib/udev/rules.d/"
 # udevd's own basics: device node permissions and the block/dax naming it relies on

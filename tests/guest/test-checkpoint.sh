@@ -13,16 +13,23 @@
 #     state of the last;
 #   - a torn increment (cut short, or a flipped byte in its pages) and a chain out of order
 #     are refused by name with nothing written, and the chain before the torn one restores;
-#   - a device-DAX backing (/dev/daxX.Y of a devdax image) is saved and restored by mapping.
+#   - a device-DAX backing (/dev/daxX.Y of a devdax image) is saved and restored by mapping;
+#   - real QEMU, nested in the guest (its firmware running under TCG): a base and two
+#     increments, the last taken with the VM paused from a second monitor, restored into a
+#     new QEMU with --paused: its memory is the checkpoint's, byte for byte, and it runs on.
 . "$(dirname "$0")/lib.sh"
 # unit/snapshot again in the guest: its harvest test then runs where soft-dirty works
-export GUEST_BINS="/usr/sbin/mkfs.ext4 $BUILD_DIR/tests/test_snapshot"
+export GUEST_BINS="/usr/sbin/mkfs.ext4 $BUILD_DIR/tests/test_snapshot /usr/bin/qemu-system-x86_64"
+# the nested QEMU's firmware, and Debian's QEMU loads its TCG as a module
+qmod=/usr/lib/x86_64-linux-gnu/qemu/accel-tcg-x86_64.so
+export GUEST_FILES="/usr/share/seabios/bios-256k.bin=/usr/share/tagmem-fw/bios-256k.bin $qmod=$qmod"
 export GUEST_MODULES="ext4"
 [ -x /usr/sbin/mkfs.ext4 ] || guest_skip "mkfs.ext4 is missing (tests/deps.sh guest installs e2fsprogs)"
 
 R=c4ec0001-1111-4222-8333-444444444444   # the VM's memory: an image on tmpfs in the guest
 S=c4ec0002-1111-4222-8333-444444444444   # an nvdimm for the checkpoints' ext4
 D=c4ec0003-1111-4222-8333-444444444444   # a devdax image: /dev/daxX.Y in the guest
+Q=c4ec0006-1111-4222-8333-444444444444   # the nested QEMU's RAM: an image on tmpfs
 fail() { echo "FAIL: $*" >&2; tail -n 20 "$G/brokerd.log" >&2; exit 1; }
 start_host_brokerd
 
@@ -51,7 +58,7 @@ tagmem image create "$G/state/images/d.img" --size 32M --tag $D --layout devdax 
 mapfile -t args < <(tagmem qemu-args $S $D --vm guest)
 {
 	echo ". /checks-lib.sh"
-	echo "R=$R S=$S D=$D UNIT=$BUILD_DIR/tests/test_snapshot"
+	echo "R=$R S=$S D=$D Q=$Q UNIT=$BUILD_DIR/tests/test_snapshot"
 } >"$G/checks.sh"
 cat >>"$G/checks.sh" <<'GUEST'
 udevadm settle
@@ -59,7 +66,7 @@ check "unit/snapshot, on a kernel with soft-dirty" env TAGMEM_EXPECT_SOFT_DIRTY=
 mkfs.ext4 -q -F "$(readlink -f /dev/disk/by-tag/$S)"
 mkdir -p /cp /run/tagmem /var/lib/tagmem/images
 mount -t ext4 "$(readlink -f /dev/disk/by-tag/$S)" /cp
-mount -t tmpfs -o size=64M tmpfs /var/lib/tagmem/images
+mount -t tmpfs -o size=128M tmpfs /var/lib/tagmem/images
 img=/var/lib/tagmem/images/r.img
 brokerd --backend host --socket /run/tagmem/brokerd.sock --state-dir /var/lib/tagmem 2>/tmp/brokerd.log &
 wait_until 20 tagmem status
@@ -83,7 +90,7 @@ start_standin() { # LOG CTL ARGS…
 	vm_standin "$@" <"$ctl" >"$log" 2>&1 &
 }
 digest_of() { ask "$1" "$2" digest '^digest ' | cut -d' ' -f3; }
-json() { tagmem --json "$@"; }
+json() { tagmem --json "$@" || { tail -n 20 /tmp/brokerd.log >&2; dmesg | tail -n 5 >&2; return 1; }; }
 
 # the VM writes all its memory, then a base
 start_standin /tmp/s1.log /tmp/ctl /tmp/cp.qmp tm-$R=$img
@@ -181,6 +188,57 @@ check "device DAX: the scribble is there before the restore" test "$(digest_of /
 check "device DAX: restored" tagmem vm restore dx /cp/dx.save --qmp /tmp/dx.qmp
 eq "device DAX: every byte is back" "$(digest_of /tmp/d2.log 4)" "$want"
 exec 4>&-
+
+# real QEMU: its RAM a 32 MiB image, two monitors (brokerd's, and the test's)
+qimg=/var/lib/tagmem/images/q.img
+tagmem image create $qimg --size 32M --tag $Q >/dev/null
+tagmem qemu-args --vm qv --ram $Q --no-channel >/dev/null
+qemu() { # EXTRA ARGS…: started in the background
+	rm -f /tmp/qv.qmp /tmp/qv2.qmp
+	# a small translation cache: the default reserves 1 GiB, more than this guest has
+	qemu-system-x86_64 -L /usr/share/tagmem-fw -accel tcg,tb-size=32 -M pc -nodefaults \
+		-display none -m 32M \
+		-object memory-backend-file,id=tm-$Q,mem-path=$qimg,size=33554432,share=on \
+		-machine memory-backend=tm-$Q -qmp unix:/tmp/qv.qmp,server=on,wait=off \
+		-qmp unix:/tmp/qv2.qmp,server=on,wait=off "$@" >/tmp/qemu.log 2>&1 &
+	wait_until 60 test -S /tmp/qv2.qmp && sleep 0.5 && monitor query-status >/dev/null ||
+		{ cat /tmp/qemu.log; return 1; }
+}
+monitor() { vm_standin --ask /tmp/qv2.qmp "$1"; }
+status_is() { monitor query-status | grep -q "\"status\": \"$1\""; }
+qemu
+sleep 2   # its firmware runs: the pages it writes are what the increments hold
+out=$(json vm checkpoint qv /cp/qv.0 --qmp /tmp/qv.qmp)
+eq "real QEMU: the first checkpoint is a base" "$(echo "$out" | jq -r .kind)" base
+sleep 1
+out=$(json vm checkpoint qv /cp/qv.1)
+echo "TAGMEM-QEMU-CHECKPOINT 1 $(echo "$out" | jq -c '{kind,dirty_bytes,zero_bytes,file_bytes,paused_usec}')"
+eq "real QEMU: the second is an increment" "$(echo "$out" | jq -r .kind)" increment
+# the pages its firmware wrote; the ones it never touched are not in its page table and count
+# as written, but they are zero: in the table, not in the data
+check "real QEMU: it writes a part of the memory, not all" \
+	test "$(echo "$out" | jq -r '.file_bytes < 4194304 and .dirty_bytes - .zero_bytes < 4194304')" = true
+check "real QEMU: still running after a checkpoint" status_is running
+monitor stop >/dev/null
+out=$(json vm checkpoint qv /cp/qv.2)
+eq "real QEMU: an increment of a paused VM" "$(echo "$out" | jq -r '.kind + " " + (.sequence|tostring)')" "increment 2"
+want=$(md5sum <$qimg | cut -d' ' -f1)
+check "real QEMU: a paused VM stays paused" status_is postmigrate
+monitor quit >/dev/null
+wait_until 20 sh -c '! pgrep -f "qemu-system-x86_64 -L" >/dev/null'
+dd if=/dev/urandom of=$qimg bs=1M count=32 conv=notrunc 2>/dev/null
+check "real QEMU: its memory was scribbled over" test "$(md5sum <$qimg | cut -d' ' -f1)" != "$want"
+qemu -S -incoming defer
+check "real QEMU: restored from the base and its increments" \
+	tagmem vm restore qv /cp/qv.0 /cp/qv.1 /cp/qv.2 --qmp /tmp/qv.qmp --paused
+eq "real QEMU: its memory is the checkpoint's, byte for byte" "$(md5sum <$qimg | cut -d' ' -f1)" "$want"
+check "real QEMU: --paused left it paused" status_is paused
+monitor cont >/dev/null
+check "real QEMU: it runs on" status_is running
+monitor quit >/dev/null
+grep -q 'Killed\|Segmentation' /tmp/brokerd.log && bad "brokerd died" "$(tail -n 5 /tmp/brokerd.log)"
 exit $CHECKS_FAILED
 GUEST
-run_guest "$G/checks.sh" 380 "${args[@]}"
+# 1 GiB: the initramfs holds a QEMU and its libraries, and the nested VM runs beside brokerd
+run_guest "$G/checks.sh" 380 "${args[@]}" -m 1G,slots=8,maxmem=4G
+grep -q 'TAGMEM-CHECK ok real QEMU: it runs on' "$G/report" || fail "the nested QEMU part did not run"

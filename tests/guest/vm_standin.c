@@ -9,6 +9,10 @@
  * how many write rounds it has done, so a restore shows which checkpoint it came from.
  *
  *   vm_standin QMP_SOCKET [--incoming] ID=FILE...   (each FILE a file or /dev/daxX.Y)
+ *   vm_standin --ask QMP_SOCKET COMMAND              a QMP client (the guest has none): one
+ *                                                    command without arguments to any QMP
+ *                                                    server (a real QEMU's second monitor),
+ *                                                    its reply on standard output
  * Commands on standard input, one a line, answered on standard output:
  *   write SEED PERMILLE   write the pages chosen by SEED (each with odds PERMILLE/1000) with
  *                         content from SEED → "done write SEED PAGES"
@@ -316,6 +320,47 @@ static int map_backing(const char *arg)
 	return 0;
 }
 
+/* --ask: greeting, capabilities, the command; the reply line (events skipped). */
+static int ask(const char *path, const char *command)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	static char buf[1 << 16];
+	char cmd[256];
+	size_t len = 0;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), sent = 0;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		perror("vm_standin: connect");
+		return 1;
+	}
+	for (;;) {
+		ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
+		char *nl;
+
+		if (n <= 0)
+			return 1;
+		len += (size_t)n;
+		buf[len] = 0;
+		while ((nl = strchr(buf, '\n'))) {
+			*nl = 0;
+			if (strstr(buf, "\"return\"") || strstr(buf, "\"error\"") || strstr(buf, "\"QMP\"")) {
+				if (sent == 2) {
+					printf("%s\n", buf);
+					return strstr(buf, "\"error\"") ? 1 : 0;
+				}
+				snprintf(cmd, sizeof(cmd), "{\"execute\": \"%s\"}\n",
+					 sent ? command : "qmp_capabilities");
+				if (write(fd, cmd, strlen(cmd)) < 0)
+					return 1;
+				sent++;
+			}
+			len -= (size_t)(nl + 1 - buf);
+			memmove(buf, nl + 1, len + 1);
+		}
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -323,6 +368,8 @@ int main(int argc, char **argv)
 	size_t len = 0, llen = 0;
 	int ls, c = -1, a = 2;
 
+	if (argc == 4 && !strcmp(argv[1], "--ask"))
+		return ask(argv[2], argv[3]);
 	if (argc < 3 || strlen(argv[1]) >= sizeof(sa.sun_path)) {
 		fprintf(stderr, "usage: vm_standin QMP_SOCKET [--incoming] ID=FILE...\n");
 		return 2;
