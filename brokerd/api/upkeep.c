@@ -4,6 +4,7 @@
  * timer, and reacting to memory pressure (PSI). Decisions only; the page-cache work itself
  * runs on the data-plane workers (dataplane.h).
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -206,11 +207,22 @@ static void work_done(struct dp_request *d)
 	}
 	gen = note_lost_writes(api, d);
 	api_metrics_work_done(api, d);
-	if (w->ans.peer != ANSWER_NOBODY)
+	if (w->ans.peer != ANSWER_NOBODY) {
 		answer_done(api, d, gen);
-	else if (d->error < 0)
+	} else if (d->error == -ENOSYS) {
+		/* a kernel before cachestat (Linux 6.5): the same for every image at every tick,
+		 * so said once */
+		static bool said;
+
+		if (!said)
+			log_warn("This kernel has no cachestat (Linux 6.5 or later): brokerd cannot "
+				 "count the images' resident pages, so their resident budgets are not "
+				 "enforced (%s)", d->errmsg);
+		said = true;
+	} else if (d->error < 0) {
 		log_warn("Image %s: %s eviction: %s", w->tag_str,
 			 d->kind == DP_MAINTAIN ? "budget" : w->reason, d->errmsg);
+	}
 	if (d->kind == DP_EVICT && w->ans.peer == ANSWER_NOBODY) {
 		struct tag *e = entry_of(api, d);
 
