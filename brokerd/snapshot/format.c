@@ -87,19 +87,26 @@ void snap_header_build(const struct snap_header *h, uint8_t *buf)
 	put64(buf + H_CHECKSUM, fletcher64(buf, SNAP_HEADER_SIZE));
 }
 
-int snap_header_parse(const uint8_t *buf, size_t len, struct snap_header *ret)
+bool snap_header_envelope_ok(const uint8_t *buf, size_t len, const char *magic,
+			     uint32_t version)
 {
 	uint8_t copy[SNAP_HEADER_SIZE];
+
+	if (len < SNAP_HEADER_SIZE || memcmp(buf + H_MAGIC, magic, 8) ||
+	    get32(buf + H_VERSION) != version || get32(buf + H_SIZE) != SNAP_HEADER_SIZE ||
+	    get32(buf + H_FLAGS) != 0)
+		return false;
+	memcpy(copy, buf, SNAP_HEADER_SIZE);
+	memset(copy + H_CHECKSUM, 0, 8);
+	return get64(buf + H_CHECKSUM) == fletcher64(copy, SNAP_HEADER_SIZE);
+}
+
+int snap_header_parse(const uint8_t *buf, size_t len, struct snap_header *ret)
+{
 	struct snap_header h = { 0 };
 	uint64_t end = SNAP_HEADER_SIZE;
 
-	if (len < SNAP_HEADER_SIZE || memcmp(buf + H_MAGIC, SNAP_MAGIC, 8) ||
-	    get32(buf + H_VERSION) != SNAP_VERSION || get32(buf + H_SIZE) != SNAP_HEADER_SIZE ||
-	    get32(buf + H_FLAGS) != 0)
-		return -EBADMSG;
-	memcpy(copy, buf, SNAP_HEADER_SIZE);
-	memset(copy + H_CHECKSUM, 0, 8);
-	if (get64(buf + H_CHECKSUM) != fletcher64(copy, SNAP_HEADER_SIZE))
+	if (!snap_header_envelope_ok(buf, len, SNAP_MAGIC, SNAP_VERSION))
 		return -EBADMSG;
 	h.nentries = get32(buf + H_N);
 	if (h.nentries > SNAP_MAX_ENTRIES || memchr(buf + H_VM, 0, 64) == NULL)

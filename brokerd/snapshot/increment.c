@@ -75,16 +75,10 @@ void snap_inc_header_build(const struct snap_inc_header *h, uint8_t *buf)
 
 int snap_inc_header_parse(const uint8_t *buf, size_t len, struct snap_inc_header *ret)
 {
-	uint8_t copy[SNAP_HEADER_SIZE];
 	struct snap_inc_header h = { 0 }, want;
 
-	if (len < SNAP_HEADER_SIZE || memcmp(buf + I_MAGIC, SNAP_INC_MAGIC, 8) ||
-	    get32(buf + I_VERSION) != SNAP_INC_VERSION || get32(buf + I_SIZE) != SNAP_HEADER_SIZE ||
-	    get32(buf + I_FLAGS) != 0)
-		return -EBADMSG;
-	memcpy(copy, buf, SNAP_HEADER_SIZE);
-	memset(copy + I_CHECKSUM, 0, 8);
-	if (get64(buf + I_CHECKSUM) != fletcher64(copy, SNAP_HEADER_SIZE))
+	/* the same first 24 bytes and checksum as a save file's header */
+	if (!snap_header_envelope_ok(buf, len, SNAP_INC_MAGIC, SNAP_INC_VERSION))
 		return -EBADMSG;
 	h.nentries = get32(buf + I_N);
 	if (!h.nentries || h.nentries > SNAP_MAX_ENTRIES || memchr(buf + I_VM, 0, 64) == NULL)

@@ -243,6 +243,10 @@ struct snap_inc_header {
 	uint64_t devstate_offset, devstate_length, devstate_checksum;
 };
 
+/* A header's envelope, shared by saves and increments: magic, version, size, flags, and the
+ * fletcher64 at its end. */
+bool snap_header_envelope_ok(const uint8_t *buf, size_t len, const char *magic,
+			     uint32_t version);
 /* The checksum stored at the end of a header (base or increment): what children name. */
 uint64_t snap_header_digest(const uint8_t *buf);
 /* Lay out an increment of nranges ranges and data_length bytes of pages; the file's size. */
