@@ -49,9 +49,15 @@ copy_bin /usr/bin/daxctl
 copy_bin /lib/systemd/systemd-udevd
 copy_bin /usr/bin/udevadm
 copy_bin /usr/bin/jq
-# what one test needs beyond the rest (GUEST_BINS: host binaries; GUEST_MODULES: modules;
-# GUEST_FILES: other files, SRC=DEST each, such as a nested QEMU's firmware)
-for b in ${GUEST_BINS:-}; do copy_bin "$(command -v "$b")"; done
+# what one test needs beyond the rest (GUEST_BINS: host binaries, each at its own path or
+# SRC=DEST; GUEST_MODULES: modules; GUEST_FILES: other files, SRC=DEST each, such as a nested
+# QEMU's firmware). The guest mounts its own /tmp: nothing is copied there.
+for b in ${GUEST_BINS:-}; do
+	case $b in
+	*=*) copy_bin "${b%%=*}" "${b#*=}" ;;
+	*) copy_bin "$(command -v "$b")" ;;
+	esac
+done
 for f in ${GUEST_FILES:-}; do
 	mkdir -p "$root$(dirname "${f#*=}")"
 	cp -L "${f%%=*}" "$root${f#*=}"

@@ -19,7 +19,8 @@
 #     new QEMU with --paused: its memory is the checkpoint's, byte for byte, and it runs on.
 . "$(dirname "$0")/lib.sh"
 # unit/snapshot again in the guest: its harvest test then runs where soft-dirty works
-export GUEST_BINS="/usr/sbin/mkfs.ext4 $BUILD_DIR/tests/test_snapshot /usr/bin/qemu-system-x86_64"
+export GUEST_BINS="/usr/sbin/mkfs.ext4 $BUILD_DIR/tests/test_snapshot=/usr/bin/test_snapshot
+	/usr/bin/qemu-system-x86_64"
 # the nested QEMU's firmware, and Debian's QEMU loads its TCG as a module
 qmod=/usr/lib/x86_64-linux-gnu/qemu/accel-tcg-x86_64.so
 export GUEST_FILES="/usr/share/seabios/bios-256k.bin=/usr/share/tagmem-fw/bios-256k.bin $qmod=$qmod"
@@ -58,11 +59,11 @@ tagmem image create "$G/state/images/d.img" --size 32M --tag $D --layout devdax 
 mapfile -t args < <(tagmem qemu-args $S $D --vm guest)
 {
 	echo ". /checks-lib.sh"
-	echo "R=$R S=$S D=$D Q=$Q UNIT=$BUILD_DIR/tests/test_snapshot"
+	echo "R=$R S=$S D=$D Q=$Q"
 } >"$G/checks.sh"
 cat >>"$G/checks.sh" <<'GUEST'
 udevadm settle
-check "unit/snapshot, on a kernel with soft-dirty" env TAGMEM_EXPECT_SOFT_DIRTY=1 "$UNIT"
+check "unit/snapshot, on a kernel with soft-dirty" env TAGMEM_EXPECT_SOFT_DIRTY=1 test_snapshot
 mkfs.ext4 -q -F "$(readlink -f /dev/disk/by-tag/$S)"
 mkdir -p /cp /run/tagmem /var/lib/tagmem/images
 mount -t ext4 "$(readlink -f /dev/disk/by-tag/$S)" /cp
