@@ -413,10 +413,18 @@ static bool migrating(struct snap_job *j, struct qmp *q)
 	return false;
 }
 
+/* A killed save's device-state migration writes into a file: it ends by itself in moments,
+ * so recovery waits for it and cancels only one that has not ended after this long. (A
+ * cancel races QEMU's own cleanup of the descriptor; a later save once failed with EBADF
+ * after a recovery, which this is meant to avoid.) */
+#define RECOVER_CANCEL_MS 10000
+
 int snap_recover(struct qmp *q, struct snap_job *j)
 {
 	uint64_t deadline = now_usec() + MIGRATE_MS * 1000ull;
-	int r = step_qmp(&j->st, q, "migrate_cancel", NULL, -1, NULL); /* the killed save's, if any */
+	uint64_t cancel_at = now_usec() + RECOVER_CANCEL_MS * 1000ull;
+	bool cancelled = false;
+	int r = 0;
 
 	while (r == 0) {
 		_cleanup_json_ struct json_object *st = NULL;
@@ -428,6 +436,11 @@ int snap_recover(struct qmp *q, struct snap_job *j)
 			break;
 		status = json_object_object_get_ex(st, "status", &s) ? json_object_get_string(s) : "";
 		if (!strcmp(status, "finish-migrate") || migrating(j, q)) {
+			if (!cancelled && now_usec() > cancel_at) {
+				r = step_qmp(&j->st, q, "migrate_cancel", NULL, -1, NULL);
+				cancelled = true;
+				continue;
+			}
 			if (now_usec() > deadline)
 				return step_fail(&j->st, -ETIMEDOUT, "qemu_error", "the migration of VM %s did "
 					     "not end", j->vm);

@@ -150,8 +150,9 @@ struct snap_job {
  * errcode/errmsg set. */
 int snap_save(struct qmp *q, struct snap_job *j);
 int snap_restore(struct qmp *q, struct snap_job *j);
-/* A VM an earlier brokerd paused for a save and was killed before it let it run: any
- * migration still under way is cancelled, a paused VM continues, its mark goes. */
+/* A VM an earlier brokerd paused for a save and was killed before it let it run: a
+ * migration still under way is let finish (cancelled only if it does not), a paused VM
+ * continues, its mark goes. */
 int snap_recover(struct qmp *q, struct snap_job *j);
 /* checkpoint.c: a base (a full save) when j->chain cannot go on or j->full, else an
  * increment of the pages QEMU wrote since j->chain's last; j->chain says where it stands
