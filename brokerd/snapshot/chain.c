@@ -18,11 +18,6 @@
 #include "steps.h"
 #include "util.h"
 
-static uint64_t page_up(uint64_t v)
-{
-	return (v + 4095) & ~4095ull;
-}
-
 static int link_fail(struct snap_job *j, unsigned k, const char *fmt, const char *why)
 {
 	return step_fail(&j->st, -EBADMSG, "invalid_argument", "increment %u (%s) %s; nothing was "
@@ -33,7 +28,7 @@ static int link_fail(struct snap_job *j, unsigned k, const char *fmt, const char
 /* The link's range table, read, summed and validated: a new array, or NULL (job failed). */
 static struct snap_range *read_table(struct snap_job *j, unsigned k, struct chain_link *l)
 {
-	uint64_t tlen = page_up(l->h.nranges * SNAP_RANGE_BYTES);
+	uint64_t tlen = snap_page_up(l->h.nranges * SNAP_RANGE_BYTES);
 	struct snap_range *r = calloc(l->h.nranges ? l->h.nranges : 1, sizeof(*r));
 	uint8_t *buf = NULL;
 
@@ -77,7 +72,7 @@ static int check_header(struct snap_job *j, unsigned k, struct chain_link *l, ui
 	else if (l->h.sequence != k + 1 || l->h.parent != parent)
 		r = link_fail(j, k, "does not follow the file before it (its chain is another, or a "
 			      "link is missing or out of order)", NULL);
-	else if ((uint64_t)l->st.st_size < l->h.devstate_offset + page_up(l->h.devstate_length))
+	else if ((uint64_t)l->st.st_size < l->h.devstate_offset + snap_page_up(l->h.devstate_length))
 		r = link_fail(j, k, "is cut short", NULL);
 	else if (l->h.nentries != j->nb)
 		r = link_fail(j, k, "is of other backings than the VM's", NULL);
@@ -123,7 +118,7 @@ int chain_check(struct snap_job *j, uint64_t base_digest, struct chain_link *lin
 		c[0] = (struct snap_copy){ .src = l->fd, .src_off = l->h.data_offset, .dst = -1,
 					   .len = l->h.data_length };
 		c[1] = (struct snap_copy){ .src = l->fd, .src_off = l->h.devstate_offset, .dst = -1,
-					   .len = page_up(l->h.devstate_length) };
+					   .len = snap_page_up(l->h.devstate_length) };
 		r = snap_copy_run(c, 2, j->threads, NULL, j->st.errmsg, sizeof(j->st.errmsg));
 		if (r < 0)
 			return link_fail(j, k, "cannot be read", strerror(-r));

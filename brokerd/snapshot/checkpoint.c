@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -30,11 +29,6 @@
 #include "snapshot.h"
 #include "steps.h"
 #include "util.h"
-
-static uint64_t page_up(uint64_t v)
-{
-	return (v + 4095) & ~4095ull;
-}
 
 static int qemu_pid(struct snap_job *j, struct qmp *q, pid_t *ret)
 {
@@ -162,7 +156,6 @@ static int add_range(struct increment *inc, unsigned entry, uint32_t flags, uint
 static int harvest(struct snap_job *j, struct dirty_proc *p, struct increment *inc)
 {
 	uint64_t *bits[SNAP_MAX_ENTRIES] = { 0 };
-	uint8_t *map[SNAP_MAX_ENTRIES] = { 0 };
 	uint64_t t0 = now_usec(), data = 0;
 	int r = 0;
 
@@ -198,20 +191,10 @@ static int harvest(struct snap_job *j, struct dirty_proc *p, struct increment *i
 	}
 	for (unsigned i = 0; r == 0 && i < j->nb; i++) {
 		uint64_t words = (j->b[i].size / 4096 + 63) / 64;
-		struct stat st;
+		const uint8_t *map = j->b[i].map;
 
-		/* a file is read (a hole reads as zeros without being filled in, and a file
-		 * that shrank is an error, not a SIGBUS); device DAX has no read: mapped */
-		if (fstat(j->b[i].fd, &st) == 0 && S_ISCHR(st.st_mode)) {
-			map[i] = mmap(NULL, j->b[i].size, PROT_READ, MAP_SHARED, j->b[i].fd,
-				      (off_t)j->b[i].data_offset);
-			if (map[i] == MAP_FAILED) {
-				map[i] = NULL;
-				r = step_fail(&j->st, -errno, "io_error", "cannot map a backing of VM %s: "
-					      "%m", j->vm);
-				break;
-			}
-		}
+		/* a file is read (a hole reads as zeros without being filled in, and a file that
+		 * shrank is an error, not a SIGBUS); device DAX has no read: through its mapping */
 		/* a word of the bitmap at a time: most are zero at a low dirty rate */
 		for (uint64_t w = 0, left = 0, pg = 0; r == 0 && (left || w < words);) {
 			uint8_t *dst = inc->data + data;
@@ -225,8 +208,8 @@ static int harvest(struct snap_job *j, struct dirty_proc *p, struct increment *i
 			left &= left - 1;
 			/* copied first, then looked at where it is now (in cache): one read of the
 			 * VM's page; a zero page's copy is overwritten by the next */
-			if (map[i]) {
-				memcpy(dst, map[i] + pg * 4096, 4096);
+			if (map) {
+				memcpy(dst, map + pg * 4096, 4096);
 			} else if (pread(j->b[i].fd, dst, 4096, (off_t)(j->b[i].data_offset + pg * 4096)) !=
 				   4096) {
 				r = step_fail(&j->st, -EIO, "io_error", "cannot read page %llu of a backing "
@@ -248,26 +231,9 @@ static int harvest(struct snap_job *j, struct dirty_proc *p, struct increment *i
 	inc->h.data_length = data;
 	j->cp.capture_usec = now_usec() - t0;
 out:
-	for (unsigned i = 0; i < j->nb; i++) {
+	for (unsigned i = 0; i < j->nb; i++)
 		free(bits[i]);
-		if (map[i])
-			munmap(map[i], j->b[i].size);
-	}
 	return r;
-}
-
-static int pwrite_all(int fd, const void *buf, uint64_t len, uint64_t off)
-{
-	for (uint64_t done = 0; done < len;) {
-		ssize_t n = pwrite(fd, (const uint8_t *)buf + done, len - done, (off_t)(off + done));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		done += (uint64_t)n;
-	}
-	return 0;
 }
 
 /* The device state QEMU wrote into devfd, into memory, padded to whole pages. */
@@ -278,7 +244,7 @@ static int read_devstate(struct snap_job *j, int devfd, struct increment *inc)
 
 	if (fstat(devfd, &st) < 0)
 		return step_fail(&j->st, -errno, "io_error", "device state: %m");
-	len = page_up((uint64_t)st.st_size);
+	len = snap_page_up((uint64_t)st.st_size);
 	if (posix_memalign((void **)&inc->devstate, 4096, len ? len : 4096))
 		return step_fail(&j->st, -ENOMEM, "no_memory", "out of memory");
 	memset(inc->devstate, 0, len);
@@ -300,7 +266,7 @@ static int write_increment(struct snap_job *j, int fd, const char *tmp, struct i
 
 	h->nranges = inc->nranges;
 	size = snap_inc_layout(h);
-	tlen = page_up(h->nranges * SNAP_RANGE_BYTES);
+	tlen = snap_page_up(h->nranges * SNAP_RANGE_BYTES);
 	if (posix_memalign((void **)&inc->table, 4096, tlen ? tlen : 4096) ||
 	    posix_memalign((void **)&hdr, 4096, SNAP_HEADER_SIZE))
 		return step_fail(&j->st, -ENOMEM, "no_memory", "out of memory");
@@ -311,11 +277,11 @@ static int write_increment(struct snap_job *j, int fd, const char *tmp, struct i
 	snap_inc_header_build(h, hdr);
 	r = ftruncate(fd, (off_t)size) < 0 ? -errno : 0;
 	if (r == 0)
-		r = pwrite_all(fd, inc->table, tlen, h->ranges_offset);
+		r = snap_pwrite_all(fd, inc->table, tlen, h->ranges_offset);
 	if (r == 0)
-		r = pwrite_all(fd, inc->data, h->data_length, h->data_offset);
+		r = snap_pwrite_all(fd, inc->data, h->data_length, h->data_offset);
 	if (r == 0)
-		r = pwrite_all(fd, inc->devstate, page_up(h->devstate_length), h->devstate_offset);
+		r = snap_pwrite_all(fd, inc->devstate, snap_page_up(h->devstate_length), h->devstate_offset);
 	if (r < 0) {
 		free(hdr);
 		return step_fail(&j->st, r, r == -ENOSPC ? "no_space" : "io_error", "cannot write %s: "
@@ -335,6 +301,7 @@ static int increment(struct qmp *q, struct snap_job *j, pid_t pid)
 	struct dirty_proc p = { .procfd = -1, .pagemap = -1 };
 	char tmp[NAME_MAX + 1];
 	bool was_running = false, cleared = false;
+	const char *broken;
 	int fd = -1, devfd = -1, r;
 	uint64_t t0 = now_usec(), tp = 0;
 
@@ -343,11 +310,11 @@ static int increment(struct qmp *q, struct snap_job *j, pid_t pid)
 	tp = now_usec();
 	if (r == 0)
 		r = save_check_memory(j, q);
-	if (r == 0 && chain_broken(j, pid, true)) {
+	if (r == 0 && (broken = chain_broken(j, pid, true))) {
 		/* the backings QEMU has are not those of the base: the next one is a base */
 		j->chain.valid = false;
 		r = step_fail(&j->st, -ESTALE, "invalid_argument", "VM %s: %s; nothing was written, and "
-			      "its next checkpoint is a full one", j->vm, chain_broken(j, pid, true));
+			      "its next checkpoint is a full one", j->vm, broken);
 	}
 	if (r == 0 && (r = dirty_open(pid, &p)) < 0)
 		step_fail(&j->st, r, "internal", "cannot read VM %s's QEMU (pid %d): %s", j->vm,

@@ -62,7 +62,7 @@ static int full_pread(int fd, void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
-static int full_pwrite(int fd, const void *buf, size_t len, uint64_t off)
+int snap_pwrite_all(int fd, const void *buf, uint64_t len, uint64_t off)
 {
 	size_t done = 0;
 
@@ -72,6 +72,8 @@ static int full_pwrite(int fd, const void *buf, size_t len, uint64_t off)
 			continue;
 		if (n < 0)
 			return -errno;
+		if (n == 0)
+			return -EIO; /* no progress: never loop on it */
 		done += (size_t)n;
 	}
 	return 0;
@@ -111,7 +113,7 @@ static void *copier_main(void *arg)
 		if (k->c[r].dst_map)
 			memcpy(k->c[r].dst_map + k->c[r].dst_off + off, buf, len);
 		e = k->c[r].dst < 0 || k->c[r].dst_map ? 0 :
-			full_pwrite(k->c[r].dst, buf, len, k->c[r].dst_off + off);
+			snap_pwrite_all(k->c[r].dst, buf, len, k->c[r].dst_off + off);
 		if (e < 0) {
 			fail(k, e, "writing");
 			break;
@@ -169,7 +171,7 @@ int snap_backing_write(const struct snap_backing *b, const void *buf, uint64_t l
 		memcpy(b->map + off, buf, len);
 		return 0;
 	}
-	return full_pwrite(b->fd, buf, len, b->data_offset + off);
+	return snap_pwrite_all(b->fd, buf, len, b->data_offset + off);
 }
 
 int snap_backing_map(struct snap_backing *b)

@@ -31,17 +31,12 @@ enum {
 
 #define fletcher64 label_fletcher64
 
-static uint64_t page_up(uint64_t v)
-{
-	return (v + 4095) & ~4095ull;
-}
-
 uint64_t snap_inc_layout(struct snap_inc_header *h)
 {
 	h->ranges_offset = SNAP_HEADER_SIZE;
-	h->data_offset = h->ranges_offset + page_up(h->nranges * SNAP_RANGE_BYTES);
-	h->devstate_offset = h->data_offset + page_up(h->data_length);
-	return h->devstate_offset + page_up(h->devstate_length);
+	h->data_offset = h->ranges_offset + snap_page_up(h->nranges * SNAP_RANGE_BYTES);
+	h->devstate_offset = h->data_offset + snap_page_up(h->data_length);
+	return h->devstate_offset + snap_page_up(h->devstate_length);
 }
 
 void snap_inc_header_build(const struct snap_inc_header *h, uint8_t *buf)

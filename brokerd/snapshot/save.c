@@ -38,7 +38,7 @@
 /* The device state's bytes in the file: padded to whole blocks for O_DIRECT (and summed so). */
 static uint64_t devstate_span(const struct snap_header *h)
 {
-	return (h->devstate_length + 4095) & ~4095ull;
+	return snap_page_up(h->devstate_length);
 }
 
 /* Every RAM of the VM must be one of its tags: otherwise QEMU would have to copy it (and

@@ -37,6 +37,12 @@ struct qmp;
 #define SNAP_FILE_MAX (1ull << 52)    /* where any region may start */
 #define SNAP_CHUNK (8ull << 20)         /* the unit of copies, and of region checksums */
 
+/* v rounded up to whole 4 KiB pages: the unit of O_DIRECT and of an increment's parts. */
+static inline uint64_t snap_page_up(uint64_t v)
+{
+	return (v + 4095) & ~4095ull;
+}
+
 struct snap_entry {
 	tagmem_tag tag;
 	uint64_t size;           /* bytes of the tag's data */
@@ -291,6 +297,8 @@ struct snap_copy {
 };
 int snap_copy_run(struct snap_copy *c, size_t n, unsigned threads, _Atomic uint64_t *progress,
 		  char *errmsg, size_t errlen);
+/* All of buf at off in fd (pwrite until done; EINTR retried). 0 or -errno. */
+int snap_pwrite_all(int fd, const void *buf, uint64_t len, uint64_t off);
 /* len bytes at off in the backing's data (through its map when it has one). */
 int snap_backing_write(const struct snap_backing *b, const void *buf, uint64_t len, uint64_t off);
 /* Map a device DAX backing (b->map); nothing for one read and write reach. 0 or -errno. */
