@@ -1,4 +1,4 @@
-# Guest side of guest/crash-consistency (busybox sh), after a header that sets FS, OPS,
+# Guest side of test-crash-consistency.sh (busybox sh), after a header that sets FS, OPS,
 # SAMPLES and SEED. Run as the guest's check script it makes the filesystem over
 # dm-log-writes, runs brokerd and the workload there, then replays the log with log_replay,
 # which runs this same script again (LR_ENTRY set) at every crash point to check it.
