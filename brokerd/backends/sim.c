@@ -7,44 +7,11 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "sim.h"
+#include "sim_private.h"
 #include "util.h"
 
-struct sim_region {
-	bool sharable;
-	unsigned next_extent; /* extent ids grow: their order is the sequence order */
-	unsigned seed;        /* id of the seed dax device */
-	uint64_t high;        /* end of the highest extent: allocation continues from here */
-};
-
-/* The kernel knows its devices without reading sysfs; so does its emulation. */
-struct sim_dev {
-	unsigned region, id;
-	bool tagged;
-	tagmem_tag tag;          /* tagged: the tag it claimed */
-	unsigned extent;         /* untagged: the one extent it claimed */
-};
-
-struct sim {
-	struct sysfs *fs;
-	int rootfd;
-	int bytes_fd;               /* opts.bytes_dir, or -1 */
-	struct sim_options opts;
-	struct sim_region regions[SIM_REGIONS];
-	struct dcd_extent *extents; /* every extent in the tree, the allocation map */
-	size_t nextents, capextents;
-	struct sim_dev *devs;       /* devices that claimed a tag */
-	size_t ndevs, capdevs;
-	struct dcd_event *events;   /* queued trace records */
-	size_t nevents, capevents, headevent;
-	/* the Add Capacity chain being received (More set on each record so far) */
-	struct sim_dc_record chain[SIM_MAX_PENDING];
-	size_t nchain;
-	uint64_t chain_deadline_ms;
-};
-
 /* The first sequence number of a sharable group: the series changed it from 1 to 0. */
-static unsigned seq_base(const struct sim *sim)
+unsigned sim_seq_base(const struct sim *sim)
 {
 	return sim->opts.series == DCD_SERIES_V11 ? 0 : 1;
 }
@@ -189,7 +156,7 @@ static int add_dev_record(struct sim *sim, const struct sim_dev *d)
 	return 0;
 }
 
-static int add_extent_record(struct sim *sim, const struct dcd_extent *e)
+int sim_add_extent_record(struct sim *sim, const struct dcd_extent *e)
 {
 	struct sim_region *rg = &sim->regions[e->region];
 
@@ -241,7 +208,7 @@ static int load_tree(struct sim *sim)
 		struct dcd_extent *e = &snap.extents[i];
 		if (e->region >= SIM_REGIONS)
 			continue;
-		r = add_extent_record(sim, e);
+		r = sim_add_extent_record(sim, e);
 		if (e->id >= sim->regions[e->region].next_extent)
 			sim->regions[e->region].next_extent = e->id + 1;
 	}
@@ -332,8 +299,8 @@ uint64_t sim_region_size(struct sim *sim)
 
 /* ---- trace records ---- */
 
-static int queue_event(struct sim *sim, enum dcd_event_type type, const struct dcd_extent *e,
-		       unsigned seq)
+int sim_queue_event(struct sim *sim, enum dcd_event_type type, const struct dcd_extent *e,
+		    unsigned seq)
 {
 	struct dcd_event ev = {
 		.type = type, .region = e->region, .dpa_start = e->offset,
@@ -429,7 +396,7 @@ static int plan_allocation(struct sim *sim, unsigned region, uint64_t size,
 
 /* Build the extent in a hidden directory and rename it into place, so that a reader never
  * sees an extent without its offset, length or tag. */
-static int write_extent(struct sim *sim, const struct dcd_extent *e)
+int sim_write_extent(struct sim *sim, const struct dcd_extent *e)
 {
 	char tmp[128], dir[128], path[192], tagstr[TAGMEM_TAG_STRING_MAX];
 	int r;
@@ -463,7 +430,7 @@ static int write_extent(struct sim *sim, const struct dcd_extent *e)
 	return 0;
 }
 
-static bool tag_in_use(struct sim *sim, const tagmem_tag *tag)
+bool sim_tag_in_use(struct sim *sim, const tagmem_tag *tag)
 {
 	for (size_t i = 0; i < sim->nextents; i++)
 		if (sim->extents[i].tagged && !tagmem_tag_compare(&sim->extents[i].tag, tag))
@@ -479,157 +446,6 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static bool overlaps(const struct dcd_extent *a, const struct dcd_extent *b)
-{
-	return a->offset < b->offset + b->length && b->offset < a->offset + a->length;
-}
-
-static bool rec_overlaps(const struct sim_dc_record *a, const struct sim_dc_record *b)
-{
-	return a->offset < b->offset + b->length && b->offset < a->offset + a->length;
-}
-
-static int cmp_rec_seq(const void *a, const void *b)
-{
-	const struct sim_dc_record *x = *(const struct sim_dc_record *const *)a;
-	const struct sim_dc_record *y = *(const struct sim_dc_record *const *)b;
-
-	return x->seq < y->seq ? -1 : x->seq > y->seq;
-}
-
-/*
- * The kernel's checks of one group before it is added (v11 cxl_validate_group() and
- * cxl_add_extent()), on g[] in sequence order once it returns 0: aligned, in one region and
- * inside it, over no extent of the host or of the group, a tag not already on the host, and
- * on a sharable region a tag and dense sequence numbers.
- */
-static int check_group(struct sim *sim, const struct sim_dc_record **g, size_t n)
-{
-	unsigned region = g[0]->region;
-	struct sim_region *rg;
-	bool sharable;
-
-	if (region >= SIM_REGIONS)
-		return -ENXIO;
-	rg = &sim->regions[region];
-	sharable = rg->sharable;
-	for (size_t i = 0; i < n; i++) {
-		if (!g[i]->length || g[i]->offset % DCD_ALIGN || g[i]->length % DCD_ALIGN)
-			return -EINVAL;
-		if (g[i]->region != region) /* one group, one partition */
-			return -EINVAL;
-		if (g[i]->offset > sim->opts.region_size ||
-		    g[i]->length > sim->opts.region_size - g[i]->offset)
-			return -ENXIO;
-	}
-	if (sharable && !g[0]->tagged) /* other hosts find shared capacity only by its tag */
-		return -EINVAL;
-	if (g[0]->tagged && tag_in_use(sim, &g[0]->tag))
-		return -EEXIST;
-	if (sharable) {
-		qsort(g, n, sizeof(*g), cmp_rec_seq);
-		for (size_t i = 0; i < n; i++)
-			if (g[i]->seq != seq_base(sim) + i)
-				return -EINVAL; /* a gap, a duplicate, or the wrong base */
-	}
-	for (size_t i = 0; i < n; i++) {
-		for (size_t j = 0; j < i; j++)
-			if (rec_overlaps(g[i], g[j]))
-				return -ENXIO;
-		/* above everything handed out so far: nothing to compare with */
-		if (g[i]->offset >= rg->high)
-			continue;
-		for (size_t j = 0; j < sim->nextents; j++) {
-			struct dcd_extent e = { .offset = g[i]->offset, .length = g[i]->length };
-
-			if (sim->extents[j].region == region && overlaps(&e, &sim->extents[j]))
-				return -ENXIO;
-		}
-	}
-	return 0;
-}
-
-/* Add a checked group: its extents appear in sequence order (ids grow with it). */
-static int add_group(struct sim *sim, const struct sim_dc_record **g, size_t n)
-{
-	int r = 0;
-
-	for (size_t i = 0; i < n && r >= 0; i++) {
-		struct sim_region *rg = &sim->regions[g[i]->region];
-		struct dcd_extent e = { .region = g[i]->region, .offset = g[i]->offset,
-					.length = g[i]->length, .tagged = g[i]->tagged,
-					.tag = g[i]->tag };
-
-		e.id = rg->next_extent++;
-		r = write_extent(sim, &e);
-		if (r >= 0)
-			r = add_extent_record(sim, &e);
-		if (r >= 0)
-			r = queue_event(sim, DCD_EVENT_ADD, &e, rg->sharable ? g[i]->seq : 0);
-	}
-	return r;
-}
-
-/* The chain closed: each group added whole or refused whole. */
-static int close_chain(struct sim *sim, struct sim_chain_result *res)
-{
-	const struct sim_dc_record *g[SIM_MAX_PENDING];
-	bool taken[SIM_MAX_PENDING] = { false };
-	int r = 0;
-
-	*res = (struct sim_chain_result){ 0 };
-	for (size_t i = 0; i < sim->nchain && r >= 0; i++) {
-		size_t n = 0;
-		int c;
-
-		if (taken[i])
-			continue;
-		/* one tag, one group; untagged extents are independent allocations */
-		for (size_t j = i; j < sim->nchain; j++)
-			if (j == i || (sim->chain[i].tagged && sim->chain[j].tagged &&
-				       !tagmem_tag_compare(&sim->chain[i].tag, &sim->chain[j].tag))) {
-				taken[j] = true;
-				g[n++] = &sim->chain[j];
-			}
-		c = check_group(sim, g, n);
-		if (c < 0) {
-			if (!res->refused++)
-				res->error = c;
-			continue;
-		}
-		r = add_group(sim, g, n);
-		if (r >= 0)
-			res->accepted++;
-	}
-	sim->nchain = 0;
-	return r < 0 ? r : 1;
-}
-
-int sim_dc_add_record(struct sim *sim, const struct sim_dc_record *rec, uint64_t now,
-		      struct sim_chain_result *ret)
-{
-	sim_dc_tick(sim, now);
-	if (sim->nchain >= SIM_MAX_PENDING) {
-		/* a device that never closes its chain: dropped whole, as the kernel does */
-		sim->nchain = 0;
-		return -ENOSPC;
-	}
-	sim->chain[sim->nchain++] = *rec;
-	if (rec->more) {
-		sim->chain_deadline_ms = now + SIM_CHAIN_TIMEOUT_MS;
-		return 0;
-	}
-	return close_chain(sim, ret);
-}
-
-int sim_dc_tick(struct sim *sim, uint64_t now)
-{
-	if (!sim->nchain || now < sim->chain_deadline_ms)
-		return 0;
-	sim->nchain = 0;
-	return 1;
-}
-
 /* What a fabric manager's device sends for one allocation: one chain, one group. */
 static int send_allocation(struct sim *sim, unsigned region, const tagmem_tag *tag,
 			   const struct dcd_extent *chunks, size_t n)
@@ -643,7 +459,7 @@ static int send_allocation(struct sim *sim, unsigned region, const tagmem_tag *t
 	for (size_t i = 0; i < n && r == 0; i++) {
 		struct sim_dc_record rec = {
 			.region = region, .offset = chunks[i].offset, .length = chunks[i].length,
-			.tagged = tag != NULL, .seq = seq_base(sim) + (unsigned)i, .more = i + 1 < n,
+			.tagged = tag != NULL, .seq = sim_seq_base(sim) + (unsigned)i, .more = i + 1 < n,
 		};
 
 		if (tag)
@@ -670,7 +486,7 @@ int sim_fm_add(struct sim *sim, uint64_t size, const tagmem_tag *tag, bool share
 		return -EINVAL;
 	if (shared && !tag) /* other hosts find shared capacity only by its tag */
 		return -EINVAL;
-	if (tag && (tagmem_tag_is_null(tag) || tag_in_use(sim, tag)))
+	if (tag && (tagmem_tag_is_null(tag) || sim_tag_in_use(sim, tag)))
 		return -EEXIST;
 	r = plan_allocation(sim, region, size, &chunks, &n);
 	if (r < 0)
@@ -796,7 +612,7 @@ int sim_fm_release(struct sim *sim, const tagmem_tag *tag)
 		struct dcd_extent *e = &sim->extents[i];
 		if (e->tagged && !tagmem_tag_compare(&e->tag, tag)) {
 			found = true;
-			r = queue_event(sim, DCD_EVENT_RELEASE, e, 0);
+			r = sim_queue_event(sim, DCD_EVENT_RELEASE, e, 0);
 			if (r < 0)
 				return r;
 		}
