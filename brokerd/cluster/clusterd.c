@@ -98,6 +98,23 @@ static int brokerd_connect(struct agent *a)
 	return 0;
 }
 
+/* Read what brokerd sent: any event means the list may have changed. */
+static void drain_events(struct agent *a)
+{
+	struct json_object *ev = NULL;
+	int r;
+
+	while ((r = tagmem_client_next_event(a->brokerd, 0, &ev)) == 0) {
+		json_object_put(ev);
+		a->dirty = true;
+	}
+	if (r != -ETIMEDOUT) {
+		log_warn("Lost brokerd (%s); reconnecting", strerror(-r));
+		tagmem_client_unref(a->brokerd);
+		a->brokerd = NULL;
+	}
+}
+
 /* brokerd's list now, and publish it. */
 static int publish(struct agent *a)
 {
@@ -129,28 +146,16 @@ static int publish(struct agent *a)
 		log_info("etcd answers again: the directory is current");
 	a->etcd_down = false;
 	a->dirty = false;
+	/* Events that came in while the list call waited are parked in the client, and bytes
+	 * read with its reply sit in the client's buffer: poll() on the socket says nothing of
+	 * either, so an event right after the reply (a claim, say) would wait unseen for the
+	 * next one. Read them now: any one means another publish. */
+	drain_events(a);
 	/* a put under the lease does not renew it: the next keep-alive is due a third of the TTL
 	 * after the last renewal (or the grant a publish may just have made), however busy the
 	 * host is with changes */
 	a->next_keepalive = directory_renewed_at(a->dir) + (uint64_t)a->ttl * 1000000u / 3;
 	return 0;
-}
-
-/* Read what brokerd sent: any event means the list may have changed. */
-static void drain_events(struct agent *a)
-{
-	struct json_object *ev = NULL;
-	int r;
-
-	while ((r = tagmem_client_next_event(a->brokerd, 0, &ev)) == 0) {
-		json_object_put(ev);
-		a->dirty = true;
-	}
-	if (r != -ETIMEDOUT) {
-		log_warn("Lost brokerd (%s); reconnecting", strerror(-r));
-		tagmem_client_unref(a->brokerd);
-		a->brokerd = NULL;
-	}
 }
 
 /* The claims are gone with the lease, or may be: tell their holders, before anyone else can

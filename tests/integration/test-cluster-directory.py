@@ -68,7 +68,13 @@ def body(top, etcd, fab_dir, h1, h2):
     fm("--size", "4M", "--tag", S, "--shared", "--host", "h1", "--host", "h2")
     wait_until("S on h1", lambda: "result" in Client(h1.sock).call("lookup", tag=S), 5)
     check("result" in Client(h1.sock).call("claim", tag=S, name="vm1"), "claim S on h1")
-    wait_until("both hosts publish S", lambda: len(where(etcd, S)) == 2, 5)
+    # h1 may publish S as ready (its rescan) a moment before the claim's update reaches etcd:
+    # wait for the claim's record, not for any record of both hosts
+    def published():
+        recs = {r["host"]: r for r in where(etcd, S)}
+        return len(recs) == 2 and recs["h1"].get("state") == "claimed"
+
+    wait_until("both hosts publish S, h1 as claimed", published, 5)
     recs = {r["host"]: r for r in where(etcd, S)}
     check(recs["h1"]["state"] == "claimed" and recs["h1"]["owner"]["name"] == "vm1",
           f"h1's record says who uses it: {recs['h1']}")
